@@ -1,0 +1,217 @@
+/**
+ * TF.js backend choice. Order for `auto`: WebGPU only on a real (non-fallback)
+ * adapter, then wasm (SIMD), then WebGL, then cpu. Each init has a timeout; a
+ * hang or failure falls through to the next with a note the UI shows.
+ *
+ * Workarounds, each seen on Chromium here:
+ * - Importing the webgpu backend registers it with the highest priority even
+ *   when no adapter exists, so we always call `tf.setBackend` explicitly and
+ *   decide with `navigator.gpu.requestAdapter()` first.
+ * - A software adapter (SwiftShader, `info.isFallbackAdapter`) is ~25× slower
+ *   than wasm, so `auto` skips it.
+ * - Threaded wasm hangs `setBackend` after minification, so threads are off
+ *   (https://github.com/tensorflow/tfjs/issues/7634 and friends).
+ * - The `.wasm` files must be served by the app and `setWasmPaths` called in
+ *   every worker.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-webgl';
+import '@tensorflow/tfjs-backend-webgpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { BackendInitError } from './errors';
+import type { BackendChoice, BackendInfo, BackendName } from './types';
+
+export const DEFAULT_BACKEND_TIMEOUT_MS = 15_000;
+const AUTO_ORDER: BackendName[] = ['webgpu', 'wasm', 'webgl', 'cpu'];
+
+let wasmPathSet: string | null = null;
+
+export function configureWasm(path: string): void {
+  if (wasmPathSet === path) return;
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  setWasmPaths(path);
+  wasmPathSet = path;
+}
+
+interface AdapterProbe {
+  available: boolean;
+  isFallback: boolean;
+  description: string;
+}
+
+type GPUAdapterInfoLike = {
+  vendor?: string;
+  architecture?: string;
+  device?: string;
+  description?: string;
+  isFallbackAdapter?: boolean;
+};
+
+function describeAdapterInfo(info: GPUAdapterInfoLike | undefined): string {
+  if (!info) return 'WebGPU adapter';
+  const parts = [info.vendor, info.architecture, info.device, info.description].filter((s): s is string => !!s);
+  return parts.length ? parts.join(' · ') : 'WebGPU adapter';
+}
+
+async function probeWebGPU(): Promise<AdapterProbe> {
+  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+  if (!gpu) return { available: false, isFallback: false, description: 'no navigator.gpu' };
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) return { available: false, isFallback: false, description: 'no WebGPU adapter' };
+  const info = (adapter as unknown as { info?: GPUAdapterInfoLike }).info;
+  const isFallback = !!(
+    info?.isFallbackAdapter ?? (adapter as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter
+  );
+  return { available: true, isFallback, description: describeAdapterInfo(info) };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} did not answer within ${Math.round(ms / 1000)} s`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** Describe the device behind the active backend. */
+export function describeActive(name: BackendName, webgpuDescription?: string): string {
+  switch (name) {
+    case 'webgpu': {
+      const b = tf.backend() as unknown as { adapterInfo?: { vendor?: string; architecture?: string } };
+      return webgpuDescription ?? describeAdapterInfo(b.adapterInfo);
+    }
+    case 'wasm': {
+      const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
+      return `WebAssembly${simd ? ' SIMD' : ''}, 1 thread`;
+    }
+    case 'webgl': {
+      try {
+        const gl = (tf.backend() as unknown as { gpgpu?: { gl?: WebGLRenderingContext } }).gpgpu?.gl;
+        const ext = gl?.getExtension('WEBGL_debug_renderer_info');
+        const r = ext && gl ? (gl.getParameter(ext.UNMASKED_RENDERER_WEBGL) as string) : gl?.getParameter(gl.RENDERER);
+        return `WebGL ${tf.env().getNumber('WEBGL_VERSION')}${r ? ' · ' + r : ''}`;
+      } catch {
+        return 'WebGL';
+      }
+    }
+    case 'cpu':
+      return 'JavaScript (TF.js cpu backend)';
+  }
+}
+
+/**
+ * A tiny op that must give the right number; catches backends that initialise but cannot compute.
+ * Read back with `data()`: WebGPU's `dataSync()` silently returns zeros in a worker.
+ */
+async function smokeTest(): Promise<void> {
+  const t = tf.tidy(() => tf.sum(tf.matMul(tf.ones([2, 2]), tf.ones([2, 2]))));
+  const v = (await t.data())[0];
+  t.dispose();
+  if (v !== 8) throw new Error(`smoke test gave ${v}, expected 8`);
+}
+
+/**
+ * Initialise one backend, or throw. Re-registers a backend that was removed after a failure or a
+ * lost device, so a retry starts from a fresh device.
+ */
+async function tryBackend(name: BackendName, timeoutMs: number): Promise<void> {
+  const ok = await withTimeout(tf.setBackend(name), timeoutMs, `The ${name} backend`);
+  if (!ok) throw new Error(`tf.setBackend('${name}') returned false`);
+  await tf.ready();
+  await smokeTest();
+}
+
+export interface ChooseOptions {
+  requested: BackendChoice;
+  timeoutMs?: number;
+  /** Backends to leave out (e.g. one whose device was just lost). */
+  exclude?: BackendName[];
+}
+
+/** Choose and initialise a backend; returns what is active and the notes gathered on the way. */
+export async function chooseBackend(opts: ChooseOptions): Promise<BackendInfo> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_BACKEND_TIMEOUT_MS;
+  const notes: string[] = [];
+  const exclude = new Set(opts.exclude ?? []);
+  const order: BackendName[] =
+    opts.requested === 'auto' ? AUTO_ORDER : [opts.requested, ...AUTO_ORDER.filter((b) => b !== opts.requested)];
+  let webgpuDescription: string | undefined;
+  let webgpuFallback = false;
+
+  for (const name of order) {
+    if (exclude.has(name)) continue;
+    if (!tf.findBackendFactory(name)) {
+      notes.push(`${name}: not available in this browser`);
+      continue;
+    }
+    if (name === 'webgpu') {
+      let probe: AdapterProbe;
+      try {
+        probe = await withTimeout(probeWebGPU(), timeoutMs, 'navigator.gpu.requestAdapter()');
+      } catch (e) {
+        notes.push(`webgpu: ${(e as Error).message}`);
+        continue;
+      }
+      if (!probe.available) {
+        if (opts.requested === 'webgpu') notes.push(`webgpu: ${probe.description}`);
+        continue;
+      }
+      webgpuDescription = probe.description;
+      webgpuFallback = probe.isFallback;
+      if (probe.isFallback && opts.requested === 'auto') {
+        notes.push(`webgpu: skipped the software adapter (${probe.description}); wasm is faster here`);
+        continue;
+      }
+    }
+    try {
+      await tryBackend(name, timeoutMs);
+    } catch (e) {
+      notes.push(`${name}: failed to start (${(e as Error).message})`);
+      continue;
+    }
+    if (opts.requested !== 'auto' && name !== opts.requested) {
+      notes.unshift(`${opts.requested} could not start; using ${name} instead`);
+    }
+    return {
+      name,
+      requested: opts.requested,
+      adapter: describeActive(name, name === 'webgpu' ? webgpuDescription : undefined),
+      isFallbackAdapter: name === 'webgpu' && webgpuFallback,
+      notes,
+    };
+  }
+  throw new BackendInitError(
+    `No TF.js backend could start (${notes.join('; ')}). Try a current Chrome, Edge or Firefox, or reload the page.`,
+  );
+}
+
+/** The WebGPU device of the active backend, if it is WebGPU. */
+export function activeWebGPUDevice(): GPUDevice | null {
+  if (tf.getBackend() !== 'webgpu') return null;
+  return (tf.backend() as unknown as { device?: GPUDevice }).device ?? null;
+}
+
+/**
+ * Forget a backend whose device was lost, so that a later `setBackend` builds a
+ * fresh one from the registered factory.
+ */
+export function resetBackend(name: BackendName): void {
+  const factory = tf.findBackendFactory(name);
+  if (!factory) return;
+  try {
+    tf.removeBackend(name);
+  } catch {
+    /* the backend may be half-initialised; removal is best effort */
+  }
+  tf.registerBackend(name, factory, name === 'webgpu' ? 3 : name === 'webgl' ? 2 : 1);
+}

@@ -1,0 +1,184 @@
+/**
+ * The engine: everything that touches TF.js, behind the `Engine` interface.
+ * No DOM access: it runs in the worker (`src/workers/engine.worker.ts`), in
+ * the main thread when no worker can start, and in Node under Vitest.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { activeWebGPUDevice, chooseBackend, configureWasm, resetBackend } from './backend';
+import { BackendInitError, DeviceLostError, EngineError, InvalidInputError } from './errors';
+import { JobRegistry } from './jobs';
+import type {
+  BackendChoice,
+  BackendInfo,
+  Engine,
+  EngineInitOptions,
+  EventCallback,
+  ProbeResult,
+  ProgressCallback,
+} from './types';
+import { isBackendChoice } from './types';
+
+/** A fixed computation touching matMul, softmax, exp/log and reductions; every backend must agree. */
+export async function probeComputation(): Promise<number[]> {
+  const out = tf.tidy(() => {
+    const a = tf.tensor2d(
+      Array.from({ length: 12 }, (_, i) => Math.sin(i + 1)),
+      [3, 4],
+    );
+    const b = tf.tensor2d(
+      Array.from({ length: 8 }, (_, i) => Math.cos(i * 0.7)),
+      [4, 2],
+    );
+    const m = tf.matMul(a, b); // [3, 2]
+    const s = tf.softmax(m); // rows sum to 1
+    const lse = tf.logSumExp(m, 1); // [3]
+    const t = tf.sum(tf.tanh(m));
+    return tf.concat([tf.reshape(m, [-1]), tf.reshape(s, [-1]), lse, tf.reshape(t, [1])]);
+  });
+  const values = Array.from(await out.data());
+  out.dispose();
+  return values;
+}
+
+function lostWithin(device: GPUDevice, ms: number): Promise<boolean> {
+  return Promise.race([device.lost.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+}
+
+export class LocalEngine implements Engine {
+  private info: BackendInfo | null = null;
+  private opts: EngineInitOptions | null = null;
+  private listeners: EventCallback[] = [];
+  private jobs = new JobRegistry();
+  private watchedDevice: GPUDevice | null = null;
+
+  async init(opts: EngineInitOptions): Promise<BackendInfo> {
+    if (!isBackendChoice(opts.backend)) throw new InvalidInputError(`Unknown backend "${String(opts.backend)}".`);
+    this.opts = opts;
+    configureWasm(opts.wasmPath);
+    return this.switchTo(opts.backend);
+  }
+
+  async setBackend(choice: BackendChoice): Promise<BackendInfo> {
+    if (!this.opts) throw new BackendInitError('The engine is not initialised yet; wait for it to start.');
+    if (!isBackendChoice(choice)) throw new InvalidInputError(`Unknown backend "${String(choice)}".`);
+    return this.switchTo(choice);
+  }
+
+  private async switchTo(choice: BackendChoice, exclude: BackendInfo['name'][] = []): Promise<BackendInfo> {
+    const info = await chooseBackend({ requested: choice, timeoutMs: this.opts?.backendTimeoutMs, exclude });
+    this.info = info;
+    this.watchDevice();
+    return info;
+  }
+
+  /** Watch the WebGPU device: when it is lost, fail running jobs and move to the next backend. */
+  private watchDevice(): void {
+    const device = activeWebGPUDevice();
+    if (!device || device === this.watchedDevice) return;
+    this.watchedDevice = device;
+    void device.lost.then(async (lost) => {
+      if (this.watchedDevice !== device) return; // a backend switch replaced it on purpose
+      this.watchedDevice = null;
+      const why = `The WebGPU device was lost (${lost.reason}${lost.message ? ': ' + lost.message : ''}).`;
+      this.jobs.failAll(why);
+      resetBackend('webgpu');
+      const requested = this.info?.requested ?? 'auto';
+      let next: BackendInfo;
+      try {
+        next = await this.switchTo(requested, ['webgpu']);
+      } catch (e) {
+        this.emit({ kind: 'device-lost', message: `${why} ${(e as Error).message}`, backend: this.info! });
+        return;
+      }
+      next.notes.unshift(`${why} Switched to ${next.name}.`);
+      this.emit({ kind: 'device-lost', message: `${why} Now running on ${next.name}.`, backend: next });
+    });
+  }
+
+  private emit(e: Parameters<EventCallback>[0]): void {
+    for (const cb of this.listeners) {
+      try {
+        cb(e);
+      } catch {
+        /* a listener that throws must not stop the others */
+      }
+    }
+  }
+
+  async ping(): Promise<'pong'> {
+    return 'pong';
+  }
+
+  async backendInfo(): Promise<BackendInfo | null> {
+    return this.info;
+  }
+
+  async onEvent(cb: EventCallback): Promise<void> {
+    this.listeners.push(cb);
+  }
+
+  async probe(): Promise<ProbeResult> {
+    this.requireInit();
+    const values = await probeComputation();
+    return { backend: this.info!.name, values };
+  }
+
+  async busyJob(jobId: string, steps: number, onProgress?: ProgressCallback): Promise<number> {
+    this.requireInit();
+    if (!Number.isInteger(steps) || steps < 1 || steps > 1_000_000) {
+      throw new InvalidInputError(`steps must be a whole number from 1 to 1,000,000 (got ${steps}).`);
+    }
+    return this.runJob(jobId, async (checkpoint) => {
+      let acc = 0;
+      for (let i = 0; i < steps; i++) {
+        await checkpoint();
+        const v = tf.tidy(() => tf.mean(tf.matMul(tf.ones([64, 64]), tf.ones([64, 64]))));
+        acc += (await v.data())[0];
+        v.dispose();
+        onProgress?.({ jobId, step: i + 1, total: steps });
+      }
+      return acc;
+    });
+  }
+
+  /**
+   * Run a job. When the WebGPU device dies under it, the job's own read-back usually fails
+   * first (an `AbortError` from `mapAsync`) before `device.lost` resolves; report it as the
+   * device loss it is.
+   */
+  private async runJob<T>(jobId: string, body: (checkpoint: () => Promise<void>) => Promise<T>): Promise<T> {
+    const device = activeWebGPUDevice();
+    try {
+      return await this.jobs.run(jobId, body);
+    } catch (e) {
+      if (device && !(e instanceof EngineError) && (await lostWithin(device, 500))) {
+        throw new DeviceLostError(`The WebGPU device was lost during job ${jobId}; start it again.`);
+      }
+      throw e;
+    }
+  }
+
+  async cancel(jobId: string): Promise<boolean> {
+    return this.jobs.cancel(jobId);
+  }
+
+  async debugLoseDevice(): Promise<boolean> {
+    const device = activeWebGPUDevice();
+    if (!device) return false;
+    device.destroy();
+    return true;
+  }
+
+  async memory(): Promise<{ numTensors: number; numBytes: number }> {
+    const m = tf.memory();
+    return { numTensors: m.numTensors, numBytes: m.numBytes };
+  }
+
+  private requireInit(): void {
+    if (!this.info) throw new BackendInitError('The engine is not initialised yet; wait for it to start.');
+  }
+}
+
+export function createEngine(): Engine {
+  return new LocalEngine();
+}

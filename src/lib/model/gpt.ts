@@ -1,0 +1,450 @@
+/**
+ * A GPT-2 style decoder-only transformer in TF.js.
+ *
+ * Follows:
+ *  - Radford et al. 2019, "Language Models are Unsupervised Multitask Learners" (GPT-2):
+ *    pre-LayerNorm blocks, a final LayerNorm, learned positions, GELU (tanh form),
+ *    residual projections initialised with std 0.02/sqrt(2·nLayer).
+ *  - Vaswani et al. 2017, "Attention Is All You Need": scaled dot-product, multi-head attention.
+ *  - karpathy/nanoGPT `model.py`: structure, init and naming of the config.
+ *
+ * Parameters are named and shaped as in Hugging Face `GPT2LMHeadModel`, so export and
+ * import map 1:1 (HF's Conv1D stores weights as [in, out], hence `x @ W` needs no transpose).
+ * The LM head is tied to the token embedding `wte`.
+ *
+ * Backend notes (TF.js 4.22, measured on the wasm backend):
+ *  - wasm has no kernel for the gradient of `gather`, so embeddings are `oneHot(idx) @ wte`.
+ *  - `matMul` with transposeA/transposeB is 10–30× slower than plain matMul on wasm, so the
+ *    tied head uses `transpose(wte)` once per forward and keys are transposed as 4-D tensors.
+ *  - `pow` is slow: GELU writes x³ as x·x·x.
+ *  - `@tensorflow/tfjs-core` alone registers no gradients. Whoever trains must import
+ *    '@tensorflow/tfjs-core/dist/register_all_gradients' once (bundlers, Vitest) or, in Node
+ *    scripts run by tsx (whose resolver cannot load that file), '@tensorflow/tfjs'.
+ *    `trainableVariables()` checks this and says so.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { GPTConfig } from './config';
+import { ModelLoadError } from './errors';
+import { Rng } from './rng';
+
+/** Added to attention scores of masked positions. Finite (not -Infinity) so a row with
+ *  every key masked gives a uniform softmax instead of NaN. */
+const MASK_VALUE = -1e9;
+
+export interface GPTOptions {
+  /** Seed of the weight init (default 0). */
+  seed?: number;
+  /** Whether the variables train (default true). A frozen reference model passes false. */
+  trainable?: boolean;
+  /** Prefix of the TF.js variable names, which must be unique per process (default: auto). */
+  namePrefix?: string;
+}
+
+export type ForwardOutput = {
+  /** [B, T, V] next-token logits. */
+  logits: tf.Tensor3D;
+  /** [B, T, C] last hidden state after ln_f (for reward and value heads). */
+  hidden?: tf.Tensor3D;
+};
+
+/**
+ * Key/value cache of one batch for incremental decoding. Rows may be left-padded:
+ * `padding[b]` leading columns of row b are padding, masked out as keys, and the
+ * row's positions count from its first real token.
+ */
+export class KVCache {
+  /** Per layer, keys already transposed: [B, nh, hs, L]. */
+  keysT: tf.Tensor4D[] = [];
+  /** Per layer, values: [B, nh, L, hs]. */
+  values: tf.Tensor4D[] = [];
+  /** Columns filled so far (padding included). */
+  length = 0;
+  constructor(
+    readonly batch: number,
+    readonly padding: number[],
+  ) {}
+  dispose(): void {
+    for (const t of [...this.keysT, ...this.values]) t.dispose();
+    this.keysT = [];
+    this.values = [];
+    this.length = 0;
+  }
+}
+
+let instanceCounter = 0;
+
+/** Swap the last two axes (2-D or 4-D only: 5-D transposes are slow on wasm). */
+function transposeLast2<T extends tf.Tensor>(x: T): T {
+  if (x.rank === 2) return tf.transpose(x) as T;
+  if (x.rank === 4) return tf.transpose(x, [0, 1, 3, 2]) as T;
+  throw new Error(`transposeLast2: rank ${x.rank} not supported`);
+}
+
+/**
+ * a @ b (2-D, or 4-D with equal batch dims) whose gradient uses explicit transposes and plain
+ * matMuls: TF.js's own gradient calls matMul with transposeA/transposeB, which is 10–20× slower
+ * on wasm (measured here: [1024,512]@[128,512]ᵀ 71 ms vs 6.5 ms via transpose + matMul).
+ */
+const matMul = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [a, b, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor, [sa, sb]: tf.Tensor[]) => [
+      tf.matMul(dy, transposeLast2(sb)),
+      tf.matMul(transposeLast2(sa), dy),
+    ],
+  };
+}) as <T extends tf.Tensor>(a: T, b: tf.Tensor) => T;
+
+/**
+ * Rows `ids` (int32 [N]) of w [V, C]. Forward is a gather; the gradient is oneHot(ids)ᵀ @ dy,
+ * because wasm has no kernel for gather's own gradient (UnsortedSegmentSum).
+ */
+function embed(ids: tf.Tensor1D, w: tf.Tensor2D): tf.Tensor2D {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [wIn, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    save([ids]);
+    return {
+      value: tf.gather(wIn, ids),
+      gradFunc: (dy: tf.Tensor, [saved]: tf.Tensor[]) =>
+        tf.matMul(tf.transpose(oneHotF32(saved as tf.Tensor1D, w.shape[0])), dy),
+    };
+  }) as (w: tf.Tensor2D) => tf.Tensor2D;
+  return f(w);
+}
+
+/**
+ * float32 one-hot. The wasm backend's OneHot kernel (TF.js 4.22) ignores dtype 'float32' and
+ * writes int32 bit patterns into a float buffer (1 reads as 1.4e-45, measured here), so build
+ * it as int32 and cast.
+ */
+function oneHotF32(indices: tf.Tensor1D, depth: number): tf.Tensor2D {
+  return tf.cast(tf.oneHot(indices, depth), 'float32') as tf.Tensor2D;
+}
+
+/** HF names and shapes of every parameter of a config, in a fixed order. */
+export function parameterShapes(config: GPTConfig): Map<string, number[]> {
+  const { vocabSize: V, blockSize: T, nEmbd: C, nLayer } = config;
+  const s = new Map<string, number[]>();
+  s.set('transformer.wte.weight', [V, C]);
+  s.set('transformer.wpe.weight', [T, C]);
+  for (let i = 0; i < nLayer; i++) {
+    const h = `transformer.h.${i}.`;
+    s.set(h + 'ln_1.weight', [C]);
+    s.set(h + 'ln_1.bias', [C]);
+    s.set(h + 'attn.c_attn.weight', [C, 3 * C]);
+    s.set(h + 'attn.c_attn.bias', [3 * C]);
+    s.set(h + 'attn.c_proj.weight', [C, C]);
+    s.set(h + 'attn.c_proj.bias', [C]);
+    s.set(h + 'ln_2.weight', [C]);
+    s.set(h + 'ln_2.bias', [C]);
+    s.set(h + 'mlp.c_fc.weight', [C, 4 * C]);
+    s.set(h + 'mlp.c_fc.bias', [4 * C]);
+    s.set(h + 'mlp.c_proj.weight', [4 * C, C]);
+    s.set(h + 'mlp.c_proj.bias', [C]);
+  }
+  s.set('transformer.ln_f.weight', [C]);
+  s.set('transformer.ln_f.bias', [C]);
+  return s;
+}
+
+function validateConfig(c: GPTConfig): void {
+  const ints: (keyof GPTConfig)[] = ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd'];
+  for (const k of ints) {
+    if (!Number.isInteger(c[k]) || c[k] <= 0)
+      throw new ModelLoadError(`GPT config: ${k} must be a positive integer, got ${c[k]}.`);
+  }
+  if (c.nEmbd % c.nHead !== 0)
+    throw new ModelLoadError(`GPT config: nEmbd (${c.nEmbd}) must be divisible by nHead (${c.nHead}).`);
+  if (!(c.layerNormEps > 0)) throw new ModelLoadError(`GPT config: layerNormEps must be > 0, got ${c.layerNormEps}.`);
+}
+
+export class GPT {
+  readonly config: GPTConfig;
+  readonly params = new Map<string, tf.Variable>();
+  private readonly trainable: boolean;
+  private readonly prefix: string;
+  /** [blockSize, blockSize] additive causal mask: 0 on and below the diagonal, MASK_VALUE above. */
+  private readonly causalBias: tf.Tensor2D;
+
+  constructor(config: GPTConfig, opts: GPTOptions = {}) {
+    validateConfig(config);
+    this.config = { ...config };
+    this.trainable = opts.trainable ?? true;
+    this.prefix = opts.namePrefix ?? `gpt${instanceCounter++}/`;
+    const { nLayer } = config;
+    const rng = new Rng(opts.seed ?? 0);
+    const residStd = 0.02 / Math.sqrt(2 * nLayer);
+    // GPT-2 init, numbers drawn in JS in the fixed order of parameterShapes().
+    for (const [name, shape] of parameterShapes(config)) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      let values: Float32Array;
+      if (name.endsWith('.bias')) values = new Float32Array(n);
+      else if (/ln_\d\.weight$|ln_f\.weight$/.test(name)) values = new Float32Array(n).fill(1);
+      else if (name.endsWith('c_proj.weight')) values = rng.normalArray(n, residStd);
+      else values = rng.normalArray(n, 0.02);
+      this.params.set(name, tf.variable(tf.tensor(values, shape, 'float32'), this.trainable, this.prefix + name));
+    }
+    const T = config.blockSize;
+    const mask = new Float32Array(T * T);
+    for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) mask[i * T + j] = MASK_VALUE;
+    this.causalBias = tf.tensor2d(mask, [T, T]);
+  }
+
+  /** Variables to train (none when frozen). Throws if TF.js gradients are not registered. */
+  trainableVariables(): tf.Variable[] {
+    if (!this.trainable) return [];
+    if (!tf.getGradient(tf.BatchMatMul)) {
+      throw new Error(
+        "TF.js gradients are not registered: import '@tensorflow/tfjs-core/dist/register_all_gradients' once at start-up (in Node scripts: import '@tensorflow/tfjs').",
+      );
+    }
+    return [...this.params.values()];
+  }
+
+  numParams(): number {
+    let n = 0;
+    for (const v of this.params.values()) n += v.size;
+    return n;
+  }
+
+  private p(name: string): tf.Variable {
+    const v = this.params.get(name);
+    if (!v) throw new Error(`GPT: missing parameter ${name}`);
+    return v;
+  }
+
+  /** LayerNorm over the last axis of x [N, C]. */
+  private layerNorm(x: tf.Tensor2D, name: string): tf.Tensor2D {
+    const mean = tf.mean(x, -1, true);
+    const xc = tf.sub(x, mean);
+    const variance = tf.mean(tf.mul(xc, xc), -1, true);
+    const xhat = tf.mul(xc, tf.rsqrt(tf.add(variance, this.config.layerNormEps)));
+    return tf.add(tf.mul(xhat, this.p(name + '.weight')), this.p(name + '.bias')) as tf.Tensor2D;
+  }
+
+  /** x [N, in] @ W [in, out] + b. */
+  private linear(x: tf.Tensor2D, name: string): tf.Tensor2D {
+    return tf.add(matMul(x, this.p(name + '.weight')), this.p(name + '.bias'));
+  }
+
+  /** GELU, tanh approximation (GPT-2 "gelu_new"). */
+  private gelu(x: tf.Tensor2D): tf.Tensor2D {
+    const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.mul(x, tf.mul(x, x)))));
+    return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+  }
+
+  /** [B·T, C] → [B, nh, T, hs] */
+  private splitHeads(x: tf.Tensor2D, B: number, T: number): tf.Tensor4D {
+    const { nHead, nEmbd } = this.config;
+    return tf.transpose(tf.reshape(x, [B, T, nHead, nEmbd / nHead]), [0, 2, 1, 3]);
+  }
+
+  /** [B·T, C] → [B, nh, hs, T] (keys transposed, one 4-D transpose, no transposeB matMul). */
+  private splitHeadsT(x: tf.Tensor2D, B: number, T: number): tf.Tensor4D {
+    const { nHead, nEmbd } = this.config;
+    return tf.transpose(tf.reshape(x, [B, T, nHead, nEmbd / nHead]), [0, 2, 3, 1]);
+  }
+
+  /**
+   * Attention of q [B, nh, t, hs] over kT [B, nh, hs, L], v [B, nh, L, hs] with an additive
+   * bias broadcastable to [B, nh, t, L]; returns the projected output [B·t, C].
+   */
+  private attend(q: tf.Tensor4D, kT: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor, layer: number): tf.Tensor2D {
+    const [B, , t] = q.shape;
+    const hs = this.config.nEmbd / this.config.nHead;
+    const scores = tf.add(tf.mul(matMul(q, kT), 1 / Math.sqrt(hs)), bias); // [B, nh, t, L]
+    const att = tf.softmax(scores, -1);
+    const y = matMul(att, v); // [B, nh, t, hs]
+    const merged = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * t, this.config.nEmbd]) as tf.Tensor2D; // [B·t, C]
+    return this.linear(merged, `transformer.h.${layer}.attn.c_proj`);
+  }
+
+  /** MLP: c_fc → GELU → c_proj on x [N, C]. */
+  private mlp(x: tf.Tensor2D, layer: number): tf.Tensor2D {
+    const h = `transformer.h.${layer}.mlp.`;
+    return this.linear(this.gelu(this.linear(x, h + 'c_fc')), h + 'c_proj');
+  }
+
+  /** Token embeddings of idx [B, T] as [B·T, C]. */
+  private embedTokens(idx: tf.Tensor2D): tf.Tensor2D {
+    const [B, T] = idx.shape;
+    return embed(tf.reshape(idx, [B * T]) as tf.Tensor1D, this.p('transformer.wte.weight') as tf.Tensor2D);
+  }
+
+  /** Final LayerNorm and tied LM head on x [B·T, C]: returns hidden [B·T, C] and logits [B·T, V]. */
+  private head(x: tf.Tensor2D): { hidden: tf.Tensor2D; logits: tf.Tensor2D } {
+    const hidden = this.layerNorm(x, 'transformer.ln_f');
+    const wteT = tf.transpose(this.p('transformer.wte.weight')); // [C, V], once per forward
+    return { hidden, logits: matMul(hidden, wteT) };
+  }
+
+  /** Full forward pass of idx (int32 [B, T], T ≤ blockSize). Trainable under tf.variableGrads. */
+  forward(idx: tf.Tensor2D, opts: { returnHidden?: boolean } = {}): ForwardOutput {
+    const [B, T] = idx.shape;
+    const { blockSize, nEmbd: C, vocabSize: V, nLayer } = this.config;
+    if (T > blockSize) throw new RangeError(`GPT.forward: sequence length ${T} exceeds blockSize ${blockSize}`);
+    return tf.tidy(() => {
+      const pos = tf.slice(this.p('transformer.wpe.weight'), [0, 0], [T, C]); // [T, C]
+      let x = tf.reshape(tf.add(tf.reshape(this.embedTokens(idx), [B, T, C]), pos), [B * T, C]) as tf.Tensor2D;
+      const bias = tf.slice(this.causalBias, [0, 0], [T, T]); // [T, T] broadcasts over [B, nh, T, T]
+      for (let l = 0; l < nLayer; l++) {
+        const h = `transformer.h.${l}.`;
+        const qkv = this.linear(this.layerNorm(x, h + 'ln_1'), h + 'attn.c_attn'); // [B·T, 3C]
+        const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        x = tf.add(
+          x,
+          this.attend(this.splitHeads(q, B, T), this.splitHeadsT(k, B, T), this.splitHeads(v, B, T), bias, l),
+        );
+        x = tf.add(x, this.mlp(this.layerNorm(x, h + 'ln_2'), l));
+      }
+      const { hidden, logits } = this.head(x);
+      const out: ForwardOutput = { logits: tf.reshape(logits, [B, T, V]) };
+      if (opts.returnHidden) out.hidden = tf.reshape(hidden, [B, T, C]);
+      return out;
+    });
+  }
+
+  /**
+   * Mean cross-entropy of next-token `targets` (int32 [B, T]) under the logits of `idx`,
+   * over positions where `mask` (float [B, T], 1 or 0) is 1; all positions without a mask.
+   */
+  loss(idx: tf.Tensor2D, targets: tf.Tensor2D, mask?: tf.Tensor2D): tf.Scalar {
+    return tf.tidy(() => {
+      const { logits } = this.forward(idx);
+      const nll = GPT.tokenNll(logits, targets); // [B, T]
+      if (!mask) return tf.mean(nll);
+      const m = tf.cast(mask, 'float32');
+      return tf.div(tf.sum(tf.mul(nll, m)), tf.maximum(tf.sum(m), 1));
+    });
+  }
+
+  /** log p(target) per position, from logits [B, T, V] and int32 targets [B, T]: returns [B, T]. */
+  static tokenLogprobs(logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const [B, T, V] = logits.shape;
+      const logp = tf.logSoftmax(tf.reshape(logits, [B * T, V])); // stable: x - logsumexp(x)
+      const picked = tf.sum(tf.mul(logp, oneHotF32(tf.reshape(targets, [B * T]) as tf.Tensor1D, V)), -1);
+      return tf.reshape(picked, [B, T]);
+    });
+  }
+
+  /** Negative log-likelihood per position [B, T]. */
+  static tokenNll(logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => tf.neg(GPT.tokenLogprobs(logits, targets)));
+  }
+
+  /** Empty KV cache for `batch` rows; `padding[b]` leading columns of row b will be padding. */
+  createCache(batch: number, padding?: number[]): KVCache {
+    const pad = padding ?? new Array<number>(batch).fill(0);
+    if (pad.length !== batch) throw new RangeError(`createCache: padding has ${pad.length} rows, batch is ${batch}`);
+    return new KVCache(batch, pad);
+  }
+
+  /**
+   * Feed new tokens idx (int32 [B, t]) after those already in `cache`; appends their keys and
+   * values and returns logits [B, t, V]. The cache may hold at most blockSize columns.
+   */
+  forwardCached(idx: tf.Tensor2D, cache: KVCache): tf.Tensor3D {
+    const [B, t] = idx.shape;
+    const { blockSize, nEmbd: C, vocabSize: V, nLayer } = this.config;
+    if (B !== cache.batch) throw new RangeError(`forwardCached: batch ${B} does not match cache batch ${cache.batch}`);
+    const P = cache.length;
+    const L = P + t;
+    if (L > blockSize)
+      throw new RangeError(
+        `forwardCached: cache would hold ${L} columns, more than blockSize ${blockSize}; crop and re-prefill`,
+      );
+    const newKeys: tf.Tensor4D[] = [];
+    const newValues: tf.Tensor4D[] = [];
+    const logits = tf.tidy(() => {
+      const anyPad = cache.padding.some((p) => p > 0);
+      // Positions of the new columns: column j of row b is position max(0, j - padding[b]).
+      let pos: tf.Tensor; // broadcastable to [B, t, C]
+      if (!anyPad) pos = tf.slice(this.p('transformer.wpe.weight'), [P, 0], [t, C]);
+      else {
+        const ids = new Int32Array(B * t);
+        for (let b = 0; b < B; b++) for (let j = 0; j < t; j++) ids[b * t + j] = Math.max(0, P + j - cache.padding[b]);
+        pos = tf.reshape(tf.gather(this.p('transformer.wpe.weight'), tf.tensor1d(ids, 'int32')), [B, t, C]);
+      }
+      let x = tf.reshape(tf.add(tf.reshape(this.embedTokens(idx), [B, t, C]), pos), [B * t, C]) as tf.Tensor2D;
+      // Causal part [t, L] (rows P..L-1 of the full mask) plus key padding [B, 1, 1, L].
+      let bias: tf.Tensor = tf.slice(this.causalBias, [P, 0], [t, L]);
+      if (anyPad) {
+        const padBias = new Float32Array(B * L);
+        for (let b = 0; b < B; b++) padBias.fill(MASK_VALUE, b * L, b * L + Math.min(cache.padding[b], L));
+        bias = tf.add(bias, tf.tensor4d(padBias, [B, 1, 1, L]));
+      }
+      for (let l = 0; l < nLayer; l++) {
+        const h = `transformer.h.${l}.`;
+        const qkv = this.linear(this.layerNorm(x, h + 'ln_1'), h + 'attn.c_attn');
+        const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        let kT = this.splitHeadsT(k, B, t); // [B, nh, hs, t]
+        let vv = this.splitHeads(v, B, t); // [B, nh, t, hs]
+        if (P > 0) {
+          kT = tf.concat([cache.keysT[l], kT], 3); // [B, nh, hs, L]
+          vv = tf.concat([cache.values[l], vv], 2); // [B, nh, L, hs]
+        }
+        newKeys.push(tf.keep(kT));
+        newValues.push(tf.keep(vv));
+        x = tf.add(x, this.attend(this.splitHeads(q, B, t), kT, vv, bias, l));
+        x = tf.add(x, this.mlp(this.layerNorm(x, h + 'ln_2'), l));
+      }
+      return tf.reshape(this.head(x).logits, [B, t, V]) as tf.Tensor3D;
+    });
+    for (const old of [...cache.keysT, ...cache.values]) old.dispose();
+    cache.keysT = newKeys;
+    cache.values = newValues;
+    cache.length = L;
+    return logits;
+  }
+
+  /**
+   * Replace all weights. Checks every name and shape (and that values are finite-sized)
+   * before touching any variable, so a failed load leaves the model as it was.
+   */
+  setWeights(map: Map<string, tf.Tensor>): void {
+    const expected = parameterShapes(this.config);
+    const missing = [...expected.keys()].filter((n) => !map.has(n));
+    const unknown = [...map.keys()].filter((n) => !expected.has(n));
+    if (missing.length || unknown.length) {
+      const parts: string[] = [];
+      if (missing.length)
+        parts.push(
+          `missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`,
+        );
+      if (unknown.length)
+        parts.push(
+          `unexpected ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ` and ${unknown.length - 5} more` : ''}`,
+        );
+      throw new ModelLoadError(
+        `Weights do not match this GPT config (${parts.join('; ')}). Check that config.json belongs to these weights.`,
+      );
+    }
+    for (const [name, shape] of expected) {
+      const t = map.get(name)!;
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+        throw new ModelLoadError(
+          `Weight ${name} has shape [${t.shape}], the config needs [${shape}]. Check that config.json belongs to these weights.`,
+        );
+      }
+      if (t.dtype !== 'float32') throw new ModelLoadError(`Weight ${name} has dtype ${t.dtype}, expected float32.`);
+    }
+    for (const [name, v] of this.params) v.assign(map.get(name)!);
+  }
+
+  /** Deep copy with its own variables (e.g. a frozen reference: clone({ trainable: false })). */
+  clone(opts: { trainable?: boolean; namePrefix?: string } = {}): GPT {
+    // seed is irrelevant: every value is overwritten; init of a small buffer is cheap enough.
+    const copy = new GPT(this.config, { trainable: opts.trainable ?? this.trainable, namePrefix: opts.namePrefix });
+    for (const [name, v] of this.params) copy.params.get(name)!.assign(v);
+    return copy;
+  }
+
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    this.params.clear();
+    this.causalBias.dispose();
+  }
+}

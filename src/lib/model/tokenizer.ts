@@ -1,0 +1,598 @@
+/**
+ * Byte-level BPE tokenizer, as in GPT-2 (Radford et al. 2019, openai/gpt-2
+ * `encoder.py`) and the Hugging Face `tokenizers` ByteLevel/BPE pipeline.
+ *
+ * - Text is split on the one special token `<|endoftext|>` first; each piece is
+ *   pre-tokenised with GPT-2's regex, each chunk ("word") is UTF-8 encoded and
+ *   every byte becomes one base symbol; merges are then applied by rank.
+ * - Ids: 0..255 are the 256 byte symbols IN BYTE ORDER (id b = byte b; its
+ *   vocab string is GPT-2's `bytes_to_unicode()[b]`, e.g. byte 0x20 → "Ġ").
+ *   Then one id per merge, in merge order (256 + rank). `<|endoftext|>` is last.
+ *   `fromJSON` also reads other layouts (e.g. GPT-2's own tokenizer.json): ids
+ *   are taken from the vocab, so only the vocab itself must be consistent.
+ * - The JSON layout is Hugging Face `tokenizers`' `tokenizer.json`.
+ *
+ * No DOM and no Node APIs: this runs in the engine worker and under Vitest.
+ */
+
+export const EOT_TOKEN = '<|endoftext|>';
+
+/** GPT-2 pre-tokenisation regex (openai/gpt-2 `encoder.py`), with the `u` flag. */
+const PRETOKENIZE_RE = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
+
+/** Words longer than this are not cached (they are rare and would bloat the cache). */
+const CACHE_MAX_WORD = 64;
+/** The word cache is cleared when it grows past this many entries. */
+const CACHE_MAX_ENTRIES = 100_000;
+
+export class TokenizerError extends Error {
+  override name = 'TokenizerError';
+}
+
+/** Hugging Face `tokenizers` JSON layout (the fields we write and read). */
+export interface HFTokenizerJSON {
+  version: string;
+  truncation: null;
+  padding: null;
+  added_tokens: HFAddedToken[];
+  normalizer: null;
+  pre_tokenizer: HFByteLevel;
+  post_processor: null;
+  decoder: HFByteLevel;
+  model: {
+    type: 'BPE';
+    dropout: null;
+    unk_token: null;
+    continuing_subword_prefix: null;
+    end_of_word_suffix: null;
+    fuse_unk: boolean;
+    byte_fallback: boolean;
+    ignore_merges: boolean;
+    vocab: Record<string, number>;
+    merges: string[];
+  };
+}
+
+export interface HFAddedToken {
+  id: number;
+  content: string;
+  single_word: boolean;
+  lstrip: boolean;
+  rstrip: boolean;
+  normalized: boolean;
+  special: boolean;
+}
+
+export interface HFByteLevel {
+  type: 'ByteLevel';
+  add_prefix_space: boolean;
+  trim_offsets: boolean;
+  use_regex: boolean;
+}
+
+// ---------------------------------------------------------------------------
+// GPT-2 bytes_to_unicode: printable bytes map to themselves, the others to
+// code points 256+n, so every byte has a visible, non-space character.
+
+function bytesToUnicode(): string[] {
+  const bs: number[] = [];
+  for (let b = 0x21; b <= 0x7e; b++) bs.push(b); // '!'..'~'
+  for (let b = 0xa1; b <= 0xac; b++) bs.push(b); // '¡'..'¬'
+  for (let b = 0xae; b <= 0xff; b++) bs.push(b); // '®'..'ÿ'
+  const table: string[] = new Array(256);
+  for (const b of bs) table[b] = String.fromCharCode(b);
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    if (table[b] === undefined) table[b] = String.fromCharCode(256 + n++);
+  }
+  return table;
+}
+
+/** `BYTE_TO_CHAR[b]` is the vocab character of byte b. */
+export const BYTE_TO_CHAR: readonly string[] = bytesToUnicode();
+const CHAR_TO_BYTE = new Map<string, number>(BYTE_TO_CHAR.map((c, b) => [c, b]));
+
+const textEncoder = new TextEncoder();
+const lenientDecoder = new TextDecoder('utf-8', { fatal: false });
+const strictDecoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Split text on `<|endoftext|>`: even indices are text, odd positions are the token. */
+function splitSpecial(text: string): string[] {
+  return text.split(EOT_TOKEN);
+}
+
+/** GPT-2 pre-tokenisation of a text without special tokens. */
+export function preTokenize(text: string): string[] {
+  return text.match(PRETOKENIZE_RE) ?? [];
+}
+
+function bytesToVocabString(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i++) s += BYTE_TO_CHAR[bytes[i]];
+  return s;
+}
+
+function vocabStringToBytes(token: string): Uint8Array | null {
+  const out: number[] = [];
+  for (const ch of token) {
+    const b = CHAR_TO_BYTE.get(ch);
+    if (b === undefined) return null;
+    out.push(b);
+  }
+  return Uint8Array.from(out);
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+// ---------------------------------------------------------------------------
+
+export class BpeTokenizer {
+  readonly vocabSize: number;
+  readonly eotId: number;
+  readonly eotToken: string = EOT_TOKEN;
+
+  /** Vocab strings by id (byte-level characters; the special token as itself). */
+  private readonly idToToken: string[];
+  /** Raw bytes of each id (the special token: its UTF-8). */
+  private readonly idToBytes: Uint8Array[];
+  /** Id of each single byte. */
+  private readonly byteToId: Int32Array;
+  /** Merges as [left id, right id] in rank order. */
+  private readonly merges: [number, number][];
+  /** pair key (left * vocabSize + right) → rank; the merged id is `mergeResult[rank]`. */
+  private readonly mergeRank = new Map<number, number>();
+  private readonly mergeResult: Int32Array;
+  private readonly cache = new Map<string, number[]>();
+
+  /**
+   * Build from a vocab (id → byte-level string, ids contiguous from 0) and
+   * merges as id pairs. Use `fromJSON` or `trainBpe` rather than this directly.
+   */
+  private constructor(idToToken: string[], eotId: number, merges: [number, number][]) {
+    this.idToToken = idToToken;
+    this.vocabSize = idToToken.length;
+    this.eotId = eotId;
+    this.merges = merges;
+    const tokenToId = new Map<string, number>();
+    idToToken.forEach((t, i) => tokenToId.set(t, i));
+
+    this.idToBytes = new Array(idToToken.length);
+    this.byteToId = new Int32Array(256).fill(-1);
+    for (let id = 0; id < idToToken.length; id++) {
+      if (id === eotId) {
+        this.idToBytes[id] = textEncoder.encode(EOT_TOKEN);
+        continue;
+      }
+      const bytes = vocabStringToBytes(idToToken[id]);
+      if (bytes === null || bytes.length === 0) {
+        throw new TokenizerError(
+          `vocab token ${JSON.stringify(idToToken[id])} (id ${id}) is not made of byte-level characters (GPT-2 bytes_to_unicode)`,
+        );
+      }
+      this.idToBytes[id] = bytes;
+      if (bytes.length === 1) this.byteToId[bytes[0]] = id;
+    }
+    for (let b = 0; b < 256; b++) {
+      if (this.byteToId[b] < 0) {
+        throw new TokenizerError(
+          `vocab lacks the byte-level token for byte 0x${b.toString(16).padStart(2, '0')} (${JSON.stringify(BYTE_TO_CHAR[b])}); a byte-level BPE vocab needs all 256`,
+        );
+      }
+    }
+    this.mergeResult = new Int32Array(merges.length);
+    merges.forEach(([l, r], rank) => {
+      const merged = tokenToId.get(idToToken[l] + idToToken[r]);
+      if (merged === undefined) {
+        throw new TokenizerError(
+          `merge #${rank} "${idToToken[l]} ${idToToken[r]}" produces "${idToToken[l] + idToToken[r]}", which is not in the vocab`,
+        );
+      }
+      const key = l * this.vocabSize + r;
+      if (!this.mergeRank.has(key)) this.mergeRank.set(key, rank);
+      this.mergeResult[rank] = merged;
+    });
+  }
+
+  /** Number of merges. */
+  get numMerges(): number {
+    return this.merges.length;
+  }
+
+  /** Build from the Hugging Face `tokenizer.json` layout; throws TokenizerError if malformed. */
+  static fromJSON(json: unknown): BpeTokenizer {
+    if (typeof json === 'string') {
+      try {
+        json = JSON.parse(json);
+      } catch (e) {
+        throw new TokenizerError(`tokenizer JSON does not parse: ${(e as Error).message}`);
+      }
+    }
+    if (!isRecord(json))
+      throw new TokenizerError('tokenizer JSON must be an object (Hugging Face tokenizer.json layout)');
+    const model = json.model;
+    if (!isRecord(model)) throw new TokenizerError('tokenizer JSON has no "model" object');
+    if (model.type !== undefined && model.type !== 'BPE') {
+      throw new TokenizerError(`tokenizer model type is ${JSON.stringify(model.type)}; only "BPE" is supported`);
+    }
+    const pre = json.pre_tokenizer;
+    if (isRecord(pre) && pre.type !== 'ByteLevel') {
+      throw new TokenizerError(`pre_tokenizer type is ${JSON.stringify(pre.type)}; only "ByteLevel" is supported`);
+    }
+    const vocab = model.vocab;
+    if (!isRecord(vocab)) throw new TokenizerError('tokenizer "model.vocab" must be an object mapping token → id');
+    const entries = Object.entries(vocab);
+    const idToToken: string[] = new Array(entries.length);
+    for (const [tok, id] of entries) {
+      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= entries.length) {
+        throw new TokenizerError(
+          `vocab id ${JSON.stringify(id)} of token ${JSON.stringify(tok)} is out of range: ids must be contiguous 0..${entries.length - 1}`,
+        );
+      }
+      if (idToToken[id] !== undefined) {
+        throw new TokenizerError(
+          `vocab id ${id} is used twice (${JSON.stringify(idToToken[id])} and ${JSON.stringify(tok)}): ids must be contiguous and unique`,
+        );
+      }
+      idToToken[id] = tok;
+    }
+
+    // The special token: from added_tokens if listed, else from the vocab.
+    let eotId = vocab[EOT_TOKEN] as number | undefined;
+    const added = json.added_tokens;
+    if (added !== undefined && added !== null) {
+      if (!Array.isArray(added)) throw new TokenizerError('"added_tokens" must be an array');
+      for (const a of added) {
+        if (!isRecord(a) || typeof a.content !== 'string' || typeof a.id !== 'number') {
+          throw new TokenizerError('each entry of "added_tokens" needs a string "content" and a number "id"');
+        }
+        if (a.content !== EOT_TOKEN) {
+          throw new TokenizerError(`added token ${JSON.stringify(a.content)} is not supported; only ${EOT_TOKEN} is`);
+        }
+        if (eotId !== undefined && eotId !== a.id) {
+          throw new TokenizerError(`${EOT_TOKEN} has id ${a.id} in added_tokens but ${eotId} in the vocab`);
+        }
+        eotId = a.id;
+      }
+    }
+    if (eotId === undefined || idToToken[eotId] !== EOT_TOKEN) {
+      throw new TokenizerError(`the vocab must contain ${EOT_TOKEN} (with the same id as in added_tokens)`);
+    }
+
+    const rawMerges = model.merges;
+    if (!Array.isArray(rawMerges)) throw new TokenizerError('tokenizer "model.merges" must be an array');
+    const tokenToId = new Map<string, number>();
+    idToToken.forEach((t, i) => tokenToId.set(t, i));
+    const merges: [number, number][] = rawMerges.map((m, rank) => {
+      let pair: unknown[];
+      if (typeof m === 'string') pair = m.split(' ');
+      else if (Array.isArray(m))
+        pair = m; // newer `tokenizers` write [left, right]
+      else throw new TokenizerError(`merge #${rank} is ${JSON.stringify(m)}; merges must be strings "left right"`);
+      if (pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
+        throw new TokenizerError(`merge #${rank} ${JSON.stringify(m)} must name exactly two tokens, as "left right"`);
+      }
+      const l = tokenToId.get(pair[0]);
+      const r = tokenToId.get(pair[1]);
+      if (l === undefined || r === undefined) {
+        const unknown = l === undefined ? pair[0] : pair[1];
+        throw new TokenizerError(
+          `merge #${rank} ${JSON.stringify(m)} names ${JSON.stringify(unknown)}, which is not in the vocab`,
+        );
+      }
+      return [l, r];
+    });
+    return new BpeTokenizer(idToToken, eotId, merges);
+  }
+
+  /** Hugging Face `tokenizers` layout; `fromJSON(toJSON())` encodes identically. */
+  toJSON(): HFTokenizerJSON {
+    const vocab: Record<string, number> = {};
+    this.idToToken.forEach((t, i) => (vocab[t] = i));
+    return {
+      version: '1.0',
+      truncation: null,
+      padding: null,
+      added_tokens: [
+        {
+          id: this.eotId,
+          content: EOT_TOKEN,
+          single_word: false,
+          lstrip: false,
+          rstrip: false,
+          normalized: false,
+          special: true,
+        },
+      ],
+      normalizer: null,
+      pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+      post_processor: null,
+      decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+      model: {
+        type: 'BPE',
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: null,
+        end_of_word_suffix: null,
+        fuse_unk: false,
+        byte_fallback: false,
+        ignore_merges: false,
+        vocab,
+        merges: this.merges.map(([l, r]) => `${this.idToToken[l]} ${this.idToToken[r]}`),
+      },
+    };
+  }
+
+  /** Text → ids. `<|endoftext|>` in the text becomes `eotId`. */
+  encode(text: string): number[] {
+    const out: number[] = [];
+    const parts = splitSpecial(text);
+    for (let p = 0; p < parts.length; p++) {
+      if (p > 0) out.push(this.eotId);
+      if (parts[p].length === 0) continue;
+      for (const word of preTokenize(parts[p])) {
+        const ids = this.encodeWord(word);
+        for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Encode a prompt for generation. Trailing spaces and tabs are stripped and
+   * returned as `heldBack`, and only the rest is encoded.
+   *
+   * Why: GPT-2 pre-tokenisation attaches a space to the word after it (" was",
+   * " great"), so "The movie was " would end in a lone " " token that the
+   * model almost never saw before a word, and sampling derails. Generating from
+   * "The movie was" instead lets the first new token carry its own space
+   * (" great"). The caller shows the prompt as typed and, when it joins prompt
+   * and completion, drops `heldBack` if the completion starts with it.
+   * `ids` may be empty (prompt of only spaces); callers then start from `eotId`.
+   */
+  encodePrompt(prompt: string): { ids: number[]; heldBack: string } {
+    const m = /[ \t]+$/.exec(prompt);
+    const heldBack = m ? m[0] : '';
+    const rest = m ? prompt.slice(0, m.index) : prompt;
+    return { ids: this.encode(rest), heldBack };
+  }
+
+  /** Ids → text. Invalid UTF-8 (e.g. a character cut in the middle) becomes U+FFFD. */
+  decode(ids: ArrayLike<number>): string {
+    let n = 0;
+    for (let i = 0; i < ids.length; i++) n += this.bytesOf(ids[i]).length;
+    const buf = new Uint8Array(n);
+    let o = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const b = this.bytesOf(ids[i]);
+      buf.set(b, o);
+      o += b.length;
+    }
+    return lenientDecoder.decode(buf);
+  }
+
+  /**
+   * One token's text, for the token view. A token that is not valid UTF-8 on its
+   * own (part of a multi-byte character) shows its bytes as `\xNN`
+   * (printable ASCII bytes as themselves).
+   */
+  decodeToken(id: number): string {
+    const bytes = this.bytesOf(id);
+    try {
+      return strictDecoder.decode(bytes);
+    } catch {
+      let s = '';
+      for (const b of bytes)
+        s += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
+      return s;
+    }
+  }
+
+  /** The vocab string of an id (byte-level characters, e.g. "Ġthe"). */
+  idToTokenString(id: number): string {
+    this.checkId(id);
+    return this.idToToken[id];
+  }
+
+  private checkId(id: number): void {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+      throw new TokenizerError(`token id ${id} is outside the vocabulary 0..${this.vocabSize - 1}`);
+    }
+  }
+
+  private bytesOf(id: number): Uint8Array {
+    this.checkId(id);
+    return this.idToBytes[id];
+  }
+
+  /** BPE on one pre-tokenised chunk, with a cache. */
+  private encodeWord(word: string): number[] {
+    const cached = this.cache.get(word);
+    if (cached !== undefined) return cached;
+    const bytes = textEncoder.encode(word);
+    let syms: number[] = new Array(bytes.length);
+    for (let i = 0; i < bytes.length; i++) syms[i] = this.byteToId[bytes[i]];
+    const V = this.vocabSize;
+    while (syms.length > 1) {
+      // Lowest-ranked adjacent pair.
+      let best = -1;
+      let bestRank = Infinity;
+      for (let i = 0; i < syms.length - 1; i++) {
+        const r = this.mergeRank.get(syms[i] * V + syms[i + 1]);
+        if (r !== undefined && r < bestRank) {
+          bestRank = r;
+          best = i;
+        }
+      }
+      if (best < 0) break;
+      const l = syms[best];
+      const rt = syms[best + 1];
+      const merged = this.mergeResult[bestRank];
+      // Merge every non-overlapping occurrence, left to right.
+      const next: number[] = [];
+      for (let i = 0; i < syms.length; i++) {
+        if (i < syms.length - 1 && syms[i] === l && syms[i + 1] === rt) {
+          next.push(merged);
+          i++;
+        } else next.push(syms[i]);
+      }
+      syms = next;
+    }
+    if (word.length <= CACHE_MAX_WORD) {
+      if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.clear();
+      this.cache.set(word, syms);
+    }
+    return syms;
+  }
+
+  /** @internal used by `trainBpe`. */
+  static fromMerges(merges: [number, number][]): BpeTokenizer {
+    const idToToken: string[] = BYTE_TO_CHAR.slice();
+    const seen = new Set(idToToken);
+    for (const [l, r] of merges) {
+      const t = idToToken[l] + idToToken[r];
+      if (!seen.has(t)) {
+        seen.add(t);
+        idToToken.push(t);
+      }
+    }
+    const eotId = idToToken.length;
+    idToToken.push(EOT_TOKEN);
+    return new BpeTokenizer(idToToken, eotId, merges);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Training
+
+export interface TrainBpeOptions {
+  /** Stop early when the most frequent pair occurs fewer times than this (default 2). */
+  minFrequency?: number;
+  /** Called every `progressEvery` merges (default 64) and at the end. */
+  onProgress?: (info: { merges: number; numMerges: number; lastPair: string; lastCount: number }) => void;
+  progressEvery?: number;
+}
+
+/** Count GPT-2 pre-tokenised chunks over many texts (`<|endoftext|>` is skipped). */
+export function countWords(texts: Iterable<string>, counts = new Map<string, number>()): Map<string, number> {
+  for (const text of texts) {
+    for (const part of splitSpecial(text)) {
+      if (part.length === 0) continue;
+      for (const w of preTokenize(part)) counts.set(w, (counts.get(w) ?? 0) + 1);
+    }
+  }
+  return counts;
+}
+
+/**
+ * Learn byte-level BPE merges until the vocab holds `256 + numMerges` tokens
+ * (then `<|endoftext|>` is added: `vocabSize = 256 + numMerges + 1`). In the rare
+ * case that two merges spell the same token, both are kept and share one id, so
+ * the merge list can be a little longer than `numMerges`. Training also stops
+ * early when no pair occurs `minFrequency` times. Pure and deterministic: ties in pair
+ * frequency go to the pair with the smaller left id, then the smaller right id.
+ *
+ * Method (as in Hugging Face `tokenizers`' BPE trainer): count the
+ * pre-tokenised words once, then repeatedly merge the most frequent adjacent
+ * pair over the word-count table, updating pair counts only for the words that
+ * contain the merged pair.
+ */
+export function trainBpe(
+  texts: Iterable<string> | Map<string, number>,
+  numMerges: number,
+  opts: TrainBpeOptions = {},
+): BpeTokenizer {
+  const minFrequency = opts.minFrequency ?? 2;
+  const progressEvery = opts.progressEvery ?? 64;
+  const counts = texts instanceof Map ? texts : countWords(texts);
+  // Sort words for a deterministic order independent of insertion order.
+  const wordList = [...counts.keys()].sort();
+  const words: number[][] = wordList.map((w) => Array.from(textEncoder.encode(w)));
+  const freqs: number[] = wordList.map((w) => counts.get(w)!);
+
+  // Pair keys: left * K + right, K fixed above any id we create.
+  const K = 256 + numMerges + 1;
+  const pairCount = new Map<number, number>();
+  const pairWords = new Map<number, Set<number>>();
+  const addPairs = (wi: number, sign: 1 | -1): void => {
+    const w = words[wi];
+    const f = freqs[wi] * sign;
+    for (let i = 0; i < w.length - 1; i++) {
+      const key = w[i] * K + w[i + 1];
+      const c = (pairCount.get(key) ?? 0) + f;
+      if (c === 0) pairCount.delete(key);
+      else pairCount.set(key, c);
+      if (sign > 0) {
+        let s = pairWords.get(key);
+        if (!s) pairWords.set(key, (s = new Set()));
+        s.add(wi);
+      }
+    }
+  };
+  for (let wi = 0; wi < words.length; wi++) addPairs(wi, 1);
+
+  const merges: [number, number][] = [];
+  const tokenStr: string[] = BYTE_TO_CHAR.slice();
+  const tokenId = new Map<string, number>(tokenStr.map((t, i) => [t, i]));
+  while (tokenStr.length < 256 + numMerges) {
+    let bestKey = -1;
+    let bestCount = 0;
+    for (const [key, c] of pairCount) {
+      if (c > bestCount || (c === bestCount && key < bestKey)) {
+        bestCount = c;
+        bestKey = key;
+      }
+    }
+    if (bestKey < 0 || bestCount < minFrequency) break;
+    const l = Math.floor(bestKey / K);
+    const r = bestKey % K;
+    // Two merge paths can spell the same token ("a bc", "ab c"); like HF's
+    // trainer, the second reuses the first one's id.
+    const merged = tokenStr[l] + tokenStr[r];
+    let newId = tokenId.get(merged);
+    if (newId === undefined) {
+      newId = tokenStr.length;
+      tokenStr.push(merged);
+      tokenId.set(merged, newId);
+    }
+    merges.push([l, r]);
+    const affected = [...(pairWords.get(bestKey) ?? [])].sort((a, b) => a - b);
+    pairWords.delete(bestKey);
+    for (const wi of affected) {
+      const w = words[wi];
+      let has = false;
+      for (let i = 0; i < w.length - 1; i++) {
+        if (w[i] === l && w[i + 1] === r) {
+          has = true;
+          break;
+        }
+      }
+      if (!has) continue; // stale entry
+      addPairs(wi, -1);
+      const next: number[] = [];
+      for (let i = 0; i < w.length; i++) {
+        if (i < w.length - 1 && w[i] === l && w[i + 1] === r) {
+          next.push(newId);
+          i++;
+        } else next.push(w[i]);
+      }
+      words[wi] = next;
+      addPairs(wi, 1);
+    }
+    pairCount.delete(bestKey);
+    if (opts.onProgress && merges.length % progressEvery === 0) {
+      opts.onProgress({
+        merges: merges.length,
+        numMerges,
+        lastPair: `${tokenStr[l]} ${tokenStr[r]}`,
+        lastCount: bestCount,
+      });
+    }
+  }
+  if (opts.onProgress && merges.length % progressEvery !== 0 && merges.length > 0) {
+    const [l, r] = merges[merges.length - 1];
+    opts.onProgress({ merges: merges.length, numMerges, lastPair: `${tokenStr[l]} ${tokenStr[r]}`, lastCount: 0 });
+  }
+  return BpeTokenizer.fromMerges(merges);
+}

@@ -1,0 +1,96 @@
+/**
+ * Shared end-to-end context: the built app served by `vite preview` on
+ * 127.0.0.1, and one headless Chromium. Every page routes all its requests;
+ * a request to any other origin is aborted and recorded, and fails the test.
+ */
+import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from 'playwright-core';
+import { preview, type PreviewServer } from 'vite';
+import { CHROMIUM_ARGS, findChromium } from './browser';
+
+interface Shared {
+  server: PreviewServer;
+  browser: Browser;
+  origin: string;
+}
+
+let shared: Promise<Shared> | null = null;
+
+async function start(): Promise<Shared> {
+  const server = await preview({
+    logLevel: 'warn',
+    preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
+  });
+  const url = server.resolvedUrls?.local[0];
+  if (!url) throw new Error('vite preview did not report a URL');
+  const browser = await chromium.launch({ executablePath: findChromium(), args: CHROMIUM_ARGS, headless: true });
+  return { server, browser, origin: new URL(url).origin };
+}
+
+export function getShared(): Promise<Shared> {
+  shared ??= start();
+  return shared;
+}
+
+export async function closeShared(): Promise<void> {
+  if (!shared) return;
+  const s = await shared;
+  await s.browser.close();
+  await s.server.close();
+  shared = null;
+}
+
+export interface AppPage {
+  page: Page;
+  context: BrowserContext;
+  origin: string;
+  /** Console errors and uncaught exceptions, from the page and its workers. */
+  errors: string[];
+  /** Requests that tried to leave the app's origin. */
+  foreignRequests: string[];
+  close(): Promise<void>;
+}
+
+/** A fresh browser context (own storage) with the app opened at `path`. */
+export async function openApp(path = '/', opts: { waitForBackend?: boolean } = {}): Promise<AppPage> {
+  const { browser, origin } = await getShared();
+  const context = await browser.newContext();
+  const errors: string[] = [];
+  const foreignRequests: string[] = [];
+  await context.route('**/*', (route) => {
+    const u = route.request().url();
+    if (new URL(u).origin !== origin) {
+      foreignRequests.push(u);
+      return route.abort('blockedbyclient');
+    }
+    return route.continue();
+  });
+  const page = await context.newPage();
+  const onConsole = (m: ConsoleMessage) => {
+    if (m.type() === 'error') errors.push(m.text());
+  };
+  page.on('console', onConsole);
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('worker', (w) => w.on('console', onConsole));
+  page.on('request', (r) => {
+    const u = r.url();
+    if (!u.startsWith(origin) && !u.startsWith('data:') && !u.startsWith('blob:') && !foreignRequests.includes(u)) {
+      foreignRequests.push(u);
+    }
+  });
+  await page.goto(origin + path);
+  if (opts.waitForBackend !== false) await waitForBackend(page);
+  return { page, context, origin, errors, foreignRequests, close: () => context.close() };
+}
+
+/** Wait until the header shows an active backend; returns its name. */
+export async function waitForBackend(page: Page, timeout = 90_000): Promise<string> {
+  await page.waitForFunction(
+    () => {
+      const t = document.querySelector('[data-testid="backend-name"]')?.textContent ?? '';
+      return t !== '' && !t.includes('…') && t !== 'no backend';
+    },
+    undefined,
+    { timeout },
+  );
+  return (await page.textContent('[data-testid="backend-name"]'))!.trim();
+}
