@@ -6,14 +6,23 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { activeWebGPUDevice, chooseBackend, configureWasm, resetBackend } from './backend';
 import { BackendInitError, DeviceLostError, EngineError, InvalidInputError } from './errors';
-import { JobRegistry } from './jobs';
+import { ModelLoadError } from '../model/errors';
+import { JobRegistry, type Checkpoint } from './jobs';
+import { ModelSlot } from './model-slot';
+import { generate } from '../model/sampling';
 import type {
   BackendChoice,
   BackendInfo,
   Engine,
   EngineInitOptions,
   EventCallback,
+  GenerateProgress,
+  GenerateRequest,
+  GenerateResult,
+  ModelFiles,
+  ModelInfo,
   ProbeResult,
+  TokenInfo,
   ProgressCallback,
 } from './types';
 import { isBackendChoice } from './types';
@@ -40,6 +49,24 @@ export async function probeComputation(): Promise<number[]> {
   return values;
 }
 
+/** Limits a user can hit from the UI; each failure says what to change. */
+export function validateGenerateRequest(req: GenerateRequest, vocabSize: number): void {
+  const bad = (msg: string) => {
+    throw new InvalidInputError(msg);
+  };
+  if (!Array.isArray(req.prompts) || req.prompts.length < 1 || req.prompts.length > 64)
+    bad('Ask for 1 to 64 samples at a time.');
+  if (req.prompts.some((p) => typeof p !== 'string' || p.length > 2000))
+    bad('Each prompt must be text of at most 2,000 characters.');
+  if (!Number.isInteger(req.maxNewTokens) || req.maxNewTokens < 1 || req.maxNewTokens > 512)
+    bad('Max new tokens must be a whole number from 1 to 512.');
+  if (!(req.temperature >= 0 && req.temperature <= 5)) bad('Temperature must be between 0 and 5.');
+  if (!Number.isInteger(req.topK) || req.topK < 0 || req.topK > vocabSize)
+    bad(`Top-k must be a whole number from 0 (off) to ${vocabSize}.`);
+  if (!(req.topP > 0 && req.topP <= 1)) bad('Top-p must be above 0 and at most 1.');
+  if (!Number.isSafeInteger(req.seed)) bad('The seed must be a whole number.');
+}
+
 function lostWithin(device: GPUDevice, ms: number): Promise<boolean> {
   return Promise.race([device.lost.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
 }
@@ -50,6 +77,7 @@ export class LocalEngine implements Engine {
   private listeners: EventCallback[] = [];
   private jobs = new JobRegistry();
   private watchedDevice: GPUDevice | null = null;
+  private slot = new ModelSlot();
 
   async init(opts: EngineInitOptions): Promise<BackendInfo> {
     if (!isBackendChoice(opts.backend)) throw new InvalidInputError(`Unknown backend "${String(opts.backend)}".`);
@@ -91,6 +119,11 @@ export class LocalEngine implements Engine {
         return;
       }
       next.notes.unshift(`${why} Switched to ${next.name}.`);
+      try {
+        this.slot.reload(); // the weights lived on the lost device
+      } catch (e) {
+        next.notes.push(`The model could not be rebuilt: ${(e as Error).message}`);
+      }
       this.emit({ kind: 'device-lost', message: `${why} Now running on ${next.name}.`, backend: next });
     });
   }
@@ -146,7 +179,7 @@ export class LocalEngine implements Engine {
    * first (an `AbortError` from `mapAsync`) before `device.lost` resolves; report it as the
    * device loss it is.
    */
-  private async runJob<T>(jobId: string, body: (checkpoint: () => Promise<void>) => Promise<T>): Promise<T> {
+  private async runJob<T>(jobId: string, body: (checkpoint: Checkpoint) => Promise<T>): Promise<T> {
     const device = activeWebGPUDevice();
     try {
       return await this.jobs.run(jobId, body);
@@ -156,6 +189,111 @@ export class LocalEngine implements Engine {
       }
       throw e;
     }
+  }
+
+  async loadModel(files: ModelFiles): Promise<ModelInfo> {
+    this.requireInit();
+    return this.slot.load(files);
+  }
+
+  async loadModelFromUrl(baseUrl: string, name: string): Promise<ModelInfo> {
+    this.requireInit();
+    const get = async (file: string, optional = false): Promise<Response | null> => {
+      let r: Response;
+      try {
+        r = await fetch(new URL(file, baseUrl));
+      } catch (e) {
+        if (optional) return null;
+        throw new ModelLoadError(
+          `Could not fetch ${file} of model ${name} (${(e as Error).message}). Reload the page.`,
+        );
+      }
+      if (!r.ok) {
+        if (optional) return null;
+        throw new ModelLoadError(`Could not fetch ${file} of model ${name} (HTTP ${r.status}). Reload the page.`);
+      }
+      return r;
+    };
+    const [config, tokenizer, weights, card] = await Promise.all([
+      get('config.json'),
+      get('tokenizer.json'),
+      get('model.safetensors'),
+      get('card.json', true),
+    ]);
+    return this.slot.load({
+      name,
+      source: 'bundled',
+      config: await config!.text(),
+      tokenizer: await tokenizer!.text(),
+      weights: await weights!.arrayBuffer(),
+      card: card ? await card.text() : undefined,
+    });
+  }
+
+  async modelInfo(): Promise<ModelInfo | null> {
+    return this.slot.info;
+  }
+
+  async generate(
+    jobId: string,
+    req: GenerateRequest,
+    onProgress?: (p: GenerateProgress) => void,
+  ): Promise<GenerateResult> {
+    this.requireInit();
+    const { model, tokenizer } = this.slot.require();
+    validateGenerateRequest(req, model.config.vocabSize);
+    return this.runJob(jobId, async (checkpoint) => {
+      // Every training document began after an end-of-text token, so prompts do too.
+      const encoded = req.prompts.map((p) => tokenizer.encodePrompt(p));
+      const promptIds = encoded.map((e) => [tokenizer.eotId, ...e.ids]);
+      const partial: number[][] = req.prompts.map(() => []);
+      const t0 = performance.now();
+      const rows = await generate(
+        model,
+        promptIds,
+        {
+          maxNewTokens: req.maxNewTokens,
+          temperature: req.temperature,
+          topK: req.topK,
+          topP: req.topP,
+          seed: req.seed,
+          useCache: req.useCache,
+          decode: (ids) => tokenizer.decode(ids),
+          onStep: async (step) => {
+            onProgress?.({
+              jobId,
+              step: step + 1,
+              total: req.maxNewTokens,
+              texts: partial.map((ids) => tokenizer.decode(ids.filter((id) => id !== tokenizer.eotId))),
+            });
+            await checkpoint();
+          },
+        },
+        tokenizer.eotId,
+        (row, token) => partial[row].push(token),
+      );
+      const seconds = (performance.now() - t0) / 1000;
+      const newTokens = rows.reduce((n, r) => n + r.ids.length, 0);
+      return {
+        samples: rows.map((r, i) => ({
+          prompt: req.prompts[i].slice(0, req.prompts[i].length - encoded[i].heldBack.length),
+          promptIds: promptIds[i].slice(1),
+          ids: r.ids,
+          text: r.text,
+          logprobs: r.logprobs,
+          finished: r.finished,
+        })),
+        newTokens,
+        seconds,
+        tokensPerSecond: newTokens / Math.max(seconds, 1e-9),
+      };
+    });
+  }
+
+  async inspectTokens(promptIds: number[], ids: number[]): Promise<TokenInfo[]> {
+    this.requireInit();
+    const { tokenizer } = this.slot.require();
+    return this.slot.inspect([tokenizer.eotId, ...promptIds, ...ids], 1 + promptIds.length);
   }
 
   async cancel(jobId: string): Promise<boolean> {

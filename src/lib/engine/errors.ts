@@ -4,6 +4,10 @@
  * UI can `instanceof`-check and show the message, which always says what to do.
  * (Pattern from mlc-ai/web-llm `error.ts`.)
  */
+import { ModelLoadError, WeightsFormatError } from '../model/errors';
+import { TokenizerError } from '../model/tokenizer';
+
+export { ModelLoadError, WeightsFormatError, TokenizerError };
 
 export class EngineError extends Error {
   override name = 'EngineError';
@@ -17,11 +21,6 @@ export class BackendInitError extends EngineError {
 /** The WebGPU device was lost mid-job; the engine moved to the next backend. */
 export class DeviceLostError extends EngineError {
   override name = 'DeviceLostError';
-}
-
-/** A model could not be loaded: the files are missing, malformed or do not match. */
-export class ModelLoadError extends EngineError {
-  override name = 'ModelLoadError';
 }
 
 /** A job was cancelled by the user. */
@@ -39,11 +38,14 @@ export class InvalidInputError extends EngineError {
   override name = 'InvalidInputError';
 }
 
-const CLASSES: Record<string, new (message: string) => EngineError> = {
+const CLASSES: Record<string, new (message: string) => Error> = {
+  // The model layer's errors (they extend Error: lib/model does not depend on the engine).
+  ModelLoadError,
+  WeightsFormatError,
+  TokenizerError,
   EngineError,
   BackendInitError,
   DeviceLostError,
-  ModelLoadError,
   JobCancelledError,
   NotReadyError,
   InvalidInputError,
@@ -51,7 +53,7 @@ const CLASSES: Record<string, new (message: string) => EngineError> = {
 
 /** Turn an error that came through Comlink (a plain `Error` with a `name`) back into its class. */
 export function reviveError(e: unknown): Error {
-  if (e instanceof EngineError) return e;
+  if (e instanceof Error && Object.values(CLASSES).some((C) => e.constructor === C)) return e;
   if (e instanceof Error) {
     const Cls = CLASSES[e.name];
     if (Cls) {

@@ -4,6 +4,9 @@
  */
 import { DeviceLostError, JobCancelledError } from './errors';
 
+/** Awaited between steps of a job: yields to the event loop, throws once the job is cancelled. */
+export type Checkpoint = () => Promise<void>;
+
 interface Running {
   cancelled: boolean;
   fail: (e: Error) => void;
@@ -16,7 +19,7 @@ export class JobRegistry {
    * Run `body` as job `jobId`. `body` receives `checkpoint()`, which it awaits between steps:
    * it yields to the event loop (so a `cancel` message can arrive) and throws once cancelled.
    */
-  async run<T>(jobId: string, body: (checkpoint: () => Promise<void>) => Promise<T>): Promise<T> {
+  async run<T>(jobId: string, body: (checkpoint: Checkpoint) => Promise<T>): Promise<T> {
     if (this.running.has(jobId)) throw new Error(`A job with id ${jobId} is already running`);
     let fail!: (e: Error) => void;
     const failed = new Promise<never>((_, reject) => (fail = reject));

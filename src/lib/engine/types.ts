@@ -57,6 +57,86 @@ export interface ProbeResult {
   values: number[];
 }
 
+/** The files of a model: HF-style `config.json`, `tokenizer.json`, `model.safetensors`, optional `card.json`. */
+export interface ModelFiles {
+  name: string;
+  source: 'bundled' | 'files';
+  config: string;
+  tokenizer: string;
+  weights: ArrayBuffer;
+  card?: string;
+}
+
+/** What the model card shows beyond the config: where the model came from and how good it is. */
+export interface ModelCard {
+  description?: string;
+  corpus?: string;
+  licence?: string;
+  /** Validation loss in nats per token. */
+  valLoss?: number;
+  trainSteps?: number;
+  trainTokens?: number;
+}
+
+export interface ModelInfo {
+  name: string;
+  source: 'bundled' | 'files';
+  config: import('../model/config').GPTConfig;
+  numParams: number;
+  weightsBytes: number;
+  card?: ModelCard;
+}
+
+export interface SamplingSettings {
+  maxNewTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  seed: number;
+  /** Reuse keys and values between steps (off = recompute the window every step). */
+  useCache: boolean;
+}
+
+export interface GenerateRequest extends SamplingSettings {
+  /** One prompt per sample (repeat a prompt to get several samples of it). */
+  prompts: string[];
+}
+
+export interface Sample {
+  prompt: string;
+  /** Prompt tokens the model saw (after the leading end-of-text token). */
+  promptIds: number[];
+  /** New tokens, the end-of-text token included when the sample stopped on it. */
+  ids: number[];
+  text: string;
+  logprobs: number[];
+  finished: boolean;
+}
+
+export interface GenerateResult {
+  samples: Sample[];
+  newTokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+}
+
+/** Streaming progress of a generation: the text so far of every sample. */
+export interface GenerateProgress {
+  jobId: string;
+  step: number;
+  total: number;
+  texts: string[];
+}
+
+export interface TokenInfo {
+  id: number;
+  text: string;
+  /** log p of this token given what came before; null for the first token of the window. */
+  logprob: number | null;
+  /** The five most likely tokens at this position. */
+  top: { id: number; text: string; logprob: number }[];
+}
+
 export interface Engine {
   /** Answers at once; used to check the worker started. */
   ping(): Promise<'pong'>;
@@ -75,6 +155,15 @@ export interface Engine {
   cancel(jobId: string): Promise<boolean>;
   /** Test hook: destroy the WebGPU device to simulate a device loss. */
   debugLoseDevice(): Promise<boolean>;
+  /** Load a model from its files; the model already loaded stays when this fails. */
+  loadModel(files: ModelFiles): Promise<ModelInfo>;
+  /** Fetch the bundled model from the app's own origin (`baseUrl` ends in `/`) and load it. */
+  loadModelFromUrl(baseUrl: string, name: string): Promise<ModelInfo>;
+  modelInfo(): Promise<ModelInfo | null>;
+  /** Sample from the model; `onProgress` streams the text as it grows. Cancellable. */
+  generate(jobId: string, req: GenerateRequest, onProgress?: (p: GenerateProgress) => void): Promise<GenerateResult>;
+  /** Per-token log-probabilities and top-5 alternatives of `promptIds ++ ids`, from `promptIds.length` on. */
+  inspectTokens(promptIds: number[], ids: number[]): Promise<TokenInfo[]>;
   /** TF.js memory counters (tensors, bytes) for leak checks. */
   memory(): Promise<{ numTensors: number; numBytes: number }>;
 }

@@ -34,6 +34,8 @@ export interface SampleOptions {
   stopAtEot?: boolean;
   /** Reuse keys/values between steps (default true); false recomputes the window every step. */
   useCache?: boolean;
+  /** Awaited after every step: yield to the event loop, report progress, or throw to stop. */
+  onStep?: (step: number) => Promise<void> | void;
   /** Turns generated ids into text (e.g. `ids => tokenizer.decode(ids)`); text is '' without it. */
   decode?: (ids: number[]) => string;
 }
@@ -214,6 +216,7 @@ export async function generate(
         if (stopAtEot && token === eotId) row.finished = true;
       }
       if (rows.every((r) => r.finished)) break;
+      await opts.onStep?.(step);
     }
   } finally {
     cache?.dispose();

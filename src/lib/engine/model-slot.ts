@@ -1,0 +1,145 @@
+/**
+ * The model the engine holds: a GPT with its tokenizer and card, loaded from
+ * the bundled files or from files the user picked. A load builds the new model
+ * completely before it replaces the old one, so a failed load changes nothing.
+ * The weight bytes are kept so the model can be rebuilt after a lost GPU device.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { GPT } from '../model/gpt';
+import { BpeTokenizer } from '../model/tokenizer';
+import { configFromHF, loadSafetensorsIntoModel } from '../model/weights';
+import { ModelLoadError } from '../model/errors';
+import type { ModelCard, ModelFiles, ModelInfo } from './types';
+
+const MAX_JSON_BYTES = 16 * 1024 * 1024;
+
+function parseJson(text: string, what: string): unknown {
+  if (text.length > MAX_JSON_BYTES) throw new ModelLoadError(`${what} is larger than 16 MB; is it the right file?`);
+  try {
+    return JSON.parse(text.replace(/^\uFEFF/, '')) as unknown;
+  } catch (e) {
+    throw new ModelLoadError(`${what} is not valid JSON (${(e as Error).message}). Pick the ${what} of the model.`);
+  }
+}
+
+function parseCard(text: string | undefined): ModelCard | undefined {
+  if (!text) return undefined;
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch {
+    return undefined; // a broken card is not worth refusing a model for
+  }
+  if (!j || typeof j !== 'object') return undefined;
+  const o = j as Record<string, unknown>;
+  const str = (k: string) => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
+  const num = (k: string) => (typeof o[k] === 'number' && Number.isFinite(o[k]) ? (o[k] as number) : undefined);
+  return {
+    description: str('description'),
+    corpus: str('corpus'),
+    licence: str('licence'),
+    valLoss: num('valLoss'),
+    trainSteps: num('trainSteps'),
+    trainTokens: num('trainTokens'),
+  };
+}
+
+export class ModelSlot {
+  model: GPT | null = null;
+  tokenizer: BpeTokenizer | null = null;
+  info: ModelInfo | null = null;
+  private files: ModelFiles | null = null;
+
+  /** Build a model from files; replaces the current one only when everything succeeded. */
+  load(files: ModelFiles): ModelInfo {
+    const hfConfig = parseJson(files.config, 'config.json');
+    let tokenizer: BpeTokenizer;
+    try {
+      tokenizer = BpeTokenizer.fromJSON(parseJson(files.tokenizer, 'tokenizer.json'));
+    } catch (e) {
+      if (e instanceof ModelLoadError) throw e;
+      throw new ModelLoadError(`tokenizer.json could not be read: ${(e as Error).message}`);
+    }
+    const config = configFromHF(hfConfig);
+    if (config.vocabSize !== tokenizer.vocabSize) {
+      throw new ModelLoadError(
+        `config.json says the vocabulary has ${config.vocabSize} tokens but tokenizer.json has ${tokenizer.vocabSize}. Pick files of the same model.`,
+      );
+    }
+    const model = new GPT(config, { trainable: false, namePrefix: `model-${Date.now()}/` });
+    try {
+      loadSafetensorsIntoModel(model, new Uint8Array(files.weights));
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    this.model?.dispose();
+    this.model = model;
+    this.tokenizer = tokenizer;
+    this.files = files;
+    this.info = {
+      name: files.name,
+      source: files.source,
+      config,
+      numParams: model.numParams(),
+      weightsBytes: files.weights.byteLength,
+      card: parseCard(files.card),
+    };
+    return this.info;
+  }
+
+  /** Rebuild from the kept bytes (after the backend under the weights was lost). */
+  reload(): void {
+    if (this.files) this.load(this.files);
+  }
+
+  require(): { model: GPT; tokenizer: BpeTokenizer; info: ModelInfo } {
+    if (!this.model || !this.tokenizer || !this.info) {
+      throw new ModelLoadError('No model is loaded yet. Wait for the bundled model, or load one from files.');
+    }
+    return { model: this.model, tokenizer: this.tokenizer, info: this.info };
+  }
+
+  /**
+   * Every token of `ids` with its log-probability under the model (temperature 1) and the five
+   * most likely alternatives at that position. The first token has no prediction; a sequence
+   * longer than the context is scored over its last `blockSize` tokens.
+   */
+  async inspect(ids: number[], start: number): Promise<import('./types').TokenInfo[]> {
+    const { model, tokenizer } = this.require();
+    const T = model.config.blockSize;
+    const offset = Math.max(0, ids.length - T);
+    const window = ids.slice(offset);
+    const K = Math.min(5, model.config.vocabSize);
+    const out = tf.tidy(() => {
+      const idx = tf.tensor2d([window], [1, window.length], 'int32');
+      const { logits } = model.forward(idx);
+      const logp = tf.logSoftmax(tf.reshape(logits, [window.length, model.config.vocabSize]));
+      const top = tf.topk(logp, K);
+      return { logp, values: top.values, indices: top.indices };
+    });
+    const [lp, vals, inds] = await Promise.all([out.logp.data(), out.values.data(), out.indices.data()]);
+    tf.dispose([out.logp, out.values, out.indices]);
+    const V = model.config.vocabSize;
+    const result: import('./types').TokenInfo[] = [];
+    for (let i = start; i < ids.length; i++) {
+      const w = i - offset; // position in the window
+      const info: import('./types').TokenInfo = {
+        id: ids[i],
+        text: tokenizer.decodeToken(ids[i]),
+        logprob: null,
+        top: [],
+      };
+      if (w >= 1) {
+        const p = w - 1; // logits at p predict token p + 1
+        info.logprob = lp[p * V + ids[i]];
+        for (let k = 0; k < K; k++) {
+          const id = inds[p * K + k];
+          info.top.push({ id, text: tokenizer.decodeToken(id), logprob: vals[p * K + k] });
+        }
+      }
+      result.push(info);
+    }
+    return result;
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * The RLHF maths: pure functions on plain `[batch][time]` arrays (mask 1 = real token, 0 =
+ * padding), and the same maths on TF.js tensors (suffix `T`) for training steps with gradients.
+ */
+export { maskedMean, maskedVar, whiten, maskedMeanT, maskedVarT, whitenT, WHITEN_EPS, type Matrix } from './whiten';
+export { gae, type GaeResult } from './gae';
+export { klPerToken, klPerTokenT, AdaptiveKlController, type KlEstimator } from './kl';
+export {
+  ppoPolicyLoss,
+  ppoValueLoss,
+  ppoPolicyLossT,
+  ppoValueLossT,
+  type PolicyLossResult,
+  type ValueLossResult,
+} from './ppo-loss';
+export { entropyFromLogits, entropyFromLogitsT, logprobsOfTokens, type EntropyResult } from './entropy';
+export {
+  bradleyTerryLoss,
+  bradleyTerryLossT,
+  negLogSigmoid,
+  negLogSigmoidT,
+  type BradleyTerryResult,
+} from './bradley-terry';
+export { dpoLoss, dpoLossT, type DpoLossType, type DpoResult } from './dpo';
