@@ -30,6 +30,14 @@ import { GPT } from '../src/lib/model/gpt';
 import { Rng, type RngState } from '../src/lib/model/rng';
 import { BpeTokenizer, trainBpe } from '../src/lib/model/tokenizer';
 import {
+  batchFrom,
+  evalProcedure as describeEval,
+  evaluateLoss as evaluate,
+  splitDocs,
+  tokenizeDocs as tokenize,
+} from '../src/lib/model/evaluate';
+import { writeModelCard } from './model-card';
+import {
   configToHF,
   loadSafetensorsIntoModel,
   readSafetensors,
@@ -91,7 +99,6 @@ const EVAL_WINDOWS = num('eval-windows');
 const CKPT_EVERY = num('ckpt-every');
 const LOG_EVERY = num('log-every');
 const SEED = num('seed');
-const EVAL_BATCH = 32;
 
 const CKPT = join(OUT, 'checkpoint.safetensors');
 const LOG = join(OUT, 'train-log.jsonl');
@@ -106,20 +113,7 @@ async function setBackend(name: string): Promise<void> {
 }
 
 function readDocs(file: string): string[] {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l.length > 0);
-}
-
-/** <|endoftext|> doc1 <|endoftext|> doc2 … as one Int32Array. */
-function tokenize(tok: BpeTokenizer, docs: string[]): Int32Array {
-  const out: number[] = [];
-  for (const d of docs) {
-    out.push(tok.eotId);
-    for (const id of tok.encode(d)) out.push(id);
-  }
-  return Int32Array.from(out);
+  return splitDocs(readFileSync(file, 'utf8'));
 }
 
 /** Learning rate at `step` (0-based): linear warm-up, then cosine from LR to MIN_LR at STEPS. */
@@ -127,41 +121,6 @@ function lrAt(step: number): number {
   if (step < WARMUP) return (LR * (step + 1)) / WARMUP;
   const progress = Math.min(1, (step - WARMUP) / Math.max(1, STEPS - WARMUP));
   return MIN_LR + 0.5 * (LR - MIN_LR) * (1 + Math.cos(Math.PI * progress));
-}
-
-/** Windows of blockSize+1 tokens → x, y int32 [B, T]. */
-function batchFrom(ids: Int32Array, starts: number[], T: number): { x: tf.Tensor2D; y: tf.Tensor2D } {
-  const B = starts.length;
-  const xs = new Int32Array(B * T);
-  const ys = new Int32Array(B * T);
-  starts.forEach((s, b) => {
-    xs.set(ids.subarray(s, s + T), b * T);
-    ys.set(ids.subarray(s + 1, s + T + 1), b * T);
-  });
-  return { x: tf.tensor2d(xs, [B, T], 'int32'), y: tf.tensor2d(ys, [B, T], 'int32') };
-}
-
-/** Mean next-token NLL over consecutive non-overlapping windows (stride T) of the val split. */
-async function evaluate(
-  model: GPT,
-  ids: Int32Array,
-  maxWindows: number,
-): Promise<{ loss: number; windows: number; tokens: number }> {
-  const T = model.config.blockSize;
-  const total = Math.floor((ids.length - 1) / T);
-  const windows = Math.min(total, maxWindows);
-  let sum = 0;
-  let count = 0;
-  for (let w0 = 0; w0 < windows; w0 += EVAL_BATCH) {
-    const starts: number[] = [];
-    for (let w = w0; w < Math.min(windows, w0 + EVAL_BATCH); w++) starts.push(w * T);
-    const { x, y } = batchFrom(ids, starts, T);
-    const nllSum = tf.tidy(() => tf.sum(GPT.tokenNll(model.forward(x).logits, y)));
-    sum += (await nllSum.data())[0];
-    count += starts.length * T;
-    tf.dispose([x, y, nllSum]);
-  }
-  return { loss: sum / count, windows, tokens: count };
 }
 
 interface Adam {
@@ -260,7 +219,7 @@ async function main(): Promise<void> {
 
   const decayed = new Set(vars.filter(([, p]) => p.shape.length >= 2).map(([n]) => n));
   const trainable = model.trainableVariables();
-  const evalProcedure = `mean next-token cross-entropy (nats) over consecutive non-overlapping windows of ${T}+1 tokens (stride ${T}) from the start of the tokenised val split (each document preceded by <|endoftext|>), batches of ${EVAL_BATCH}, float32`;
+  const evalProcedure = describeEval(T);
 
   const startedAt = performance.now();
   let windowStart = performance.now();
@@ -358,6 +317,7 @@ async function main(): Promise<void> {
     modelBytes: bytes.byteLength,
     elapsedSec: +((performance.now() - startedAt) / 1000).toFixed(1),
   });
+  writeModelCard(OUT, BATCH * T);
   console.log(
     `val loss (full split, ${valF16.windows} windows, ${valF16.tokens} tokens): F32 ${valF32.loss.toFixed(4)}, F16 ${valF16.loss.toFixed(4)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
   );
