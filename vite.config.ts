@@ -67,7 +67,7 @@ const headers = {
 
 export default defineConfig({
   base: './',
-  plugins: [svelte(), tfjsWasm(), cspMeta()],
+  plugins: [svelte({ compilerOptions: { runes: true } }), tfjsWasm(), cspMeta()],
   worker: { format: 'es' },
   build: { target: 'es2022', sourcemap: true, chunkSizeWarningLimit: 4096 },
   server: { headers, port: 5173, strictPort: false },

@@ -70,8 +70,10 @@ describe('errors across the worker boundary', () => {
     const plain = Object.assign(new Error('weights do not match'), { name: 'ModelLoadError' });
     const e = reviveError(plain);
     expect(e).toBeInstanceOf(ModelLoadError);
-    expect(e).toBeInstanceOf(EngineError);
     expect(e.message).toBe('weights do not match');
+    const cancelled = reviveError(Object.assign(new Error('stopped'), { name: 'JobCancelledError' }));
+    expect(cancelled).toBeInstanceOf(JobCancelledError);
+    expect(cancelled).toBeInstanceOf(EngineError);
     const other = new TypeError('x');
     expect(reviveError(other)).toBe(other);
   });
