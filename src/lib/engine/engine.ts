@@ -9,6 +9,9 @@ import { BackendInitError, DeviceLostError, EngineError, InvalidInputError } fro
 import { ModelLoadError } from '../model/errors';
 import { JobRegistry, type Checkpoint } from './jobs';
 import { ModelSlot } from './model-slot';
+import type { TrainingPair } from '../data/records';
+import { RewardHost } from './reward-host';
+import { PpoHost } from './ppo-host';
 import { generate } from '../model/sampling';
 import type {
   BackendChoice,
@@ -21,8 +24,21 @@ import type {
   GenerateResult,
   ModelFiles,
   ModelInfo,
+  PpoConfig,
+  PpoEvalSample,
+  PpoEvent,
+  PpoRunRequest,
+  PpoSetup,
+  PpoState,
+  PpoStatus,
   ProbeResult,
+  RewardModelState,
+  RewardModelSummary,
+  RewardTrainEvent,
+  RewardTrainRequest,
   TokenInfo,
+  TokenReward,
+  WrongPair,
   ProgressCallback,
 } from './types';
 import { isBackendChoice } from './types';
@@ -78,6 +94,8 @@ export class LocalEngine implements Engine {
   private jobs = new JobRegistry();
   private watchedDevice: GPUDevice | null = null;
   private slot = new ModelSlot();
+  private rewards = new RewardHost();
+  private ppo = new PpoHost();
 
   async init(opts: EngineInitOptions): Promise<BackendInfo> {
     if (!isBackendChoice(opts.backend)) throw new InvalidInputError(`Unknown backend "${String(opts.backend)}".`);
@@ -294,6 +312,71 @@ export class LocalEngine implements Engine {
     this.requireInit();
     const { tokenizer } = this.slot.require();
     return this.slot.inspect([tokenizer.eotId, ...promptIds, ...ids], 1 + promptIds.length);
+  }
+
+  async trainRewardModel(
+    jobId: string,
+    req: RewardTrainRequest,
+    onEvent?: (e: RewardTrainEvent) => void,
+  ): Promise<{ summary: RewardModelSummary; state: RewardModelState }> {
+    this.requireInit();
+    const { model, tokenizer } = this.slot.require();
+    return this.runJob(jobId, (checkpoint) => this.rewards.train(model, tokenizer, req, onEvent, checkpoint));
+  }
+
+  async activateRewardModel(state: RewardModelState, summary: RewardModelSummary): Promise<void> {
+    this.requireInit();
+    this.rewards.activate(state, summary);
+  }
+
+  async activeRewardModel(): Promise<RewardModelSummary | null> {
+    return this.rewards.summary;
+  }
+
+  async scoreResponses(items: { prompt: string; response: string }[]): Promise<number[]> {
+    const { tokenizer } = this.slot.require();
+    return this.rewards.score(tokenizer, items);
+  }
+
+  async tokenRewards(prompt: string, response: string): Promise<TokenReward[]> {
+    const { tokenizer } = this.slot.require();
+    return this.rewards.tokenRewards(tokenizer, prompt, response);
+  }
+
+  async wrongPairs(pairs: TrainingPair[]): Promise<WrongPair[]> {
+    const { tokenizer } = this.slot.require();
+    return this.rewards.wrongPairs(tokenizer, pairs);
+  }
+
+  async ppoCreate(setup: PpoSetup, state?: PpoState): Promise<PpoStatus> {
+    this.requireInit();
+    const { model, tokenizer } = this.slot.require();
+    return this.ppo.create(model, tokenizer, this.rewards, setup, state);
+  }
+
+  async ppoStatus(): Promise<PpoStatus | null> {
+    return this.ppo.status();
+  }
+
+  async ppoRun(jobId: string, req: PpoRunRequest, onEvent?: (e: PpoEvent) => void): Promise<PpoStatus> {
+    this.requireInit();
+    return this.runJob(jobId, (checkpoint) => this.ppo.run(req, onEvent, checkpoint));
+  }
+
+  async ppoSetConfig(partial: Partial<PpoConfig>): Promise<PpoConfig> {
+    return this.ppo.setConfig(partial);
+  }
+
+  async ppoState(): Promise<PpoState> {
+    return this.ppo.getState();
+  }
+
+  async ppoEvaluate(): Promise<PpoEvalSample[]> {
+    return this.ppo.evaluate();
+  }
+
+  async ppoDispose(): Promise<void> {
+    this.ppo.dispose();
   }
 
   async cancel(jobId: string): Promise<boolean> {

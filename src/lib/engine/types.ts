@@ -137,6 +137,129 @@ export interface TokenInfo {
   top: { id: number; text: string; logprob: number }[];
 }
 
+// ---------------------------------------------------------------- reward model
+
+export interface RewardTrainRequest {
+  /** Id and name the new reward model is saved under. */
+  id: string;
+  name: string;
+  pairs: import('../data/records').TrainingPair[];
+  /** Ids of the preference records the pairs came from (stored with the model). */
+  recordIds: string[];
+  mode: 'head' | 'full';
+  /** Read the hidden state at the last real token (as HF) or average all tokens. */
+  pooling?: 'last' | 'mean';
+  epochs?: number;
+  learningRate?: number;
+  batchSize?: number;
+  centerCoef?: number;
+  valFraction?: number;
+  seed?: number;
+}
+
+export interface RewardModelSummary {
+  id: string;
+  name: string;
+  createdAt: number;
+  mode: 'head' | 'full';
+  pairs: number;
+  trainPairs: number;
+  valPairs: number;
+  bestEpoch: number;
+  accuracy: number;
+  evalAccuracy: number | null;
+  normalisation: { gain: number; bias: number };
+  seconds: number;
+  recordIds: string[];
+  valPrompts: string[];
+}
+
+export type RewardTrainEvent = import('../rlhf/reward-train').RewardTrainEvent;
+export type RewardModelState = import('../rlhf/reward-model').RewardModelState;
+
+export interface TokenReward {
+  id: number;
+  text: string;
+  /** Normalised reward of the text up to and including this token. */
+  reward: number;
+  /** How much this token changed the reward. */
+  delta: number;
+}
+
+export interface WrongPair {
+  prompt: string;
+  chosen: string;
+  rejected: string;
+  chosenReward: number;
+  rejectedReward: number;
+}
+
+// ---------------------------------------------------------------- PPO
+
+export type PpoConfig = import('../rlhf/ppo-config').PpoConfig;
+export type PpoState = import('../rlhf/ppo').PpoState;
+export type PpoMetrics = import('../rlhf/ppo').PpoMetrics;
+export type PpoPhase = import('../rlhf/ppo').PpoPhase;
+export type LabellerConfig = import('../rlhf/labellers').LabellerConfig;
+
+export interface PpoSetup {
+  /** Prompts the policy trains on (visited in a seeded order). */
+  prompts: string[];
+  /** Fixed prompts sampled every few iterations to show how the text changes. */
+  evalPrompts: string[];
+  config: Partial<PpoConfig>;
+  /** The reward: the active reward model, or a scripted labeller's score used directly. */
+  reward: { kind: 'reward-model' } | { kind: 'labeller'; labeller: LabellerConfig };
+  /** A noise-free labeller scoring the evaluation samples ("gold"), to spot reward hacking. */
+  gold?: LabellerConfig;
+  /** Saved with checkpoints so a reload rebuilds the same run. */
+  name?: string;
+}
+
+export interface PpoStatus {
+  iteration: number;
+  nextPhase: PpoPhase;
+  config: PpoConfig;
+  setup: PpoSetup;
+}
+
+export interface PpoRunRequest {
+  /** Whole iterations to run (ignored when `phase` is set). */
+  iterations: number;
+  /** Run only the next phase (rollout → score → advantages → update). */
+  phase?: boolean;
+  /** Sample the evaluation prompts every N iterations (0 = never). */
+  evalEvery?: number;
+}
+
+export interface PpoEvalSample {
+  prompt: string;
+  text: string;
+  score: number;
+  gold: number | null;
+}
+
+export type PpoEvent =
+  | {
+      kind: 'iteration';
+      metrics: PpoMetrics;
+      prompts: string[];
+      texts: string[];
+      scores: number[];
+      traces: import('../rlhf/ppo').SampleTrace[];
+    }
+  | {
+      kind: 'phase';
+      phase: PpoPhase;
+      iteration: number;
+      result:
+        | import('../rlhf/ppo').RolloutResult
+        | import('../rlhf/ppo').ScoreResult
+        | import('../rlhf/ppo').AdvantagesResult
+        | import('../rlhf/ppo').UpdateResult;
+    }
+  | { kind: 'eval'; iteration: number; samples: PpoEvalSample[] };
+
 export interface Engine {
   /** Answers at once; used to check the worker started. */
   ping(): Promise<'pong'>;
@@ -164,6 +287,32 @@ export interface Engine {
   generate(jobId: string, req: GenerateRequest, onProgress?: (p: GenerateProgress) => void): Promise<GenerateResult>;
   /** Per-token log-probabilities and top-5 alternatives of `promptIds ++ ids`, from `promptIds.length` on. */
   inspectTokens(promptIds: number[], ids: number[]): Promise<TokenInfo[]>;
+  /** Train a reward model on preference pairs; it becomes active when training succeeds. */
+  trainRewardModel(
+    jobId: string,
+    req: RewardTrainRequest,
+    onEvent?: (e: RewardTrainEvent) => void,
+  ): Promise<{ summary: RewardModelSummary; state: RewardModelState }>;
+  /** Make a saved reward model the active one. */
+  activateRewardModel(state: RewardModelState, summary: RewardModelSummary): Promise<void>;
+  activeRewardModel(): Promise<RewardModelSummary | null>;
+  /** Normalised rewards (base-model samples: mean 0, std 1) of responses. */
+  scoreResponses(items: { prompt: string; response: string }[]): Promise<number[]>;
+  /** Reward of every prefix of a response, for the per-token heatmap. */
+  tokenRewards(prompt: string, response: string): Promise<TokenReward[]>;
+  /** The pairs (e.g. the held-out ones) the active reward model gets wrong, worst first. */
+  wrongPairs(pairs: import('../data/records').TrainingPair[]): Promise<WrongPair[]>;
+  /** Start a PPO run on the loaded model (or rebuild one from a checkpoint's state). */
+  ppoCreate(setup: PpoSetup, state?: PpoState): Promise<PpoStatus>;
+  ppoStatus(): Promise<PpoStatus | null>;
+  /** Run iterations or one phase; cancel with `cancel(jobId)` (a half-done iteration is dropped). */
+  ppoRun(jobId: string, req: PpoRunRequest, onEvent?: (e: PpoEvent) => void): Promise<PpoStatus>;
+  /** Change hyper-parameters; they apply from the next iteration. */
+  ppoSetConfig(partial: Partial<PpoConfig>): Promise<PpoConfig>;
+  /** Plain-data state between iterations, for checkpoints. */
+  ppoState(): Promise<PpoState>;
+  ppoEvaluate(): Promise<PpoEvalSample[]>;
+  ppoDispose(): Promise<void>;
   /** TF.js memory counters (tensors, bytes) for leak checks. */
   memory(): Promise<{ numTensors: number; numBytes: number }>;
 }

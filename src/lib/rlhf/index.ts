@@ -22,3 +22,13 @@ export {
   type BradleyTerryResult,
 } from './bradley-terry';
 export { dpoLoss, dpoLossT, type DpoLossType, type DpoResult } from './dpo';
+export {
+  RewardModel,
+  rewardInputIds,
+  rewardSource,
+  rewardModelToSafetensors,
+  rewardModelStateFromSafetensors,
+  type RewardMode,
+  type RewardModelState,
+} from './reward-model';
+export { trainRewardModel, splitByPrompt, RewardTrainingError, type RewardTrainEvent } from './reward-train';

@@ -1,0 +1,255 @@
+/**
+ * PPO with a scripted labeller as the reward function (reward-function mode), in Node on the
+ * TF.js wasm backend (one thread): the issue-6 bar for the bundled model.
+ *
+ *   npx tsx scripts/experiments/ppo.ts --iterations 100 --reward sentiment
+ *   options: --model public/models/tiny-gpt --prompts static/prompts/reviews.json
+ *            --config '{"lr":1e-4,"klCoef":0.05}' --eval-samples 16 --eval-seed 7
+ *            --out runs/ppo --backend wasm [--checkpoint runs/tiny-gpt/checkpoint.safetensors]
+ *
+ * Prompts: every 4th prompt of the set (indices 3, 7, …) is held out; PPO trains on the rest.
+ * Reward: the labeller's noise-free `score(text, prompt)` (sentiment: AFINN total of the
+ * response), used directly. Per iteration it prints the score, KL and seconds; at the end the
+ * labeller's mean score of samples on the held-out prompts before (base model) vs after
+ * (policy), in units of the base model's score std, and the KL of the policy to the base on
+ * those samples. Bar: rise ≥ 1 std with KL ≤ 6 nats per sequence and val/ratio near 1.
+ *
+ * Writes `<out>/log.jsonl` (one line of TRL-named metrics per iteration) and
+ * `<out>/summary.json`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+// Registers every gradient (tsx cannot resolve '@tensorflow/tfjs-core/dist/register_all_gradients').
+import '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { GPT } from '../../src/lib/model/gpt';
+import { generate } from '../../src/lib/model/sampling';
+import { BpeTokenizer } from '../../src/lib/model/tokenizer';
+import { configFromHF, loadSafetensorsIntoModel, readSafetensors } from '../../src/lib/model/weights';
+import { logprobsOfTokens } from '../../src/lib/rlhf/entropy';
+import {
+  defaultLabellerConfig,
+  labellerFromConfig,
+  LABELLER_KINDS,
+  type LabellerKind,
+} from '../../src/lib/rlhf/labellers';
+import { PpoTrainer, rewardFromFunction } from '../../src/lib/rlhf/ppo';
+import { validatePpoConfig, type PpoConfig } from '../../src/lib/rlhf/ppo-config';
+
+const { values: a } = parseArgs({
+  options: {
+    iterations: { type: 'string', default: '100' },
+    reward: { type: 'string', default: 'sentiment' },
+    model: { type: 'string', default: 'public/models/tiny-gpt' },
+    /** Weights from a pretraining checkpoint (scripts/pretrain.ts) instead of <model>/model.safetensors. */
+    checkpoint: { type: 'string' },
+    prompts: { type: 'string', default: 'static/prompts/reviews.json' },
+    config: { type: 'string', default: '{}' },
+    'eval-samples': { type: 'string', default: '16' },
+    'eval-seed': { type: 'string', default: '7' },
+    out: { type: 'string', default: 'runs/ppo' },
+    backend: { type: 'string', default: 'wasm' },
+  },
+  strict: true,
+});
+
+const ITERATIONS = Number(a.iterations);
+const EVAL_SAMPLES = Number(a['eval-samples']);
+const EVAL_SEED = Number(a['eval-seed']);
+const OUT = resolve(a.out!);
+
+async function setBackend(name: string): Promise<void> {
+  if (name === 'wasm') {
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    setWasmPaths(fileURLToPath(new URL('../../node_modules/@tensorflow/tfjs-backend-wasm/dist/', import.meta.url)));
+  }
+  if (!(await tf.setBackend(name))) throw new Error(`TF.js backend ${name} did not initialise`);
+  await tf.ready();
+}
+
+function stats(xs: number[]): { mean: number; std: number } {
+  const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
+  const v = xs.reduce((s, x) => s + (x - mean) ** 2, 0) / Math.max(1, xs.length - 1);
+  return { mean, std: Math.sqrt(v) };
+}
+
+/**
+ * EVAL_SAMPLES samples per held-out prompt from `model` (fixed seed, the trainer's temperature and
+ * query format); their labeller scores, and per sample KL(model ‖ ref) = Σ_t log π − log π_ref
+ * (both at the temperature), the k1 estimate on the model's own samples.
+ */
+async function evaluate(
+  model: GPT,
+  ref: GPT,
+  trainer: PpoTrainer,
+  tok: BpeTokenizer,
+  prompts: string[],
+  score: (text: string, prompt: string) => number,
+  config: PpoConfig,
+): Promise<{ scores: number[]; kl: number[]; examples: string[] }> {
+  const flat = prompts.flatMap((p) => Array.from({ length: EVAL_SAMPLES }, () => p));
+  const queries = flat.map((p) => trainer.queryFor(trainer.encodePrompt(p)));
+  const scores: number[] = [];
+  const kl: number[] = [];
+  const examples: string[] = [];
+  const CHUNK = 32;
+  for (let c0 = 0; c0 < flat.length; c0 += CHUNK) {
+    const qs = queries.slice(c0, c0 + CHUNK);
+    const rows = await generate(
+      model,
+      qs,
+      {
+        maxNewTokens: config.maxNewTokens,
+        temperature: config.temperature,
+        seed: EVAL_SEED + c0,
+        decode: (ids) => tok.decode(ids),
+      },
+      tok.eotId,
+    );
+    // Reference log-probs of the sampled tokens: one forward pass over right-padded rows.
+    const L = Math.max(...qs.map((q, i) => q.length + rows[i].ids.length));
+    const seq = new Int32Array(qs.length * L).fill(tok.eotId);
+    qs.forEach((q, i) => seq.set([...q, ...rows[i].ids], i * L));
+    const lpT = tf.tidy(() => {
+      const x = tf.tensor2d(seq, [qs.length, L], 'int32');
+      const targets = tf.concat(
+        [tf.slice(x, [0, 1], [qs.length, L - 1]), tf.fill([qs.length, 1], tok.eotId, 'int32')],
+        1,
+      );
+      return logprobsOfTokens(ref.forward(x).logits, targets as tf.Tensor2D, config.temperature);
+    });
+    const lp = (await lpT.data()) as Float32Array;
+    lpT.dispose();
+    rows.forEach((r, i) => {
+      const prompt = flat[c0 + i];
+      scores.push(score(r.text, prompt));
+      let k = 0;
+      r.ids.forEach((_, j) => (k += r.logprobs[j] - lp[i * L + qs[i].length - 1 + j]));
+      kl.push(k);
+      if (examples.length < 6 && (c0 + i) % EVAL_SAMPLES === 0) examples.push(`${prompt}|${r.text}`);
+    });
+  }
+  return { scores, kl, examples };
+}
+
+async function main(): Promise<void> {
+  await setBackend(a.backend!);
+  const dir = resolve(a.model!);
+  const config = configFromHF(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
+  const base = new GPT(config, { trainable: false, namePrefix: 'base/' });
+  if (a.checkpoint) {
+    // A pretraining checkpoint also holds Adam moments ('adam.*'); keep only the weights.
+    const file = readSafetensors(readFileSync(resolve(a.checkpoint)));
+    const map = new Map<string, tf.Tensor>();
+    for (const [name, t] of file.tensors) if (!name.startsWith('adam.')) map.set(name, tf.tensor(t.data, t.shape));
+    base.setWeights(map);
+    tf.dispose([...map.values()]);
+    console.log(`weights from ${a.checkpoint} (step ${file.metadata.step})`);
+  } else loadSafetensorsIntoModel(base, readFileSync(join(dir, 'model.safetensors')));
+  const tok = BpeTokenizer.fromJSON(JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')));
+  const all = (JSON.parse(readFileSync(resolve(a.prompts!), 'utf8')) as { prompts: string[] }).prompts;
+  const heldOut = all.filter((_, i) => i % 4 === 3);
+  const train = all.filter((_, i) => i % 4 !== 3);
+
+  if (!(LABELLER_KINDS as readonly string[]).includes(a.reward!))
+    throw new Error(`--reward must be one of ${LABELLER_KINDS.join(', ')}`);
+  const labeller = labellerFromConfig(defaultLabellerConfig(a.reward as LabellerKind));
+  const score = (text: string, prompt: string) => labeller.score(text, prompt);
+  const ppoConfig = validatePpoConfig(JSON.parse(a.config!));
+
+  const trainer = new PpoTrainer({
+    model: base,
+    reference: base,
+    reward: rewardFromFunction(score),
+    tokenizer: tok,
+    prompts: train,
+    config: ppoConfig,
+  });
+  mkdirSync(OUT, { recursive: true });
+  const logFile = join(OUT, 'log.jsonl');
+  writeFileSync(logFile, '');
+  console.log(
+    `model ${JSON.stringify(config)} (${base.numParams()} params), backend ${tf.getBackend()}; ${train.length} train / ${heldOut.length} held-out prompts; reward ${JSON.stringify(labeller.config)}`,
+  );
+  console.log(`ppo config ${JSON.stringify(trainer.config)}`);
+
+  let t0 = performance.now();
+  const before = await evaluate(base, base, trainer, tok, heldOut, score, trainer.config);
+  const sBefore = stats(before.scores);
+  console.log(
+    `base model on held-out prompts: score ${sBefore.mean.toFixed(3)} ± ${sBefore.std.toFixed(3)} (std), n = ${before.scores.length} (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+  );
+  for (const e of before.examples) console.log(`  base: ${JSON.stringify(e)}`);
+
+  const started = performance.now();
+  for (let i = 0; i < ITERATIONS; i++) {
+    const r = await trainer.iteration();
+    const m = r.metrics;
+    appendFileSync(logFile, JSON.stringify(m) + '\n');
+    console.log(
+      `it ${String(i + 1).padStart(3)} score ${m['objective/scores'].toFixed(2).padStart(6)} kl ${m['objective/kl'].toFixed(3).padStart(6)} ` +
+        `rlhf ${m['objective/rlhf_reward'].toFixed(2).padStart(6)} ratio ${m['val/ratio'].toFixed(3)} clip ${m['policy/clipfrac_avg'].toFixed(3)} ` +
+        `ent ${m['policy/entropy_avg'].toFixed(2)} vloss ${m['loss/value_avg'].toFixed(3)} len ${m.response_length.toFixed(1)} eos ${m['val/num_eos_tokens']} ` +
+        `β ${m.beta.toFixed(3)} | ${m['time/iteration_s'].toFixed(2)} s/it (rollout ${r.rollout.seconds.toFixed(1)}, update ${r.update.seconds.toFixed(1)})${r.update.earlyStopped ? ' (early stop)' : ''}`,
+    );
+    if ((i + 1) % 10 === 0) console.log(`    e.g. ${JSON.stringify(r.rollout.prompts[0] + '|' + r.rollout.texts[0])}`);
+  }
+  const trainSecs = (performance.now() - started) / 1000;
+
+  t0 = performance.now();
+  const after = await evaluate(trainer.policy, base, trainer, tok, heldOut, score, trainer.config);
+  const sAfter = stats(after.scores);
+  const kl = stats(after.kl);
+  const rise = (sAfter.mean - sBefore.mean) / sBefore.std;
+  const last = trainer.history.slice(-10);
+  const lastKl = stats(last.map((m) => m['objective/kl'])).mean;
+  const lastRatio = stats(last.map((m) => m['val/ratio'])).mean;
+  console.log(
+    `after ${ITERATIONS} iterations (${trainSecs.toFixed(0)} s, ${(trainSecs / ITERATIONS).toFixed(2)} s/it):`,
+  );
+  for (const e of after.examples) console.log(`  policy: ${JSON.stringify(e)}`);
+  console.log(
+    `held-out score: before ${sBefore.mean.toFixed(3)} ± ${sBefore.std.toFixed(3)}, after ${sAfter.mean.toFixed(3)} ± ${sAfter.std.toFixed(3)} → rise ${rise.toFixed(2)} base std`,
+  );
+  console.log(
+    `KL(policy ‖ base) on held-out samples ${kl.mean.toFixed(2)} nats/seq; training objective/kl (last 10 it) ${lastKl.toFixed(2)}; val/ratio (last 10) ${lastRatio.toFixed(4)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+  );
+  const pass = rise >= 1 && kl.mean <= 6 && Math.abs(lastRatio - 1) < 0.05;
+  console.log(`bar (rise ≥ 1 std, KL ≤ 6 nats, ratio ≈ 1): ${pass ? 'PASS' : 'FAIL'}`);
+  writeFileSync(
+    join(OUT, 'summary.json'),
+    JSON.stringify(
+      {
+        iterations: ITERATIONS,
+        secondsPerIteration: trainSecs / ITERATIONS,
+        backend: tf.getBackend(),
+        reward: labeller.config,
+        config: trainer.config,
+        heldOutPrompts: heldOut,
+        evalSamplesPerPrompt: EVAL_SAMPLES,
+        before: sBefore,
+        after: sAfter,
+        riseInBaseStd: rise,
+        heldOutKl: kl,
+        trainKlLast10: lastKl,
+        ratioLast10: lastRatio,
+        pass,
+        examplesBefore: before.examples,
+        examplesAfter: after.examples,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
+  trainer.dispose();
+  base.dispose();
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});

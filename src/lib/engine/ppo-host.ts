@@ -1,0 +1,206 @@
+/**
+ * The engine's PPO run: builds a `PpoTrainer` on the loaded model with either
+ * the active reward model or a scripted labeller as the reward, runs it phase by
+ * phase or iteration by iteration as a cancellable job, samples fixed evaluation
+ * prompts every few iterations (with a noise-free "gold" labeller score, to spot
+ * reward hacking), and hands out plain-data state for checkpoints.
+ */
+import type { BpeTokenizer } from '../model/tokenizer';
+import type { GPT } from '../model/gpt';
+import { generate } from '../model/sampling';
+import { labellerFromConfig, type LabellerConfig } from '../rlhf/labellers';
+import {
+  PpoTrainer,
+  rewardFromFunction,
+  type IterationResult,
+  type PpoPhase,
+  type PpoState,
+  type RewardSource,
+} from '../rlhf/ppo';
+import { validatePpoConfig, type PpoConfig } from '../rlhf/ppo-config';
+import { rewardSource } from '../rlhf/reward-model';
+import { InvalidInputError, NotReadyError } from './errors';
+import type { RewardHost } from './reward-host';
+import type { PpoEvalSample, PpoEvent, PpoRunRequest, PpoSetup, PpoStatus } from './types';
+
+export class PpoHost {
+  private trainer: PpoTrainer | null = null;
+  private setup: PpoSetup | null = null;
+  private gold: ((text: string, prompt: string) => number) | null = null;
+  private reward: RewardSource | null = null;
+  private tok: BpeTokenizer | null = null;
+  /** The running job's checkpoint, awaited between sampling and minibatch steps. */
+  private stepHook: (() => Promise<void>) | null = null;
+
+  status(): PpoStatus | null {
+    if (!this.trainer || !this.setup) return null;
+    return {
+      iteration: this.trainer.completedIterations,
+      nextPhase: this.trainer.nextPhase,
+      config: this.trainer.config,
+      setup: this.setup,
+    };
+  }
+
+  create(model: GPT, tok: BpeTokenizer, rewards: RewardHost, setup: PpoSetup, state?: PpoState): PpoStatus {
+    if (!setup.prompts.length) throw new InvalidInputError('PPO needs at least one prompt to train on.');
+    const config = validatePpoConfig(setup.config);
+    let reward: RewardSource;
+    if (setup.reward.kind === 'reward-model') {
+      reward = rewardSource(rewards.require(), tok.eotId);
+    } else {
+      const labeller = labellerFromConfig(setup.reward.labeller);
+      reward = rewardFromFunction((text, prompt) => labeller.score(text, prompt));
+    }
+    this.gold = setup.gold ? labellerFromConfig({ ...setup.gold, noise: 0 } as LabellerConfig).score : null;
+    const trainer = new PpoTrainer({
+      model,
+      reward,
+      tokenizer: tok,
+      prompts: setup.prompts,
+      config,
+      onStep: () => this.stepHook?.(),
+    });
+    try {
+      if (state) trainer.setState(state);
+    } catch (e) {
+      trainer.dispose();
+      throw e;
+    }
+    this.trainer?.dispose();
+    this.trainer = trainer;
+    this.setup = setup;
+    this.reward = reward;
+    this.tok = tok;
+    return this.status()!;
+  }
+
+  require(): PpoTrainer {
+    if (!this.trainer) throw new NotReadyError('No PPO run yet: start one first.');
+    return this.trainer;
+  }
+
+  /** Hyper-parameter edits apply from the next iteration. */
+  setConfig(partial: Partial<PpoConfig>): PpoConfig {
+    const t = this.require();
+    const next = validatePpoConfig({ ...t.config, ...partial });
+    t.config = next;
+    if (this.setup) this.setup = { ...this.setup, config: next };
+    return next;
+  }
+
+  /** Run `req.iterations` iterations, or just the next phase when `req.phase` is set. */
+  async run(
+    req: PpoRunRequest,
+    onEvent: ((e: PpoEvent) => void) | undefined,
+    checkpoint: () => Promise<void>,
+  ): Promise<PpoStatus> {
+    const t = this.require();
+    this.stepHook = checkpoint;
+    try {
+      if (req.phase) {
+        const phase: PpoPhase = t.nextPhase;
+        const result = await this.runPhase(t, phase);
+        onEvent?.({ kind: 'phase', phase, result, iteration: t.completedIterations });
+        if (phase === 'update') await this.afterIteration(t, req, onEvent);
+        return this.status()!;
+      }
+      for (let i = 0; i < req.iterations; i++) {
+        if (t.nextPhase !== 'rollout') {
+          // Finish a half-stepped iteration first.
+          const next = (): PpoPhase => t.nextPhase; // re-read after each phase (no narrowing)
+          for (let phase = next(); phase !== 'rollout'; phase = next()) {
+            const result = await this.runPhase(t, phase);
+            onEvent?.({ kind: 'phase', phase, result, iteration: t.completedIterations });
+          }
+        } else {
+          const it: IterationResult = await t.iteration();
+          onEvent?.({
+            kind: 'iteration',
+            metrics: it.metrics,
+            texts: it.rollout.texts.slice(0, 4),
+            prompts: it.rollout.prompts.slice(0, 4),
+            scores: it.score.scores.slice(0, 4),
+            traces: it.advantages.samples,
+          });
+        }
+        await this.afterIteration(t, req, onEvent);
+        await checkpoint();
+      }
+      return this.status()!;
+    } catch (e) {
+      // Cancelled or failed mid-iteration: the half-done batch is dropped, the weights are
+      // those of the last completed update.
+      if (t.nextPhase !== 'rollout' && !req.phase) t.abandonIteration();
+      throw e;
+    } finally {
+      this.stepHook = null;
+    }
+  }
+
+  private async runPhase(t: PpoTrainer, phase: PpoPhase) {
+    switch (phase) {
+      case 'rollout':
+        return t.rollout();
+      case 'score':
+        return t.score();
+      case 'advantages':
+        return t.advantages();
+      case 'update':
+        return t.update();
+    }
+  }
+
+  private async afterIteration(t: PpoTrainer, req: PpoRunRequest, onEvent: ((e: PpoEvent) => void) | undefined) {
+    const every = req.evalEvery ?? 0;
+    if (every > 0 && t.completedIterations % every === 0 && this.setup?.evalPrompts.length) {
+      onEvent?.({ kind: 'eval', iteration: t.completedIterations, samples: await this.evaluate() });
+    }
+  }
+
+  /** Samples of the current policy on the fixed evaluation prompts (seeded, so comparable). */
+  async evaluate(): Promise<PpoEvalSample[]> {
+    const t = this.require();
+    const tok = this.tok!;
+    const prompts = this.setup?.evalPrompts ?? [];
+    if (!prompts.length) return [];
+    const ids = prompts.map((p) => [tok.eotId, ...tok.encodePrompt(p).ids]);
+    const rows = await generate(
+      t.policy,
+      ids,
+      {
+        maxNewTokens: t.config.maxNewTokens,
+        temperature: t.config.temperature,
+        seed: 12345,
+        decode: (x) => tok.decode(x),
+      },
+      tok.eotId,
+    );
+    const texts = rows.map((r) => r.text);
+    const scores = await this.reward!.score(
+      rows.map((r, i) => ({
+        prompt: prompts[i],
+        promptIds: ids[i].slice(1),
+        responseIds: r.ids,
+        text: r.text,
+        finished: r.finished,
+      })),
+    );
+    return texts.map((text, i) => ({
+      prompt: prompts[i],
+      text,
+      score: scores[i],
+      gold: this.gold ? this.gold(text, prompts[i]) : null,
+    }));
+  }
+
+  async getState(): Promise<PpoState> {
+    return this.require().getState();
+  }
+
+  dispose(): void {
+    this.trainer?.dispose();
+    this.trainer = null;
+    this.setup = null;
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The engine's reward models: the active one, training a new one (which
+ * replaces the active one only when training succeeds), scoring and the
+ * inspector's queries. Algorithms live in `src/lib/rlhf/reward-*.ts`.
+ */
+import type { TrainingPair } from '../data/records';
+import type { BpeTokenizer } from '../model/tokenizer';
+import type { GPT } from '../model/gpt';
+import { RewardModel, rewardInputIds, type RewardModelState } from '../rlhf/reward-model';
+import {
+  misclassified,
+  prefixRewards,
+  trainRewardModel,
+  type RewardTrainEvent,
+  type RewardTrainResult,
+} from '../rlhf/reward-train';
+import { NotReadyError } from './errors';
+import type { RewardModelSummary, RewardTrainRequest, TokenReward, WrongPair } from './types';
+
+export class RewardHost {
+  active: RewardModel | null = null;
+  summary: RewardModelSummary | null = null;
+
+  private encoder(tok: BpeTokenizer) {
+    return (prompt: string, response: string) => rewardInputIds(tok, prompt, response);
+  }
+
+  async train(
+    policy: GPT,
+    tok: BpeTokenizer,
+    req: RewardTrainRequest,
+    onEvent: ((e: RewardTrainEvent) => void) | undefined,
+    checkpoint: () => Promise<void>,
+  ): Promise<{ summary: RewardModelSummary; state: RewardModelState }> {
+    const rm = RewardModel.fromPolicy(policy, { mode: req.mode, seed: req.seed, pooling: req.pooling });
+    let result: RewardTrainResult;
+    try {
+      result = await trainRewardModel(
+        rm,
+        req.pairs,
+        {
+          encode: this.encoder(tok),
+          mode: req.mode,
+          epochs: req.epochs,
+          learningRate: req.learningRate,
+          batchSize: req.batchSize,
+          centerCoef: req.centerCoef,
+          valFraction: req.valFraction,
+          seed: req.seed,
+        },
+        onEvent,
+        checkpoint,
+      );
+    } catch (e) {
+      rm.dispose(); // the previous reward model stays active
+      throw e;
+    }
+    this.active?.dispose();
+    this.active = rm;
+    const summary: RewardModelSummary = {
+      id: req.id,
+      name: req.name,
+      createdAt: Date.now(),
+      mode: result.mode,
+      pairs: req.pairs.length,
+      trainPairs: result.split.train.length,
+      valPairs: result.split.val.length,
+      bestEpoch: result.bestEpoch,
+      accuracy: result.best.accuracy,
+      evalAccuracy: result.best.eval_accuracy ?? null,
+      normalisation: result.normalisation,
+      seconds: result.seconds,
+      recordIds: req.recordIds,
+      valPrompts: [...new Set(result.split.val.map((p) => p.prompt))],
+    };
+    this.summary = summary;
+    return { summary, state: await rm.getState() };
+  }
+
+  /** Make a saved reward model the active one. */
+  activate(state: RewardModelState, summary: RewardModelSummary): void {
+    const rm = RewardModel.fromState(state);
+    this.active?.dispose();
+    this.active = rm;
+    this.summary = summary;
+  }
+
+  require(): RewardModel {
+    if (!this.active) throw new NotReadyError('No reward model yet: train one on the Reward model page first.');
+    return this.active;
+  }
+
+  /** Normalised rewards of responses to one prompt each. */
+  async score(tok: BpeTokenizer, items: { prompt: string; response: string }[]): Promise<number[]> {
+    const rm = this.require();
+    const raw = await rm.score(items.map((it) => rewardInputIds(tok, it.prompt, it.response)));
+    const { gain, bias } = rm.normalisation;
+    return raw.map((r) => r * gain + bias);
+  }
+
+  /** The normalised reward of every prefix of the response: how each token moved the score. */
+  async tokenRewards(tok: BpeTokenizer, prompt: string, response: string): Promise<TokenReward[]> {
+    const rm = this.require();
+    const promptIds = [tok.eotId, ...tok.encodePrompt(prompt).ids];
+    const responseIds = tok.encode(response);
+    const all = [...promptIds, ...responseIds];
+    const rewards = await prefixRewards(rm, all);
+    const { gain, bias } = rm.normalisation;
+    const norm = rewards.map((r) => r * gain + bias);
+    const before = norm[promptIds.length - 1];
+    return responseIds.map((id, i) => {
+      const r = norm[promptIds.length + i];
+      const prev = i === 0 ? before : norm[promptIds.length + i - 1];
+      return { id, text: tok.decodeToken(id), reward: r, delta: r - prev };
+    });
+  }
+
+  async wrongPairs(tok: BpeTokenizer, pairs: TrainingPair[]): Promise<WrongPair[]> {
+    const rm = this.require();
+    const wrong = await misclassified(rm, pairs, this.encoder(tok));
+    const { gain } = rm.normalisation;
+    return wrong.map((w) => ({
+      prompt: w.pair.prompt,
+      chosen: w.pair.chosen,
+      rejected: w.pair.rejected,
+      chosenReward: w.chosenReward * gain,
+      rejectedReward: w.rejectedReward * gain,
+    }));
+  }
+
+  dispose(): void {
+    this.active?.dispose();
+    this.active = null;
+  }
+}

@@ -1,0 +1,714 @@
+/**
+ * Training a reward model on preference pairs (Bradley–Terry), as TRL's `RewardTrainer`.
+ *
+ * Loss per batch (TRL `RewardTrainer.compute_loss`):
+ *   −log σ(r_chosen − r_rejected − margin)  +  centerCoef · mean((r_chosen + r_rejected)²)
+ * (`bradleyTerryLossT`; the centring term is Eisenstein et al. 2023, TRL's
+ * `center_rewards_coefficient`). Metrics carry TRL's names: `loss`, `accuracy`
+ * (r_c > r_r), `margin` (mean r_c − r_r), `mean_reward` (mean of r_c and r_r), and the same
+ * on the validation pairs with an `eval_` prefix; `grad_norm`, `learning_rate`, `epoch` as
+ * the HF Trainer logs them.
+ *
+ * Validation pairs are split off **by prompt** (`splitByPrompt`): no prompt has pairs on both
+ * sides, so held-out accuracy measures generalisation to new prompts rather than memorised
+ * ones. Early stopping watches eval accuracy (ties broken by eval loss) and the best epoch's
+ * weights are kept.
+ *
+ * Optimiser: Adam (β₁ 0.9, β₂ 0.999, ε 1e-8 given explicitly, because TF.js's default epsilon
+ * depends on the backend), optional decoupled weight decay (AdamW), global-norm gradient
+ * clipping, learning rate decaying linearly to 0 (the HF Trainer default schedule).
+ *
+ * Failure leaves the caller's model as it was: the weights (and normalisation) are
+ * snapshotted first and restored on any error, cancellation included.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { TrainingPair } from '../data/records';
+import { Rng } from '../model/rng';
+import { bradleyTerryLoss, bradleyTerryLossT } from './bradley-terry';
+import type { RewardMode, RewardModel, RewardNormalisation } from './reward-model';
+
+/** A reward-model training problem the user can act on (too few pairs, divergence, …). */
+export class RewardTrainingError extends Error {
+  override name = 'RewardTrainingError';
+}
+
+/** Ids of one text: `(prompt, response) → [eot, ...prompt ids, ...response ids]` (see `rewardInputIds`). */
+export type RewardEncoder = (prompt: string, response: string) => number[];
+
+export const MIN_PAIRS = 8;
+export const MIN_PROMPTS = 2;
+/** Any |reward| above this means training diverged (BT saturates long before). */
+const DIVERGED_REWARD = 1e6;
+
+export interface RewardTrainOptions {
+  /** Text → ids of the reward model's input. */
+  encode: RewardEncoder;
+  /** Default: the model's own `mode`. */
+  mode?: RewardMode;
+  /** Passes over the training pairs (default head 60, full 6). */
+  epochs?: number;
+  /** Peak learning rate (default head 1e-2, full 3e-4). */
+  learningRate?: number;
+  /** 'linear' (default, HF Trainer): decays to 0 at the last planned step; 'constant'. */
+  lrSchedule?: 'linear' | 'constant';
+  /** Pairs per step (default 16). */
+  batchSize?: number;
+  adamBeta1?: number;
+  adamBeta2?: number;
+  /** Adam epsilon, explicit (default 1e-8). */
+  adamEpsilon?: number;
+  /** Decoupled weight decay (AdamW) on matrices (default head 0, full 0). */
+  weightDecay?: number;
+  /** Clip the global gradient norm to this (default 1; 0 = off). */
+  maxGradNorm?: number;
+  /** TRL `center_rewards_coefficient` (default 0.01). */
+  centerCoef?: number;
+  /** Multiplies the pairs' `margin` (ratings differences); 0 ignores margins (default 1). */
+  marginScale?: number;
+  /** Fraction of prompts held out for validation (default 0.2). 0: no validation, no early stopping. */
+  valFraction?: number;
+  /** A fixed validation set instead of a split; then every pair in `pairs` trains. */
+  valPairs?: TrainingPair[];
+  /** Seed of the split and the batch order (default 0). */
+  seed?: number;
+  /** Stop after this many epochs without a better validation result (default head 15, full 3). */
+  patience?: number;
+  /** Report step metrics every N steps (default 10). */
+  logEvery?: number;
+  /** Ids of base-model samples to normalise on (mean 0, std 1). Default: every text of the pairs. */
+  normaliseOn?: number[][];
+  /** Fewest usable pairs accepted (default 8). */
+  minPairs?: number;
+}
+
+type Resolved = Required<Omit<RewardTrainOptions, 'valPairs' | 'normaliseOn'>> &
+  Pick<RewardTrainOptions, 'valPairs' | 'normaliseOn'>;
+
+const DEFAULTS = {
+  head: { epochs: 60, learningRate: 1e-2, patience: 15, weightDecay: 0 },
+  full: { epochs: 6, learningRate: 3e-4, patience: 3, weightDecay: 0 },
+} as const;
+
+function resolve(rm: RewardModel, o: RewardTrainOptions): Resolved {
+  const mode = o.mode ?? rm.mode;
+  const d = DEFAULTS[mode];
+  const r: Resolved = {
+    encode: o.encode,
+    mode,
+    epochs: o.epochs ?? d.epochs,
+    learningRate: o.learningRate ?? d.learningRate,
+    lrSchedule: o.lrSchedule ?? 'linear',
+    batchSize: o.batchSize ?? 16,
+    adamBeta1: o.adamBeta1 ?? 0.9,
+    adamBeta2: o.adamBeta2 ?? 0.999,
+    adamEpsilon: o.adamEpsilon ?? 1e-8,
+    weightDecay: o.weightDecay ?? d.weightDecay,
+    maxGradNorm: o.maxGradNorm ?? 1,
+    centerCoef: o.centerCoef ?? 0.01,
+    marginScale: o.marginScale ?? 1,
+    valFraction: o.valFraction ?? 0.2,
+    valPairs: o.valPairs,
+    seed: o.seed ?? 0,
+    patience: o.patience ?? d.patience,
+    logEvery: o.logEvery ?? 10,
+    normaliseOn: o.normaliseOn,
+    minPairs: o.minPairs ?? MIN_PAIRS,
+  };
+  const bad = (msg: string): never => {
+    throw new RewardTrainingError(`Reward model training: ${msg}`);
+  };
+  if (mode !== 'head' && mode !== 'full') bad(`mode must be 'head' or 'full', got ${String(mode)}`);
+  if (!Number.isInteger(r.epochs) || r.epochs < 1) bad(`epochs must be a positive integer, got ${r.epochs}`);
+  if (!Number.isInteger(r.batchSize) || r.batchSize < 1)
+    bad(`batch size must be a positive integer, got ${r.batchSize}`);
+  if (!(r.learningRate > 0) || !Number.isFinite(r.learningRate))
+    bad(`learning rate must be a positive number, got ${r.learningRate}`);
+  if (!(r.adamEpsilon > 0)) bad(`Adam epsilon must be > 0, got ${r.adamEpsilon}`);
+  if (!(r.valFraction >= 0 && r.valFraction < 1)) bad(`validation fraction must be in [0, 1), got ${r.valFraction}`);
+  if (!(r.maxGradNorm >= 0)) bad(`gradient clipping norm must be ≥ 0, got ${r.maxGradNorm}`);
+  if (!(r.patience >= 1)) bad(`patience must be ≥ 1, got ${r.patience}`);
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// Split
+
+export interface PromptSplit {
+  train: TrainingPair[];
+  val: TrainingPair[];
+  /** Prompts whose pairs are in `val`. */
+  valPrompts: string[];
+}
+
+function shuffleInPlace<T>(a: T[], rng: Rng): T[] {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
+/**
+ * Hold out `valFraction` of the distinct prompts (rounded, at least 1 and at most all but one
+ * when there are ≥ 2 prompts and valFraction > 0), seeded: every pair of a held-out prompt
+ * goes to `val`, the rest to `train`, both in their input order.
+ */
+export function splitByPrompt(pairs: readonly TrainingPair[], valFraction = 0.2, seed = 0): PromptSplit {
+  const prompts = [...new Set(pairs.map((p) => p.prompt))];
+  if (valFraction <= 0 || prompts.length < 2) return { train: [...pairs], val: [], valPrompts: [] };
+  const nVal = Math.min(prompts.length - 1, Math.max(1, Math.round(valFraction * prompts.length)));
+  const valPrompts = shuffleInPlace([...prompts], new Rng(seed)).slice(0, nVal);
+  const held = new Set(valPrompts);
+  return {
+    train: pairs.filter((p) => !held.has(p.prompt)),
+    val: pairs.filter((p) => held.has(p.prompt)),
+    valPrompts: prompts.filter((p) => held.has(p)),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Metrics
+
+export interface RewardStepMetrics {
+  step: number;
+  /** Fractional epoch, as the HF Trainer logs it. */
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  margin: number;
+  mean_reward: number;
+  grad_norm: number;
+  learning_rate: number;
+}
+
+export interface PairEvaluation {
+  loss: number;
+  accuracy: number;
+  margin: number;
+  mean_reward: number;
+  chosen_rewards: number[];
+  rejected_rewards: number[];
+}
+
+export interface RewardEpochMetrics {
+  epoch: number;
+  step: number;
+  /** Means over the epoch's steps (weighted by pairs). */
+  loss: number;
+  accuracy: number;
+  margin: number;
+  mean_reward: number;
+  /** Rewards of the training pairs as seen during the epoch's steps (for a histogram). */
+  chosen_rewards: number[];
+  rejected_rewards: number[];
+  eval_loss?: number;
+  eval_accuracy?: number;
+  eval_margin?: number;
+  eval_mean_reward?: number;
+  eval_chosen_rewards?: number[];
+  eval_rejected_rewards?: number[];
+  /** Wall-clock seconds of the epoch (training steps and evaluation). */
+  seconds: number;
+}
+
+export type RewardTrainEvent =
+  | {
+      type: 'start';
+      mode: RewardMode;
+      trainPairs: number;
+      valPairs: number;
+      valPrompts: string[];
+      droppedTies: number;
+      totalSteps: number;
+      /** Validation before any step (epoch 0), when there is a validation set. */
+      initial?: PairEvaluation;
+    }
+  | { type: 'step'; metrics: RewardStepMetrics }
+  | { type: 'epoch'; metrics: RewardEpochMetrics; isBest: boolean };
+
+export interface RewardTrainResult {
+  mode: RewardMode;
+  history: RewardEpochMetrics[];
+  /** Epoch whose weights were kept (1-based). */
+  bestEpoch: number;
+  best: RewardEpochMetrics;
+  stoppedEarly: boolean;
+  steps: number;
+  split: PromptSplit;
+  /** Pairs dropped because chosen and rejected were identical. */
+  droppedTies: number;
+  normalisation: RewardNormalisation;
+  seconds: number;
+  secondsPerEpoch: number;
+}
+
+// ---------------------------------------------------------------------------
+// Encoding and rewards of many pairs
+
+interface EncodedPair {
+  pair: TrainingPair;
+  chosen: number[];
+  rejected: number[];
+  margin: number;
+}
+
+function encodePairs(pairs: readonly TrainingPair[], encode: RewardEncoder, marginScale: number): EncodedPair[] {
+  return pairs.map((pair) => ({
+    pair,
+    chosen: encode(pair.prompt, pair.chosen),
+    rejected: encode(pair.prompt, pair.rejected),
+    margin: (pair.margin ?? 0) * marginScale,
+  }));
+}
+
+function sameIds(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Rewards of every distinct text of `rows`, in `rows` order (head mode via cached features). */
+async function rewardsOf(rm: RewardModel, rows: number[][], useCache: boolean): Promise<number[]> {
+  if (rows.length === 0) return [];
+  const keyOf = (r: number[]) => r.join(',');
+  const unique = new Map<string, number[]>();
+  for (const r of rows) unique.set(keyOf(r), r);
+  const list = [...unique.values()];
+  const vals = useCache ? await rm.scoreCached(list) : await rm.score(list);
+  const byKey = new Map<string, number>();
+  list.forEach((r, i) => byKey.set(keyOf(r), vals[i]));
+  return rows.map((r) => byKey.get(keyOf(r))!);
+}
+
+async function evaluateEncoded(
+  rm: RewardModel,
+  enc: EncodedPair[],
+  centerCoef: number,
+  useCache: boolean,
+): Promise<PairEvaluation> {
+  const all = await rewardsOf(rm, [...enc.map((e) => e.chosen), ...enc.map((e) => e.rejected)], useCache);
+  const c = all.slice(0, enc.length);
+  const r = all.slice(enc.length);
+  const { loss, accuracy } = bradleyTerryLoss(
+    c,
+    r,
+    enc.map((e) => e.margin),
+    centerCoef,
+  );
+  let margin = 0;
+  let sum = 0;
+  for (let i = 0; i < c.length; i++) {
+    margin += c[i] - r[i];
+    sum += c[i] + r[i];
+  }
+  return {
+    loss,
+    accuracy,
+    margin: margin / c.length,
+    mean_reward: sum / (2 * c.length),
+    chosen_rewards: c,
+    rejected_rewards: r,
+  };
+}
+
+/** Loss, accuracy and rewards of `pairs` under `rm` (no training; head mode reads cached features). */
+export async function evaluatePairs(
+  rm: RewardModel,
+  pairs: readonly TrainingPair[],
+  encode: RewardEncoder,
+  opts: { centerCoef?: number; marginScale?: number } = {},
+): Promise<PairEvaluation> {
+  if (pairs.length === 0) throw new RangeError('evaluatePairs: no pairs');
+  // A head-mode model's trunk is frozen: its cached features are valid.
+  const useCache = rm.mode === 'head';
+  return evaluateEncoded(rm, encodePairs(pairs, encode, opts.marginScale ?? 1), opts.centerCoef ?? 0, useCache);
+}
+
+export interface MisclassifiedPair {
+  pair: TrainingPair;
+  chosenReward: number;
+  rejectedReward: number;
+}
+
+/** Pairs the model gets wrong (r_chosen ≤ r_rejected), worst first. */
+export async function misclassified(
+  rm: RewardModel,
+  pairs: readonly TrainingPair[],
+  encode: RewardEncoder,
+): Promise<MisclassifiedPair[]> {
+  if (pairs.length === 0) return [];
+  const ev = await evaluatePairs(rm, pairs, encode);
+  const out: MisclassifiedPair[] = [];
+  pairs.forEach((pair, i) => {
+    const c = ev.chosen_rewards[i];
+    const r = ev.rejected_rewards[i];
+    if (!(c > r)) out.push({ pair, chosenReward: c, rejectedReward: r });
+  });
+  return out.sort((a, b) => b.rejectedReward - b.chosenReward - (a.rejectedReward - a.chosenReward));
+}
+
+/**
+ * Raw reward of every prefix `ids[0..k]` (k = 0..n−1), for the per-token heatmap: the
+ * contribution of token k is `prefix[k] − prefix[k−1]`. One forward pass while the text fits
+ * the context (attention is causal, so position k's hidden state is the prefix's; with mean
+ * pooling the prefix reward is the running mean of per-position rewards, the head being
+ * linear); prefixes longer than blockSize are scored on their last blockSize tokens, as
+ * `score` does.
+ */
+export async function prefixRewards(rm: RewardModel, ids: readonly number[]): Promise<number[]> {
+  const n = ids.length;
+  if (n === 0) return [];
+  const T = rm.config.blockSize;
+  const first = Math.min(n, T);
+  const perPos = tf.tidy(() => {
+    const idx = tf.tensor2d(Int32Array.from(ids.slice(0, first)), [1, first], 'int32');
+    const { hidden } = rm.trunk.forward(idx, { returnHidden: true });
+    return rm.headT(tf.reshape(hidden!, [first, rm.config.nEmbd]) as tf.Tensor2D);
+  });
+  const r = Array.from(await perPos.data());
+  perPos.dispose();
+  let out = r;
+  if (rm.pooling === 'mean') {
+    let sum = 0;
+    out = r.map((x, k) => (sum += x) / (k + 1));
+  }
+  if (n > T) {
+    const rest: number[][] = [];
+    for (let k = T; k < n; k++) rest.push(ids.slice(k - T + 1, k + 1) as number[]);
+    out.push(...(await rm.score(rest)));
+  }
+  return out;
+}
+
+/** Gain and bias that map the raw rewards of `idsBatch` to mean 0, std 1. */
+export async function computeNormalisation(rm: RewardModel, idsBatch: number[][]): Promise<RewardNormalisation> {
+  if (idsBatch.length === 0) return { gain: 1, bias: 0 };
+  const r = await rm.score(idsBatch);
+  const mean = r.reduce((a, b) => a + b, 0) / r.length;
+  const std = Math.sqrt(r.reduce((a, b) => a + (b - mean) ** 2, 0) / r.length);
+  const gain = std > 1e-8 && Number.isFinite(std) ? 1 / std : 1;
+  return { gain, bias: -mean * gain };
+}
+
+// ---------------------------------------------------------------------------
+// Adam
+
+class Adam {
+  private m: tf.Variable[];
+  private v: tf.Variable[];
+  private t = 0;
+  constructor(
+    private readonly vars: tf.Variable[],
+    private readonly o: Resolved,
+  ) {
+    // tf.variable takes over the initial tensor's data but the tensor still counts: dispose it.
+    const zeros = (p: tf.Variable) => {
+      const z = tf.zerosLike(p);
+      const v = tf.variable(z, false);
+      z.dispose();
+      return v;
+    };
+    this.m = vars.map(zeros);
+    this.v = vars.map(zeros);
+  }
+
+  /** Clip, update every variable; returns the global gradient norm before clipping. Call inside tidy. */
+  apply(grads: tf.NamedTensorMap, lr: number): tf.Scalar {
+    const { adamBeta1: b1, adamBeta2: b2, adamEpsilon: eps, maxGradNorm, weightDecay } = this.o;
+    this.t++;
+    const gs = this.vars.map((p) => grads[p.name]);
+    const norm = tf.sqrt(tf.addN(gs.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
+    const scale = maxGradNorm > 0 ? tf.minimum(1, tf.div(maxGradNorm, tf.add(norm, 1e-6))) : tf.scalar(1);
+    const bc1 = 1 - b1 ** this.t;
+    const bc2 = 1 - b2 ** this.t;
+    this.vars.forEach((p, i) => {
+      const g = tf.mul(gs[i], scale);
+      const m = this.m[i];
+      const v = this.v[i];
+      m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
+      v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.mul(g, g), 1 - b2)));
+      let update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
+      if (weightDecay > 0 && p.shape.length >= 2) update = tf.add(update, tf.mul(p, weightDecay));
+      p.assign(tf.sub(p, tf.mul(update, lr)));
+    });
+    return norm;
+  }
+
+  dispose(): void {
+    tf.dispose([...this.m, ...this.v]);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Training
+
+function checkPairs(pairs: readonly TrainingPair[], enc: EncodedPair[], o: Resolved): EncodedPair[] {
+  const usable = enc.filter((e) => e.pair.chosen !== e.pair.rejected && !sameIds(e.chosen, e.rejected));
+  for (const e of usable)
+    if (!Number.isFinite(e.margin))
+      throw new RewardTrainingError(`A pair has a margin that is not a number (${e.pair.margin}); check the ratings.`);
+  if (pairs.length > 0 && usable.length === 0)
+    throw new RewardTrainingError(
+      `No usable pairs: all ${pairs.length} pairs are ties (chosen and rejected are the same text), which carry no preference. Label pairs where one response is better.`,
+    );
+  if (usable.length < o.minPairs) {
+    throw new RewardTrainingError(
+      `Reward model training needs at least ${o.minPairs} preference pairs, from at least ${MIN_PROMPTS} different prompts; there ${usable.length === 1 ? 'is' : 'are'} ${usable.length}${pairs.length > usable.length ? ` (${pairs.length - usable.length} ties dropped)` : ''}. Label ${o.minPairs - usable.length} more.`,
+    );
+  }
+  return usable;
+}
+
+/**
+ * Train `rm` in place on preference pairs. On success the best epoch's weights are kept and
+ * `rm.normalisation` is set; on any error (cancellation via `checkpoint` included) weights
+ * and normalisation are restored to what they were, and the error is rethrown
+ * (`RewardTrainingError` for problems of the data or the settings).
+ *
+ * `checkpoint` is awaited before every step (the engine yields and cancels there).
+ */
+export async function trainRewardModel(
+  rm: RewardModel,
+  pairs: readonly TrainingPair[],
+  opts: RewardTrainOptions,
+  onProgress?: (e: RewardTrainEvent) => void,
+  checkpoint?: () => Promise<void>,
+): Promise<RewardTrainResult> {
+  const o = resolve(rm, opts);
+  const t0 = performance.now();
+  const full = o.mode === 'full';
+
+  // Data: encode, drop ties, split by prompt.
+  const usable = checkPairs(pairs, encodePairs(pairs, o.encode, o.marginScale), o);
+  const droppedTies = pairs.length - usable.length;
+  const usablePairs = usable.map((e) => e.pair);
+  let split: PromptSplit;
+  if (o.valPairs) {
+    split = { train: usablePairs, val: [...o.valPairs], valPrompts: [...new Set(o.valPairs.map((p) => p.prompt))] };
+  } else {
+    const nPrompts = new Set(usablePairs.map((p) => p.prompt)).size;
+    if (o.valFraction > 0 && nPrompts < MIN_PROMPTS)
+      throw new RewardTrainingError(
+        `Reward model training needs pairs from at least ${MIN_PROMPTS} different prompts (validation uses prompts not seen in training); all ${usablePairs.length} pairs share one prompt. Label pairs for another prompt.`,
+      );
+    split = splitByPrompt(usablePairs, o.valFraction, o.seed);
+  }
+  const encOf = new Map(usable.map((e) => [e.pair, e]));
+  const train = split.train.map((p) => encOf.get(p)!);
+  const val = o.valPairs
+    ? encodePairs(o.valPairs, o.encode, o.marginScale).filter((e) => !sameIds(e.chosen, e.rejected))
+    : split.val.map((p) => encOf.get(p)!);
+
+  const stepsPerEpoch = Math.ceil(train.length / o.batchSize);
+  const totalSteps = stepsPerEpoch * o.epochs;
+  const vars = rm.trainableVariables(o.mode);
+  const C = rm.config.nEmbd;
+
+  // Everything below can fail: snapshot first, restore on any error.
+  const initial = full ? rm.snapshot() : rm.headVariables().map((v) => tf.clone(v));
+  const initialNorm = { ...rm.normalisation };
+  const restoreInitial = () => {
+    if (full) rm.restore(initial, true);
+    else rm.headVariables().forEach((v, i) => v.assign(initial[i]));
+    rm.normalisation = initialNorm;
+  };
+  let best: tf.Tensor[] | null = null;
+  let adam: Adam | null = null;
+  let trainF: { chosen: tf.Tensor2D; rejected: tf.Tensor2D } | null = null;
+  try {
+    if (full) rm.invalidateFeatures();
+    // Head mode: the trunk is fixed, so each text's feature vector is computed once.
+    if (!full) {
+      const fc = await rm.features(train.map((e) => e.chosen));
+      const fr = await rm.features(train.map((e) => e.rejected));
+      if (val.length) await rm.features([...val.map((e) => e.chosen), ...val.map((e) => e.rejected)]);
+      const pack = (fs: Float32Array[]) => {
+        const flat = new Float32Array(fs.length * C);
+        fs.forEach((f, i) => flat.set(f, i * C));
+        return tf.tensor2d(flat, [fs.length, C]);
+      };
+      trainF = { chosen: pack(fc), rejected: pack(fr) };
+    }
+    const evaluate = () => evaluateEncoded(rm, val, o.centerCoef, !full);
+
+    onProgress?.({
+      type: 'start',
+      mode: o.mode,
+      trainPairs: train.length,
+      valPairs: val.length,
+      valPrompts: split.valPrompts,
+      droppedTies,
+      totalSteps,
+      initial: val.length ? await evaluate() : undefined,
+    });
+
+    adam = new Adam(vars, o);
+    const rng = new Rng(o.seed + 1);
+    const history: RewardEpochMetrics[] = [];
+    let bestEpoch = 0;
+    let bestKey: [number, number] = [-Infinity, Infinity]; // [eval accuracy, eval loss]
+    let sinceBest = 0;
+    let step = 0;
+    let stoppedEarly = false;
+    const snapshotNow = () => (full ? rm.snapshot() : rm.headVariables().map((v) => tf.clone(v)));
+    const diverged = (what: string, epoch: number): never => {
+      throw new RewardTrainingError(
+        `Reward model training diverged (${what} at epoch ${epoch}, step ${step}); the previous weights were kept. Lower the learning rate (now ${o.learningRate}).`,
+      );
+    };
+
+    for (let epoch = 1; epoch <= o.epochs; epoch++) {
+      const te = performance.now();
+      const order = shuffleInPlace(
+        train.map((_, i) => i),
+        rng,
+      );
+      const sums = { loss: 0, correct: 0, margin: 0, reward: 0, n: 0 };
+      const chosenR: number[] = [];
+      const rejectedR: number[] = [];
+      for (let s = 0; s < stepsPerEpoch; s++) {
+        await checkpoint?.();
+        const idx = order.slice(s * o.batchSize, (s + 1) * o.batchSize);
+        const B = idx.length;
+        const lr = o.lrSchedule === 'linear' ? o.learningRate * (1 - step / totalSteps) : o.learningRate;
+        let kept: tf.Tensor | null = null;
+        const packed = tf.tidy(() => {
+          const margins = tf.tensor1d(idx.map((i) => train[i].margin));
+          const { value, grads } = tf.variableGrads(() => {
+            let rewards: tf.Tensor1D;
+            if (trainF) {
+              const sel = tf.tensor1d(Int32Array.from(idx), 'int32');
+              rewards = rm.headT(tf.concat([tf.gather(trainF.chosen, sel), tf.gather(trainF.rejected, sel)], 0));
+            } else {
+              rewards = rm.scoreT([...idx.map((i) => train[i].chosen), ...idx.map((i) => train[i].rejected)]);
+            }
+            kept = tf.keep(rewards); // read back with the loss, no second forward
+            return bradleyTerryLossT(tf.slice(rewards, 0, B), tf.slice(rewards, B, B), margins, o.centerCoef).loss;
+          }, vars);
+          const norm = adam!.apply(grads, lr);
+          return tf.concat([tf.reshape(value, [1]), tf.reshape(norm, [1]), kept!]);
+        });
+        const data = await packed.data(); // one read-back per step
+        tf.dispose([packed, kept!]);
+        step++;
+        const loss = data[0];
+        const gradNorm = data[1];
+        if (!Number.isFinite(loss)) diverged(`loss is ${loss}`, epoch);
+        if (!Number.isFinite(gradNorm)) diverged(`gradient norm is ${gradNorm}`, epoch);
+        let correct = 0;
+        let marginSum = 0;
+        let rewardSum = 0;
+        for (let b = 0; b < B; b++) {
+          const c = data[2 + b];
+          const r = data[2 + B + b];
+          if (!(Math.abs(c) < DIVERGED_REWARD && Math.abs(r) < DIVERGED_REWARD))
+            diverged(`a reward is ${Math.abs(c) > Math.abs(r) ? c : r}`, epoch);
+          if (c > r) correct++;
+          marginSum += c - r;
+          rewardSum += c + r;
+          chosenR.push(c);
+          rejectedR.push(r);
+        }
+        sums.loss += loss * B;
+        sums.correct += correct;
+        sums.margin += marginSum;
+        sums.reward += rewardSum;
+        sums.n += B;
+        if (onProgress && (step % o.logEvery === 0 || step === totalSteps)) {
+          onProgress({
+            type: 'step',
+            metrics: {
+              step,
+              epoch: epoch - 1 + (s + 1) / stepsPerEpoch,
+              loss,
+              accuracy: correct / B,
+              margin: marginSum / B,
+              mean_reward: rewardSum / (2 * B),
+              grad_norm: gradNorm,
+              learning_rate: lr,
+            },
+          });
+        }
+      }
+
+      const metrics: RewardEpochMetrics = {
+        epoch,
+        step,
+        loss: sums.loss / sums.n,
+        accuracy: sums.correct / sums.n,
+        margin: sums.margin / sums.n,
+        mean_reward: sums.reward / (2 * sums.n),
+        chosen_rewards: chosenR,
+        rejected_rewards: rejectedR,
+        seconds: 0,
+      };
+      let isBest: boolean;
+      if (val.length) {
+        const ev = await evaluate();
+        const allR = [...ev.chosen_rewards, ...ev.rejected_rewards];
+        if (!Number.isFinite(ev.loss) || allR.some((x) => !(Math.abs(x) < DIVERGED_REWARD)))
+          diverged(`validation loss is ${ev.loss}`, epoch);
+        metrics.eval_loss = ev.loss;
+        metrics.eval_accuracy = ev.accuracy;
+        metrics.eval_margin = ev.margin;
+        metrics.eval_mean_reward = ev.mean_reward;
+        metrics.eval_chosen_rewards = ev.chosen_rewards;
+        metrics.eval_rejected_rewards = ev.rejected_rewards;
+        isBest = ev.accuracy > bestKey[0] || (ev.accuracy === bestKey[0] && ev.loss < bestKey[1]);
+        if (isBest) bestKey = [ev.accuracy, ev.loss];
+      } else {
+        isBest = true; // no validation: keep the last epoch
+      }
+      metrics.seconds = (performance.now() - te) / 1000;
+      history.push(metrics);
+      if (isBest) {
+        bestEpoch = epoch;
+        sinceBest = 0;
+        if (best) tf.dispose(best);
+        best = epoch === o.epochs ? null : snapshotNow(); // the last epoch's weights are live already
+      } else {
+        sinceBest++;
+      }
+      onProgress?.({ type: 'epoch', metrics, isBest });
+      if (sinceBest >= o.patience && epoch < o.epochs) {
+        stoppedEarly = true;
+        break;
+      }
+    }
+
+    // Keep the best epoch's weights.
+    if (best) {
+      if (full) rm.restore(best, true);
+      else rm.headVariables().forEach((v, i) => v.assign(best![i]));
+    }
+    await checkpoint?.();
+    const normIds = o.normaliseOn ?? [
+      ...new Map([...usable, ...val].flatMap((e) => [e.chosen, e.rejected]).map((r) => [r.join(','), r])).values(),
+    ];
+    const normalisation = await computeNormalisation(rm, normIds);
+    if (!Number.isFinite(normalisation.gain) || !Number.isFinite(normalisation.bias))
+      diverged('normalisation is not finite', bestEpoch);
+    rm.normalisation = normalisation;
+    rm.mode = o.mode;
+    const seconds = (performance.now() - t0) / 1000;
+    return {
+      mode: o.mode,
+      history,
+      bestEpoch,
+      best: history[bestEpoch - 1],
+      stoppedEarly,
+      steps: step,
+      split: o.valPairs ? { train: split.train, val: val.map((e) => e.pair), valPrompts: split.valPrompts } : split,
+      droppedTies,
+      normalisation,
+      seconds,
+      secondsPerEpoch: history.reduce((a, m) => a + m.seconds, 0) / history.length,
+    };
+  } catch (e) {
+    restoreInitial();
+    throw e;
+  } finally {
+    tf.dispose(initial);
+    if (best) tf.dispose(best);
+    adam?.dispose();
+    if (trainF) tf.dispose([trainF.chosen, trainF.rejected]);
+  }
+}
