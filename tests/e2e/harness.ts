@@ -5,7 +5,30 @@
  */
 import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from 'playwright-core';
 import { preview, type PreviewServer } from 'vite';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { CHROMIUM_ARGS, findChromium } from './browser';
+
+function newestMtime(path: string): number {
+  const s = statSync(path);
+  if (!s.isDirectory()) return s.mtimeMs;
+  let m = s.mtimeMs;
+  for (const f of readdirSync(path)) m = Math.max(m, newestMtime(join(path, f)));
+  return m;
+}
+
+/** Build the app when `dist/` is missing or older than its sources. */
+export function ensureBuilt(): void {
+  const built = existsSync('dist/index.html') ? statSync('dist/index.html').mtimeMs : 0;
+  const sources = Math.max(
+    ...['src', 'public', 'static', 'index.html', 'vite.config.ts'].filter(existsSync).map(newestMtime),
+  );
+  if (built < sources) {
+    console.log('Building the app…');
+    execFileSync('npx', ['vite', 'build', '--logLevel', 'warn'], { stdio: 'inherit' });
+  }
+}
 
 interface Shared {
   server: PreviewServer;

@@ -12,6 +12,7 @@ import { ModelSlot } from './model-slot';
 import type { TrainingPair } from '../data/records';
 import { RewardHost } from './reward-host';
 import { PpoHost } from './ppo-host';
+import { runBench } from './bench';
 import { generate } from '../model/sampling';
 import type {
   BackendChoice,
@@ -24,6 +25,8 @@ import type {
   GenerateResult,
   ModelFiles,
   ModelInfo,
+  BenchRequest,
+  BenchResult,
   PpoConfig,
   PpoEvalSample,
   PpoEvent,
@@ -377,6 +380,12 @@ export class LocalEngine implements Engine {
 
   async ppoDispose(): Promise<void> {
     this.ppo.dispose();
+  }
+
+  async bench(jobId: string, req: BenchRequest): Promise<BenchResult> {
+    this.requireInit();
+    const { model, tokenizer } = this.slot.require();
+    return this.runJob(jobId, (checkpoint) => runBench(model, tokenizer, req, checkpoint));
   }
 
   async cancel(jobId: string): Promise<boolean> {

@@ -260,6 +260,36 @@ export type PpoEvent =
     }
   | { kind: 'eval'; iteration: number; samples: PpoEvalSample[] };
 
+// ---------------------------------------------------------------- benchmarks
+
+export interface BenchRequest {
+  what: ('sample' | 'train' | 'reward' | 'ppo')[];
+  warmup?: number;
+  repeats?: number;
+  newTokens?: number;
+  batches?: number[];
+  trainBatch?: number;
+  ppoIterations?: number;
+  ppoConfig?: Partial<PpoConfig>;
+}
+
+export interface BenchRow {
+  name: string;
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  n: number;
+  value?: number;
+  unit?: string;
+  tensorsGrowth?: number;
+}
+
+export interface BenchResult {
+  backend: string;
+  rows: BenchRow[];
+  memory: { tensorsBefore: number; tensorsAfter: number; bytesBefore: number; bytesAfter: number };
+}
+
 export interface Engine {
   /** Answers at once; used to check the worker started. */
   ping(): Promise<'pong'>;
@@ -313,6 +343,8 @@ export interface Engine {
   ppoState(): Promise<PpoState>;
   ppoEvaluate(): Promise<PpoEvalSample[]>;
   ppoDispose(): Promise<void>;
+  /** Benchmarks on the loaded model (see `bench.ts`). */
+  bench(jobId: string, req: BenchRequest): Promise<BenchResult>;
   /** TF.js memory counters (tensors, bytes) for leak checks. */
   memory(): Promise<{ numTensors: number; numBytes: number }>;
 }

@@ -1,0 +1,169 @@
+/**
+ * Benchmarks that run inside the engine (in the worker, in the browser, as users run it):
+ * sampling with and without the KV cache, one training step of the loaded model, one PPO
+ * iteration and one reward-model step, and TF.js memory before and after. Timings are
+ * medians over repeats after warm-up; every timed section ends with a read-back so the
+ * GPU backends are measured, not just queued.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { GPT } from '../model/gpt';
+import type { BpeTokenizer } from '../model/tokenizer';
+import { generate } from '../model/sampling';
+import { Rng } from '../model/rng';
+import { labellerFromConfig, defaultLabellerConfig } from '../rlhf/labellers';
+import { PpoTrainer, rewardFromFunction } from '../rlhf/ppo';
+import { RewardModel } from '../rlhf/reward-model';
+import { bradleyTerryLossT } from '../rlhf/bradley-terry';
+import type { BenchRequest, BenchResult, BenchRow } from './types';
+
+function stats(name: string, ms: number[], extra: Partial<BenchRow> = {}): BenchRow {
+  const s = [...ms].sort((a, b) => a - b);
+  return { name, medianMs: s[Math.floor(s.length / 2)], minMs: s[0], maxMs: s[s.length - 1], n: s.length, ...extra };
+}
+
+async function time(fn: () => Promise<void>, warmup: number, repeats: number): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const out: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now();
+    await fn();
+    out.push(performance.now() - t0);
+  }
+  return out;
+}
+
+export async function runBench(
+  model: GPT,
+  tok: BpeTokenizer,
+  req: BenchRequest,
+  yieldNow: () => Promise<void>,
+): Promise<BenchResult> {
+  const rows: BenchRow[] = [];
+  const memBefore = tf.memory();
+  const warmup = req.warmup ?? 1;
+  const repeats = req.repeats ?? 3;
+  const newTokens = req.newTokens ?? 64;
+  const want = new Set(req.what);
+  const T = model.config.blockSize;
+
+  if (want.has('sample')) {
+    for (const batch of req.batches ?? [1, 16]) {
+      for (const useCache of [true, false]) {
+        const prompts = Array.from({ length: batch }, () => [tok.eotId, ...tok.encode('The movie was')]);
+        const ms = await time(
+          async () => {
+            await generate(
+              model,
+              prompts,
+              { maxNewTokens: Math.min(newTokens, T - 4), temperature: 1, seed: 1, stopAtEot: false, useCache },
+              tok.eotId,
+            );
+            await yieldNow();
+          },
+          warmup,
+          repeats,
+        );
+        const tokens = batch * Math.min(newTokens, T - 4);
+        const row = stats(`sample b${batch} ${useCache ? 'cache' : 'no cache'}`, ms);
+        rows.push({ ...row, value: (tokens / row.medianMs) * 1000, unit: 'tokens/s' });
+      }
+    }
+  }
+
+  if (want.has('train')) {
+    const B = req.trainBatch ?? 16;
+    const policy = model.clone({ trainable: true });
+    const vars = policy.trainableVariables();
+    const opt = tf.train.adam(1e-4, 0.9, 0.95, 1e-8);
+    const rng = new Rng(7);
+    const x = tf.tensor2d(
+      Int32Array.from({ length: B * T }, () => rng.int(model.config.vocabSize)),
+      [B, T],
+      'int32',
+    );
+    const y = tf.tensor2d(
+      Int32Array.from({ length: B * T }, () => rng.int(model.config.vocabSize)),
+      [B, T],
+      'int32',
+    );
+    const ms = await time(
+      async () => {
+        const loss = opt.minimize(() => policy.loss(x, y), true, vars);
+        await loss!.data();
+        loss!.dispose();
+        await yieldNow();
+      },
+      warmup,
+      repeats,
+    );
+    rows.push({
+      ...stats(`train step b${B}×${T} (fwd+bwd+Adam)`, ms),
+      value: ((B * T) / stats('', ms).medianMs) * 1000,
+      unit: 'tokens/s',
+    });
+    tf.dispose([x, y]);
+    opt.dispose();
+    policy.dispose();
+  }
+
+  if (want.has('reward')) {
+    const rm = RewardModel.fromPolicy(model, { mode: 'full' });
+    const vars = rm.trainableVariables('full');
+    const opt = tf.train.adam(1e-4, 0.9, 0.999, 1e-8);
+    const texts = Array.from({ length: 16 }, (_, i) => [
+      tok.eotId,
+      ...tok.encode(`The movie was ${i % 2 ? 'great' : 'awful'} and the plot was ${i}.`),
+    ]);
+    const ms = await time(
+      async () => {
+        const loss = opt.minimize(
+          () => bradleyTerryLossT(rm.scoreT(texts.slice(0, 8)), rm.scoreT(texts.slice(8))).loss,
+          true,
+          vars,
+        );
+        await loss!.data();
+        loss!.dispose();
+        await yieldNow();
+      },
+      warmup,
+      repeats,
+    );
+    rows.push(stats('reward-model step (8 pairs, full)', ms));
+    opt.dispose();
+    rm.dispose();
+  }
+
+  if (want.has('ppo')) {
+    const labeller = labellerFromConfig(defaultLabellerConfig('sentiment'));
+    const trainer = new PpoTrainer({
+      model,
+      reward: rewardFromFunction((t, p) => labeller.score(t, p)),
+      tokenizer: tok,
+      prompts: ['The movie was', 'This book', 'The food was', 'I loved'],
+      config: req.ppoConfig ?? {},
+      onStep: yieldNow,
+    });
+    const before = tf.memory().numTensors;
+    const iters = req.ppoIterations ?? repeats;
+    const ms: number[] = [];
+    for (let i = 0; i < warmup + iters; i++) {
+      const t0 = performance.now();
+      await trainer.iteration();
+      if (i >= warmup) ms.push(performance.now() - t0);
+    }
+    rows.push({ ...stats('PPO iteration (defaults)', ms), tensorsGrowth: tf.memory().numTensors - before });
+    trainer.dispose();
+  }
+
+  const memAfter = tf.memory();
+  return {
+    backend: tf.getBackend(),
+    rows,
+    memory: {
+      tensorsBefore: memBefore.numTensors,
+      tensorsAfter: memAfter.numTensors,
+      bytesBefore: memBefore.numBytes,
+      bytesAfter: memAfter.numBytes,
+    },
+  };
+}
