@@ -184,7 +184,9 @@ export class GPT {
       else if (/ln_\d\.weight$|ln_f\.weight$/.test(name)) values = new Float32Array(n).fill(1);
       else if (name.endsWith('c_proj.weight')) values = rng.normalArray(n, residStd);
       else values = rng.normalArray(n, 0.02);
-      this.params.set(name, tf.variable(tf.tensor(values, shape, 'float32'), this.trainable, this.prefix + name));
+      const init = tf.tensor(values, shape, 'float32');
+      this.params.set(name, tf.variable(init, this.trainable, this.prefix + name)); // copies init
+      init.dispose();
     }
     const T = config.blockSize;
     const mask = new Float32Array(T * T);
