@@ -1,0 +1,536 @@
+/**
+ * Train stage (PPO): the run's setup, the loop that calls `ppoRun` one iteration (or one phase)
+ * at a time so pause is responsive, live metric history, evaluation samples, per-token traces,
+ * checkpoints in IndexedDB's `runs` store (one record per run), and the guards: divergence
+ * rollback, KL far past target, and gold-vs-proxy "reward hacking" detection.
+ *
+ * Drawing is batched: worker events land in plain arrays and are copied into `$state.raw`
+ * fields at most every `FLUSH_MS` (GAN Lab's "draw less often than you train").
+ */
+import reviewsJson from '../../static/prompts/reviews.json';
+import storiesJson from '../../static/prompts/stories.json';
+import requestsJson from '../../static/prompts/requests.json';
+import type { PpoEvalSample, PpoEvent, PpoPhase, PpoSetup, PpoState, PpoStatus } from '../lib/engine/types';
+import type { AdvantagesResult, RolloutResult, SampleTrace, ScoreResult, UpdateResult } from '../lib/rlhf/ppo';
+import { DEFAULT_PPO_CONFIG, type PpoConfig } from '../lib/rlhf/ppo-config';
+import { defaultLabellerConfig, type LabellerKind } from '../lib/rlhf/labellers';
+import { toStorageError } from '../lib/storage/db';
+import { askPersistence, getStores } from './data.svelte';
+import { engineState } from './engine.svelte';
+import { notices } from './notices.svelte';
+
+export const PROMPT_SETS = [
+  { id: 'reviews', name: reviewsJson.name, prompts: reviewsJson.prompts },
+  { id: 'stories', name: storiesJson.name, prompts: storiesJson.prompts },
+  { id: 'requests', name: requestsJson.name, prompts: requestsJson.prompts },
+] as const;
+export type PromptSetId = (typeof PROMPT_SETS)[number]['id'];
+
+/** Labellers offered as a reward function (the constitution needs rules a user writes). */
+export const REWARD_LABELLERS: readonly LabellerKind[] = ['sentiment', 'length', 'keyword'];
+export const GOLD_LABELLERS: readonly LabellerKind[] = ['sentiment', 'length', 'keyword', 'constitution'];
+export const EVAL_PROMPTS = 4;
+export const PHASES: readonly PpoPhase[] = ['rollout', 'score', 'advantages', 'update'];
+
+const FLUSH_MS = 250;
+/** Evaluations looked at by the reward-hacking check. */
+const HACK_WINDOW = 4;
+
+export interface MetricRow {
+  step: number;
+  metrics: Record<string, number>;
+}
+
+export interface EvalPoint {
+  iteration: number;
+  samples: PpoEvalSample[];
+}
+
+export type PhaseResult =
+  | { phase: 'rollout'; iteration: number; result: RolloutResult }
+  | { phase: 'score'; iteration: number; result: ScoreResult }
+  | { phase: 'advantages'; iteration: number; result: AdvantagesResult }
+  | { phase: 'update'; iteration: number; result: UpdateResult };
+
+/** One record per run in the `runs` store. */
+export interface SavedPpoRun {
+  id: string;
+  kind: 'ppo';
+  setup: PpoSetup;
+  state: PpoState;
+  history: MetricRow[];
+  evals: EvalPoint[];
+  updatedAt: number;
+}
+
+function mean(xs: number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
+
+/** Least-squares slope of ys over 0, 1, 2, … */
+function slope(ys: number[]): number {
+  const n = ys.length;
+  const mx = (n - 1) / 2;
+  const my = mean(ys);
+  let num = 0;
+  let den = 0;
+  ys.forEach((y, i) => {
+    num += (i - mx) * (y - my);
+    den += (i - mx) ** 2;
+  });
+  return den ? num / den : 0;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let jobCounter = 0;
+
+export class TrainState {
+  // ------------------------------------------------------------------ setup
+  promptSet = $state<PromptSetId>('reviews');
+  rewardKind = $state<'reward-model' | 'labeller'>('labeller');
+  labeller = $state<LabellerKind>('sentiment');
+  gold = $state<LabellerKind | 'none'>('sentiment');
+  config = $state<PpoConfig>(structuredClone(DEFAULT_PPO_CONFIG) as PpoConfig);
+  evalEvery = $state(5);
+  checkpointEvery = $state(5);
+  /** Name of the active reward model in the engine, if any. */
+  activeRm = $state<string | null>(null);
+
+  // ------------------------------------------------------------------ run
+  runId = $state<string | null>(null);
+  /** The setup the engine's run was created with. */
+  setup = $state.raw<PpoSetup | null>(null);
+  /** The loop is going (iterations or slow phases). */
+  running = $state(false);
+  /** A `ppoRun` call is in flight. */
+  busy = $state(false);
+  pauseRequested = $state(false);
+  /** Play phase by phase, pausing between phases so each can be read. */
+  slow = $state(false);
+  iteration = $state(0);
+  nextPhase = $state<PpoPhase>('rollout');
+  currentPhase = $state<PpoPhase | null>(null);
+  secondsPerIteration = $state<number | null>(null);
+  configError = $state<string | null>(null);
+  lastError = $state<string | null>(null);
+
+  history = $state.raw<MetricRow[]>([]);
+  evals = $state.raw<EvalPoint[]>([]);
+  traces = $state.raw<SampleTrace[]>([]);
+  latest = $state.raw<{ prompts: string[]; texts: string[]; scores: number[] } | null>(null);
+  /** Results of the phases of the iteration being stepped (slow mode). */
+  phaseLog = $state.raw<PhaseResult[]>([]);
+
+  // ------------------------------------------------------------------ checkpoints
+  /** The newest saved PPO run, offered for resuming when no run is loaded. */
+  savedRun = $state.raw<{ id: string; iteration: number; updatedAt: number; name: string } | null>(null);
+  lastSavedIteration = $state<number | null>(null);
+  saving = $state(false);
+
+  readonly prompts = $derived(PROMPT_SETS.find((s) => s.id === this.promptSet)!.prompts as readonly string[]);
+  readonly created = $derived(this.runId !== null);
+
+  /** `objective/kl` far past where it should be. */
+  readonly klWarning = $derived.by(() => {
+    const rows = this.history.filter((r) => 'objective/kl' in r.metrics);
+    const last = rows.at(-1);
+    if (!last || !this.setup) return null;
+    const kl = last.metrics['objective/kl'];
+    const cfg = this.config;
+    const limit = cfg.adaptiveKl ? 3 * cfg.adaptiveKl.target : 10;
+    if (!(kl > limit)) return null;
+    return cfg.adaptiveKl
+      ? `KL to the reference is ${kl.toFixed(2)} nats, over 3× the target of ${cfg.adaptiveKl.target}: the policy is drifting from the reference faster than β can hold it. Raise klCoef, lower lr, or pause.`
+      : `KL to the reference is ${kl.toFixed(2)} nats (fixed β = ${cfg.klCoef}): the policy has moved far from the reference. Raise klCoef or turn on adaptive KL.`;
+  });
+
+  /** Proxy score rising while the gold score of the evaluation samples falls. */
+  readonly hackingWarning = $derived.by(() => {
+    const pts = this.evals.slice(-HACK_WINDOW).filter((e) => e.samples.some((s) => s.gold !== null));
+    if (pts.length < 3 || this.setup?.reward.kind === undefined) return null;
+    const score = pts.map((e) => mean(e.samples.map((s) => s.score)));
+    const gold = pts.map((e) => mean(e.samples.filter((s) => s.gold !== null).map((s) => s.gold!)));
+    if (slope(score) > 0 && slope(gold) < 0 && gold[gold.length - 1] < gold[0]) {
+      return `Reward hacking? Over the last ${pts.length} evaluations the reward rose (${score[0].toFixed(2)} → ${score.at(-1)!.toFixed(2)}) while the gold labeller's score of the same prompts fell (${gold[0].toFixed(2)} → ${gold.at(-1)!.toFixed(2)}). The policy may be exploiting the reward rather than getting better: read the samples, raise klCoef, or stop here.`;
+    }
+    return null;
+  });
+
+  private jobId: string | null = null;
+  private rows: MetricRow[] = [];
+  private evalRows: EvalPoint[] = [];
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  private saveAfterIteration = false;
+  private iterStart = 0;
+
+  // ------------------------------------------------------------------ setup helpers
+
+  buildSetup(): PpoSetup {
+    const prompts = [...this.prompts];
+    return {
+      prompts,
+      evalPrompts: prompts.slice(0, EVAL_PROMPTS),
+      config: $state.snapshot(this.config),
+      reward:
+        this.rewardKind === 'reward-model'
+          ? { kind: 'reward-model' }
+          : { kind: 'labeller', labeller: defaultLabellerConfig(this.labeller) },
+      gold: this.gold === 'none' ? undefined : { ...defaultLabellerConfig(this.gold), noise: 0 },
+      name: `PPO · ${this.promptSet} · ${this.rewardKind === 'reward-model' ? `RM ${this.activeRm ?? ''}` : this.labeller}`,
+    };
+  }
+
+  /** After the model loads: which reward model is active, and whether a run can be resumed. */
+  async refresh(): Promise<void> {
+    try {
+      const rm = await engineState.engine.activeRewardModel();
+      this.activeRm = rm?.name ?? null;
+      if (!this.created) this.rewardKind = rm ? 'reward-model' : 'labeller';
+    } catch {
+      this.activeRm = null;
+    }
+    if (this.created) return;
+    try {
+      const stores = await getStores();
+      const runs = (await stores.db.getAll('runs')) as { kind?: string }[];
+      const ppo = (runs.filter((r) => r.kind === 'ppo') as SavedPpoRun[]).sort((a, b) => b.updatedAt - a.updatedAt);
+      const r = ppo[0];
+      this.savedRun = r
+        ? { id: r.id, iteration: r.state.iteration, updatedAt: r.updatedAt, name: r.setup.name ?? 'PPO run' }
+        : null;
+    } catch (e) {
+      notices.add('error', toStorageError(e, 'read the saved runs').message);
+    }
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  private resetView(): void {
+    this.rows = [];
+    this.evalRows = [];
+    this.history = [];
+    this.evals = [];
+    this.traces = [];
+    this.latest = null;
+    this.phaseLog = [];
+    this.lastError = null;
+    this.configError = null;
+    this.secondsPerIteration = null;
+    this.lastSavedIteration = null;
+  }
+
+  private applyStatus(s: PpoStatus): void {
+    this.iteration = s.iteration;
+    this.nextPhase = s.nextPhase;
+  }
+
+  /** Create a new run and start the loop. */
+  async start(): Promise<void> {
+    if (this.created || this.busy) return;
+    const setup = this.buildSetup();
+    this.resetView();
+    try {
+      this.busy = true;
+      const status = await engineState.engine.ppoCreate(setup);
+      this.setup = setup;
+      this.runId = crypto.randomUUID();
+      this.savedRun = null;
+      this.applyStatus(status);
+    } catch (e) {
+      this.fail(e);
+      return;
+    } finally {
+      this.busy = false;
+    }
+    void this.play();
+  }
+
+  /** Rebuild the newest saved run from its checkpoint. */
+  async resumeSaved(): Promise<boolean> {
+    const saved = this.savedRun;
+    if (!saved || this.busy) return false;
+    try {
+      this.busy = true;
+      const stores = await getStores();
+      const rec = (await stores.db.get('runs', saved.id)) as SavedPpoRun | undefined;
+      if (!rec) throw new Error('The saved run is gone (deleted in another tab?).');
+      const status = await engineState.engine.ppoCreate(rec.setup, rec.state);
+      this.resetView();
+      this.setup = rec.setup;
+      this.runId = rec.id;
+      this.config = structuredClone(status.config);
+      this.restoreViewFrom(rec);
+      this.applyStatus(status);
+      this.lastSavedIteration = rec.state.iteration;
+      this.savedRun = null;
+      notices.add('info', `Resumed PPO run at iteration ${status.iteration}.`);
+      return true;
+    } catch (e) {
+      this.fail(e);
+      return false;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private restoreViewFrom(rec: SavedPpoRun): void {
+    const n = rec.state.iteration;
+    this.rows = rec.history.filter((r) => r.step <= n);
+    this.evalRows = rec.evals.filter((e) => e.iteration <= n);
+    this.history = [...this.rows];
+    this.evals = [...this.evalRows];
+    const latest = this.evalRows.at(-1);
+    this.latest = latest
+      ? {
+          prompts: latest.samples.map((s) => s.prompt),
+          texts: latest.samples.map((s) => s.text),
+          scores: latest.samples.map((s) => s.score),
+        }
+      : null;
+  }
+
+  /** Run iterations (or phases in slow mode) until paused. */
+  async play(): Promise<void> {
+    if (!this.created || this.running || this.busy) return;
+    this.running = true;
+    this.pauseRequested = false;
+    try {
+      while (!this.pauseRequested && this.created) {
+        const ok = this.slow ? await this.runPhase() : await this.runIteration();
+        if (!ok) break;
+        if (this.slow && !this.pauseRequested) await sleep(900);
+      }
+    } finally {
+      this.running = false;
+      this.pauseRequested = false;
+    }
+    if (this.created && this.nextPhase === 'rollout' && this.lastSavedIteration !== this.iteration) await this.save();
+  }
+
+  pause(): void {
+    if (this.running) this.pauseRequested = true;
+  }
+
+  /** One whole iteration (finishing a half-stepped one first). */
+  async step(): Promise<void> {
+    if (!this.created || this.running || this.busy) return;
+    if (await this.runIteration()) if (this.lastSavedIteration !== this.iteration) await this.save();
+  }
+
+  /** Only the next phase: rollout → score → KL & advantages → update. */
+  async stepPhase(): Promise<void> {
+    if (!this.created || this.running || this.busy) return;
+    await this.runPhase();
+  }
+
+  /** Stop now (a half-done iteration is dropped) and forget the run; the checkpoint stays saved. */
+  async reset(): Promise<void> {
+    this.pauseRequested = true;
+    if (this.jobId) await engineState.engine.cancel(this.jobId).catch(() => false);
+    while (this.busy) await sleep(50);
+    try {
+      await engineState.engine.ppoDispose();
+    } catch {
+      /* nothing to dispose */
+    }
+    this.runId = null;
+    this.setup = null;
+    this.iteration = 0;
+    this.nextPhase = 'rollout';
+    this.currentPhase = null;
+    this.resetView();
+    await this.refresh();
+  }
+
+  /** Edit a hyper-parameter; during a run it applies from the next iteration. */
+  async setConfig<K extends keyof PpoConfig>(key: K, value: PpoConfig[K]): Promise<void> {
+    const prev = this.config[key];
+    this.config[key] = value;
+    this.configError = null;
+    if (!this.created) return;
+    try {
+      const next = await engineState.engine.ppoSetConfig({ [key]: value } as Partial<PpoConfig>);
+      this.config = structuredClone(next);
+      if (this.setup) this.setup = { ...this.setup, config: next };
+    } catch (e) {
+      this.config[key] = prev;
+      this.configError = (e as Error).message;
+    }
+  }
+
+  // ------------------------------------------------------------------ running
+
+  private async runIteration(): Promise<boolean> {
+    this.phaseLog = [];
+    // Whole iterations report no phase events (a half-stepped one does, as it finishes).
+    this.currentPhase = this.nextPhase === 'rollout' ? null : this.nextPhase;
+    return this.call({ iterations: 1, evalEvery: this.evalEvery });
+  }
+
+  private async runPhase(): Promise<boolean> {
+    if (this.nextPhase === 'rollout') this.phaseLog = [];
+    this.currentPhase = this.nextPhase;
+    return this.call({ iterations: 1, phase: true, evalEvery: this.evalEvery });
+  }
+
+  private async call(req: { iterations: number; phase?: boolean; evalEvery: number }): Promise<boolean> {
+    const jobId = `ppo-${++jobCounter}`;
+    this.jobId = jobId;
+    this.busy = true;
+    if (this.nextPhase === 'rollout') this.iterStart = performance.now();
+    try {
+      const status = await engineState.engine.ppoRun(jobId, req, (e) => this.onEvent(e));
+      this.applyStatus(status);
+      this.flush();
+      if (status.nextPhase === 'rollout') {
+        const due = this.checkpointEvery > 0 && status.iteration % this.checkpointEvery === 0;
+        if (due || this.saveAfterIteration) {
+          this.saveAfterIteration = false;
+          this.busy = false;
+          await this.save();
+        }
+      }
+      return true;
+    } catch (e) {
+      this.flush();
+      const name = (e as Error).name;
+      if (name === 'JobCancelledError') {
+        try {
+          const s = await engineState.engine.ppoStatus();
+          if (s) this.applyStatus(s);
+        } catch {
+          /* run disposed */
+        }
+        return false;
+      }
+      this.busy = false;
+      if (name === 'PpoDivergedError') await this.rollback((e as Error).message);
+      else this.fail(e);
+      return false;
+    } finally {
+      this.busy = false;
+      this.jobId = null;
+      this.currentPhase = null;
+    }
+  }
+
+  private onEvent(e: PpoEvent): void {
+    if (e.kind === 'iteration') {
+      this.pushMetrics(e.metrics as unknown as Record<string, number>);
+      this.traces = e.traces;
+      this.latest = { prompts: e.prompts, texts: e.texts, scores: e.scores };
+    } else if (e.kind === 'phase') {
+      const entry = { phase: e.phase, iteration: e.iteration, result: e.result } as PhaseResult;
+      this.phaseLog = [...this.phaseLog.filter((p) => p.phase !== e.phase), entry];
+      const i = PHASES.indexOf(e.phase);
+      this.currentPhase = PHASES[(i + 1) % PHASES.length];
+      if (entry.phase === 'rollout') {
+        this.latest = { prompts: entry.result.prompts, texts: entry.result.texts, scores: [] };
+      } else if (entry.phase === 'score' && this.latest) {
+        this.latest = { ...this.latest, scores: entry.result.scores };
+      } else if (entry.phase === 'advantages') {
+        this.traces = entry.result.samples;
+      } else if (entry.phase === 'update') {
+        this.pushMetrics(entry.result.metrics as unknown as Record<string, number>);
+      }
+      this.flush();
+    } else if (e.kind === 'eval') {
+      const point: EvalPoint = { iteration: e.iteration, samples: e.samples };
+      this.evalRows.push(point);
+      const gold = e.samples.filter((s) => s.gold !== null).map((s) => s.gold!);
+      const m: Record<string, number> = { 'eval/score': mean(e.samples.map((s) => s.score)) };
+      if (gold.length) m['eval/gold_score'] = mean(gold);
+      this.rows.push({ step: e.iteration, metrics: m });
+      this.scheduleFlush();
+    }
+  }
+
+  private pushMetrics(m: Record<string, number>): void {
+    const { iteration, ...rest } = m;
+    this.rows.push({ step: iteration + 1, metrics: rest });
+    const now = performance.now();
+    this.secondsPerIteration = m['time/iteration_s'] ?? (now - this.iterStart) / 1000;
+    this.iterStart = now;
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_MS);
+  }
+
+  /** Copy the collected rows into the reactive arrays (replaced, not pushed). */
+  private flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (this.history.length !== this.rows.length) this.history = [...this.rows];
+    if (this.evals.length !== this.evalRows.length) this.evals = [...this.evalRows];
+  }
+
+  private fail(e: unknown): void {
+    const msg = (e as Error).message ?? String(e);
+    this.lastError = msg;
+    notices.add('error', msg);
+  }
+
+  // ------------------------------------------------------------------ checkpoints
+
+  /** Save the run's state, setup, history and samples (only between iterations). */
+  async save(): Promise<void> {
+    if (!this.runId || !this.setup || this.busy || this.nextPhase !== 'rollout' || this.saving) return;
+    this.saving = true;
+    try {
+      const state = await engineState.engine.ppoState();
+      const rec: SavedPpoRun = {
+        id: this.runId,
+        kind: 'ppo',
+        setup: $state.snapshot(this.setup) as PpoSetup,
+        state,
+        history: this.rows.filter((r) => r.step <= state.iteration),
+        evals: this.evalRows.filter((e) => e.iteration <= state.iteration),
+        updatedAt: Date.now(),
+      };
+      askPersistence();
+      const stores = await getStores();
+      await stores.db.put('runs', rec);
+      this.lastSavedIteration = state.iteration;
+    } catch (e) {
+      notices.add('error', `The PPO checkpoint was not saved: ${toStorageError(e, 'save the PPO run').message}`);
+    } finally {
+      this.saving = false;
+    }
+  }
+
+  /** Page hidden: save now if between iterations, else right after the current one. */
+  onHidden(): void {
+    if (!this.created) return;
+    if (this.busy || this.nextPhase !== 'rollout') this.saveAfterIteration = true;
+    else if (this.lastSavedIteration !== this.iteration) void this.save();
+  }
+
+  /** NaN/Inf in the update: pause and go back to the last checkpoint. */
+  private async rollback(message: string): Promise<void> {
+    this.pauseRequested = true;
+    const setup = this.setup;
+    if (!setup || !this.runId) return;
+    try {
+      const stores = await getStores();
+      const rec = (await stores.db.get('runs', this.runId)) as SavedPpoRun | undefined;
+      const status = rec
+        ? await engineState.engine.ppoCreate(rec.setup, rec.state)
+        : await engineState.engine.ppoCreate(setup);
+      if (rec) this.restoreViewFrom(rec);
+      else this.resetView();
+      this.applyStatus(status);
+      this.traces = [];
+      this.phaseLog = [];
+      const where = rec ? `the checkpoint of iteration ${rec.state.iteration}` : 'the start';
+      this.lastError = `Training diverged (NaN/Inf) and was paused; rolled back to ${where}. ${message}`;
+      notices.add('warning', this.lastError);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+}
+
+export const trainState = new TrainState();
