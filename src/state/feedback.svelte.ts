@@ -113,8 +113,13 @@ function isCancel(e: unknown): boolean {
   return (e as Error)?.name === 'JobCancelledError';
 }
 
-function toResponse(s: GenerateResult['samples'][number]): ResponseSample {
-  return { text: s.text, tokenIds: [...s.ids] };
+function toResponse(
+  s: GenerateResult['samples'][number],
+  arm?: { sampling: ResponseSample['sampling']; seed: number },
+): ResponseSample {
+  return arm
+    ? { text: s.text, tokenIds: [...s.ids], sampling: arm.sampling, seed: arm.seed }
+    : { text: s.text, tokenIds: [...s.ids] };
 }
 
 export class FeedbackState {
@@ -411,9 +416,11 @@ export class FeedbackState {
           ...base,
           key: ++itemCounter,
           prompt: results[0].samples[i].prompt,
-          responses: order.map((a) => toResponse(results[a].samples[i])),
+          responses: order.map((a) =>
+            toResponse(results[a].samples[i], { sampling: recordSampling(s, temps[a]), seed: seed + a }),
+          ),
           arms,
-          // A record holds one setting: that of response A. Both are in the arena reveal.
+          // The record's own setting is response A's; each response also carries its own.
           sampling: recordSampling(s, arms[0].temperature),
           seed: arms[0].seed,
         };
@@ -425,7 +432,7 @@ export class FeedbackState {
       ...base,
       key: ++itemCounter,
       prompt: res.samples[i * k].prompt,
-      responses: res.samples.slice(i * k, i * k + k).map(toResponse),
+      responses: res.samples.slice(i * k, i * k + k).map((x) => toResponse(x)),
       arms: null,
       sampling: recordSampling(s),
       seed,
@@ -521,7 +528,13 @@ export class FeedbackState {
   async edit(edited: string): Promise<boolean> {
     const item = this.current;
     if (!item || item.mode !== 'edit' || this.saving) return false;
-    const record = this.build(() => makeRecord(this.input(item), 'edit', { edited, editedTokenIds: [] }));
+    let editedTokenIds: number[] = [];
+    try {
+      editedTokenIds = await engineState.engine.tokenize(edited);
+    } catch {
+      /* the edit is still worth saving without ids; they can be recomputed from the text */
+    }
+    const record = this.build(() => makeRecord(this.input(item), 'edit', { edited, editedTokenIds }));
     if (!record) return false;
     return this.commit(item, record, toDemonstration(record));
   }

@@ -130,3 +130,32 @@ describe('validateRecord', () => {
     });
   });
 });
+
+describe('per-response sampling settings (arena)', () => {
+  it('validates and keeps each response its own settings and seed', () => {
+    const rec = {
+      id: 'r1',
+      schemaVersion: 1,
+      mode: 'pairwise',
+      label: 'A',
+      prompt: 'The movie was',
+      responses: [
+        { text: ' good', tokenIds: [1], sampling: { temperature: 0.6, topK: 0, topP: 1, maxNewTokens: 8 }, seed: 3 },
+        { text: ' bad', tokenIds: [2], sampling: { temperature: 1.3, topK: 0, topP: 1, maxNewTokens: 8 }, seed: 4 },
+      ],
+      modelId: 'm',
+      checkpointId: 'base',
+      sampling: { temperature: 0.6, topK: 0, topP: 1, maxNewTokens: 8 },
+      seed: 3,
+      annotator: { name: 'me', kind: 'human' },
+      createdAt: 1,
+      updatedAt: 1,
+    };
+    const v = validateRecord(rec);
+    expect(v.responses[1].sampling!.temperature).toBe(1.3);
+    expect(v.responses[1].seed).toBe(4);
+    expect(() => validateRecord({ ...rec, responses: [rec.responses[0], { ...rec.responses[1], seed: 1.5 }] })).toThrow(
+      /seed/,
+    );
+  });
+});

@@ -48,6 +48,9 @@ export const RATING_MAX_RESPONSES = 6;
 export interface ResponseSample {
   text: string;
   tokenIds: number[];
+  /** The settings this response was sampled with, when they differ from the record's (arena). */
+  sampling?: SamplingSettings;
+  seed?: number;
 }
 
 export interface SamplingSettings {
@@ -304,7 +307,13 @@ export function validateRecord(x: unknown): PreferenceRecord {
   if (!FEEDBACK_MODES.includes(mode as FeedbackMode)) fail('mode', `must be one of ${FEEDBACK_MODES.join(', ')}`);
   const responses = arr(o.responses, 'responses').map((r, i) => {
     const ro = obj(r, `responses[${i}]`);
-    return { text: str(ro.text, `responses[${i}].text`), tokenIds: tokenIds(ro.tokenIds, `responses[${i}].tokenIds`) };
+    const out: ResponseSample = {
+      text: str(ro.text, `responses[${i}].text`),
+      tokenIds: tokenIds(ro.tokenIds, `responses[${i}].tokenIds`),
+    };
+    if (ro.sampling !== undefined) out.sampling = validateSampling(ro.sampling, `responses[${i}].sampling`);
+    if (ro.seed !== undefined) out.seed = num(ro.seed, `responses[${i}].seed`, { int: true });
+    return out;
   });
   const countErr = responseCountError(mode as FeedbackMode, responses.length);
   if (countErr) fail('responses', countErr);

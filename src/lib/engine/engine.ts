@@ -255,6 +255,11 @@ export class LocalEngine implements Engine {
     return this.slot.info;
   }
 
+  async tokenize(text: string): Promise<number[]> {
+    if (typeof text !== 'string') throw new InvalidInputError('tokenize needs text.');
+    return this.slot.require().tokenizer.encode(text);
+  }
+
   async generate(
     jobId: string,
     req: GenerateRequest,

@@ -313,6 +313,8 @@ export interface Engine {
   /** Fetch the bundled model from the app's own origin (`baseUrl` ends in `/`) and load it. */
   loadModelFromUrl(baseUrl: string, name: string): Promise<ModelInfo>;
   modelInfo(): Promise<ModelInfo | null>;
+  /** Token ids of a text under the loaded model's tokenizer. */
+  tokenize(text: string): Promise<number[]>;
   /** Sample from the model; `onProgress` streams the text as it grows. Cancellable. */
   generate(jobId: string, req: GenerateRequest, onProgress?: (p: GenerateProgress) => void): Promise<GenerateResult>;
   /** Per-token log-probabilities and top-5 alternatives of `promptIds ++ ids`, from `promptIds.length` on. */
