@@ -126,8 +126,9 @@ export async function deleteAll(preferenceIds: readonly string[], demonstrationI
 // ---------------------------------------------------------------------------
 // Downloads
 
-export function download(filename: string, text: string, type = 'application/jsonl'): void {
-  const url = URL.createObjectURL(new Blob([text], { type }));
+/** Save a text or a Blob as a file the browser downloads (no network: an object URL). */
+export function download(filename: string, content: string | Blob, type = 'application/jsonl'): void {
+  const url = URL.createObjectURL(typeof content === 'string' ? new Blob([content], { type }) : content);
   const a = document.createElement('a');
   a.href = url;
   a.download = filename;

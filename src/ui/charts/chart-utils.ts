@@ -1,4 +1,5 @@
 /** Helpers for the metric charts: smoothing, CSV, and SVG → PNG export. No DOM beyond what export needs. */
+export { download } from '../../state/data.svelte';
 
 export interface Point {
   x: number;
@@ -24,17 +25,6 @@ export function toCsv(rows: { step: number; metrics: Record<string, number> }[],
   const lines = [['step', ...keys].map(esc).join(',')];
   for (const r of rows) lines.push([r.step, ...keys.map((k) => (k in r.metrics ? r.metrics[k] : ''))].join(','));
   return lines.join('\n') + '\n';
-}
-
-export function download(name: string, blob: Blob): void {
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
 /** Render an SVG element to a PNG (2× for sharpness) with the page's background. */
