@@ -17,14 +17,26 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-webgl';
-import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { BackendInitError } from './errors';
 import type { BackendChoice, BackendInfo, BackendName } from './types';
 
 export const DEFAULT_BACKEND_TIMEOUT_MS = 15_000;
 const AUTO_ORDER: BackendName[] = ['webgpu', 'wasm', 'webgl', 'cpu'];
+
+/**
+ * The GPU backends are loaded only when they are tried: they are most of the worker's code,
+ * and on a machine without a GPU adapter `auto` never needs them (faster first screen).
+ */
+const LOADERS: Partial<Record<BackendName, () => Promise<unknown>>> = {
+  webgpu: () => import('@tensorflow/tfjs-backend-webgpu'),
+  webgl: () => import('@tensorflow/tfjs-backend-webgl'),
+};
+
+async function ensureRegistered(name: BackendName): Promise<boolean> {
+  if (!tf.findBackendFactory(name)) await LOADERS[name]?.();
+  return !!tf.findBackendFactory(name);
+}
 
 let wasmPathSet: string | null = null;
 
@@ -150,10 +162,6 @@ export async function chooseBackend(opts: ChooseOptions): Promise<BackendInfo> {
 
   for (const name of order) {
     if (exclude.has(name)) continue;
-    if (!tf.findBackendFactory(name)) {
-      notes.push(`${name}: not available in this browser`);
-      continue;
-    }
     if (name === 'webgpu') {
       let probe: AdapterProbe;
       try {
@@ -172,6 +180,17 @@ export async function chooseBackend(opts: ChooseOptions): Promise<BackendInfo> {
         notes.push(`webgpu: skipped the software adapter (${probe.description}); wasm is faster here`);
         continue;
       }
+    }
+    let available = false;
+    try {
+      available = await ensureRegistered(name);
+    } catch (e) {
+      notes.push(`${name}: could not be loaded (${(e as Error).message})`);
+      continue;
+    }
+    if (!available) {
+      notes.push(`${name}: not available in this browser`);
+      continue;
     }
     try {
       await tryBackend(name, timeoutMs);

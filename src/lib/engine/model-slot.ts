@@ -66,7 +66,7 @@ export class ModelSlot {
         `config.json says the vocabulary has ${config.vocabSize} tokens but tokenizer.json has ${tokenizer.vocabSize}. Pick files of the same model.`,
       );
     }
-    const model = new GPT(config, { trainable: false, namePrefix: `model-${Date.now()}/` });
+    const model = new GPT(config, { trainable: false, namePrefix: `model-${Date.now()}/`, init: 'zeros' });
     try {
       loadSafetensorsIntoModel(model, new Uint8Array(files.weights));
     } catch (e) {

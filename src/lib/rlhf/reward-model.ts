@@ -170,7 +170,7 @@ export class RewardModel {
         `Reward model state version ${state.version} is newer than this app's ${REWARD_MODEL_STATE_VERSION}.`,
       );
     const prefix = `rm${instanceCounter++}/`;
-    const trunk = new GPT(state.config, { trainable: true, namePrefix: prefix });
+    const trunk = new GPT(state.config, { trainable: true, namePrefix: prefix, init: 'zeros' });
     const rm = new RewardModel(trunk, prefix, { ...opts, mode: state.mode, pooling: state.pooling ?? 'last' });
     try {
       rm.setWeights(state.weights);
