@@ -56,7 +56,7 @@ export const DEFAULT_REWARD_SETTINGS: Record<'head' | 'full', RewardSettings> = 
     mode: 'full',
     pooling: 'mean',
     epochs: 6,
-    // 3e-4 (the trainer's default) overfits 300 pairs here; 1e-4 held out better (note of session 1).
+    // 3e-4 (the trainer's default) overfits 300 pairs; 1e-4 held out better (scripts/experiments/reward-model.ts).
     learningRate: 1e-4,
     batchSize: 16,
     centerCoef: 0.01,
