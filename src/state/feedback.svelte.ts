@@ -49,6 +49,8 @@ export type StudioMode = (typeof STUDIO_MODES)[number]['id'];
 
 /** Items kept ready ahead of the user. */
 export const QUEUE_TARGET = 4;
+/** Candidates drawn per kept pair when ordering by reward-model uncertainty. */
+const UNCERTAINTY_POOL = 4;
 /** Rows (samples) per `generate` call at most (the engine takes up to 64). */
 const MAX_ROWS_PER_CALL = 16;
 /** Pairs per `generate` call when a labeller labels the queue (2 rows each). */
@@ -74,6 +76,8 @@ export interface QueueItem {
   seed: number;
   modelId: string;
   checkpointId: string;
+  /** Pairwise, when ordering by uncertainty: |r_A − r_B| under the active reward model. */
+  uncertainty?: number;
 }
 
 interface Done {
@@ -126,6 +130,8 @@ export class FeedbackState {
   mode = $state<StudioMode>('pairwise');
   /** Pairwise: compare two settings, hidden until the vote. */
   arena = $state(false);
+  /** Pairwise: label first the pairs the active reward model is least sure about (active learning). */
+  byUncertainty = $state(false);
   arenaTemps = $state<[number, number]>([0.6, 1.3]);
   rankK = $state(4);
   ratingK = $state(2);
@@ -191,6 +197,7 @@ export class FeedbackState {
       this.mode,
       this.k,
       this.mode === 'pairwise' && this.arena ? this.arenaTemps : null,
+      this.mode === 'pairwise' && this.byUncertainty,
       s.maxNewTokens,
       s.temperature,
       s.topK,
@@ -350,11 +357,15 @@ export class FeedbackState {
         const config = this.configKey;
         // The first screen comes from a small call; later calls fill the queue.
         const want = this.current || this.ready > 0 ? QUEUE_TARGET - this.ready : 1;
-        const n = Math.max(1, Math.min(want, Math.floor(MAX_ROWS_PER_CALL / this.k)));
+        const ordered = this.byUncertainty && this.mode === 'pairwise';
+        // Ordering by uncertainty draws a larger pool and keeps its least certain pairs.
+        const pool = ordered ? Math.max(want, 1) * UNCERTAINTY_POOL : want;
+        const n = Math.max(1, Math.min(pool, Math.floor(MAX_ROWS_PER_CALL / this.k)));
         this.generating = true;
         let items: QueueItem[];
         try {
           items = await this.makeItems(n, config);
+          if (ordered) items = (await this.leastCertain(items)).slice(0, Math.max(1, want));
           this.genError = null;
         } catch (e) {
           if (isCancel(e)) continue;
@@ -372,6 +383,20 @@ export class FeedbackState {
     } finally {
       this.generating = false;
       this.pumping = false;
+    }
+  }
+
+  /** Score both responses of each pair with the active reward model; most uncertain first. */
+  private async leastCertain(items: QueueItem[]): Promise<QueueItem[]> {
+    try {
+      const flat = items.flatMap((it) => it.responses.map((r) => ({ prompt: it.prompt, response: r.text })));
+      const scores = await engineState.engine.scoreResponses(flat);
+      const scored = items.map((it, i) => ({ ...it, uncertainty: Math.abs(scores[2 * i] - scores[2 * i + 1]) }));
+      return scored.sort((a, b) => a.uncertainty - b.uncertainty);
+    } catch (e) {
+      this.byUncertainty = false;
+      notices.add('warning', `Ordering by uncertainty is off: ${(e as Error).message}`);
+      return items;
     }
   }
 

@@ -92,8 +92,15 @@ async function snapshot(page: Page): Promise<{ counts: string; rows: string[] }>
     const next = page.locator('[data-testid="next-page"]');
     if ((await next.count()) === 0 || (await next.isDisabled())) break;
     const info = await page.textContent('[data-testid="page-info"]');
+    const firstId = await items.first().getAttribute('data-id');
     await next.click();
-    await page.waitForFunction((old) => document.querySelector('[data-testid="page-info"]')?.textContent !== old, info);
+    // Wait for the rows themselves, not only the page label: they can render a tick later.
+    await page.waitForFunction(
+      ([oldInfo, oldFirst]) =>
+        document.querySelector('[data-testid="page-info"]')?.textContent !== oldInfo &&
+        document.querySelector('[data-testid="record"]')?.getAttribute('data-id') !== oldFirst,
+      [info, firstId] as const,
+    );
   }
   return { counts, rows };
 }

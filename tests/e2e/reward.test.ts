@@ -47,6 +47,18 @@ describe('reward model page', () => {
       const score = Number(await page.textContent('[data-testid="inspect-score"]', { timeout: 30_000 }));
       assert.ok(Number.isFinite(score));
 
+      // Active learning: the studio can show first the pairs the reward model is least sure about.
+      await page.click('nav a[href="#/feedback"]');
+      await page.click('[data-testid="add-human"]');
+      await page.fill('[data-testid="annotator-name"]', 'alice');
+      await page.click('[data-testid="create-annotator"]');
+      await page.check('[data-testid="by-uncertainty"]');
+      const u = await page.getAttribute('[data-testid="pair"][data-uncertainty]', 'data-uncertainty', {
+        timeout: MODEL_TIMEOUT,
+      });
+      assert.ok(Number(u) >= 0 && Number.isFinite(Number(u)), `uncertainty ${u}`);
+      await page.click('nav a[href="#/reward"]');
+
       // After a reload the saved model is still listed and active.
       await page.reload();
       await page.waitForSelector('[data-testid="rm-item"] input:checked', { timeout: MODEL_TIMEOUT });
