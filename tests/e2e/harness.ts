@@ -18,15 +18,23 @@ function newestMtime(path: string): number {
   return m;
 }
 
-/** Build the app when `dist/` is missing or older than its sources. */
+/**
+ * Where the app is built and served from. `E2E_OUT_DIR` lets several people (or agents) run
+ * e2e tests in one checkout at once without rebuilding each other's `dist/` mid-run.
+ */
+export const OUT_DIR = process.env.E2E_OUT_DIR ?? 'dist';
+
+/** Build the app when `OUT_DIR` is missing or older than its sources. */
 export function ensureBuilt(): void {
-  const built = existsSync('dist/index.html') ? statSync('dist/index.html').mtimeMs : 0;
+  const built = existsSync(join(OUT_DIR, 'index.html')) ? statSync(join(OUT_DIR, 'index.html')).mtimeMs : 0;
   const sources = Math.max(
     ...['src', 'public', 'static', 'index.html', 'vite.config.ts'].filter(existsSync).map(newestMtime),
   );
   if (built < sources) {
     console.log('Building the app…');
-    execFileSync('npx', ['vite', 'build', '--logLevel', 'warn'], { stdio: 'inherit' });
+    execFileSync('npx', ['vite', 'build', '--logLevel', 'warn', '--outDir', OUT_DIR, '--emptyOutDir'], {
+      stdio: 'inherit',
+    });
   }
 }
 
@@ -41,6 +49,7 @@ let shared: Promise<Shared> | null = null;
 async function start(): Promise<Shared> {
   const server = await preview({
     logLevel: 'warn',
+    build: { outDir: OUT_DIR },
     preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
   });
   const url = server.resolvedUrls?.local[0];
