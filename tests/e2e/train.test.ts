@@ -112,4 +112,49 @@ describe('train page (PPO)', () => {
       await app.close();
     }
   });
+  it('a NaN in the update pauses training and rolls back to the last checkpoint, with a message', async () => {
+    const app = await openApp('/#/train');
+    const { page } = app;
+    try {
+      await page.waitForSelector('[data-testid="ppo-start"]:not([disabled])', { timeout: MODEL_TIMEOUT });
+      await page.selectOption('[data-testid="reward-labeller"]', 'sentiment');
+      await setNumber(page, 'cfg-batchSize', 4);
+      await setNumber(page, 'cfg-maxNewTokens', 8);
+      await setNumber(page, 'cfg-ppoEpochs', 1);
+      await setNumber(page, 'checkpoint-every', 1);
+      await page.click('[data-testid="ppo-start"]');
+      await waitIteration(page, 1);
+      await page.click('[data-testid="ppo-pause"]');
+      await page.waitForSelector('[data-testid="ppo-resume"]', { timeout: ITER_TIMEOUT });
+      const saved = await iteration(page);
+      await page.waitForFunction(
+        (k) => document.querySelector('[data-testid="ppo-saved"]')?.textContent?.trim() === `saved at ${k}`,
+        saved,
+        { timeout: 30_000 },
+      );
+      const poisoned = await page.evaluate(() =>
+        (
+          globalThis as unknown as { rlhf: { engine: { engine: import('../../src/lib/engine/types').Engine } } }
+        ).rlhf.engine.engine.debugPoisonPpo(),
+      );
+      assert.equal(poisoned, true);
+      await page.waitForSelector('[data-testid="ppo-step"]:not([disabled])', { timeout: ITER_TIMEOUT });
+      await page.click('[data-testid="ppo-step"]');
+      const err = page.locator('[data-testid="ppo-error"]');
+      await err.waitFor({ timeout: ITER_TIMEOUT });
+      const text = (await err.textContent())!;
+      assert.match(text, /diverged \(NaN\/Inf\) and was paused/);
+      assert.ok(text.includes(`rolled back to the checkpoint of iteration ${saved}.`), text);
+      assert.equal(await iteration(page), saved);
+      // Training goes on from the checkpoint.
+      await page.waitForSelector('[data-testid="ppo-step"]:not([disabled])', { timeout: ITER_TIMEOUT });
+      await page.click('[data-testid="ppo-step"]');
+      await waitIteration(page, saved + 1);
+      const score = (await page.textContent('[data-metric="objective/scores"] [data-testid="chart-value"]'))!.trim();
+      assert.ok(Number.isFinite(parseFloat(score)), `objective/scores after the rollback is a number: "${score}"`);
+      assert.deepEqual(app.errors, []);
+    } finally {
+      await app.close();
+    }
+  });
 });

@@ -404,6 +404,12 @@ export class LocalEngine implements Engine {
     return true;
   }
 
+  async debugPoisonPpo(): Promise<boolean> {
+    if (!this.ppo.status()) return false;
+    this.ppo.poisonNext = true;
+    return true;
+  }
+
   async memory(): Promise<{ numTensors: number; numBytes: number }> {
     const m = tf.memory();
     return { numTensors: m.numTensors, numBytes: m.numBytes };

@@ -52,6 +52,7 @@ export class PpoHost {
       const labeller = labellerFromConfig(setup.reward.labeller);
       reward = rewardFromFunction((text, prompt) => labeller.score(text, prompt));
     }
+    reward = this.poisonable(reward);
     this.gold = setup.gold ? labellerFromConfig({ ...setup.gold, noise: 0 } as LabellerConfig).score : null;
     const trainer = new PpoTrainer({
       model,
@@ -73,6 +74,20 @@ export class PpoHost {
     this.reward = reward;
     this.tok = tok;
     return this.status()!;
+  }
+
+  /** Test hook ({@link Engine.debugPoisonPpo}): the next scored batch gets NaN rewards. */
+  poisonNext = false;
+
+  private poisonable(inner: RewardSource): RewardSource {
+    return {
+      score: async (batch) => {
+        const scores = await inner.score(batch);
+        if (!this.poisonNext) return scores;
+        this.poisonNext = false;
+        return scores.map(() => NaN);
+      },
+    };
   }
 
   require(): PpoTrainer {

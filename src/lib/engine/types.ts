@@ -308,6 +308,8 @@ export interface Engine {
   cancel(jobId: string): Promise<boolean>;
   /** Test hook: destroy the WebGPU device to simulate a device loss. */
   debugLoseDevice(): Promise<boolean>;
+  /** Test hook: the next PPO reward batch is NaN, to exercise the divergence guard (false: no run). */
+  debugPoisonPpo(): Promise<boolean>;
   /** Load a model from its files; the model already loaded stays when this fails. */
   loadModel(files: ModelFiles): Promise<ModelInfo>;
   /** Fetch the bundled model from the app's own origin (`baseUrl` ends in `/`) and load it. */
