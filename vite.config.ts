@@ -1,9 +1,10 @@
 /// <reference types="vitest/config" />
 import { defineConfig, type Plugin } from 'vite';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 
 /**
  * Content-Security-Policy: only the app's own origin. `wasm-unsafe-eval` is what
@@ -59,6 +60,48 @@ function cspMeta(): Plugin {
   };
 }
 
+/** Every file under `dir`, as paths relative to it with `/` separators. */
+function listFiles(dir: string, root = dir): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? listFiles(p, root) : [relative(root, p).split(sep).join('/')];
+  });
+}
+
+/**
+ * Offline after the first load: write the list of the built files (the app shell, the TF.js
+ * `.wasm` binaries, the bundled model) and a version hashed from their contents into
+ * `sw.js` (copied from public/sw.js), which precaches them. Source maps are left out.
+ */
+function precacheServiceWorker(): Plugin {
+  let outDir = 'dist';
+  return {
+    name: 'precache-sw',
+    apply: 'build',
+    configResolved(config) {
+      outDir = resolve(config.root, config.build.outDir);
+    },
+    closeBundle() {
+      const swPath = join(outDir, 'sw.js');
+      if (!existsSync(swPath)) return;
+      const files = listFiles(outDir)
+        .filter((f) => f !== 'sw.js' && !f.endsWith('.map'))
+        .sort();
+      const hash = createHash('sha256');
+      for (const f of files)
+        hash
+          .update(f)
+          .update('\0')
+          .update(readFileSync(join(outDir, f)));
+      const precache = JSON.stringify({ version: hash.digest('hex').slice(0, 16), files });
+      const src = readFileSync(swPath, 'utf8');
+      const out = src.replace(/\/\* precache: \*\/[\s\S]*?\/\* :precache \*\//, precache);
+      if (out === src) throw new Error('public/sw.js lost its /* precache: */ … /* :precache */ marker');
+      writeFileSync(swPath, out);
+    },
+  };
+}
+
 const headers = {
   'Content-Security-Policy': CSP,
   'X-Content-Type-Options': 'nosniff',
@@ -67,7 +110,7 @@ const headers = {
 
 export default defineConfig({
   base: './',
-  plugins: [svelte({ compilerOptions: { runes: true } }), tfjsWasm(), cspMeta()],
+  plugins: [svelte({ compilerOptions: { runes: true } }), tfjsWasm(), cspMeta(), precacheServiceWorker()],
   worker: { format: 'es' },
   build: { target: 'es2022', sourcemap: true, chunkSizeWarningLimit: 4096 },
   server: { headers, port: 5173, strictPort: false },

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TrainingPair } from '../../src/lib/data/records';
-import type { ModelConfig } from '../../src/lib/model/config';
+import type { GPTConfig } from '../../src/lib/model/config';
 import { GPT } from '../../src/lib/model/gpt';
 import { Rng } from '../../src/lib/model/rng';
 import { generate } from '../../src/lib/model/sampling';
@@ -34,7 +34,7 @@ export async function setBackend(name: string): Promise<void> {
 export interface LoadedModel {
   model: GPT;
   tok: BpeTokenizer;
-  config: ModelConfig;
+  config: GPTConfig;
   /** Where the weights came from, for the log. */
   source: string;
 }

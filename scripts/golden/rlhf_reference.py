@@ -11,6 +11,7 @@ Written from the formulas (not by importing trl):
   - entropy of softmax; log_softmax(logits / temperature) at the tokens.
   - Bradley-Terry: -logsigmoid(r_c - r_r - margin) + coef * mean((r_c + r_r)^2) (TRL reward_trainer).
   - DPO sigmoid (with label smoothing) and IPO: Rafailov et al. 2023, Azar et al. 2023, TRL dpo_trainer.
+  - Completion-only sequence log-probs (sum, mean) and the SFT loss: TRL sft_trainer / dpo_trainer.
 Gradients (via autograd, float64) of weighted sums are stored for the tensor versions.
 
 Run with Debian's python:  /usr/bin/python3 scripts/golden/rlhf_reference.py
@@ -207,6 +208,33 @@ for beta, lt, ls in [(0.1, "sigmoid", 0.0), (0.5, "sigmoid", 0.1), (0.1, "ipo", 
     out["dpo"]["cases"].append({"beta": beta, "lossType": lt, "labelSmoothing": ls, "loss": loss.item(),
                                 "chosenRewards": lst(crw), "rejectedRewards": lst(rrw),
                                 "gradChosen": lst(ga), "gradRejected": lst(gb)})
+
+# Completion-only sequence log-probs (SFT / DPO inputs), TRL sft_trainer completion_only_loss and
+# dpo_trainer get_batch_logps: logits at position t score token t+1; prompt positions masked out.
+# Rows: [eot, prompt..., completion...] right-padded; completion starts at column `start`.
+SL, SV = 8, 6
+starts = [3, 1, 5, 2]
+lengths = [8, 4, 7, 5]
+seq_logits = 2.0 * torch.randn(len(starts), SL, SV)
+seq_ids = torch.randint(0, SV, (len(starts), SL))
+seq_targets = torch.zeros(len(starts), SL, dtype=torch.long)
+seq_targets[:, :-1] = seq_ids[:, 1:]
+seq_mask = torch.zeros(len(starts), SL)
+for b, (s0, n) in enumerate(zip(starts, lengths)):
+    seq_mask[b, s0 - 1:n - 1] = 1.0
+ll = leaf(seq_logits)
+tok_lp = F.log_softmax(ll, dim=-1).gather(-1, seq_targets.unsqueeze(-1)).squeeze(-1)
+sums = (tok_lp * seq_mask).sum(-1)
+means = sums / seq_mask.sum(-1)
+sft_loss = -(tok_lp * seq_mask).sum() / seq_mask.sum()
+seq_w = torch.randn(len(starts))
+out["sequence"] = {"logits": lst(seq_logits), "ids": lst(seq_ids), "starts": starts, "lengths": lengths,
+                   "targets": lst(seq_targets), "mask": lst(seq_mask), "sums": lst(sums), "means": lst(means),
+                   "weights": lst(seq_w), "sumsGrad": grad_of((sums * seq_w).sum(), ll),
+                   "sftLoss": sft_loss.item()}
+ll = leaf(seq_logits)
+tok_lp = F.log_softmax(ll, dim=-1).gather(-1, seq_targets.unsqueeze(-1)).squeeze(-1)
+out["sequence"]["sftGrad"] = grad_of(-(tok_lp * seq_mask).sum() / seq_mask.sum(), ll)
 
 path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "golden", "rlhf-math.json")
 with open(path, "w") as f:

@@ -1,5 +1,6 @@
 /** Hash routing between the stages: `#/model`, `#/feedback`, … */
 export const STAGES = [
+  { id: 'start', label: 'Start', hint: 'One-click scenarios: label → reward model → PPO, and a guided tour.' },
   { id: 'model', label: 'Model', hint: 'The base language model: sample from it, inspect its tokens.' },
   { id: 'feedback', label: 'Feedback', hint: 'Compare, rank, rate or edit samples; scripted labellers.' },
   { id: 'reward', label: 'Reward model', hint: 'Train a Bradley–Terry reward model on the preferences.' },
@@ -12,7 +13,7 @@ export type StageId = (typeof STAGES)[number]['id'];
 
 function fromHash(hash: string): StageId {
   const id = hash.replace(/^#\/?/, '').split(/[/?]/)[0];
-  return (STAGES.find((s) => s.id === id)?.id ?? 'model') as StageId;
+  return (STAGES.find((s) => s.id === id)?.id ?? 'start') as StageId;
 }
 
 class Router {

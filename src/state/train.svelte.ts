@@ -359,6 +359,43 @@ export class TrainState {
     }
   }
 
+  /** Create a new run (`patch` over `buildSetup()`) without starting the loop; the scenario runner drives it with `playUntil`. */
+  async createRun(patch: Partial<PpoSetup> = {}): Promise<boolean> {
+    if (this.created || this.busy) return false;
+    const setup: PpoSetup = { ...this.buildSetup(), ...patch };
+    this.resetView();
+    try {
+      this.busy = true;
+      const status = await engineState.engine.ppoCreate(setup);
+      this.setup = setup;
+      this.runId = crypto.randomUUID();
+      this.savedRun = null;
+      this.applyStatus(status);
+      return true;
+    } catch (e) {
+      this.fail(e);
+      return false;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Like `play`, but stops by itself once `iteration` reaches `target` (scenario runner). */
+  async playUntil(target: number): Promise<void> {
+    if (!this.created || this.running || this.busy) return;
+    this.running = true;
+    this.pauseRequested = false;
+    try {
+      while (!this.pauseRequested && this.created && this.iteration < target) {
+        if (!(await this.runIteration())) break;
+      }
+    } finally {
+      this.running = false;
+      this.pauseRequested = false;
+    }
+    if (this.created && this.nextPhase === 'rollout' && this.lastSavedIteration !== this.iteration) await this.save();
+  }
+
   // ------------------------------------------------------------------ running
 
   private async runIteration(): Promise<boolean> {
@@ -441,6 +478,7 @@ export class TrainState {
       const gold = e.samples.filter((s) => s.gold !== null).map((s) => s.gold!);
       const m: Record<string, number> = { 'eval/score': mean(e.samples.map((s) => s.score)) };
       if (gold.length) m['eval/gold_score'] = mean(gold);
+      Object.assign(m, e.metrics ?? {}); // eval/distinct_1..3, eval/self_bleu
       this.rows.push({ step: e.iteration, metrics: m });
       this.scheduleFlush();
     }

@@ -3,7 +3,14 @@
  * 127.0.0.1, and one headless Chromium. Every page routes all its requests;
  * a request to any other origin is aborted and recorded, and fails the test.
  */
-import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from 'playwright-core';
+import {
+  chromium,
+  type Browser,
+  type BrowserContext,
+  type BrowserContextOptions,
+  type ConsoleMessage,
+  type Page,
+} from 'playwright-core';
 import { preview, type PreviewServer } from 'vite';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -83,19 +90,41 @@ export interface AppPage {
 }
 
 /** A fresh browser context (own storage) with the app opened at `path`. */
-export async function openApp(path = '/', opts: { waitForBackend?: boolean } = {}): Promise<AppPage> {
-  const { browser, origin } = await getShared();
-  const context = await browser.newContext();
+export async function openApp(
+  path = '/',
+  opts: {
+    waitForBackend?: boolean;
+    /**
+     * Route (and block) foreign requests: on by default. Playwright's routing bypasses service
+     * workers, so a test of the offline cache turns it off; foreign requests are still recorded.
+     */
+    route?: boolean;
+    /** Another server than the shared one (e.g. one the test stops to go offline). */
+    origin?: string;
+    /** Extra context options (permissions, viewport…). */
+    context?: BrowserContextOptions;
+  } = {},
+): Promise<AppPage> {
+  const shared = await getShared();
+  const { browser } = shared;
+  const origin = opts.origin ?? shared.origin;
+  // With routing on, a service worker would only download the precache list for nothing
+  // (Playwright's routing bypasses it), so it is blocked; the offline test turns routing off.
+  const context = await browser.newContext({
+    serviceWorkers: opts.route === false ? 'allow' : 'block',
+    ...opts.context,
+  });
   const errors: string[] = [];
   const foreignRequests: string[] = [];
-  await context.route('**/*', (route) => {
-    const u = route.request().url();
-    if (new URL(u).origin !== origin) {
-      foreignRequests.push(u);
-      return route.abort('blockedbyclient');
-    }
-    return route.continue();
-  });
+  if (opts.route !== false)
+    await context.route('**/*', (route) => {
+      const u = route.request().url();
+      if (new URL(u).origin !== origin) {
+        foreignRequests.push(u);
+        return route.abort('blockedbyclient');
+      }
+      return route.continue();
+    });
   const page = await context.newPage();
   const onConsole = (m: ConsoleMessage) => {
     if (m.type() === 'error') errors.push(m.text());

@@ -7,7 +7,7 @@ const MODEL_DIR = 'public/models/tiny-gpt';
 
 describe('model page', () => {
   it('loads the bundled model, generates streamed samples, and shows the token view', async () => {
-    const app = await openApp('/');
+    const app = await openApp('/#/model');
     const { page } = app;
     try {
       await page.waitForSelector('[data-testid="model-card"]', { timeout: 60_000 });
@@ -47,7 +47,7 @@ describe('model page', () => {
   });
 
   it('rejects bad model files with a message and keeps the loaded model', async () => {
-    const app = await openApp('/');
+    const app = await openApp('/#/model');
     const { page } = app;
     try {
       await page.waitForSelector('[data-testid="model-card"]', { timeout: 60_000 });

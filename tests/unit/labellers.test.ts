@@ -147,6 +147,17 @@ describe('length and keyword labellers', () => {
     expect(l.score('Do it now! Pleased?')).toBe(-1);
     expect(l.compare('Could you please help?', 'Help me now.', '', new Rng(0))).toBe('A');
   });
+
+  it('keyword: a punctuation-only term counts its literal occurrences (the exclamation-mark proxy)', () => {
+    const bang = labellerFromConfig({ kind: 'keyword', include: ['!'] });
+    expect(bang.score('Great! Really great!!!')).toBe(4);
+    expect(bang.score('No marks here.')).toBe(0);
+    expect(bang.compare('Fine.', 'Fine!', '', new Rng(0))).toBe('B');
+    const mixed = labellerFromConfig({ kind: 'keyword', include: ['wow', '?!'], avoid: ['.'] });
+    // "wow" ×2 (whole words), "?!" ×1, "." ×2 → 2 + 1 − 2.
+    expect(mixed.score('Wow?! wow. wowza.')).toBe(1);
+    expect(() => labellerFromConfig({ kind: 'keyword', include: ['! ?'] })).toThrow(/mixes punctuation and spaces/);
+  });
 });
 
 describe('constitution labeller', () => {

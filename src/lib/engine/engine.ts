@@ -6,20 +6,25 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { activeWebGPUDevice, chooseBackend, configureWasm, resetBackend } from './backend';
 import { BackendInitError, DeviceLostError, EngineError, InvalidInputError } from './errors';
+import { NotReadyError } from './errors';
 import { ModelLoadError } from '../model/errors';
 import { JobRegistry, type Checkpoint } from './jobs';
 import { ModelSlot } from './model-slot';
 import type { TrainingPair } from '../data/records';
 import { RewardHost } from './reward-host';
 import { PpoHost } from './ppo-host';
+import { TuneHost } from './tune-host';
+import type { SftConfig, SftExample, DpoConfig, TuneEvent, TuneSample, TuneSummary } from './types';
 import { runBench } from './bench';
 import { generate } from '../model/sampling';
+import { configToHF, saveModelSafetensors } from '../model/weights';
 import type {
   BackendChoice,
   BackendInfo,
   Engine,
   EngineInitOptions,
   EventCallback,
+  ExportedModel,
   GenerateProgress,
   GenerateRequest,
   GenerateResult,
@@ -99,6 +104,7 @@ export class LocalEngine implements Engine {
   private slot = new ModelSlot();
   private rewards = new RewardHost();
   private ppo = new PpoHost();
+  private tune = new TuneHost();
 
   async init(opts: EngineInitOptions): Promise<BackendInfo> {
     if (!isBackendChoice(opts.backend)) throw new InvalidInputError(`Unknown backend "${String(opts.backend)}".`);
@@ -413,6 +419,88 @@ export class LocalEngine implements Engine {
   async memory(): Promise<{ numTensors: number; numBytes: number }> {
     const m = tf.memory();
     return { numTensors: m.numTensors, numBytes: m.numBytes };
+  }
+
+  async exportModel(which: 'base' | 'policy'): Promise<ExportedModel> {
+    this.requireInit();
+    const { model, tokenizer, info } = this.slot.require();
+    if (which !== 'base' && which !== 'policy')
+      throw new InvalidInputError(`Unknown model "${String(which)}": ask for 'base' or 'policy'.`);
+    let m = model;
+    let iteration: number | null = null;
+    if (which === 'policy') {
+      const status = this.ppo.status();
+      if (!status)
+        throw new NotReadyError(
+          'There is no PPO policy yet: start a run on the Train page (or resume one), or export the base model.',
+        );
+      m = this.ppo.require().policy;
+      iteration = status.iteration;
+    }
+    const bytes = await saveModelSafetensors(m, 'F32', {
+      source: `rlhf-playground ${which}${iteration === null ? '' : ` after ${iteration} PPO iterations`} of ${info.name}`,
+    });
+    return {
+      name: info.name,
+      which,
+      iteration,
+      config: JSON.stringify(configToHF(m.config, tokenizer.eotId, 'F32'), null, 2),
+      tokenizer: JSON.stringify(tokenizer.toJSON()),
+      weights: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
+    };
+  }
+
+  async sftRun(
+    jobId: string,
+    examples: SftExample[],
+    config: Partial<SftConfig>,
+    onEvent?: (e: TuneEvent) => void,
+  ): Promise<TuneSummary> {
+    this.requireInit();
+    const { model, tokenizer, info } = this.slot.require();
+    return this.runJob(jobId, (checkpoint) =>
+      this.tune.sft(model, tokenizer, info.name, examples, config ?? {}, onEvent, checkpoint),
+    );
+  }
+
+  async dpoRun(
+    jobId: string,
+    pairs: TrainingPair[],
+    config: Partial<DpoConfig>,
+    onEvent?: (e: TuneEvent) => void,
+  ): Promise<TuneSummary> {
+    this.requireInit();
+    const { model, tokenizer, info } = this.slot.require();
+    return this.runJob(jobId, (checkpoint) =>
+      this.tune.dpo(model, tokenizer, info.name, pairs, config ?? {}, onEvent, checkpoint),
+    );
+  }
+
+  async tuneStatus(): Promise<TuneSummary | null> {
+    return this.tune.status();
+  }
+
+  async tuneSamples(prompts: string[], maxNewTokens: number): Promise<TuneSample[]> {
+    this.requireInit();
+    const { model, tokenizer } = this.slot.require();
+    if (!Array.isArray(prompts) || prompts.length > 16 || prompts.some((p) => typeof p !== 'string'))
+      throw new InvalidInputError('Ask for 0 to 16 prompts of text.');
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1 || maxNewTokens > 256)
+      throw new InvalidInputError('Max new tokens must be a whole number from 1 to 256.');
+    return this.tune.samples(model, tokenizer, prompts, maxNewTokens);
+  }
+
+  async tuneAdopt(): Promise<ModelInfo> {
+    this.requireInit();
+    const { tokenizer, info: base } = this.slot.require();
+    const files = await this.tune.files(tokenizer, base);
+    const info = this.slot.load(files); // replaces the loaded model only when the load succeeded
+    this.tune.discard();
+    return info;
+  }
+
+  async tuneDiscard(): Promise<void> {
+    this.tune.discard();
   }
 
   private requireInit(): void {

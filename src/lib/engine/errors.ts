@@ -6,8 +6,10 @@
  */
 import { ModelLoadError, WeightsFormatError } from '../model/errors';
 import { TokenizerError } from '../model/tokenizer';
+import { TuneDivergedError, TuneInputError } from '../rlhf/tune-errors';
 
 export { ModelLoadError, WeightsFormatError, TokenizerError };
+export { TuneInputError, TuneDivergedError };
 
 export class EngineError extends Error {
   override name = 'EngineError';
@@ -49,6 +51,9 @@ const CLASSES: Record<string, new (message: string) => Error> = {
   JobCancelledError,
   NotReadyError,
   InvalidInputError,
+  // SFT and DPO (src/lib/rlhf/tune-errors.ts).
+  TuneInputError,
+  TuneDivergedError,
 };
 
 /** Turn an error that came through Comlink (a plain `Error` with a `name`) back into its class. */

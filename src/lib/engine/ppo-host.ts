@@ -9,6 +9,7 @@ import type { BpeTokenizer } from '../model/tokenizer';
 import type { GPT } from '../model/gpt';
 import { generate } from '../model/sampling';
 import { labellerFromConfig, type LabellerConfig } from '../rlhf/labellers';
+import { diversityMetrics } from '../rlhf/diversity';
 import {
   PpoTrainer,
   rewardFromFunction,
@@ -169,7 +170,9 @@ export class PpoHost {
   private async afterIteration(t: PpoTrainer, req: PpoRunRequest, onEvent: ((e: PpoEvent) => void) | undefined) {
     const every = req.evalEvery ?? 0;
     if (every > 0 && t.completedIterations % every === 0 && this.setup?.evalPrompts.length) {
-      onEvent?.({ kind: 'eval', iteration: t.completedIterations, samples: await this.evaluate() });
+      const samples = await this.evaluate();
+      const metrics = diversityMetrics(samples.map((s) => s.text)) as Record<string, number>;
+      onEvent?.({ kind: 'eval', iteration: t.completedIterations, samples, metrics });
     }
   }
 

@@ -258,7 +258,13 @@ export type PpoEvent =
         | import('../rlhf/ppo').AdvantagesResult
         | import('../rlhf/ppo').UpdateResult;
     }
-  | { kind: 'eval'; iteration: number; samples: PpoEvalSample[] };
+  | {
+      kind: 'eval';
+      iteration: number;
+      samples: PpoEvalSample[];
+      /** Diversity of the samples: `eval/distinct_1..3`, `eval/self_bleu` (src/lib/rlhf/diversity.ts). */
+      metrics?: Record<string, number>;
+    };
 
 // ---------------------------------------------------------------- benchmarks
 
@@ -289,6 +295,29 @@ export interface BenchResult {
   rows: BenchRow[];
   memory: { tensorsBefore: number; tensorsAfter: number; bytesBefore: number; bytesAfter: number };
 }
+
+/** A model's files for the hand-off bundle (float32 weights with GPT2LMHeadModel names). */
+export interface ExportedModel {
+  name: string;
+  which: 'base' | 'policy';
+  /** PPO iterations behind the policy; null for the base model. */
+  iteration: number | null;
+  /** Hugging Face GPT-2 `config.json` text. */
+  config: string;
+  /** Hugging Face `tokenizers` `tokenizer.json` text. */
+  tokenizer: string;
+  /** safetensors bytes. */
+  weights: ArrayBuffer;
+}
+
+// ---------------------------------------------------------------- SFT and DPO
+
+export type SftExample = import('../rlhf/sft').SftExample;
+export type SftConfig = import('../rlhf/sft').SftConfig;
+export type DpoConfig = import('../rlhf/dpo-train').DpoConfig;
+export type TuneEvent = import('../rlhf/offline-train').TuneEvent;
+export type TuneSummary = import('./tune-host').TuneSummary;
+export type TuneSample = import('./tune-host').TuneSample;
 
 export interface Engine {
   /** Answers at once; used to check the worker started. */
@@ -351,4 +380,27 @@ export interface Engine {
   bench(jobId: string, req: BenchRequest): Promise<BenchResult>;
   /** TF.js memory counters (tensors, bytes) for leak checks. */
   memory(): Promise<{ numTensors: number; numBytes: number }>;
+  /** The base model or the PPO policy as files (NotReadyError: no PPO run for 'policy'). */
+  exportModel(which: 'base' | 'policy'): Promise<ExportedModel>;
+  /** SFT of a copy of the loaded model on demonstrations (loss on completion tokens only). Cancellable. */
+  sftRun(
+    jobId: string,
+    examples: SftExample[],
+    config: Partial<SftConfig>,
+    onEvent?: (e: TuneEvent) => void,
+  ): Promise<TuneSummary>;
+  /** DPO of a copy of the loaded model on preference pairs; the loaded model is the frozen reference. */
+  dpoRun(
+    jobId: string,
+    pairs: import('../data/records').TrainingPair[],
+    config: Partial<DpoConfig>,
+    onEvent?: (e: TuneEvent) => void,
+  ): Promise<TuneSummary>;
+  /** The last finished SFT/DPO run not yet adopted or discarded. */
+  tuneStatus(): Promise<TuneSummary | null>;
+  /** The same prompts from the loaded model and the tuned one (one seed), to compare. */
+  tuneSamples(prompts: string[], maxNewTokens: number): Promise<TuneSample[]>;
+  /** Make the tuned model the loaded one: the starting point and reference of PPO and DPO from now on. */
+  tuneAdopt(): Promise<ModelInfo>;
+  tuneDiscard(): Promise<void>;
 }

@@ -12,7 +12,8 @@
  *    `sigmoid` and `ipo` loss types, `chosen_rewards = β·(pc − rc)` detached, loss = mean.
  *
  * Inputs are per-sequence log-probabilities [N] (sums over response tokens). For `ipo` TRL
- * averages over tokens instead of summing; pass per-token means to match it.
+ * averages over tokens instead of summing; pass per-token means to match it (`trainDpo` in
+ * `dpo-train.ts` does).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { negLogSigmoid, negLogSigmoidT } from './bradley-terry';

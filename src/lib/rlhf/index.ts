@@ -32,3 +32,22 @@ export {
   type RewardModelState,
 } from './reward-model';
 export { trainRewardModel, splitByPrompt, RewardTrainingError, type RewardTrainEvent } from './reward-train';
+export {
+  distinctN,
+  selfBleu,
+  sentenceBleu,
+  wordTokens,
+  diversityMetrics,
+  BLEU_SMOOTHING_EPSILON,
+  type DiversityMetrics,
+} from './diversity';
+export { trainSft, evaluateSft, DEFAULT_SFT_CONFIG, type SftConfig, type SftExample } from './sft';
+export { trainDpo, evaluateDpo, dpoMetrics, DEFAULT_DPO_CONFIG, type DpoConfig } from './dpo-train';
+export {
+  encodeCompletion,
+  completionLogprobsT,
+  type TuneEvent,
+  type TuneMetricRow,
+  type TuneResult,
+} from './offline-train';
+export { TuneInputError, TuneDivergedError } from './tune-errors';

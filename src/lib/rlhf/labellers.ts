@@ -66,7 +66,11 @@ export interface LengthConfig extends Knobs {
 
 export interface KeywordConfig extends Knobs {
   kind: 'keyword';
-  /** Words or phrases that earn +1 per occurrence (whole words, case-insensitive). */
+  /**
+   * Words or phrases that earn +1 per occurrence (whole words, case-insensitive). A term of
+   * punctuation only (no letters or digits, e.g. "!") counts each occurrence of those characters
+   * anywhere in the text: `include: ["!"]` is a proxy labeller that loves exclamation marks.
+   */
   include: string[];
   /** Words or phrases that cost −1 per occurrence. */
   avoid: string[];
@@ -260,11 +264,14 @@ function lengthLabeller(c: LengthConfig): Labeller {
 function keywordLabeller(c: KeywordConfig): Labeller {
   const inc = c.include.map(words);
   const avo = c.avoid.map(words);
+  // Punctuation-only terms ("!", "?!") are counted as literal substrings (non-overlapping).
+  const count = (text: string, t: string[], term: string, phrase: string[]) =>
+    phrase.length > 0 ? countPhrase(t, phrase) : text.split(term.trim()).length - 1;
   const score: Scorer = (text) => {
     const t = words(text);
     let s = 0;
-    for (const p of inc) s += countPhrase(t, p);
-    for (const p of avo) s -= countPhrase(t, p);
+    inc.forEach((p, i) => (s += count(text, t, c.include[i], p)));
+    avo.forEach((p, i) => (s -= count(text, t, c.avoid[i], p)));
     return s;
   };
   return makeLabeller(c, score, (w, _a, _b, _p, sA, sB) => `${w} has a better keyword count (${sA} vs ${sB})`);
@@ -383,7 +390,8 @@ function knob(o: Obj, key: keyof Knobs, min: number, max: number): number {
 function wordList(v: unknown, key: string): string[] {
   if (!Array.isArray(v) || v.some((w) => typeof w !== 'string')) bad(`${key} must be a list of words`);
   const list = (v as string[]).map((w) => w.trim()).filter((w) => w !== '');
-  for (const w of list) if (words(w).length === 0) bad(`${key}: “${w}” has no letters or digits`);
+  // A term without letters or digits is punctuation, counted literally ("!"); no spaces inside.
+  for (const w of list) if (words(w).length === 0 && /\s/.test(w)) bad(`${key}: “${w}” mixes punctuation and spaces`);
   return list;
 }
 

@@ -1,0 +1,338 @@
+/**
+ * The hand-off bundle: everything needed to continue at scale with TRL or OpenRLHF, as the files
+ * of one ZIP.
+ *
+ *   data/preferences.jsonl      TRL explicit-prompt preference rows {"prompt","chosen","rejected"}
+ *                               (https://huggingface.co/docs/trl/dataset_formats, "preference")
+ *   model/config.json           GPT2Config (model_type "gpt2", architectures ["GPT2LMHeadModel"])
+ *   model/model.safetensors     float32, tensor names as in GPT2LMHeadModel's state_dict
+ *   model/tokenizer.json        Hugging Face `tokenizers` layout (ByteLevel BPE, GPT-2 byte map)
+ *   model/vocab.json, merges.txt  the same tokenizer in GPT2Tokenizer's (slow) files
+ *   model/tokenizer_config.json, special_tokens_map.json  so AutoTokenizer loads it as GPT-2's
+ *   configs/trl_reward.yaml     `trl reward --config …` (trl/scripts/reward.py)
+ *   configs/trl_dpo.yaml        `trl dpo --config …` (trl/scripts/dpo.py)
+ *   README.md                   the exact commands, also for OpenRLHF's openrlhf.cli.train_rm /
+ *                               train_dpo (--prompt_key/--chosen_key/--rejected_key)
+ *
+ * Flags and field names follow huggingface/trl `trl/scripts/{reward,dpo}.py`, `ScriptArguments`,
+ * `RewardConfig`, `DPOConfig`, and OpenRLHF `openrlhf/cli/train_rm.py`, `train_dpo.py`.
+ *
+ * No preference pairs yet: the bundle still builds (the model alone is worth handing off);
+ * `data/preferences.jsonl` is then empty and the README says so first.
+ */
+import { pairsToTrlPreferenceJsonl } from './jsonl';
+import type { TrainingPair } from './records';
+import { writeZip, type ZipEntry } from './zip';
+import { BpeTokenizer } from '../model/tokenizer';
+
+/** The config fields the bundle needs (read here: `model/weights.ts` would pull TF.js into the page). */
+interface BundleConfig {
+  vocabSize: number;
+  blockSize: number;
+  nLayer: number;
+  nHead: number;
+  nEmbd: number;
+}
+
+function bundleConfig(j: Record<string, unknown>): BundleConfig {
+  const int = (key: string, fallback?: unknown): number => {
+    const v = j[key] ?? fallback;
+    if (!Number.isInteger(v) || (v as number) <= 0)
+      throw new HandoffError(`config.json: "${key}" must be a positive integer, got ${JSON.stringify(v)}.`);
+    return v as number;
+  };
+  if (j.model_type !== 'gpt2')
+    throw new HandoffError(`config.json has model_type ${JSON.stringify(j.model_type)}, not "gpt2".`);
+  return {
+    vocabSize: int('vocab_size'),
+    blockSize: int('n_positions', j.n_ctx),
+    nLayer: int('n_layer'),
+    nHead: int('n_head'),
+    nEmbd: int('n_embd'),
+  };
+}
+
+export class HandoffError extends Error {
+  override name = 'HandoffError';
+}
+
+/** The model files the engine hands out (`Engine.exportModel`). */
+export interface HandoffModel {
+  /** Name of the loaded model, e.g. "tiny-gpt". */
+  name: string;
+  which: 'base' | 'policy';
+  /** PPO iterations behind a policy (null for the base model). */
+  iteration: number | null;
+  /** Hugging Face GPT-2 `config.json` text. */
+  config: string;
+  /** Hugging Face `tokenizers` `tokenizer.json` text. */
+  tokenizer: string;
+  /** safetensors bytes with GPT2LMHeadModel tensor names. */
+  weights: ArrayBuffer | Uint8Array;
+}
+
+export interface HandoffInput {
+  pairs: readonly TrainingPair[];
+  /** Feedback records the pairs came from (for the README). */
+  recordCount: number;
+  model: HandoffModel;
+  /** Stamped in the README and on the ZIP entries (default now). */
+  createdAt?: Date;
+}
+
+export const HANDOFF_FILES = [
+  'README.md',
+  'data/preferences.jsonl',
+  'model/config.json',
+  'model/model.safetensors',
+  'model/tokenizer.json',
+  'model/vocab.json',
+  'model/merges.txt',
+  'model/tokenizer_config.json',
+  'model/special_tokens_map.json',
+  'configs/trl_reward.yaml',
+  'configs/trl_dpo.yaml',
+] as const;
+
+function parse(text: string, what: string): Record<string, unknown> {
+  try {
+    const j = JSON.parse(text) as unknown;
+    if (typeof j === 'object' && j !== null && !Array.isArray(j)) return j as Record<string, unknown>;
+  } catch {
+    /* reported below */
+  }
+  throw new HandoffError(`The model's ${what} is not a JSON object; reload the model and try again.`);
+}
+
+/** GPT2Tokenizer's `merges.txt`: a version line, then one "left right" merge per line. */
+function mergesTxt(merges: readonly string[]): string {
+  return '#version: 0.2\n' + merges.map((m) => m + '\n').join('');
+}
+
+function trlRewardYaml(c: BundleConfig): string {
+  return `# TRL reward model on the hand-off bundle.  Run from the bundle's folder:
+#   trl reward --config configs/trl_reward.yaml
+# Fields: trl ScriptArguments, RewardConfig, ModelConfig (trl/scripts/reward.py).
+model_name_or_path: ./model
+# A local folder: datasets.load_dataset("./data") reads data/preferences.jsonl as the "train" split.
+dataset_name: ./data
+dataset_train_split: train
+output_dir: ./out/reward-model
+# The model has learned positions for ${c.blockSize} tokens only: prompt + response must fit.
+max_length: ${c.blockSize}
+per_device_train_batch_size: 8
+num_train_epochs: 3
+learning_rate: 1.0e-4
+logging_steps: 10
+eval_strategy: "no"
+save_strategy: epoch
+report_to: none
+seed: 0
+`;
+}
+
+function trlDpoYaml(c: BundleConfig): string {
+  return `# TRL DPO on the hand-off bundle.  Run from the bundle's folder:
+#   trl dpo --config configs/trl_dpo.yaml
+# Fields: trl ScriptArguments, DPOConfig, ModelConfig (trl/scripts/dpo.py). Without --use_peft the
+# reference model is a second copy of ./model, frozen.
+model_name_or_path: ./model
+dataset_name: ./data
+dataset_train_split: train
+output_dir: ./out/dpo-policy
+# The model has learned positions for ${c.blockSize} tokens only: prompt + response must fit.
+max_length: ${c.blockSize}
+beta: 0.1
+loss_type: sigmoid
+per_device_train_batch_size: 8
+num_train_epochs: 3
+learning_rate: 1.0e-5
+logging_steps: 10
+eval_strategy: "no"
+save_strategy: epoch
+report_to: none
+seed: 0
+`;
+}
+
+function readme(input: HandoffInput, c: BundleConfig, eot: string, created: Date, rows: number): string {
+  const m = input.model;
+  const what =
+    m.which === 'policy'
+      ? `the PPO policy after ${m.iteration ?? '?'} iteration(s), trained from **${m.name}**`
+      : `the base model **${m.name}**`;
+  const empty =
+    rows === 0
+      ? `> **No preference pairs yet.** \`data/preferences.jsonl\` is empty: label some samples in the
+> Feedback studio (A/B, ranking, rating or edit) or import a file, then download the bundle again.
+> The training commands below fail on an empty dataset; the model files are complete.
+
+`
+      : '';
+  return `# RLHF Playground hand-off bundle
+
+${empty}Made ${created.toISOString()} by RLHF Playground, in the browser; nothing was uploaded.
+
+- **Data:** ${rows} preference pair(s) from ${input.recordCount} feedback record(s), in TRL's
+  explicit-prompt preference format, one JSON object per line with exactly the keys
+  \`prompt\`, \`chosen\`, \`rejected\`.
+- **Model:** ${what}. ${c.nLayer} layers, ${c.nHead} heads, width ${c.nEmbd}, context ${c.blockSize}
+  tokens, vocabulary ${c.vocabSize}.
+
+## Files
+
+| file | what |
+| --- | --- |
+| \`data/preferences.jsonl\` | preference pairs (TRL "preference" type, standard format, explicit prompt) |
+| \`model/config.json\` | \`GPT2Config\`: \`model_type: "gpt2"\`, \`architectures: ["GPT2LMHeadModel"]\` |
+| \`model/model.safetensors\` | float32 weights, tensor names of \`GPT2LMHeadModel.state_dict()\` |
+| \`model/tokenizer.json\` | the tokenizer in Hugging Face \`tokenizers\` format (\`GPT2TokenizerFast\`) |
+| \`model/vocab.json\`, \`model/merges.txt\` | the same tokenizer as \`GPT2Tokenizer\` files |
+| \`model/tokenizer_config.json\`, \`special_tokens_map.json\` | special tokens: \`${eot}\` is BOS, EOS, UNK and PAD |
+| \`configs/trl_reward.yaml\`, \`configs/trl_dpo.yaml\` | TRL CLI configs |
+
+## Is it GPT-2?
+
+Yes, architecturally: pre-LayerNorm decoder blocks, learned position embeddings, GELU (tanh form,
+\`gelu_new\`), fused QKV in Conv1D layout (\`[in, out]\`), a final LayerNorm, LM head tied to the
+token embedding. The tensor names are exactly those of Hugging Face's \`GPT2LMHeadModel\`
+(\`transformer.wte.weight\`, \`transformer.h.0.attn.c_attn.weight\`, …), so
+\`GPT2LMHeadModel.from_pretrained("./model")\` (or \`AutoModelForCausalLM\`) loads it. What differs
+from OpenAI's GPT-2:
+
+- **Size.** It is tiny, and the context is ${c.blockSize} tokens (\`n_positions\`), not 1024. Keep
+  \`max_length\` ≤ ${c.blockSize}; longer inputs index past the position table.
+- **Tokenizer.** Same algorithm and byte-to-unicode map as GPT-2 (byte-level BPE, GPT-2's
+  pre-tokenisation regex, \`Ġ\` for a leading space), but its own ${c.vocabSize}-token vocabulary
+  trained on the app's corpus: ids 0–255 are the 256 bytes in byte order, then one id per merge, then
+  \`${eot}\` (id ${c.vocabSize - 1}). It is not GPT-2's 50,257-token vocabulary, so it cannot be swapped for
+  \`gpt2\`'s tokenizer, and GPT-2 weights do not fit it.
+- **Missing tensors on load.** \`lm_head.weight\` is not stored (tied to \`transformer.wte.weight\`,
+  \`tie_word_embeddings: true\`), and neither are the causal-mask buffers \`attn.bias\` /
+  \`attn.masked_bias\` that old \`transformers\` versions list; a "newly initialized" warning about
+  those is harmless.
+- **Start token.** In the app every sequence starts with \`${eot}\`; GPT-2's tokenizer adds no BOS.
+  Scores move a little without it; prepend it to prompts if you want the app's numbers.
+- **Extra config keys.** \`nanogpt\` (the app's names) is ignored by \`transformers\`.
+
+Check (PyTorch only, no \`transformers\` needed): \`python3 scripts/golden/check_handoff.py <this folder>\`
+from the RLHF Playground repository loads these weights by their \`GPT2LMHeadModel\` names into an
+independent GPT-2 forward pass and compares logits.
+
+## Continue with TRL
+
+\`\`\`sh
+pip install "trl>=0.25" "transformers" "datasets" "accelerate"
+cd <this folder>
+trl reward --config configs/trl_reward.yaml     # reward model  -> ./out/reward-model
+trl dpo    --config configs/trl_dpo.yaml        # DPO policy    -> ./out/dpo-policy
+\`\`\`
+
+Any field of the YAML can be overridden on the command line, e.g.
+\`trl dpo --config configs/trl_dpo.yaml --beta 0.05 --learning_rate 5e-6\`; add
+\`accelerate launch\` settings with \`accelerate config\` first for several GPUs. \`dataset_name: ./data\`
+makes \`datasets.load_dataset\` read \`data/preferences.jsonl\` as the \`train\` split. \`RewardTrainer\`
+reads explicit-prompt rows from TRL 0.25 on (older versions want \`chosen\`/\`rejected\` only, with the
+prompt inside each); \`DPOTrainer\` reads them in every recent version. The DPO config and the app's
+DPO use the same loss, \`-log σ(β·((log π(chosen) - log π_ref(chosen)) - (log π(rejected) - log π_ref(rejected))))\`.
+
+## Continue with OpenRLHF
+
+\`\`\`sh
+pip install openrlhf
+cd <this folder>
+deepspeed --module openrlhf.cli.train_rm \\
+  --pretrain ./model --dataset ./data/preferences.jsonl \\
+  --prompt_key prompt --chosen_key chosen --rejected_key rejected --input_template '{}' \\
+  --max_len ${c.blockSize} --micro_train_batch_size 8 --train_batch_size 32 --max_epochs 3 \\
+  --learning_rate 1e-4 --zero_stage 0 --save_path ./out/openrlhf-rm
+
+deepspeed --module openrlhf.cli.train_dpo \\
+  --pretrain ./model --dataset ./data/preferences.jsonl \\
+  --prompt_key prompt --chosen_key chosen --rejected_key rejected --input_template '{}' \\
+  --max_len ${c.blockSize} --micro_train_batch_size 8 --train_batch_size 32 --max_epochs 3 \\
+  --beta 0.1 --learning_rate 1e-5 --zero_stage 0 --save_path ./out/openrlhf-dpo
+\`\`\`
+
+\`--input_template '{}'\` keeps each prompt exactly as written (\`train_dpo\`'s default wraps it in
+"User: … Assistant:"). No \`--apply_chat_template\`: the data is plain text, not chat turns.
+
+## How feedback became pairs
+
+A/B: the picked response is \`chosen\`. Ranking of K: every pair of the ranking. Rating: every two
+responses with different ratings. Edit: your edit is \`chosen\`, the original \`rejected\`. Ties,
+"both bad" and skips make no pair. Rating margins are left out here so every row has exactly the three
+keys; the Export panel's "TRL preference" file can add a \`margin\` column.
+`;
+}
+
+/** The files of the bundle, in `HANDOFF_FILES` order. Throws `HandoffError` on an unusable model. */
+export function handoffFiles(input: HandoffInput): ZipEntry[] {
+  const m = input.model;
+  if (m.which !== 'base' && m.which !== 'policy')
+    throw new HandoffError(`Unknown model "${String(m.which)}": pick the base model or the PPO policy.`);
+  const hfConfig = parse(m.config, 'config.json');
+  let config: BundleConfig;
+  let tok: BpeTokenizer;
+  try {
+    config = bundleConfig(hfConfig);
+    tok = BpeTokenizer.fromJSON(parse(m.tokenizer, 'tokenizer.json'));
+  } catch (e) {
+    if (e instanceof HandoffError) throw e;
+    throw new HandoffError(`The model files cannot be handed off: ${(e as Error).message}`);
+  }
+  if (tok.vocabSize !== config.vocabSize)
+    throw new HandoffError(
+      `config.json has ${config.vocabSize} tokens but tokenizer.json ${tok.vocabSize}; reload the model.`,
+    );
+  const weights = m.weights instanceof Uint8Array ? m.weights : new Uint8Array(m.weights);
+  if (weights.byteLength < 8) throw new HandoffError('The model weights are empty; reload the model.');
+
+  const eot = tok.eotToken;
+  const tj = tok.toJSON();
+  const fullConfig = {
+    ...hfConfig,
+    pad_token_id: tok.eotId, // GPT2ForSequenceClassification (reward models) finds the last token by it
+  };
+  const tokenizerConfig = {
+    tokenizer_class: 'GPT2TokenizerFast',
+    bos_token: eot,
+    eos_token: eot,
+    unk_token: eot,
+    pad_token: eot,
+    add_prefix_space: false,
+    add_bos_token: false,
+    model_max_length: config.blockSize,
+    clean_up_tokenization_spaces: false,
+  };
+  const specialTokens = { bos_token: eot, eos_token: eot, unk_token: eot, pad_token: eot };
+  const created = input.createdAt ?? new Date();
+  const jsonl = pairsToTrlPreferenceJsonl(input.pairs, { includeMargin: false });
+  const rows = input.pairs.length;
+  const pretty = (o: unknown) => JSON.stringify(o, null, 2) + '\n';
+  return [
+    { name: 'README.md', data: readme(input, config, eot, created, rows) },
+    { name: 'data/preferences.jsonl', data: jsonl },
+    { name: 'model/config.json', data: pretty(fullConfig) },
+    { name: 'model/model.safetensors', data: weights },
+    { name: 'model/tokenizer.json', data: JSON.stringify(tj) },
+    { name: 'model/vocab.json', data: JSON.stringify(tj.model.vocab) },
+    { name: 'model/merges.txt', data: mergesTxt(tj.model.merges) },
+    { name: 'model/tokenizer_config.json', data: pretty(tokenizerConfig) },
+    { name: 'model/special_tokens_map.json', data: pretty(specialTokens) },
+    { name: 'configs/trl_reward.yaml', data: trlRewardYaml(config) },
+    { name: 'configs/trl_dpo.yaml', data: trlDpoYaml(config) },
+  ];
+}
+
+/** The bundle as one ZIP (stored entries). */
+export function buildHandoffZip(input: HandoffInput): Uint8Array {
+  return writeZip(handoffFiles(input), input.createdAt ?? new Date());
+}
+
+/** File name of the download, e.g. `rlhf-handoff-tiny-gpt-policy-it12-2024-05-17.zip`. */
+export function handoffFileName(model: Pick<HandoffModel, 'name' | 'which' | 'iteration'>, date = new Date()): string {
+  const safe = model.name.replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 40) || 'model';
+  const which = model.which === 'policy' ? `policy-it${model.iteration ?? 0}` : 'base';
+  return `rlhf-handoff-${safe}-${which}-${date.toISOString().slice(0, 10)}.zip`;
+}

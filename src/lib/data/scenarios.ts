@@ -1,0 +1,237 @@
+/**
+ * Scenarios: one-click RLHF runs (label → reward model → PPO), loaded from
+ * `static/scenarios/*.json` and listed in `static/scenarios/index.json`.
+ *
+ * A scenario is plain JSON; `validateScenario` checks every field and throws a
+ * `ScenarioError` that names the field (and the file, when given).
+ */
+import { validateLabellerConfig, type LabellerConfig } from '../rlhf/labellers';
+import { validatePpoConfig, type PpoConfig } from '../rlhf/ppo-config';
+
+export const SCENARIO_PROMPT_SETS = ['reviews', 'stories', 'requests'] as const;
+export type ScenarioPromptSet = (typeof SCENARIO_PROMPT_SETS)[number];
+
+export interface ScenarioRewardModel {
+  mode: 'head' | 'full';
+  epochs: number;
+  learningRate: number;
+  batchSize?: number;
+  pooling?: 'last' | 'mean';
+  centerCoef?: number;
+  valFraction?: number;
+}
+
+export interface Scenario {
+  id: string;
+  title: string;
+  summary: string;
+  /** What the audience will see happen. */
+  explain: string;
+  /** Prompt-set id (static/prompts/<id>.json). */
+  prompts: ScenarioPromptSet;
+  /** Scripted labeller; for `human: true` scenarios it is only the gold reference. */
+  labeller: LabellerConfig;
+  /** Pairs to label (by the labeller, or by the user when `human`). */
+  labels: number;
+  human: boolean;
+  rewardModel: ScenarioRewardModel;
+  /** Partial PPO settings over the defaults (validated by `validatePpoConfig`). */
+  ppo: Partial<PpoConfig>;
+  iterations: number;
+  seed: number;
+  /** Gold labeller kind shown next to the reward in PPO (the labeller's kind when left out). */
+  gold?: LabellerConfig['kind'] | 'none';
+  /** Show β (klCoef) as a slider on the scenario card. */
+  betaSlider?: boolean;
+}
+
+export class ScenarioError extends Error {
+  override name = 'ScenarioError';
+  /** The bad field (dotted path), when one is to blame. */
+  readonly field: string | null;
+  constructor(message: string, field: string | null = null) {
+    super(message);
+    this.field = field;
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+/** Validate a scenario (parsed JSON). `source` (a file name) goes into error messages. */
+export function validateScenario(x: unknown, source = 'scenario'): Scenario {
+  const fail = (field: string | null, msg: string): never => {
+    throw new ScenarioError(`${source}: ${field ? `"${field}" ` : ''}${msg}`, field);
+  };
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) fail(null, 'must be a JSON object');
+  const o = x as Obj;
+  const text = (k: string, max = 2000): string => {
+    const v = o[k];
+    if (typeof v !== 'string' || v.trim() === '') fail(k, 'must be non-empty text');
+    if ((v as string).length > max) fail(k, `is longer than ${max} characters`);
+    return (v as string).trim();
+  };
+  const int = (obj: Obj, k: string, path: string, min: number, max: number): number => {
+    const v = obj[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+      fail(path, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    return v as number;
+  };
+  const id = text('id', 64);
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(id)) fail('id', 'must be lower-case letters, digits and dashes');
+  const title = text('title', 80);
+  const summary = text('summary', 300);
+  const explain = text('explain');
+  if (!(SCENARIO_PROMPT_SETS as readonly unknown[]).includes(o.prompts))
+    fail('prompts', `must be one of ${SCENARIO_PROMPT_SETS.join(', ')}, got ${JSON.stringify(o.prompts)}`);
+  const prompts = o.prompts as ScenarioPromptSet;
+  let labeller: LabellerConfig;
+  try {
+    labeller = validateLabellerConfig(o.labeller);
+  } catch (e) {
+    return fail('labeller', (e as Error).message.replace(/^Labeller config: /, ''));
+  }
+  if (typeof o.human !== 'boolean') fail('human', 'must be true or false');
+  const human = o.human as boolean;
+  const labels = int(o, 'labels', 'labels', 2, 5000);
+
+  if (typeof o.rewardModel !== 'object' || o.rewardModel === null || Array.isArray(o.rewardModel))
+    fail('rewardModel', 'must be an object');
+  const rm = o.rewardModel as Obj;
+  const allowedRm = ['mode', 'epochs', 'learningRate', 'batchSize', 'pooling', 'centerCoef', 'valFraction'];
+  const extra = Object.keys(rm).filter((k) => !allowedRm.includes(k));
+  if (extra.length) fail(`rewardModel.${extra[0]}`, 'is not a reward-model setting');
+  if (rm.mode !== 'head' && rm.mode !== 'full') fail('rewardModel.mode', "must be 'head' or 'full'");
+  const rewardModel: ScenarioRewardModel = {
+    mode: rm.mode as 'head' | 'full',
+    epochs: int(rm, 'epochs', 'rewardModel.epochs', 1, 1000),
+    learningRate: 0,
+  };
+  const lr = rm.learningRate;
+  if (typeof lr !== 'number' || !Number.isFinite(lr) || lr <= 0 || lr > 1)
+    fail('rewardModel.learningRate', `must be a number > 0 and ≤ 1, got ${JSON.stringify(lr)}`);
+  rewardModel.learningRate = lr as number;
+  if (rm.batchSize !== undefined) rewardModel.batchSize = int(rm, 'batchSize', 'rewardModel.batchSize', 1, 512);
+  if (rm.pooling !== undefined) {
+    if (rm.pooling !== 'last' && rm.pooling !== 'mean') fail('rewardModel.pooling', "must be 'last' or 'mean'");
+    rewardModel.pooling = rm.pooling as 'last' | 'mean';
+  }
+  for (const [k, lo, hi] of [
+    ['centerCoef', 0, 10],
+    ['valFraction', 0, 0.5],
+  ] as const) {
+    const v = rm[k];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi)
+      fail(`rewardModel.${k}`, `must be a number from ${lo} to ${hi}, got ${JSON.stringify(v)}`);
+    rewardModel[k] = v as number;
+  }
+
+  const ppoIn = o.ppo ?? {};
+  if (typeof ppoIn !== 'object' || ppoIn === null || Array.isArray(ppoIn)) fail('ppo', 'must be an object');
+  try {
+    validatePpoConfig(ppoIn);
+  } catch (e) {
+    const fields = (e as { fields?: Record<string, string> }).fields ?? {};
+    const first = Object.keys(fields)[0];
+    fail(first && first !== '_' ? `ppo.${first}` : 'ppo', first ? fields[first] : (e as Error).message);
+  }
+  if ('seed' in (ppoIn as Obj)) fail('ppo.seed', 'set the scenario\'s "seed" instead');
+  const iterations = int(o, 'iterations', 'iterations', 1, 1000);
+  const seed = int(o, 'seed', 'seed', 0, 2 ** 31 - 1);
+
+  let gold: Scenario['gold'];
+  if (o.gold !== undefined) {
+    if (o.gold !== 'none' && !['sentiment', 'length', 'keyword', 'constitution'].includes(o.gold as string))
+      fail('gold', "must be a labeller kind or 'none'");
+    gold = o.gold as Scenario['gold'];
+  }
+  let betaSlider: boolean | undefined;
+  if (o.betaSlider !== undefined) {
+    if (typeof o.betaSlider !== 'boolean') fail('betaSlider', 'must be true or false');
+    betaSlider = o.betaSlider as boolean;
+  }
+  const known = [
+    'id',
+    'title',
+    'summary',
+    'explain',
+    'prompts',
+    'labeller',
+    'labels',
+    'human',
+    'rewardModel',
+    'ppo',
+    'iterations',
+    'seed',
+    'gold',
+    'betaSlider',
+  ];
+  const unknown = Object.keys(o).filter((k) => !known.includes(k));
+  if (unknown.length) fail(unknown[0], 'is not a scenario field');
+
+  return {
+    id,
+    title,
+    summary,
+    explain,
+    prompts,
+    labeller,
+    labels,
+    human,
+    rewardModel,
+    ppo: { ...(ppoIn as Partial<PpoConfig>) },
+    iterations,
+    seed,
+    ...(gold !== undefined ? { gold } : {}),
+    ...(betaSlider !== undefined ? { betaSlider } : {}),
+  };
+}
+
+/** Validate `static/scenarios/index.json`: `{ "scenarios": ["file-id", …] }`. */
+export function validateScenarioIndex(x: unknown): string[] {
+  if (typeof x !== 'object' || x === null || !Array.isArray((x as Obj).scenarios))
+    throw new ScenarioError('index.json: "scenarios" must be a list of file names', 'scenarios');
+  const list = (x as Obj).scenarios as unknown[];
+  list.forEach((v, i) => {
+    if (typeof v !== 'string' || !/^[a-z0-9][a-z0-9-]*$/.test(v))
+      throw new ScenarioError(`index.json: "scenarios[${i}]" must be a file id (a-z, 0-9, -)`, `scenarios[${i}]`);
+  });
+  return list as string[];
+}
+
+/** Precomputed samples for the instant first screen (`static/scenarios/first-screen.json`). */
+export interface FirstScreen {
+  scenario: string;
+  model: string;
+  iterations: number;
+  labels: number;
+  rewardModelAccuracy: number;
+  scoreName: string;
+  baseMean: number;
+  policyMean: number;
+  samples: { prompt: string; base: string; policy: string; baseScore: number; policyScore: number }[];
+  generatedBy: string;
+}
+
+/** Check the first-screen file; throws `ScenarioError` naming the bad field. */
+export function validateFirstScreen(x: unknown): FirstScreen {
+  const fail = (field: string, msg: string): never => {
+    throw new ScenarioError(`first-screen.json: "${field}" ${msg}`, field);
+  };
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) fail('', 'must be a JSON object');
+  const o = x as Obj;
+  for (const k of ['scenario', 'model', 'scoreName', 'generatedBy'])
+    if (typeof o[k] !== 'string' || (o[k] as string) === '') fail(k, 'must be non-empty text');
+  for (const k of ['iterations', 'labels', 'rewardModelAccuracy', 'baseMean', 'policyMean'])
+    if (typeof o[k] !== 'number' || !Number.isFinite(o[k])) fail(k, 'must be a number');
+  if (!Array.isArray(o.samples) || o.samples.length === 0) fail('samples', 'must be a non-empty list');
+  (o.samples as unknown[]).forEach((s, i) => {
+    const r = s as Obj;
+    if (typeof s !== 'object' || s === null) fail(`samples[${i}]`, 'must be an object');
+    for (const k of ['prompt', 'base', 'policy'])
+      if (typeof r[k] !== 'string') fail(`samples[${i}].${k}`, 'must be text');
+    for (const k of ['baseScore', 'policyScore'])
+      if (typeof r[k] !== 'number' || !Number.isFinite(r[k])) fail(`samples[${i}].${k}`, 'must be a number');
+  });
+  return o as unknown as FirstScreen;
+}

@@ -1,0 +1,348 @@
+/**
+ * Direct Preference Optimization of the policy on preference pairs, with the frozen starting
+ * model as the reference (no reward model, no sampling).
+ *
+ * Follows:
+ *  - Rafailov et al. 2023, "Direct Preference Optimization: Your Language Model is Secretly a
+ *    Reward Model" (the `sigmoid` loss), Azar et al. 2023 (IPO, the `ipo` loss), Mitchell 2023
+ *    (label smoothing): the losses themselves are `dpoLossT` in `dpo.ts`.
+ *  - TRL `trl/trainer/dpo_trainer.py` (`DPOTrainer`): reference log-probs computed once before
+ *    training (`precompute_ref_log_probs`); chosen and rejected rows in one forward pass
+ *    (`concatenated_forward`); per-sequence log-probs summed over completion tokens, averaged
+ *    for `ipo`; EOS appended to both completions; metrics `rewards/chosen`, `rewards/rejected`,
+ *    `rewards/accuracies` (chosen reward > rejected reward), `rewards/margins`, `logps/chosen`,
+ *    `logps/rejected`, and the same with an `eval_` prefix on held-out pairs.
+ *
+ * `trainDpo` trains the given (trainable) model in place. On any error, cancellation included,
+ * the weights are restored; a non-finite loss or gradient throws `TuneDivergedError`; no pairs,
+ * or only ties, throw `TuneInputError` before anything changed.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { TrainingPair } from '../data/records';
+import type { GPT } from '../model/gpt';
+import { Rng } from '../model/rng';
+import { dpoLoss, dpoLossT, type DpoLossType } from './dpo';
+import {
+  DEFAULT_OFFLINE_CONFIG,
+  TuneAdam,
+  checkOfflineConfig,
+  completionLogprobsT,
+  disposeRows,
+  encodeCompletion,
+  learningRateAt,
+  meanMetrics,
+  packRows,
+  permutation,
+  plannedSteps,
+  restoreVars,
+  snapshotVars,
+  splitItemsByPrompt,
+  trainableOf,
+  type EncodedText,
+  type OfflineConfig,
+  type OfflineTokenizer,
+  type TuneEvent,
+  type TuneMetricRow,
+  type TuneResult,
+} from './offline-train';
+import { TuneDivergedError, TuneInputError } from './tune-errors';
+
+export interface DpoConfig extends OfflineConfig {
+  /** Strength of the implicit KL to the reference (TRL `beta`). */
+  beta: number;
+  lossType: DpoLossType;
+  /** Conservative DPO's ε (sigmoid loss only; 0 = off). */
+  labelSmoothing: number;
+}
+
+export const DEFAULT_DPO_CONFIG: Readonly<DpoConfig> = Object.freeze({
+  ...DEFAULT_OFFLINE_CONFIG,
+  epochs: 2,
+  learningRate: 5e-5,
+  batchSize: 8,
+  beta: 0.1,
+  lossType: 'sigmoid' as DpoLossType,
+  labelSmoothing: 0,
+});
+
+export function resolveDpoConfig(partial: Partial<DpoConfig> = {}): DpoConfig {
+  const c = { ...DEFAULT_DPO_CONFIG, ...partial };
+  checkOfflineConfig(c, 'DPO');
+  if (!(c.beta > 0 && Number.isFinite(c.beta))) throw new TuneInputError(`DPO: β must be > 0, got ${c.beta}`);
+  if (c.lossType !== 'sigmoid' && c.lossType !== 'ipo')
+    throw new TuneInputError(`DPO: loss type must be 'sigmoid' or 'ipo', got ${String(c.lossType)}`);
+  if (!(c.labelSmoothing >= 0 && c.labelSmoothing < 0.5))
+    throw new TuneInputError(`DPO: label smoothing must be in [0, 0.5), got ${c.labelSmoothing}`);
+  return c;
+}
+
+/** Pairs that carry a preference (chosen ≠ rejected); refuses none. */
+export function usableDpoPairs(pairs: readonly TrainingPair[]): TrainingPair[] {
+  if (!Array.isArray(pairs) || pairs.length === 0)
+    throw new TuneInputError(
+      'DPO needs preference pairs, and there are none. Label some on the Feedback page (a scripted labeller can label 50 in seconds) or import preference JSONL on the Data page.',
+    );
+  const usable = pairs.filter(
+    (p) => typeof p?.chosen === 'string' && typeof p.rejected === 'string' && p.chosen !== p.rejected,
+  );
+  if (usable.length === 0)
+    throw new TuneInputError(
+      `No usable pairs: all ${pairs.length} have the same chosen and rejected text, which carries no preference. Label pairs where one response is better.`,
+    );
+  return usable;
+}
+
+interface EncodedPair {
+  chosen: EncodedText;
+  rejected: EncodedText;
+  /** Reference log-probs (sum, or mean for ipo), filled before training. */
+  refChosen: number;
+  refRejected: number;
+}
+
+/** Per-row log-probs of `rows` under `model`, in batches, no gradients. */
+async function logprobsOf(
+  model: GPT,
+  rows: readonly EncodedText[],
+  eot: number,
+  average: boolean,
+  batchSize: number,
+): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < rows.length; i += batchSize) {
+    const packed = packRows(rows.slice(i, i + batchSize), eot);
+    const lp = tf.tidy(() =>
+      completionLogprobsT(model.forward(packed.seq).logits, packed.targets, packed.mask, average),
+    );
+    out.push(...(await lp.data()));
+    lp.dispose();
+    disposeRows(packed);
+  }
+  return out;
+}
+
+/** TRL's DPO metrics from per-pair policy and reference log-probs (no gradients). */
+export function dpoMetrics(
+  pc: number[],
+  pr: number[],
+  rc: number[],
+  rr: number[],
+  c: Pick<DpoConfig, 'beta' | 'lossType' | 'labelSmoothing'>,
+  prefix = '',
+): Record<string, number> {
+  const { loss, chosenRewards, rejectedRewards } = dpoLoss(pc, pr, rc, rr, c.beta, c.lossType, c.labelSmoothing);
+  const n = pc.length;
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / n;
+  return {
+    [`${prefix}loss`]: loss,
+    [`${prefix}rewards/chosen`]: mean(chosenRewards),
+    [`${prefix}rewards/rejected`]: mean(rejectedRewards),
+    [`${prefix}rewards/accuracies`]: chosenRewards.filter((x, i) => x > rejectedRewards[i]).length / n,
+    [`${prefix}rewards/margins`]: mean(chosenRewards.map((x, i) => x - rejectedRewards[i])),
+    [`${prefix}logps/chosen`]: mean(pc),
+    [`${prefix}logps/rejected`]: mean(pr),
+  };
+}
+
+/** Metrics of the pairs under the current policy (`eval_` prefix by default). */
+export async function evaluateDpo(
+  model: GPT,
+  pairs: readonly EncodedPair[],
+  eot: number,
+  c: DpoConfig,
+  prefix = 'eval_',
+): Promise<Record<string, number>> {
+  const avg = c.lossType === 'ipo';
+  const lp = await logprobsOf(model, [...pairs.map((p) => p.chosen), ...pairs.map((p) => p.rejected)], eot, avg, 16);
+  const n = pairs.length;
+  return dpoMetrics(
+    lp.slice(0, n),
+    lp.slice(n),
+    pairs.map((p) => p.refChosen),
+    pairs.map((p) => p.refRejected),
+    c,
+    prefix,
+  );
+}
+
+/**
+ * DPO on `pairs`, training `model` in place. The reference is `opts.reference` or, by default,
+ * `model` itself as it is before the first step (its log-probs are computed once up front).
+ * `checkpoint` is awaited before every step.
+ */
+export async function trainDpo(
+  model: GPT,
+  pairs: readonly TrainingPair[],
+  opts: { tokenizer: OfflineTokenizer; config?: Partial<DpoConfig>; reference?: GPT },
+  onEvent?: (e: TuneEvent) => void,
+  checkpoint?: () => Promise<void>,
+): Promise<TuneResult> {
+  const t0 = performance.now();
+  const c = resolveDpoConfig(opts.config);
+  const usable = usableDpoPairs(pairs);
+  const tok = opts.tokenizer;
+  const eot = tok.eotId;
+  const T = model.config.blockSize;
+  const split = splitItemsByPrompt(usable, c.valFraction, c.seed);
+  const encode = (xs: readonly TrainingPair[]): EncodedPair[] =>
+    xs.map((p) => ({
+      chosen: encodeCompletion(tok, p.prompt, p.chosen, T, c.appendEot),
+      rejected: encodeCompletion(tok, p.prompt, p.rejected, T, c.appendEot),
+      refChosen: 0,
+      refRejected: 0,
+    }));
+  const train = encode(split.train);
+  const val = encode(split.val);
+  const vars = trainableOf(model, 'trainDpo');
+  const totalSteps = plannedSteps(train.length, c);
+  const stepsPerEpoch = Math.ceil(train.length / c.batchSize);
+  const avg = c.lossType === 'ipo';
+
+  // Reference log-probs, once (TRL `precompute_ref_log_probs`).
+  const all = [...train, ...val];
+  const ref = await logprobsOf(
+    opts.reference ?? model,
+    [...all.map((p) => p.chosen), ...all.map((p) => p.rejected)],
+    eot,
+    avg,
+    16,
+  );
+  all.forEach((p, i) => {
+    p.refChosen = ref[i];
+    p.refRejected = ref[all.length + i];
+  });
+  if (!ref.every(Number.isFinite))
+    throw new TuneDivergedError('DPO: the reference model gives non-finite log-probabilities; reload the model.');
+
+  const initialWeights = snapshotVars(vars);
+  const adam = new TuneAdam(vars, c);
+  try {
+    const initial = {
+      ...(await evaluateDpo(model, train, eot, c, '')),
+      ...(val.length ? await evaluateDpo(model, val, eot, c) : {}),
+    };
+    onEvent?.({
+      type: 'start',
+      method: 'dpo',
+      train: train.length,
+      val: val.length,
+      valPrompts: split.valPrompts,
+      dropped: pairs.length - usable.length,
+      totalSteps,
+      initial,
+    });
+
+    const rng = new Rng(c.seed + 1);
+    const history: TuneMetricRow[] = [];
+    let step = 0;
+    let epoch = 0;
+    let final: Record<string, number> = {};
+    while (step < totalSteps) {
+      epoch++;
+      const order = permutation(train.length, rng);
+      const epochRows: Record<string, number>[] = [];
+      for (let s = 0; s < stepsPerEpoch && step < totalSteps; s++) {
+        await checkpoint?.();
+        const batch = order.slice(s * c.batchSize, (s + 1) * c.batchSize).map((i) => train[i]);
+        const lr = learningRateAt(step, totalSteps, c);
+        const { metrics: m, gradNorm } = await dpoStep(model, vars, adam, batch, eot, lr, c, step);
+        step++;
+        const metrics = { ...m, grad_norm: gradNorm, learning_rate: lr, epoch: epoch - 1 + (s + 1) / stepsPerEpoch };
+        epochRows.push(metrics);
+        final = { ...metrics };
+        if (step % c.logEvery === 0 || step === totalSteps) {
+          const row = { step, metrics };
+          history.push(row);
+          onEvent?.({ type: 'step', row });
+        }
+      }
+      const epochMetrics: Record<string, number> = { train_loss: meanMetrics(epochRows).loss, epoch };
+      if (val.length) {
+        const ev = await evaluateDpo(model, val, eot, c);
+        if (!Number.isFinite(ev.eval_loss))
+          throw new TuneDivergedError(
+            `DPO diverged: the held-out loss is ${ev.eval_loss} after epoch ${epoch}. The weights were restored; lower the learning rate (now ${c.learningRate}).`,
+          );
+        Object.assign(epochMetrics, ev);
+      }
+      Object.assign(final, epochMetrics);
+      const row = { step, metrics: epochMetrics };
+      history.push(row);
+      onEvent?.({ type: 'epoch', epoch, row });
+    }
+    return {
+      method: 'dpo',
+      history,
+      steps: step,
+      epochs: epoch,
+      train: train.length,
+      val: val.length,
+      valPrompts: split.valPrompts,
+      final,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  } catch (e) {
+    restoreVars(vars, initialWeights);
+    throw e;
+  } finally {
+    tf.dispose(initialWeights);
+    adam.dispose();
+  }
+}
+
+/** One step on a batch of pairs: chosen and rejected in one forward pass, one read-back. */
+async function dpoStep(
+  model: GPT,
+  vars: tf.Variable[],
+  adam: TuneAdam,
+  batch: EncodedPair[],
+  eot: number,
+  lr: number,
+  c: DpoConfig,
+  step: number,
+): Promise<{ metrics: Record<string, number>; gradNorm: number }> {
+  const n = batch.length;
+  const packed = packRows([...batch.map((p) => p.chosen), ...batch.map((p) => p.rejected)], eot);
+  const rc = tf.tensor1d(batch.map((p) => p.refChosen));
+  const rr = tf.tensor1d(batch.map((p) => p.refRejected));
+  const kept: { lp?: tf.Tensor1D } = {};
+  let grads: tf.NamedTensorMap | null = null;
+  let readback: tf.Tensor | null = null;
+  try {
+    const res = tf.variableGrads(() => {
+      const { logits } = model.forward(packed.seq);
+      const lp = completionLogprobsT(logits, packed.targets, packed.mask, c.lossType === 'ipo');
+      kept.lp = tf.keep(lp);
+      const pc = tf.slice(lp, 0, n);
+      const pr = tf.slice(lp, n, n);
+      return dpoLossT(pc, pr, rc, rr, c.beta, c.lossType, c.labelSmoothing).loss;
+    }, vars);
+    grads = res.grads;
+    const norm = adam.norm(grads);
+    readback = tf.tidy(() => tf.concat([tf.reshape(res.value, [1]), tf.reshape(norm, [1]), kept.lp!]));
+    tf.dispose([res.value, norm]);
+    const d = Array.from(await readback.data());
+    const [loss, gradNorm] = d;
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm))
+      throw new TuneDivergedError(
+        `DPO diverged at step ${step + 1}: loss ${loss}, gradient norm ${gradNorm}. The weights were restored to those before training; lower the learning rate (now ${c.learningRate}) or β.`,
+      );
+    adam.apply(grads, gradNorm, lr);
+    const pcs = d.slice(2, 2 + n);
+    const prs = d.slice(2 + n, 2 + 2 * n);
+    const metrics = dpoMetrics(
+      pcs,
+      prs,
+      batch.map((p) => p.refChosen),
+      batch.map((p) => p.refRejected),
+      c,
+    );
+    return { metrics, gradNorm };
+  } finally {
+    disposeRows(packed);
+    tf.dispose([rc, rr]);
+    kept.lp?.dispose();
+    if (grads) tf.dispose(grads);
+    readback?.dispose();
+  }
+}

@@ -1,0 +1,346 @@
+/**
+ * Shared pieces of the offline trainers, SFT (`sft.ts`) and DPO (`dpo-train.ts`): encoding a
+ * prompt and its completion, packing rows, per-sequence log-probabilities over completion
+ * tokens only, the seeded prompt split, Adam with explicit ε and global-norm clipping, and the
+ * settings both share.
+ *
+ * Follows:
+ *  - TRL `trl/trainer/sft_trainer.py` (prompt-completion data: the loss covers completion tokens
+ *    only, `completion_only_loss`; an EOS token is appended to the completion) and
+ *    `trl/trainer/dpo_trainer.py` (`concatenated_forward`: chosen and rejected rows in one
+ *    forward pass; `get_batch_logps`: log-probs of the completion tokens summed per sequence,
+ *    averaged over them for `ipo`; prompt tokens masked out of the sum).
+ *  - Hugging Face `Trainer` defaults: Adam(β₁ 0.9, β₂ 0.999), global-norm clipping at 1, a
+ *    learning rate that decays linearly to 0 over the planned steps, `max_steps`.
+ *
+ * Inputs are laid out as everywhere else in the app (`rewardInputIds`, the PPO rollouts):
+ * `[eot] + encodePrompt(prompt) + encode(completion) (+ eot)`, right-padded, so positions
+ * count from 0 in every row. Logits at position t predict token t + 1, so completion token j
+ * of a row whose completion starts at column s is scored at position s − 1 + j.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { GPT } from '../model/gpt';
+import { Rng } from '../model/rng';
+import { splitByPrompt } from './reward-train';
+import { TuneInputError } from './tune-errors';
+
+/** What the trainers need of a tokenizer (`BpeTokenizer` fits). */
+export interface OfflineTokenizer {
+  readonly eotId: number;
+  encode(text: string): number[];
+  /** Used for prompts when present: strips trailing spaces into `heldBack`. */
+  encodePrompt?(text: string): { ids: number[]; heldBack?: string };
+}
+
+/** One encoded text: `ids` = query + completion; completion tokens are `ids[start..]`. */
+export interface EncodedText {
+  ids: number[];
+  start: number;
+}
+
+/**
+ * `[eot] + prompt + completion (+ eot)`, fitted into `blockSize`: a completion longer than the
+ * context loses its end (TRL truncates the same way), then the query is cropped from the left
+ * (as PPO crops its queries). Trailing spaces held back from the prompt by `encodePrompt` are
+ * given to the completion when it does not start with a space itself, so "The movie was " +
+ * "great" reads as the model would see "The movie was great".
+ */
+export function encodeCompletion(
+  tok: OfflineTokenizer,
+  prompt: string,
+  completion: string,
+  blockSize: number,
+  appendEot = true,
+): EncodedText {
+  let promptIds: number[];
+  let text = completion;
+  if (tok.encodePrompt) {
+    const e = tok.encodePrompt(prompt);
+    promptIds = e.ids;
+    if (e.heldBack && !/^\s/.test(completion)) text = e.heldBack + completion;
+  } else promptIds = tok.encode(prompt);
+  let comp = tok.encode(text);
+  if (appendEot) comp = [...comp, tok.eotId];
+  if (comp.length === 0) throw new TuneInputError('A completion has no tokens.');
+  comp = comp.slice(0, blockSize - 1); // at least one query token must stay
+  const query = [tok.eotId, ...promptIds];
+  const q = query.slice(Math.max(0, query.length - (blockSize - comp.length)));
+  return { ids: [...q, ...comp], start: q.length };
+}
+
+/** Rows packed for one forward pass: seq and targets int32 [n, L], mask float [n, L]. */
+export interface PackedRows {
+  seq: tf.Tensor2D;
+  targets: tf.Tensor2D;
+  /** 1 at the positions whose next token is a completion token. */
+  mask: tf.Tensor2D;
+}
+
+/** Right-pad rows (with `padId`) to the longest; targets are the rows shifted left by one. */
+export function packRows(rows: readonly EncodedText[], padId: number): PackedRows {
+  const n = rows.length;
+  if (n === 0) throw new RangeError('packRows: no rows');
+  const L = Math.max(...rows.map((r) => r.ids.length));
+  const seq = new Int32Array(n * L).fill(padId);
+  const targets = new Int32Array(n * L).fill(padId);
+  const mask = new Float32Array(n * L);
+  rows.forEach((r, i) => {
+    seq.set(r.ids, i * L);
+    targets.set(r.ids.slice(1), i * L);
+    for (let p = Math.max(0, r.start - 1); p < r.ids.length - 1; p++) mask[i * L + p] = 1;
+  });
+  return {
+    seq: tf.tensor2d(seq, [n, L], 'int32'),
+    targets: tf.tensor2d(targets, [n, L], 'int32'),
+    mask: tf.tensor2d(mask, [n, L]),
+  };
+}
+
+export function disposeRows(p: PackedRows): void {
+  tf.dispose([p.seq, p.targets, p.mask]);
+}
+
+/**
+ * Per-sequence log-probability of the masked (completion) tokens, from logits [n, L, V]:
+ * the sum over them, or their mean when `average` (TRL's `ipo`). Returns [n].
+ */
+export function completionLogprobsT(
+  logits: tf.Tensor3D,
+  targets: tf.Tensor2D,
+  mask: tf.Tensor2D,
+  average = false,
+): tf.Tensor1D {
+  return tf.tidy(() => {
+    const lp = tf.sum(tf.mul(GPT.tokenLogprobs(logits, targets), mask), 1);
+    return (average ? tf.div(lp, tf.maximum(tf.sum(mask, 1), 1)) : lp) as tf.Tensor1D;
+  });
+}
+
+// ---------------------------------------------------------------------------------- settings
+
+/** Settings shared by SFT and DPO (HF Trainer names, camel-cased). */
+export interface OfflineConfig {
+  /** Passes over the training data. */
+  epochs: number;
+  /** Stop after this many optimiser steps (0 = no limit; HF `max_steps`). */
+  maxSteps: number;
+  learningRate: number;
+  /** 'linear': decays to 0 at the last planned step (HF default); 'constant'. */
+  lrSchedule: 'linear' | 'constant';
+  /** Examples (SFT) or pairs (DPO) per step. */
+  batchSize: number;
+  adamBeta1: number;
+  adamBeta2: number;
+  /** Adam's ε, explicit (TF.js's default depends on the backend). */
+  adamEpsilon: number;
+  /** Decoupled weight decay (AdamW) on matrices; 0 = off. */
+  weightDecay: number;
+  /** Clip the global gradient norm to this; 0 = off. */
+  maxGradNorm: number;
+  /** Share of prompts held out for validation (split by prompt, seeded). */
+  valFraction: number;
+  /** Seeds the split and the batch order. */
+  seed: number;
+  /** Report step metrics every N steps. */
+  logEvery: number;
+  /** End every completion with the end-of-text token, so the model learns to stop. */
+  appendEot: boolean;
+}
+
+export const DEFAULT_OFFLINE_CONFIG: Readonly<OfflineConfig> = Object.freeze({
+  epochs: 3,
+  maxSteps: 0,
+  learningRate: 1e-4,
+  lrSchedule: 'linear',
+  batchSize: 8,
+  adamBeta1: 0.9,
+  adamBeta2: 0.999,
+  adamEpsilon: 1e-8,
+  weightDecay: 0,
+  maxGradNorm: 1,
+  valFraction: 0.2,
+  seed: 0,
+  logEvery: 1,
+  appendEot: true,
+});
+
+/** Check the shared settings; throws `TuneInputError` naming the first bad one. */
+export function checkOfflineConfig(c: OfflineConfig, what: string): void {
+  const bad = (msg: string): never => {
+    throw new TuneInputError(`${what}: ${msg}`);
+  };
+  const int = (x: number, min: number) => Number.isInteger(x) && x >= min;
+  if (!int(c.epochs, 1)) bad(`epochs must be a whole number ≥ 1, got ${c.epochs}`);
+  if (!int(c.maxSteps, 0)) bad(`max steps must be a whole number ≥ 0, got ${c.maxSteps}`);
+  if (!int(c.batchSize, 1) || c.batchSize > 256)
+    bad(`batch size must be a whole number from 1 to 256, got ${c.batchSize}`);
+  if (!(c.learningRate > 0 && c.learningRate < 1)) bad(`learning rate must be in (0, 1), got ${c.learningRate}`);
+  if (c.lrSchedule !== 'linear' && c.lrSchedule !== 'constant')
+    bad(`learning-rate schedule must be 'linear' or 'constant', got ${String(c.lrSchedule)}`);
+  if (!(c.adamBeta1 >= 0 && c.adamBeta1 < 1)) bad(`Adam β1 must be in [0, 1), got ${c.adamBeta1}`);
+  if (!(c.adamBeta2 >= 0 && c.adamBeta2 < 1)) bad(`Adam β2 must be in [0, 1), got ${c.adamBeta2}`);
+  if (!(c.adamEpsilon > 0)) bad(`Adam ε must be > 0, got ${c.adamEpsilon}`);
+  if (!(c.weightDecay >= 0)) bad(`weight decay must be ≥ 0, got ${c.weightDecay}`);
+  if (!(c.maxGradNorm >= 0)) bad(`gradient clipping norm must be ≥ 0, got ${c.maxGradNorm}`);
+  if (!(c.valFraction >= 0 && c.valFraction < 1)) bad(`held-out fraction must be in [0, 1), got ${c.valFraction}`);
+  if (!Number.isFinite(c.seed)) bad(`seed must be a number, got ${c.seed}`);
+  if (!int(c.logEvery, 1)) bad(`log every must be a whole number ≥ 1, got ${c.logEvery}`);
+}
+
+/** Steps the run will take: epochs × ceil(n / batch), capped by maxSteps. */
+export function plannedSteps(n: number, c: OfflineConfig): number {
+  const all = c.epochs * Math.ceil(n / c.batchSize);
+  return c.maxSteps > 0 ? Math.min(all, c.maxSteps) : all;
+}
+
+export function learningRateAt(step: number, total: number, c: OfflineConfig): number {
+  return c.lrSchedule === 'linear' ? c.learningRate * (1 - step / total) : c.learningRate;
+}
+
+// ------------------------------------------------------------------------------- the split
+
+/**
+ * The reward model's split (`splitByPrompt`: seeded, every item of a held-out prompt on the
+ * validation side), for any items with a prompt.
+ */
+export function splitItemsByPrompt<T extends { prompt: string }>(
+  items: readonly T[],
+  valFraction: number,
+  seed: number,
+): { train: T[]; val: T[]; valPrompts: string[] } {
+  const { valPrompts } = splitByPrompt(
+    items.map((x) => ({ prompt: x.prompt, chosen: '', rejected: '' })),
+    valFraction,
+    seed,
+  );
+  const held = new Set(valPrompts);
+  return { train: items.filter((x) => !held.has(x.prompt)), val: items.filter((x) => held.has(x.prompt)), valPrompts };
+}
+
+/** Fisher–Yates permutation of 0..n−1. */
+export function permutation(n: number, rng: Rng): number[] {
+  const p = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}
+
+// ------------------------------------------------------------------------------------ Adam
+
+/** Adam (bias-corrected, ε explicit), optional decoupled weight decay, global-norm clipping. */
+export class TuneAdam {
+  private readonly m: tf.Variable[];
+  private readonly v: tf.Variable[];
+  private t = 0;
+
+  constructor(
+    private readonly vars: tf.Variable[],
+    private readonly c: OfflineConfig,
+  ) {
+    const zeros = (p: tf.Variable) => {
+      const z = tf.zerosLike(p);
+      const out = tf.variable(z, false);
+      z.dispose(); // the variable holds its own reference
+      return out;
+    };
+    this.m = vars.map(zeros);
+    this.v = vars.map(zeros);
+  }
+
+  /** Global L2 norm of the gradients (a scalar tensor the caller disposes). */
+  norm(grads: tf.NamedTensorMap): tf.Scalar {
+    return tf.tidy(() => tf.sqrt(tf.addN(this.vars.map((p) => tf.sum(tf.square(grads[p.name]))))) as tf.Scalar);
+  }
+
+  /** One step with the gradients scaled so their norm is at most `maxGradNorm`. */
+  apply(grads: tf.NamedTensorMap, gradNorm: number, lr: number): void {
+    const { adamBeta1: b1, adamBeta2: b2, adamEpsilon: eps, maxGradNorm, weightDecay } = this.c;
+    const scale = maxGradNorm > 0 ? Math.min(1, maxGradNorm / (gradNorm + 1e-6)) : 1;
+    const t = ++this.t;
+    const bc1 = 1 - b1 ** t;
+    const bc2 = 1 - b2 ** t;
+    tf.tidy(() => {
+      this.vars.forEach((p, i) => {
+        const g = scale === 1 ? grads[p.name] : tf.mul(grads[p.name], scale);
+        const m = this.m[i];
+        const v = this.v[i];
+        m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
+        v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)));
+        let upd = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
+        if (weightDecay > 0 && p.shape.length >= 2) upd = tf.add(upd, tf.mul(p, weightDecay));
+        p.assign(tf.sub(p, tf.mul(upd, lr)));
+      });
+    });
+  }
+
+  dispose(): void {
+    tf.dispose([...this.m, ...this.v]);
+  }
+}
+
+/** Copies of the variables' values, to restore with {@link restoreVars}. */
+export function snapshotVars(vars: readonly tf.Variable[]): tf.Tensor[] {
+  return vars.map((v) => tf.clone(v));
+}
+
+export function restoreVars(vars: readonly tf.Variable[], snap: readonly tf.Tensor[]): void {
+  vars.forEach((v, i) => v.assign(snap[i]));
+}
+
+/** The model's variables to train; refuses a frozen model. */
+export function trainableOf(model: GPT, what: string): tf.Variable[] {
+  const vars = model.trainableVariables();
+  if (vars.length === 0) throw new RangeError(`${what}: the model is frozen; pass a trainable clone`);
+  return vars;
+}
+
+// ---------------------------------------------------------------------------------- events
+
+/** One row of logged metrics (TRL's names), at an optimiser step. */
+export interface TuneMetricRow {
+  step: number;
+  metrics: Record<string, number>;
+}
+
+export type TuneEvent =
+  | {
+      type: 'start';
+      method: 'sft' | 'dpo';
+      train: number;
+      val: number;
+      valPrompts: string[];
+      /** Items left out (ties for DPO). */
+      dropped: number;
+      totalSteps: number;
+      /** Metrics before the first step (step 0): on the validation set (`eval_…`) and/or the training set. */
+      initial: Record<string, number>;
+    }
+  | { type: 'step'; row: TuneMetricRow }
+  | { type: 'epoch'; epoch: number; row: TuneMetricRow };
+
+export interface TuneResult {
+  method: 'sft' | 'dpo';
+  history: TuneMetricRow[];
+  steps: number;
+  epochs: number;
+  train: number;
+  val: number;
+  valPrompts: string[];
+  /** The last step's metrics, and the last evaluation's. */
+  final: Record<string, number>;
+  seconds: number;
+}
+
+/** Mean of each key over rows (keys missing in a row are skipped). */
+export function meanMetrics(rows: readonly Record<string, number>[]): Record<string, number> {
+  const sum: Record<string, number> = {};
+  const n: Record<string, number> = {};
+  for (const r of rows)
+    for (const [k, v] of Object.entries(r)) {
+      sum[k] = (sum[k] ?? 0) + v;
+      n[k] = (n[k] ?? 0) + 1;
+    }
+  return Object.fromEntries(Object.keys(sum).map((k) => [k, sum[k] / n[k]]));
+}

@@ -1,0 +1,273 @@
+/**
+ * Supervised fine-tuning (SFT) of the policy on prompt → completion demonstrations.
+ *
+ * Follows:
+ *  - Ouyang et al. 2022, "Training language models to follow instructions with human feedback"
+ *    (InstructGPT), step 1: fine-tune the LM on demonstrations before reward modelling and RL.
+ *  - TRL `trl/trainer/sft_trainer.py` (`SFTTrainer`) on prompt-completion data: the loss is the
+ *    mean negative log-likelihood over completion tokens only (`completion_only_loss`: prompt
+ *    tokens are masked out), EOS appended to the completion; it logs `loss`,
+ *    `mean_token_accuracy` (argmax = target over completion tokens), `grad_norm`,
+ *    `learning_rate`, `epoch`, and `eval_loss` / `eval_mean_token_accuracy`.
+ *
+ * `trainSft` trains the given (trainable) model in place. On any error, cancellation
+ * included, the weights are restored to what they were; a non-finite loss or gradient throws
+ * `TuneDivergedError`, bad data or settings `TuneInputError`, before anything changed.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { GPT } from '../model/gpt';
+import { Rng } from '../model/rng';
+import {
+  DEFAULT_OFFLINE_CONFIG,
+  TuneAdam,
+  checkOfflineConfig,
+  completionLogprobsT,
+  disposeRows,
+  encodeCompletion,
+  learningRateAt,
+  meanMetrics,
+  packRows,
+  permutation,
+  plannedSteps,
+  restoreVars,
+  snapshotVars,
+  splitItemsByPrompt,
+  trainableOf,
+  type EncodedText,
+  type OfflineConfig,
+  type OfflineTokenizer,
+  type TuneEvent,
+  type TuneMetricRow,
+  type TuneResult,
+} from './offline-train';
+import { TuneDivergedError, TuneInputError } from './tune-errors';
+
+export interface SftExample {
+  prompt: string;
+  completion: string;
+}
+
+export type SftConfig = OfflineConfig;
+
+export const DEFAULT_SFT_CONFIG: Readonly<SftConfig> = Object.freeze({
+  ...DEFAULT_OFFLINE_CONFIG,
+  epochs: 3,
+  learningRate: 1e-4,
+  batchSize: 8,
+});
+
+export function resolveSftConfig(partial: Partial<SftConfig> = {}): SftConfig {
+  const c = { ...DEFAULT_SFT_CONFIG, ...partial };
+  checkOfflineConfig(c, 'SFT');
+  return c;
+}
+
+/** Refuses no examples and empty completions, saying which. */
+export function checkSftExamples(examples: readonly SftExample[]): void {
+  if (!Array.isArray(examples) || examples.length === 0)
+    throw new TuneInputError(
+      'SFT needs at least one demonstration (a prompt with a good completion). Write one below, edit a sample in the feedback studio, or import prompt-completion JSONL on the Data page.',
+    );
+  const empty = examples.filter((e) => typeof e?.completion !== 'string' || e.completion.trim() === '');
+  if (empty.length) {
+    const p = String(empty[0]?.prompt ?? '');
+    throw new TuneInputError(
+      `${empty.length} of ${examples.length} demonstration${examples.length === 1 ? ' has' : 's have'} an empty completion (the first for the prompt “${p.length > 40 ? p.slice(0, 40) + '…' : p}”). SFT learns from completions only: write one, or leave ${empty.length === 1 ? 'it' : 'them'} out. Nothing was changed.`,
+    );
+  }
+  const badPrompt = examples.find((e) => typeof e.prompt !== 'string');
+  if (badPrompt) throw new TuneInputError('Every demonstration needs a prompt (text, possibly empty).');
+}
+
+interface Batch {
+  loss: number;
+  accuracy: number;
+  tokens: number;
+}
+
+/** Loss (mean NLL over completion tokens) and token accuracy of rows, no gradients. */
+export async function evaluateSft(
+  model: GPT,
+  rows: readonly EncodedText[],
+  eotId: number,
+  batchSize = 16,
+): Promise<{ loss: number; mean_token_accuracy: number }> {
+  let nll = 0;
+  let correct = 0;
+  let tokens = 0;
+  for (let i = 0; i < rows.length; i += batchSize) {
+    const packed = packRows(rows.slice(i, i + batchSize), eotId);
+    const out = tf.tidy(() => {
+      const { logits } = model.forward(packed.seq);
+      const lp = tf.sum(completionLogprobsT(logits, packed.targets, packed.mask));
+      const hit = tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, -1), packed.targets), 'float32'), packed.mask));
+      return tf.stack([lp, hit, tf.sum(packed.mask)]);
+    });
+    const d = await out.data();
+    out.dispose();
+    disposeRows(packed);
+    nll -= d[0];
+    correct += d[1];
+    tokens += d[2];
+  }
+  return { loss: nll / Math.max(tokens, 1), mean_token_accuracy: correct / Math.max(tokens, 1) };
+}
+
+/**
+ * Fine-tune `model` in place on demonstrations. `checkpoint` is awaited before every step (the
+ * engine yields and cancels there).
+ */
+export async function trainSft(
+  model: GPT,
+  examples: readonly SftExample[],
+  opts: { tokenizer: OfflineTokenizer; config?: Partial<SftConfig> },
+  onEvent?: (e: TuneEvent) => void,
+  checkpoint?: () => Promise<void>,
+): Promise<TuneResult> {
+  const t0 = performance.now();
+  const c = resolveSftConfig(opts.config);
+  checkSftExamples(examples);
+  const tok = opts.tokenizer;
+  const eot = tok.eotId;
+  const T = model.config.blockSize;
+  const split = splitItemsByPrompt(examples, c.valFraction, c.seed);
+  const enc = (xs: readonly SftExample[]) =>
+    xs.map((e) => encodeCompletion(tok, e.prompt, e.completion, T, c.appendEot));
+  const train = enc(split.train);
+  const val = enc(split.val);
+  const vars = trainableOf(model, 'trainSft');
+  const totalSteps = plannedSteps(train.length, c);
+  const stepsPerEpoch = Math.ceil(train.length / c.batchSize);
+
+  const initialWeights = snapshotVars(vars);
+  const adam = new TuneAdam(vars, c);
+  try {
+    const initial: Record<string, number> = {};
+    if (val.length) {
+      const ev = await evaluateSft(model, val, eot);
+      initial.eval_loss = ev.loss;
+      initial.eval_mean_token_accuracy = ev.mean_token_accuracy;
+    }
+    onEvent?.({
+      type: 'start',
+      method: 'sft',
+      train: train.length,
+      val: val.length,
+      valPrompts: split.valPrompts,
+      dropped: 0,
+      totalSteps,
+      initial,
+    });
+
+    const rng = new Rng(c.seed + 1);
+    const history: TuneMetricRow[] = [];
+    let step = 0;
+    let epoch = 0;
+    let final: Record<string, number> = {};
+    while (step < totalSteps) {
+      epoch++;
+      const order = permutation(train.length, rng);
+      const epochRows: Record<string, number>[] = [];
+      for (let s = 0; s < stepsPerEpoch && step < totalSteps; s++) {
+        await checkpoint?.();
+        const rows = order.slice(s * c.batchSize, (s + 1) * c.batchSize).map((i) => train[i]);
+        const lr = learningRateAt(step, totalSteps, c);
+        const b = await sftStep(model, vars, adam, rows, eot, lr, c, step);
+        step++;
+        const metrics = {
+          loss: b.loss,
+          mean_token_accuracy: b.accuracy,
+          num_tokens: b.tokens,
+          grad_norm: b.gradNorm,
+          learning_rate: lr,
+          epoch: epoch - 1 + (s + 1) / stepsPerEpoch,
+        };
+        epochRows.push(metrics);
+        final = { ...metrics };
+        if (step % c.logEvery === 0 || step === totalSteps) {
+          const row = { step, metrics };
+          history.push(row);
+          onEvent?.({ type: 'step', row });
+        }
+      }
+      const m = meanMetrics(epochRows);
+      const epochMetrics: Record<string, number> = { train_loss: m.loss, epoch };
+      if (val.length) {
+        const ev = await evaluateSft(model, val, eot);
+        if (!Number.isFinite(ev.loss))
+          throw new TuneDivergedError(
+            `SFT diverged: the held-out loss is ${ev.loss} after epoch ${epoch}. The weights were restored; lower the learning rate (now ${c.learningRate}).`,
+          );
+        epochMetrics.eval_loss = ev.loss;
+        epochMetrics.eval_mean_token_accuracy = ev.mean_token_accuracy;
+      }
+      Object.assign(final, epochMetrics);
+      const row = { step, metrics: epochMetrics };
+      history.push(row);
+      onEvent?.({ type: 'epoch', epoch, row });
+    }
+    return {
+      method: 'sft',
+      history,
+      steps: step,
+      epochs: epoch,
+      train: train.length,
+      val: val.length,
+      valPrompts: split.valPrompts,
+      final,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  } catch (e) {
+    restoreVars(vars, initialWeights);
+    throw e;
+  } finally {
+    tf.dispose(initialWeights);
+    adam.dispose();
+  }
+}
+
+/** One step: loss and gradients, one read-back, finite check, clipped Adam. */
+async function sftStep(
+  model: GPT,
+  vars: tf.Variable[],
+  adam: TuneAdam,
+  rows: EncodedText[],
+  eot: number,
+  lr: number,
+  c: SftConfig,
+  step: number,
+): Promise<Batch & { gradNorm: number }> {
+  const packed = packRows(rows, eot);
+  const kept: { acc?: tf.Tensor } = {};
+  let grads: tf.NamedTensorMap | null = null;
+  let readback: tf.Tensor | null = null;
+  try {
+    const res = tf.variableGrads(() => {
+      const { logits } = model.forward(packed.seq);
+      const n = tf.sum(packed.mask);
+      const loss = tf.div(
+        tf.neg(tf.sum(completionLogprobsT(logits, packed.targets, packed.mask))),
+        tf.maximum(n, 1),
+      ) as tf.Scalar;
+      const hit = tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, -1), packed.targets), 'float32'), packed.mask));
+      kept.acc = tf.keep(tf.stack([tf.div(hit, tf.maximum(n, 1)), n]));
+      return loss;
+    }, vars);
+    grads = res.grads;
+    const norm = adam.norm(grads);
+    readback = tf.tidy(() => tf.concat([tf.reshape(res.value, [1]), tf.reshape(norm, [1]), kept.acc!]));
+    tf.dispose([res.value, norm]);
+    const [loss, gradNorm, accuracy, tokens] = Array.from(await readback.data());
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm))
+      throw new TuneDivergedError(
+        `SFT diverged at step ${step + 1}: loss ${loss}, gradient norm ${gradNorm}. The weights were restored to those before training; lower the learning rate (now ${c.learningRate}).`,
+      );
+    adam.apply(grads, gradNorm, lr);
+    return { loss, accuracy, tokens, gradNorm };
+  } finally {
+    disposeRows(packed);
+    kept.acc?.dispose();
+    if (grads) tf.dispose(grads);
+    readback?.dispose();
+  }
+}

@@ -1,0 +1,449 @@
+/**
+ * Scenarios: the list (bundled from `static/scenarios/*.json`, ordered by `index.json`), the
+ * selected one, and the one-click runner that drives the app's own stages in order:
+ *
+ * 1. label — a scripted labeller labels `labels` pairs through the feedback studio's batch
+ *    labelling (`feedback.labelQueue`, saved to IndexedDB like any label), or, for `human`
+ *    scenarios, the user labels on the Feedback page and the runner waits for the count;
+ * 2. reward model — `rewardState.train()` on that annotator's records (saved, made active);
+ * 3. PPO — `trainState` with the scenario's settings and seed, `iterations` iterations against
+ *    the new reward model, the scenario's labeller as the gold score.
+ *
+ * Labels already saved by the scenario's annotator count towards `labels`, so a run that was
+ * stopped (or is run again) only labels what is missing. Each stage can be paused (the job is
+ * cancelled; what was saved stays), resumed, and inspected on its own page.
+ * `?quick=1` in the URL shrinks every stage (tests, demos on slow machines).
+ */
+import { validateScenario, validateScenarioIndex, ScenarioError, type Scenario } from '../lib/data/scenarios';
+import { defaultLabellerConfig } from '../lib/rlhf/labellers';
+import { validatePpoConfig, type PpoConfig } from '../lib/rlhf/ppo-config';
+import { annotators, DEFAULT_HUMAN } from './annotators.svelte';
+import { dataState, getStores } from './data.svelte';
+import { engineState } from './engine.svelte';
+import { feedback } from './feedback.svelte';
+import { modelState } from './model.svelte';
+import { notices } from './notices.svelte';
+import { DEFAULT_REWARD_SETTINGS, rewardState } from './reward.svelte';
+import { router } from './router.svelte';
+import { trainState } from './train.svelte';
+
+export type { Scenario } from '../lib/data/scenarios';
+
+// Bundled with the app (a few kB), so the list is there before anything loads.
+const files = import.meta.glob<unknown>(
+  ['../../static/scenarios/*.json', '!../../static/scenarios/first-screen.json'],
+  {
+    eager: true,
+    import: 'default',
+  },
+);
+
+function loadBundled(): Scenario[] {
+  const byName = new Map<string, unknown>();
+  for (const [path, json] of Object.entries(files))
+    byName.set(
+      path
+        .split('/')
+        .pop()!
+        .replace(/\.json$/, ''),
+      json,
+    );
+  const index = validateScenarioIndex(byName.get('index') ?? { scenarios: [] });
+  return index.map((name) => {
+    if (!byName.has(name)) throw new ScenarioError(`index.json lists "${name}" but ${name}.json is missing`, name);
+    return validateScenario(byName.get(name), `${name}.json`);
+  });
+}
+
+export const RUN_STAGES = [
+  { id: 'label', label: 'Label', page: 'feedback' },
+  { id: 'reward', label: 'Reward model', page: 'reward' },
+  { id: 'ppo', label: 'PPO', page: 'train' },
+] as const;
+export type RunStageId = (typeof RUN_STAGES)[number]['id'];
+
+export interface StageProgress {
+  status: 'waiting' | 'running' | 'paused' | 'done' | 'failed';
+  done: number;
+  total: number;
+  note: string;
+}
+
+const fresh = (): Record<RunStageId, StageProgress> => ({
+  label: { status: 'waiting', done: 0, total: 0, note: '' },
+  reward: { status: 'waiting', done: 0, total: 0, note: '' },
+  ppo: { status: 'waiting', done: 0, total: 0, note: '' },
+});
+
+/** The scenario as run: shrunk when `quick`. */
+export function effectiveScenario(s: Scenario, quick: boolean): Scenario {
+  if (!quick) return s;
+  return {
+    ...s,
+    // 64: enough pairs after ties even for the reward-hacking proxy (about 3 in 4 of its pairs tie).
+    labels: Math.min(s.labels, s.human ? 8 : 64),
+    rewardModel: { ...s.rewardModel, epochs: Math.min(s.rewardModel.epochs, 4) },
+    ppo: { ...s.ppo, batchSize: 4, maxNewTokens: 8, ppoEpochs: 1, miniBatches: 1 },
+    iterations: 1,
+  };
+}
+
+/** Name of the annotator a scenario labels as. */
+export function annotatorName(s: Scenario): string {
+  return s.human ? DEFAULT_HUMAN : `${s.id}-bot`;
+}
+
+type Outcome = 'done' | 'interrupted' | 'failed';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class ScenarioState {
+  list = $state.raw<Scenario[]>([]);
+  loaded = $state(false);
+  loadError = $state<string | null>(null);
+  current = $state.raw<Scenario | null>(null);
+
+  /** Shrink every stage (`?quick=1`). */
+  quick = $state(typeof location !== 'undefined' && new URLSearchParams(location.search).get('quick') === '1');
+  /**
+   * PPO settings that win over the scenario's (e.g. from a shared link's `klCoef=…`); the β
+   * slider wins over both.
+   */
+  ppoOverrides = $state.raw<Partial<PpoConfig>>({});
+  /** β chosen on the card (scenarios with `betaSlider`), or null for the scenario's own. */
+  beta = $state<number | null>(null);
+
+  /** The scenario being run (or last run), its stages, and the runner's state. */
+  running = $state.raw<Scenario | null>(null);
+  stages = $state<Record<RunStageId, StageProgress>>(fresh());
+  active = $state<RunStageId | null>(null);
+  paused = $state(false);
+  finished = $state(false);
+  error = $state<string | null>(null);
+
+  private pendingId: string | null = null;
+  private interrupt = false;
+  private stopped = false;
+  private wake: (() => void) | null = null;
+  /** The PPO run this runner created (its samples are shown on the Start page). */
+  ppoRunId = $state<string | null>(null);
+
+  /** The run was stopped by the user. */
+  private stoppedView = $state(false);
+  /** A run is in progress (running or paused). */
+  readonly busy = $derived(this.running !== null && !this.finished && this.error === null && !this.stoppedView);
+
+  /** Load the list (bundled, so at once); safe to call more than once. */
+  async load(): Promise<void> {
+    if (this.loaded) return;
+    try {
+      this.list = loadBundled();
+    } catch (e) {
+      this.loadError = (e as Error).message;
+      notices.add('error', this.loadError);
+    }
+    this.loaded = true;
+    if (this.pendingId !== null) {
+      const id = this.pendingId;
+      this.pendingId = null;
+      this.select(id);
+    }
+    if (!this.current && this.list.length) this.current = this.list[0];
+  }
+
+  /**
+   * Make a scenario current. False for an unknown id. Before the list is loaded the id is
+   * remembered and applied when it is (and loading starts).
+   */
+  select(id: string): boolean {
+    if (!this.loaded) {
+      this.pendingId = id;
+      void this.load();
+      return this.list.some((s) => s.id === id);
+    }
+    const s = this.list.find((x) => x.id === id);
+    if (!s) return false;
+    if (this.current?.id !== s.id) this.beta = null;
+    this.current = s;
+    return true;
+  }
+
+  /** β the run uses: the card's slider, else an override, else the scenario's klCoef, else the default. */
+  betaOf(s: Scenario): number {
+    return this.beta ?? this.ppoOverrides.klCoef ?? s.ppo.klCoef ?? validatePpoConfig({}).klCoef;
+  }
+
+  /** Move the β slider; during the PPO stage of that scenario it applies from the next iteration. */
+  async setBeta(v: number): Promise<void> {
+    this.beta = v;
+    if (this.active === 'ppo' && this.ppoRunId && trainState.runId === this.ppoRunId) {
+      await trainState.setConfig('klCoef', v);
+    }
+  }
+
+  // ------------------------------------------------------------------ runner
+
+  /** Run the current scenario (or `id`) from the start; labels already saved are reused. */
+  async run(id?: string): Promise<void> {
+    if (id !== undefined && !this.select(id)) return;
+    const base = this.current;
+    if (!base || this.busy) return;
+    const s = effectiveScenario(base, this.quick);
+    this.running = base;
+    this.stages = fresh();
+    this.stages.label.total = s.labels;
+    this.stages.reward.total = s.rewardModel.epochs;
+    this.stages.ppo.total = s.iterations;
+    this.finished = false;
+    this.error = null;
+    this.paused = false;
+    this.stopped = false;
+    this.stoppedView = false;
+    this.interrupt = false;
+    this.ppoRunId = null;
+
+    if (!(await this.waitForModel())) return;
+    for (const { id: stage } of RUN_STAGES) {
+      this.active = stage;
+      for (;;) {
+        if (this.stopped) return;
+        if (this.paused) {
+          this.stages[stage].status = 'paused';
+          await new Promise<void>((r) => (this.wake = r));
+          continue;
+        }
+        this.interrupt = false;
+        this.stages[stage].status = 'running';
+        let out: Outcome;
+        try {
+          out = await this.runStage(stage, s);
+        } catch (e) {
+          this.stages[stage].note = (e as Error).message;
+          out = 'failed';
+        }
+        if (out === 'done') {
+          this.stages[stage].status = 'done';
+          break;
+        }
+        if (out === 'failed') {
+          this.stages[stage].status = 'failed';
+          this.error = this.stages[stage].note || 'The stage failed.';
+          return;
+        }
+      }
+    }
+    this.active = null;
+    this.finished = true;
+    notices.add('info', `Scenario “${base.title}” finished: compare the samples before and after on the Start page.`);
+  }
+
+  pause(): void {
+    if (!this.busy || this.paused) return;
+    this.paused = true;
+    this.interruptStage();
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.wake?.();
+    this.wake = null;
+  }
+
+  /** Stop the run; labels, reward model and the PPO checkpoint saved so far stay. */
+  stop(): void {
+    if (!this.running) return;
+    this.stopped = true;
+    this.stoppedView = true;
+    this.interruptStage();
+    if (this.active) this.stages[this.active].status = 'paused';
+    this.active = null;
+    this.paused = false;
+    this.wake?.();
+    this.wake = null;
+  }
+
+  /** Open a stage's own page. */
+  inspect(stage: RunStageId): void {
+    router.go(RUN_STAGES.find((x) => x.id === stage)!.page);
+  }
+
+  private interruptStage(): void {
+    this.interrupt = true;
+    if (this.active === 'label') feedback.cancelBatch();
+    else if (this.active === 'reward') rewardState.cancel();
+    else if (this.active === 'ppo') trainState.pause();
+  }
+
+  private async waitForModel(): Promise<boolean> {
+    const p = this.stages.label;
+    while (!(engineState.ready && modelState.status === 'ready')) {
+      if (this.stopped) return false;
+      if (engineState.status === 'failed' || modelState.status === 'failed') {
+        this.error = 'The model could not be loaded; see the notices.';
+        return false;
+      }
+      p.note = 'Waiting for the model to load…';
+      await sleep(200);
+    }
+    p.note = '';
+    return true;
+  }
+
+  private runStage(stage: RunStageId, s: Scenario): Promise<Outcome> {
+    if (stage === 'label') return this.label(s);
+    if (stage === 'reward') return this.trainReward(s);
+    return this.ppo(s);
+  }
+
+  private async countLabels(name: string): Promise<number> {
+    const stores = await getStores();
+    return (await stores.preferences.list({ annotator: name, limit: 0 })).total;
+  }
+
+  private async label(s: Scenario): Promise<Outcome> {
+    const p = this.stages.label;
+    const name = annotatorName(s);
+    await annotators.load();
+    let profile = annotators.profiles.find((x) => x.name === name);
+    if (s.human) {
+      if (profile) await annotators.select(profile.id);
+      else profile = (await annotators.create(name)) ?? undefined;
+    } else if (profile) {
+      if (!(await annotators.updateLabeller(profile.id, s.labeller)))
+        return this.fail(p, 'Could not set up the labeller.');
+      await annotators.select(profile.id);
+    } else {
+      profile = (await annotators.create(name, s.labeller)) ?? undefined;
+    }
+    if (!profile) return this.fail(p, `Could not create the annotator “${name}”.`);
+    feedback.selectSource(`bundled:${s.prompts}`);
+
+    let have = await this.countLabels(name);
+    const before = have;
+    if (s.human) {
+      if (have < s.labels) router.go('feedback');
+      let version = -1;
+      while (have < s.labels) {
+        p.done = have;
+        p.note = `Label ${s.labels - have} more on the Feedback page (as “${name}”): ${have} of ${s.labels}.`;
+        if (this.interrupt) return 'interrupted';
+        await sleep(300);
+        if (dataState.version !== version) {
+          version = dataState.version;
+          have = await this.countLabels(name);
+        }
+      }
+      p.done = s.labels;
+      p.note = `${have} labels by you.`;
+      if (router.stage === 'feedback') router.go('start');
+      return 'done';
+    }
+    if (have < s.labels) {
+      const need = s.labels - have;
+      feedback.sampling.seed = s.seed;
+      const poll = setInterval(() => {
+        const b = feedback.batch;
+        if (b) p.done = have + b.saved;
+        p.note = `${annotators.current?.name ?? name} is labelling pairs…`;
+      }, 200);
+      try {
+        await feedback.labelQueue(need);
+      } finally {
+        clearInterval(poll);
+      }
+      have = await this.countLabels(name);
+      p.done = Math.min(have, s.labels);
+      if (have < s.labels) {
+        if (this.interrupt) return 'interrupted';
+        return this.fail(p, feedback.batch?.message ?? 'Labelling stopped.');
+      }
+    }
+    p.done = s.labels;
+    p.note =
+      before > 0
+        ? `${have} labels by ${name} (${Math.min(before, s.labels)} saved earlier).`
+        : `${have} labels by ${name}.`;
+    return 'done';
+  }
+
+  private async trainReward(s: Scenario): Promise<Outcome> {
+    const p = this.stages.reward;
+    await rewardState.refresh();
+    rewardState.annotator = annotatorName(s);
+    rewardState.settings = {
+      ...DEFAULT_REWARD_SETTINGS[s.rewardModel.mode],
+      ...s.rewardModel,
+      seed: s.seed,
+    };
+    p.note = `Training on ${rewardState.pairs.length} pairs (${s.rewardModel.mode} mode)…`;
+    const poll = setInterval(() => {
+      const total = rewardState.startInfo?.totalSteps ?? 0;
+      const step = rewardState.history.at(-1)?.step ?? 0;
+      p.total = s.rewardModel.epochs;
+      p.done = total > 0 ? Math.min(p.total, (step / total) * p.total) : 0;
+    }, 200);
+    const prev = rewardState.activeId;
+    try {
+      await rewardState.train();
+    } finally {
+      clearInterval(poll);
+    }
+    if (this.interrupt) return 'interrupted';
+    if (rewardState.lastError) return this.fail(p, rewardState.lastError);
+    if (rewardState.activeId === prev) return this.fail(p, 'The reward model was not saved.');
+    const a = rewardState.active;
+    p.done = p.total;
+    p.note = a
+      ? `${a.name}: held-out accuracy ${a.evalAccuracy === null ? 'n/a' : `${(a.evalAccuracy * 100).toFixed(0)}%`}.`
+      : 'Trained.';
+    return 'done';
+  }
+
+  private async ppo(s: Scenario): Promise<Outcome> {
+    const p = this.stages.ppo;
+    if (!(this.ppoRunId && trainState.created && trainState.runId === this.ppoRunId)) {
+      if (trainState.created) await trainState.reset();
+      trainState.promptSet = s.prompts;
+      await trainState.refresh();
+      trainState.rewardKind = 'reward-model';
+      const config: PpoConfig = validatePpoConfig({
+        ...s.ppo,
+        ...this.ppoOverrides,
+        klCoef: this.betaOf(s),
+        seed: this.ppoOverrides.seed ?? s.seed,
+      });
+      trainState.config = config;
+      trainState.evalEvery = 1;
+      const gold =
+        s.gold === 'none'
+          ? undefined
+          : s.gold
+            ? { ...defaultLabellerConfig(s.gold), noise: 0 }
+            : { ...s.labeller, noise: 0 };
+      if (!(await trainState.createRun({ gold, name: `Scenario · ${s.title}` })))
+        return this.fail(p, trainState.lastError ?? 'The PPO run could not be created.');
+      this.ppoRunId = trainState.runId;
+    }
+    p.note = 'Training the policy…';
+    const poll = setInterval(() => (p.done = trainState.iteration), 200);
+    try {
+      await trainState.playUntil(s.iterations);
+    } finally {
+      clearInterval(poll);
+    }
+    p.done = trainState.iteration;
+    if (trainState.iteration >= s.iterations) {
+      p.note = `${trainState.iteration} iterations.`;
+      return 'done';
+    }
+    if (this.interrupt) return 'interrupted';
+    return this.fail(p, trainState.lastError ?? 'PPO stopped.');
+  }
+
+  private fail(p: StageProgress, msg: string): Outcome {
+    p.note = msg;
+    return 'failed';
+  }
+}
+
+export const scenarioState = new ScenarioState();
