@@ -52,7 +52,7 @@ function request(o: BenchOptions): BenchRequest {
 }
 
 async function benchBackend(backend: string, o: BenchOptions): Promise<BackendReport | null> {
-  const app = await openApp(`/?backend=${backend}`);
+  const app = await openApp(`/?backend=${backend}#/model`);
   try {
     const active = (await app.page.textContent('[data-testid="backend-name"]'))!.trim();
     if (active !== backend) {

@@ -80,6 +80,42 @@ const num = (k: keyof typeof a): number => {
 const OUT = resolve(a.out!);
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
+interface EvalRow {
+  iteration: number;
+  gold: number;
+  proxy: number;
+  kl: number;
+  sqrtKl: number;
+}
+
+/**
+ * Did the gold score peak and turn down while the proxy kept rising (Gao et al. 2022, Fig. 1)?
+ * Gold and proxy are smoothed over 3 evaluations (the evaluations use few samples). Shown when
+ * the smoothed gold peaks before the last evaluation, ends at least a quarter of the base
+ * model's gold std below its peak, and the smoothed proxy ends above its value at the peak.
+ */
+function goldPeak(rows: EvalRow[], baseStd: number) {
+  const smooth = (xs: number[]) =>
+    xs.map((_, i) => {
+      const w = xs.slice(Math.max(0, i - 1), Math.min(xs.length, i + 2));
+      return w.reduce((a, b) => a + b, 0) / w.length;
+    });
+  const g = smooth(rows.map((r) => r.gold));
+  const p = smooth(rows.map((r) => r.proxy));
+  let k = 0;
+  g.forEach((x, i) => (x > g[k] ? (k = i) : 0));
+  const last = rows.length - 1;
+  const shown = k < last && g[last] <= g[k] - 0.25 * baseStd && p[last] > p[k];
+  return {
+    shown,
+    peakIteration: rows[k]?.iteration ?? 0,
+    peakGold: g[k] ?? NaN,
+    peakProxy: p[k] ?? NaN,
+    endGold: g[last] ?? NaN,
+    endProxy: p[last] ?? NaN,
+  };
+}
+
 async function main(): Promise<void> {
   await setBackend(a.backend!);
   const { model: base, tok, config, source } = loadModel(a.model!);
@@ -163,6 +199,7 @@ async function main(): Promise<void> {
     temperature: trainer.config.temperature,
     query: (p) => trainer.queryFor(trainer.encodePrompt(p)),
   };
+  const evalRows: EvalRow[] = [];
   const evalLog = join(OUT, 'eval.jsonl');
   writeFileSync(evalLog, '');
   const evalAt = async (iteration: number, samples: number) => {
@@ -177,6 +214,7 @@ async function main(): Promise<void> {
       sqrtKl: Math.sqrt(Math.max(0, stats(e.kl).mean)),
     };
     appendFileSync(evalLog, JSON.stringify(row) + '\n');
+    evalRows.push(row);
     return { e, row };
   };
   const before = await evalAt(0, evalOpts.samples);
@@ -215,6 +253,11 @@ async function main(): Promise<void> {
   console.log(
     `after ${N} iterations (${trainSecs.toFixed(0)} s, ${(trainSecs / N).toFixed(2)} s/it): gold ${sBefore.mean.toFixed(3)} → ${sAfter.mean.toFixed(3)} = rise ${rise.toFixed(2)} base std; proxy ${before.row.proxy.toFixed(3)} → ${after.row.proxy.toFixed(3)}; KL(policy ‖ base) ${kl.mean.toFixed(2)} nats/seq; val/ratio (last 10) ${lastRatio.toFixed(4)}`,
   );
+  const peak = goldPeak(evalRows, sBefore.std);
+  if (every > 0)
+    console.log(
+      `over-optimisation: smoothed gold peaks at iteration ${peak.peakIteration} (${peak.peakGold.toFixed(2)}, proxy ${peak.peakProxy.toFixed(2)}), ends at ${peak.endGold.toFixed(2)} (proxy ${peak.endProxy.toFixed(2)}): ${peak.shown ? 'gold turned down while proxy kept rising' : 'no gold peak'}`,
+    );
   const pass = rise >= 1 && kl.mean <= 6 && Math.abs(lastRatio - 1) < 0.05;
   console.log(`bar (gold rise ≥ 1 std, KL ≤ 6 nats, ratio ≈ 1): ${pass ? 'PASS' : 'FAIL'}`);
   writeFileSync(
@@ -236,6 +279,7 @@ async function main(): Promise<void> {
         heldOutKl: kl,
         ratioLast10: lastRatio,
         pass,
+        overoptimisation: every > 0 ? peak : null,
         examplesBefore: before.e.examples,
         examplesAfter: after.e.examples,
       },

@@ -90,7 +90,8 @@ const SEED = num('seed');
 const MODE = a.mode as RewardMode;
 if (MODE !== 'head' && MODE !== 'full') throw new Error(`--mode must be head or full, got ${a.mode}`);
 const POOLING = a.pooling as RewardPooling;
-if (POOLING !== 'last' && POOLING !== 'mean') throw new Error(`--pooling must be last or mean, got ${a.pooling}`);
+if (!['last', 'mean', 'sum'].includes(POOLING))
+  throw new Error(`--pooling must be last, mean or sum, got ${a.pooling}`);
 
 async function setBackend(name: string): Promise<void> {
   if (name === 'wasm') {

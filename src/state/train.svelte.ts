@@ -18,6 +18,8 @@ import { toStorageError } from '../lib/storage/db';
 import { askPersistence, getStores } from './data.svelte';
 import { engineState } from './engine.svelte';
 import { notices } from './notices.svelte';
+import { runsState } from './runs.svelte';
+import type { RunParent } from '../lib/data/runs';
 
 export const PROMPT_SETS = [
   { id: 'reviews', name: reviewsJson.name, prompts: reviewsJson.prompts },
@@ -61,6 +63,9 @@ export interface SavedPpoRun {
   history: MetricRow[];
   evals: EvalPoint[];
   updatedAt: number;
+  /** Added for the Runs page (absent in older saves): first save time, and what the run started from. */
+  createdAt?: number;
+  parent?: RunParent;
 }
 
 function mean(xs: number[]): number {
@@ -530,6 +535,9 @@ export class TrainState {
       };
       askPersistence();
       const stores = await getStores();
+      const old = (await stores.db.get('runs', rec.id)) as SavedPpoRun | undefined;
+      rec.createdAt = old ? (old.createdAt ?? old.updatedAt) : rec.updatedAt;
+      rec.parent = old ? old.parent : runsState.currentParent();
       await stores.db.put('runs', rec);
       this.lastSavedIteration = state.iteration;
     } catch (e) {

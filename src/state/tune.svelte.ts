@@ -20,6 +20,7 @@ import { deleteAll, getStores, saveAll } from './data.svelte';
 import { engineState } from './engine.svelte';
 import { modelState } from './model.svelte';
 import { notices } from './notices.svelte';
+import { RUN_EVAL_PROMPTS, runsState } from './runs.svelte';
 
 export type TuneMethod = 'ppo' | 'dpo' | 'sft';
 export const TUNE_METHODS: readonly { id: TuneMethod; label: string; hint: string }[] = [
@@ -58,13 +59,8 @@ export const DEFAULT_DPO_SETTINGS: DpoSettings = {
   seed: 0,
 };
 
-/** Prompts sampled before and after, to show what changed. */
-export const COMPARE_PROMPTS = [
-  'The movie was',
-  'Once upon a time,',
-  'Could you please',
-  'The food at this restaurant',
-];
+/** Prompts sampled before and after, to show what changed (the Runs page's evaluation prompts). */
+export const COMPARE_PROMPTS = RUN_EVAL_PROMPTS;
 
 const FLUSH_MS = 200;
 let jobCounter = 0;
@@ -108,6 +104,10 @@ export class TuneState {
   pending = $state.raw<TuneSummary | null>(null);
   samples = $state.raw<TuneSample[] | null>(null);
   sampling = $state(false);
+  /** The run record the pending model was saved as (Runs page), or null when saving failed. */
+  savedRunId = $state<string | null>(null);
+  savedRunName = $state('');
+  savingRun = $state(false);
   adopting = $state(false);
 
   async refresh(): Promise<void> {
@@ -212,10 +212,23 @@ export class TuneState {
       flush();
       this.pending = summary;
       this.samples = null;
+      this.savedRunId = null;
       notices.add(
         'info',
         `${method.toUpperCase()} finished: ${summary.steps} steps on ${summary.train} ${method === 'sft' ? 'demonstrations' : 'pairs'}. Compare samples, then use the tuned model or discard it.`,
       );
+      // Every finished run is a record (Runs page): weights, history, evaluation samples.
+      this.savingRun = true;
+      try {
+        const saved = await runsState.recordTuned(summary, [...rows], runsState.currentParent());
+        if (saved) {
+          this.savedRunId = saved.id;
+          this.savedRunName = saved.name;
+          if (this.pending === summary) this.samples = saved.samples;
+        }
+      } finally {
+        this.savingRun = false;
+      }
     } catch (e) {
       flush();
       if ((e as Error).name !== 'JobCancelledError')
@@ -250,6 +263,8 @@ export class TuneState {
     try {
       const info = await engineState.engine.tuneAdopt();
       modelState.info = info;
+      const runId = this.savedRunId;
+      runsState.loadedFrom = runId ? { id: runId, name: this.savedRunName, modelName: info.name } : null;
       this.pending = null;
       this.samples = null;
       notices.add(

@@ -40,7 +40,7 @@ describe('app shell', () => {
         'worker',
       );
       // Every stage is reachable from the navigation.
-      for (const stage of ['feedback', 'reward', 'train', 'runs', 'data', 'model']) {
+      for (const stage of ['feedback', 'reward', 'train', 'runs', 'data', 'model', 'start']) {
         await app.page.click(`nav a[href="#/${stage}"]`);
         await app.page.waitForSelector(`[data-testid="stage-${stage}"]`);
       }
@@ -52,7 +52,7 @@ describe('app shell', () => {
   });
 
   it('forced webgpu (software adapter) computes the same numbers as cpu, and switching at run time works', async () => {
-    const app = await openApp('/?backend=webgpu');
+    const app = await openApp('/?backend=webgpu#/model');
     try {
       assert.equal(await waitForBackend(app.page), 'webgpu');
       const gpu = await probeValues(app.page);
@@ -110,7 +110,7 @@ describe('app shell', () => {
   });
 
   it('a lost WebGPU device fails the running job with DeviceLostError and moves to the next backend', async () => {
-    const app = await openApp('/?backend=webgpu');
+    const app = await openApp('/?backend=webgpu#/model');
     try {
       assert.equal(await waitForBackend(app.page), 'webgpu');
       const result = await app.page.evaluate(async () => {
@@ -150,7 +150,7 @@ describe('app shell', () => {
   });
 
   it('runs the engine in-thread when asked (the fallback when no worker can start) and says so', async () => {
-    const app = await openApp('/?engine=main');
+    const app = await openApp('/?engine=main#/model');
     try {
       assert.equal(await waitForBackend(app.page), 'wasm');
       assert.match((await app.page.textContent('[data-testid="engine-mode"]'))!, /main thread/);

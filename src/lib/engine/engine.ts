@@ -13,7 +13,7 @@ import { ModelSlot } from './model-slot';
 import type { TrainingPair } from '../data/records';
 import { RewardHost } from './reward-host';
 import { PpoHost } from './ppo-host';
-import { TuneHost } from './tune-host';
+import { TuneHost, sampleWithWeights } from './tune-host';
 import type { SftConfig, SftExample, DpoConfig, TuneEvent, TuneSample, TuneSummary } from './types';
 import { runBench } from './bench';
 import { generate } from '../model/sampling';
@@ -48,6 +48,8 @@ import type {
   TokenReward,
   WrongPair,
   ProgressCallback,
+  SampleWeights,
+  SampleWithRequest,
 } from './types';
 import { isBackendChoice } from './types';
 
@@ -501,6 +503,17 @@ export class LocalEngine implements Engine {
 
   async tuneDiscard(): Promise<void> {
     this.tune.discard();
+  }
+
+  async tuneExport(): Promise<ModelFiles> {
+    this.requireInit();
+    const { tokenizer, info } = this.slot.require();
+    return this.tune.files(tokenizer, info);
+  }
+
+  async sampleWith(jobId: string, weights: SampleWeights, req: SampleWithRequest): Promise<string[]> {
+    this.requireInit();
+    return this.runJob(jobId, (checkpoint) => sampleWithWeights(this.slot, weights, req, checkpoint));
   }
 
   private requireInit(): void {

@@ -6,16 +6,19 @@
  * user adopts it — it then becomes the loaded model, i.e. the starting point and the reference
  * of the next PPO or DPO run — or discards it.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingPair } from '../data/records';
-import type { GPT } from '../model/gpt';
+import { GPT, parameterShapes } from '../model/gpt';
 import { generate } from '../model/sampling';
 import type { BpeTokenizer } from '../model/tokenizer';
 import { configToHF, saveModelSafetensors } from '../model/weights';
 import { resolveDpoConfig, trainDpo, type DpoConfig } from '../rlhf/dpo-train';
 import type { TuneEvent, TuneResult } from '../rlhf/offline-train';
 import { resolveSftConfig, trainSft, type SftConfig, type SftExample } from '../rlhf/sft';
-import { NotReadyError } from './errors';
-import type { ModelFiles, ModelInfo } from './types';
+import { InvalidInputError, NotReadyError } from './errors';
+import type { Checkpoint } from './jobs';
+import { ModelSlot } from './model-slot';
+import type { ModelFiles, ModelInfo, SampleWeights, SampleWithRequest } from './types';
 
 /** What a finished SFT or DPO run produced (plain data). */
 export interface TuneSummary {
@@ -151,5 +154,78 @@ export class TuneHost {
   discard(): void {
     this.tuned?.model.dispose();
     this.tuned = null;
+  }
+}
+
+/**
+ * Sample prompts from other weights (a saved run's) in a temporary model, disposed after, so
+ * the loaded model and a running PPO job are untouched. Files bring their own tokenizer;
+ * PPO parameters use the loaded model's architecture and tokenizer (the run started from it).
+ */
+export async function sampleWithWeights(
+  loaded: ModelSlot,
+  weights: SampleWeights,
+  req: SampleWithRequest,
+  checkpoint: Checkpoint,
+): Promise<string[]> {
+  if (!Array.isArray(req.prompts) || req.prompts.length < 1 || req.prompts.length > 16)
+    throw new InvalidInputError('Ask for 1 to 16 prompts at a time.');
+  if (req.prompts.some((p) => typeof p !== 'string' || p.length > 2000))
+    throw new InvalidInputError('Each prompt must be text of at most 2,000 characters.');
+  if (!Number.isInteger(req.maxNewTokens) || req.maxNewTokens < 1 || req.maxNewTokens > 256)
+    throw new InvalidInputError('Max new tokens must be a whole number from 1 to 256.');
+  if (!Number.isSafeInteger(req.seed)) throw new InvalidInputError('The seed must be a whole number.');
+  let model: GPT;
+  let tok: BpeTokenizer;
+  if (weights?.kind === 'files') {
+    const slot = new ModelSlot();
+    slot.load(weights.files); // throws ModelLoadError on bad files; nothing else changes
+    model = slot.model!;
+    tok = slot.tokenizer!;
+  } else if (weights?.kind === 'params') {
+    const base = loaded.require();
+    tok = base.tokenizer;
+    const shapes = parameterShapes(base.model.config);
+    model = new GPT(base.model.config, { trainable: false, namePrefix: `sample${counter++}/`, init: 'zeros' });
+    const map = new Map<string, tf.Tensor>();
+    try {
+      for (const [name, arr] of Object.entries(weights.params)) {
+        const shape = shapes.get(name);
+        if (shape && arr instanceof Float32Array && arr.length === shape.reduce((a, b) => a * b, 1))
+          map.set(name, tf.tensor(arr, shape, 'float32'));
+      }
+      model.setWeights(map); // names and shapes checked: ModelLoadError when the run used another model
+    } catch (e) {
+      model.dispose();
+      throw e;
+    } finally {
+      for (const t of map.values()) t.dispose();
+    }
+  } else {
+    throw new InvalidInputError('Give the weights as model files or PPO policy parameters.');
+  }
+  try {
+    const ids = req.prompts.map((p) => [tok.eotId, ...tok.encodePrompt(p).ids]);
+    const rows = await generate(
+      model,
+      ids,
+      {
+        maxNewTokens: Math.max(
+          1,
+          Math.min(req.maxNewTokens, model.config.blockSize - Math.max(...ids.map((x) => x.length))),
+        ),
+        temperature: req.temperature,
+        topK: req.topK,
+        seed: req.seed,
+        decode: (x: number[]) => tok.decode(x),
+        onStep: async () => {
+          await checkpoint();
+        },
+      },
+      tok.eotId,
+    );
+    return rows.map((r) => r.text);
+  } finally {
+    model.dispose();
   }
 }

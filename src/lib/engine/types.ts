@@ -403,4 +403,23 @@ export interface Engine {
   /** Make the tuned model the loaded one: the starting point and reference of PPO and DPO from now on. */
   tuneAdopt(): Promise<ModelInfo>;
   tuneDiscard(): Promise<void>;
+  /** The finished SFT/DPO model as files (to save it as a run's checkpoint); NotReadyError if none. */
+  tuneExport(): Promise<ModelFiles>;
+  /**
+   * Sample prompts from other weights (a saved run's) in a temporary model, disposed after:
+   * the loaded model and a running PPO job are not touched. Cancellable.
+   */
+  sampleWith(jobId: string, weights: SampleWeights, req: SampleWithRequest): Promise<string[]>;
+}
+
+/** Weights to sample from: model files, or a PPO policy's parameters (the loaded model's architecture and tokenizer). */
+export type SampleWeights =
+  { kind: 'files'; files: ModelFiles } | { kind: 'params'; params: Record<string, Float32Array> };
+
+export interface SampleWithRequest {
+  prompts: string[];
+  maxNewTokens: number;
+  temperature: number;
+  topK: number;
+  seed: number;
 }

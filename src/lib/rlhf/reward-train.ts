@@ -366,9 +366,9 @@ export async function prefixRewards(rm: RewardModel, ids: readonly number[]): Pr
   const r = Array.from(await perPos.data());
   perPos.dispose();
   let out = r;
-  if (rm.pooling === 'mean') {
+  if (rm.pooling === 'mean' || rm.pooling === 'sum') {
     let sum = 0;
-    out = r.map((x, k) => (sum += x) / (k + 1));
+    out = rm.pooling === 'mean' ? r.map((x, k) => (sum += x) / (k + 1)) : r.map((x) => (sum += x));
   }
   if (n > T) {
     const rest: number[][] = [];

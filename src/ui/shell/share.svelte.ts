@@ -19,7 +19,8 @@ export function applyUrlSettings(s: UrlSettings): void {
     if (!scenarioState.select(s.scenario))
       notices.add('warning', `Unknown scenario "${s.scenario}" in the URL; starting without one.`);
   }
-  // Explicit values win over the scenario's.
+  // Explicit values win over the scenario's, also when the scenario runner sets up PPO.
+  scenarioState.ppoOverrides = structuredClone(s.ppo) as Partial<PpoConfig>;
   const t = trainState;
   for (const [k, v] of Object.entries(s.ppo)) (t.config as unknown as Record<string, unknown>)[k] = structuredClone(v);
   if (s.train.promptSet) t.promptSet = s.train.promptSet;

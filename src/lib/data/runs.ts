@@ -1,0 +1,449 @@
+/**
+ * Every training run is a record: reward model, SFT, PPO and DPO runs share one shape
+ * (`RunRecord`) — config, what it started from (`parent`), the weights it produced
+ * (`checkpointId`, in the `checkpoints` + `chunks` stores), the metric history and the
+ * evaluation samples with their diversity metrics (distinct-n, self-BLEU; see
+ * `src/lib/rlhf/diversity.ts`).
+ *
+ * SFT and DPO runs are written here as `RunRecord`s in the `runs` store. PPO runs stay as the
+ * Train page saves them (`SavedPpoRun`, kind 'ppo', same store) and reward models stay in the
+ * `rewardModels` store; both are read as `RunRecord`s through `ppoToRunRecord` and
+ * `rewardToRunRecord` (a link, no copy of their weights). Records read back are validated: a
+ * bad one is skipped with a notice (`RunList.skipped`), never a crash.
+ *
+ * Run tracking in the manner of experiment trackers (e.g. TRL's `report_to` logs): metric names
+ * are kept as each trainer logs them, so overlays of different kinds compare like with like.
+ */
+import type { IDBPDatabase } from 'idb';
+import { deleteBlobChunked, getBlobChunked, putBlobChunked, STORES, StorageError, toStorageError } from '../storage/db';
+import { diversityMetrics } from '../rlhf/diversity';
+
+type Db = IDBPDatabase<unknown>;
+
+export const RUN_RECORD_VERSION = 1;
+export const RUN_KINDS = ['reward', 'sft', 'ppo', 'dpo'] as const;
+export type RunKind = (typeof RUN_KINDS)[number];
+export const RUN_STATUSES = ['finished', 'running', 'paused', 'failed'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+export interface RunMetricRow {
+  step: number;
+  metrics: Record<string, number>;
+}
+
+/** What a run started from: the base (loaded) model, or the weights of another run. */
+export interface RunParent {
+  kind: 'base' | 'run';
+  id?: string;
+  name: string;
+}
+
+export interface RunSample {
+  prompt: string;
+  text: string;
+}
+
+/** Samples on the evaluation prompts at one step, and their diversity metrics. */
+export interface RunEval {
+  step: number;
+  samples: RunSample[];
+  metrics: Record<string, number>;
+}
+
+export interface RunRecord {
+  version: typeof RUN_RECORD_VERSION;
+  id: string;
+  kind: RunKind;
+  name: string;
+  createdAt: number;
+  updatedAt: number;
+  config: Record<string, unknown>;
+  parent: RunParent;
+  /** Where the weights are: a checkpoint (SFT/DPO), the PPO run itself, the reward model id; null: none. */
+  checkpointId: string | null;
+  history: RunMetricRow[];
+  evals: RunEval[];
+  status: RunStatus;
+}
+
+/** A model's files without the weights, kept beside the weight chunks. */
+export interface CheckpointMeta {
+  id: string;
+  runId: string;
+  name: string;
+  config: string;
+  tokenizer: string;
+  card?: string;
+  byteLength: number;
+  createdAt: number;
+}
+
+/** The files of a checkpoint (same shape as the engine's `ModelFiles`). */
+export interface CheckpointFiles {
+  name: string;
+  source: 'files';
+  config: string;
+  tokenizer: string;
+  weights: ArrayBuffer;
+  card?: string;
+}
+
+/** A record read back from storage is not a valid run. */
+export class RunRecordError extends Error {
+  override name = 'RunRecordError';
+}
+
+/** The weights of a run are gone (deleted, or the run never kept any). */
+export class CheckpointMissingError extends StorageError {
+  override name = 'CheckpointMissingError';
+}
+
+// ------------------------------------------------------------------------------- validation
+
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isNum = (x: unknown): x is number => typeof x === 'number' && !Number.isNaN(x);
+
+function validateMetrics(x: unknown, where: string): Record<string, number> {
+  if (!isObj(x)) throw new RunRecordError(`${where}: metrics are not an object`);
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(x)) {
+    // NaN is allowed in logs (a diverged step), other types are not.
+    if (typeof v !== 'number') throw new RunRecordError(`${where}: metric "${k}" is not a number`);
+    out[k] = v;
+  }
+  return out;
+}
+
+/** Check (and copy) a run record; throws `RunRecordError` saying what is wrong. */
+export function validateRunRecord(x: unknown): RunRecord {
+  if (!isObj(x)) throw new RunRecordError('not an object');
+  const id = x.id;
+  if (typeof id !== 'string' || !id) throw new RunRecordError('no id');
+  const at = `run ${id}`;
+  if (x.version !== RUN_RECORD_VERSION) throw new RunRecordError(`${at}: unknown version ${String(x.version)}`);
+  if (!RUN_KINDS.includes(x.kind as RunKind)) throw new RunRecordError(`${at}: unknown kind ${String(x.kind)}`);
+  if (typeof x.name !== 'string') throw new RunRecordError(`${at}: no name`);
+  if (!isNum(x.createdAt) || !isNum(x.updatedAt)) throw new RunRecordError(`${at}: bad dates`);
+  if (!isObj(x.config)) throw new RunRecordError(`${at}: no config`);
+  const p = x.parent;
+  if (!isObj(p) || (p.kind !== 'base' && p.kind !== 'run') || typeof p.name !== 'string')
+    throw new RunRecordError(`${at}: bad parent`);
+  if (p.kind === 'run' && typeof p.id !== 'string') throw new RunRecordError(`${at}: parent run without id`);
+  if (x.checkpointId !== null && typeof x.checkpointId !== 'string') throw new RunRecordError(`${at}: bad checkpoint`);
+  if (!RUN_STATUSES.includes(x.status as RunStatus)) throw new RunRecordError(`${at}: unknown status`);
+  if (!Array.isArray(x.history)) throw new RunRecordError(`${at}: no history`);
+  const history = x.history.map((r, i) => {
+    if (!isObj(r) || !isNum(r.step)) throw new RunRecordError(`${at}: history row ${i} has no step`);
+    return { step: r.step, metrics: validateMetrics(r.metrics, `${at}, history row ${i}`) };
+  });
+  if (!Array.isArray(x.evals)) throw new RunRecordError(`${at}: no evals`);
+  const evals = x.evals.map((e, i) => {
+    if (!isObj(e) || !isNum(e.step) || !Array.isArray(e.samples)) throw new RunRecordError(`${at}: bad eval ${i}`);
+    const samples = e.samples.map((s) => {
+      if (!isObj(s) || typeof s.prompt !== 'string' || typeof s.text !== 'string')
+        throw new RunRecordError(`${at}: bad sample in eval ${i}`);
+      return { prompt: s.prompt, text: s.text };
+    });
+    return { step: e.step, samples, metrics: validateMetrics(e.metrics, `${at}, eval ${i}`) };
+  });
+  return {
+    version: RUN_RECORD_VERSION,
+    id,
+    kind: x.kind as RunKind,
+    name: x.name,
+    createdAt: x.createdAt,
+    updatedAt: x.updatedAt,
+    config: x.config,
+    parent: p.kind === 'run' ? { kind: 'run', id: p.id as string, name: p.name } : { kind: 'base', name: p.name },
+    checkpointId: (x.checkpointId as string | null) ?? null,
+    history,
+    evals,
+    status: x.status as RunStatus,
+  };
+}
+
+/** An evaluation point: the samples and their distinct-1/2/3 and self-BLEU. */
+export function makeEval(step: number, samples: RunSample[]): RunEval {
+  const m = diversityMetrics(samples.map((s) => s.text));
+  const metrics: Record<string, number> = {};
+  for (const [k, v] of Object.entries(m)) if (typeof v === 'number') metrics[k] = v;
+  return { step, samples, metrics };
+}
+
+// ------------------------------------------------------------------------------- other stores as runs
+
+interface PpoLike {
+  id: string;
+  kind: 'ppo';
+  setup: { name?: string; evalPrompts?: string[]; config?: unknown; reward?: unknown; baseName?: string };
+  state: { iteration: number; config?: unknown };
+  history: RunMetricRow[];
+  evals: { iteration: number; samples: { prompt: string; text: string; score?: number; gold?: number | null }[] }[];
+  updatedAt: number;
+  /** Optional, newer PPO saves may carry these. */
+  createdAt?: number;
+  parent?: RunParent;
+}
+
+/** A PPO run saved by the Train page, read as a run record (its weights live in the record itself). */
+export function ppoToRunRecord(x: unknown): RunRecord {
+  if (!isObj(x) || x.kind !== 'ppo' || !isObj(x.setup) || !isObj(x.state))
+    throw new RunRecordError(`PPO run ${isObj(x) ? String(x.id) : ''}: not a PPO run`);
+  const r = x as unknown as PpoLike;
+  if (!isNum(r.state.iteration)) throw new RunRecordError(`PPO run ${r.id}: no iteration`);
+  const evals = (Array.isArray(r.evals) ? r.evals : []).map((e) => {
+    const samples = e.samples.map((s) => ({ prompt: s.prompt, text: s.text }));
+    const ev = makeEval(e.iteration, samples);
+    const scores = e.samples.map((s) => s.score).filter(isNum);
+    if (scores.length) ev.metrics['eval/score'] = scores.reduce((a, b) => a + b, 0) / scores.length;
+    const golds = e.samples.map((s) => s.gold).filter(isNum);
+    if (golds.length) ev.metrics['eval/gold'] = golds.reduce((a, b) => a + b, 0) / golds.length;
+    return ev;
+  });
+  const rec: RunRecord = {
+    version: RUN_RECORD_VERSION,
+    id: r.id,
+    kind: 'ppo',
+    name: r.setup.name ?? 'PPO run',
+    createdAt: r.createdAt ?? r.updatedAt,
+    updatedAt: r.updatedAt,
+    config: { ...(isObj(r.state.config) ? r.state.config : {}), reward: r.setup.reward },
+    parent: r.parent ?? { kind: 'base', name: r.setup.baseName ?? 'the model loaded when it started' },
+    checkpointId: r.id,
+    history: Array.isArray(r.history) ? r.history : [],
+    evals,
+    status: 'paused',
+  };
+  return validateRunRecord(rec);
+}
+
+interface RewardLike {
+  id: string;
+  summary: {
+    name: string;
+    createdAt: number;
+    mode: string;
+    pairs: number;
+    accuracy: number;
+    evalAccuracy: number | null;
+  };
+  history?: RunMetricRow[];
+}
+
+/** A saved reward model read as a run record (linked by id; its weights stay in `rewardModels`). */
+export function rewardToRunRecord(x: unknown): RunRecord {
+  if (!isObj(x) || typeof x.id !== 'string' || !isObj(x.summary)) throw new RunRecordError('not a reward model');
+  const r = x as unknown as RewardLike;
+  const s = r.summary;
+  const rec: RunRecord = {
+    version: RUN_RECORD_VERSION,
+    id: r.id,
+    kind: 'reward',
+    name: s.name,
+    createdAt: s.createdAt,
+    updatedAt: s.createdAt,
+    config: { mode: s.mode, pairs: s.pairs },
+    parent: { kind: 'base', name: 'the model loaded when it trained' },
+    checkpointId: r.id,
+    history: Array.isArray(r.history) ? r.history : [],
+    evals: [],
+    status: 'finished',
+  };
+  return validateRunRecord(rec);
+}
+
+// ------------------------------------------------------------------------------- store
+
+export interface RunList {
+  /** Newest first. */
+  runs: RunRecord[];
+  /** One line per record that could not be read (it stays stored, untouched). */
+  skipped: string[];
+}
+
+/** Run records in the `runs` store (with PPO runs) and reward models from `rewardModels`. */
+export class RunStore {
+  constructor(private readonly db: Db) {}
+
+  /** Save a run and (when given) its weights as its checkpoint; nothing is half-saved. */
+  async save(record: RunRecord, files?: Omit<CheckpointFiles, 'source'>): Promise<RunRecord> {
+    const rec = validateRunRecord(record);
+    if (files) {
+      if (!rec.checkpointId) throw new RunRecordError(`run ${rec.id}: weights given without a checkpoint id`);
+      const meta: CheckpointMeta = {
+        id: rec.checkpointId,
+        runId: rec.id,
+        name: files.name,
+        config: files.config,
+        tokenizer: files.tokenizer,
+        card: files.card,
+        byteLength: files.weights.byteLength,
+        createdAt: Date.now(),
+      };
+      await putBlobChunked(this.db, rec.checkpointId, new Uint8Array(files.weights));
+      const tx = this.db.transaction([STORES.runs, STORES.checkpoints], 'readwrite');
+      try {
+        await Promise.all([
+          tx.objectStore(STORES.checkpoints).put(meta),
+          tx.objectStore(STORES.runs).put(rec),
+          tx.done,
+        ]);
+      } catch (e) {
+        tx.done.catch(() => {});
+        await deleteBlobChunked(this.db, rec.checkpointId).catch(() => {});
+        throw toStorageError(e, 'save the run');
+      }
+      return rec;
+    }
+    const tx = this.db.transaction(STORES.runs, 'readwrite');
+    try {
+      await Promise.all([tx.store.put(rec), tx.done]);
+    } catch (e) {
+      tx.done.catch(() => {});
+      throw toStorageError(e, 'save the run');
+    }
+    return rec;
+  }
+
+  /** Every run, newest first; unreadable records are listed in `skipped`. */
+  async list(): Promise<RunList> {
+    let rows: unknown[];
+    let rms: unknown[];
+    try {
+      [rows, rms] = await Promise.all([this.db.getAll(STORES.runs), this.db.getAll(STORES.rewardModels)]);
+    } catch (e) {
+      throw toStorageError(e, 'read the runs', false);
+    }
+    const runs: RunRecord[] = [];
+    const skipped: string[] = [];
+    const take = (fn: () => RunRecord) => {
+      try {
+        runs.push(fn());
+      } catch (e) {
+        skipped.push((e as Error).message);
+      }
+    };
+    for (const r of rows) take(() => (isObj(r) && r.kind === 'ppo' ? ppoToRunRecord(r) : validateRunRecord(r)));
+    for (const m of rms) take(() => rewardToRunRecord(m));
+    runs.sort((a, b) => b.createdAt - a.createdAt || b.updatedAt - a.updatedAt);
+    return { runs, skipped };
+  }
+
+  /** The raw stored value of a run in the `runs` store (e.g. a PPO run's state). */
+  async getRaw(id: string): Promise<unknown> {
+    try {
+      return await this.db.get(STORES.runs, id);
+    } catch (e) {
+      throw toStorageError(e, 'read the run', false);
+    }
+  }
+
+  /** Delete a run and its checkpoint (reward models are deleted from their own store). */
+  async delete(run: Pick<RunRecord, 'id' | 'kind' | 'checkpointId'>): Promise<void> {
+    if (run.kind === 'reward') {
+      const tx = this.db.transaction(STORES.rewardModels, 'readwrite');
+      try {
+        await Promise.all([tx.store.delete(run.id), tx.done]);
+      } catch (e) {
+        tx.done.catch(() => {});
+        throw toStorageError(e, 'delete the reward model');
+      }
+      return;
+    }
+    const stores = [STORES.runs, STORES.checkpoints];
+    const tx = this.db.transaction(stores, 'readwrite');
+    try {
+      const ops: Promise<unknown>[] = [tx.objectStore(STORES.runs).delete(run.id)];
+      if (run.checkpointId && run.checkpointId !== run.id)
+        ops.push(tx.objectStore(STORES.checkpoints).delete(run.checkpointId));
+      await Promise.all([...ops, tx.done]);
+    } catch (e) {
+      tx.done.catch(() => {});
+      throw toStorageError(e, 'delete the run');
+    }
+    if (run.checkpointId && run.checkpointId !== run.id) await deleteBlobChunked(this.db, run.checkpointId);
+  }
+
+  /** The model files of a run's checkpoint; `CheckpointMissingError` when they are gone. */
+  async loadCheckpoint(run: Pick<RunRecord, 'name' | 'checkpointId'>): Promise<CheckpointFiles> {
+    const gone = () =>
+      new CheckpointMissingError(
+        `The weights of run "${run.name}" are gone (deleted or never saved). Its curves and samples stay readable; train it again to get a model.`,
+      );
+    if (!run.checkpointId) throw gone();
+    let meta: CheckpointMeta | undefined;
+    try {
+      meta = (await this.db.get(STORES.checkpoints, run.checkpointId)) as CheckpointMeta | undefined;
+    } catch (e) {
+      throw toStorageError(e, 'read the checkpoint', false);
+    }
+    if (!meta) throw gone();
+    const bytes = await getBlobChunked(this.db, run.checkpointId);
+    if (!bytes) throw gone();
+    return {
+      name: meta.name,
+      source: 'files',
+      config: meta.config,
+      tokenizer: meta.tokenizer,
+      card: meta.card,
+      weights: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
+    };
+  }
+}
+
+/** The parent of `run` is a run that is not in `runs` any more. */
+export function parentDeleted(run: RunRecord, runs: readonly RunRecord[]): boolean {
+  return run.parent.kind === 'run' && !runs.some((r) => r.id === run.parent.id);
+}
+
+/** Metric names of a run: its history's and its evaluations' (diversity) ones. */
+export function runMetricNames(run: RunRecord): string[] {
+  const names = new Set<string>();
+  for (const r of run.history) for (const k of Object.keys(r.metrics)) names.add(k);
+  for (const e of run.evals) for (const k of Object.keys(e.metrics)) names.add(k);
+  return [...names].sort();
+}
+
+/** The points of one metric over steps (history rows first, else evaluation points). */
+export function runSeries(run: RunRecord, metric: string): { x: number; y: number }[] {
+  const fromHistory = run.history
+    .filter((r) => typeof r.metrics[metric] === 'number' && Number.isFinite(r.metrics[metric]))
+    .map((r) => ({ x: r.step, y: r.metrics[metric] }));
+  if (fromHistory.length) return fromHistory;
+  return run.evals
+    .filter((e) => typeof e.metrics[metric] === 'number' && Number.isFinite(e.metrics[metric]))
+    .map((e) => ({ x: e.step, y: e.metrics[metric] }));
+}
+
+// ------------------------------------------------------------------------------- win rates
+
+export interface WinCell {
+  wins: number;
+  losses: number;
+  ties: number;
+}
+
+/** An n × n table; cell [i][j] is run i against run j. */
+export function emptyWinTable(n: number): WinCell[][] {
+  return Array.from({ length: n }, () => Array.from({ length: n }, () => ({ wins: 0, losses: 0, ties: 0 })));
+}
+
+/** Record one comparison of run i (as A) against run j (as B), in both cells. */
+export function tallyWin(table: WinCell[][], i: number, j: number, choice: 'A' | 'B' | 'tie'): void {
+  if (choice === 'tie') {
+    table[i][j].ties++;
+    table[j][i].ties++;
+  } else if (choice === 'A') {
+    table[i][j].wins++;
+    table[j][i].losses++;
+  } else {
+    table[i][j].losses++;
+    table[j][i].wins++;
+  }
+}
+
+/** Win rate with ties counted half (NaN before any comparison). */
+export function winRate(c: WinCell): number {
+  const n = c.wins + c.losses + c.ties;
+  return n ? (c.wins + c.ties / 2) / n : NaN;
+}
