@@ -27,6 +27,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { TrainingPair } from '../../src/lib/data/records';
 import { defaultLabellerConfig, labellerFromConfig, type LabellerConfig } from '../../src/lib/rlhf/labellers';
+import { goldPeak, type OveroptRow as EvalRow } from '../../src/lib/rlhf/overopt';
 import { PpoTrainer } from '../../src/lib/rlhf/ppo';
 import { validatePpoConfig } from '../../src/lib/rlhf/ppo-config';
 import {
@@ -60,8 +61,10 @@ const { values: a } = parseArgs({
     seed: { type: 'string', default: '0' },
     'rm-mode': { type: 'string', default: 'full' },
     'rm-pooling': { type: 'string', default: 'mean' },
-    'rm-lr': { type: 'string', default: '1e-4' },
-    'rm-weight-decay': { type: 'string', default: '0.1' },
+    /** Default: full mode 1e-4, head mode the trainer's default. */
+    'rm-lr': { type: 'string' },
+    /** Default: full mode 0.1, head mode the trainer's default. */
+    'rm-weight-decay': { type: 'string' },
     'rm-epochs': { type: 'string' },
     config: { type: 'string', default: '{}' },
     'eval-samples': { type: 'string', default: '16' },
@@ -79,42 +82,6 @@ const num = (k: keyof typeof a): number => {
 };
 const OUT = resolve(a.out!);
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-
-interface EvalRow {
-  iteration: number;
-  gold: number;
-  proxy: number;
-  kl: number;
-  sqrtKl: number;
-}
-
-/**
- * Did the gold score peak and turn down while the proxy kept rising (Gao et al. 2022, Fig. 1)?
- * Gold and proxy are smoothed over 3 evaluations (the evaluations use few samples). Shown when
- * the smoothed gold peaks before the last evaluation, ends at least a quarter of the base
- * model's gold std below its peak, and the smoothed proxy ends above its value at the peak.
- */
-function goldPeak(rows: EvalRow[], baseStd: number) {
-  const smooth = (xs: number[]) =>
-    xs.map((_, i) => {
-      const w = xs.slice(Math.max(0, i - 1), Math.min(xs.length, i + 2));
-      return w.reduce((a, b) => a + b, 0) / w.length;
-    });
-  const g = smooth(rows.map((r) => r.gold));
-  const p = smooth(rows.map((r) => r.proxy));
-  let k = 0;
-  g.forEach((x, i) => (x > g[k] ? (k = i) : 0));
-  const last = rows.length - 1;
-  const shown = k < last && g[last] <= g[k] - 0.25 * baseStd && p[last] > p[k];
-  return {
-    shown,
-    peakIteration: rows[k]?.iteration ?? 0,
-    peakGold: g[k] ?? NaN,
-    peakProxy: p[k] ?? NaN,
-    endGold: g[last] ?? NaN,
-    endProxy: p[last] ?? NaN,
-  };
-}
 
 async function main(): Promise<void> {
   await setBackend(a.backend!);
@@ -155,8 +122,16 @@ async function main(): Promise<void> {
   const res = await trainRewardModel(rm, pairs, {
     encode,
     seed,
-    learningRate: num('rm-lr'),
-    weightDecay: num('rm-weight-decay'),
+    ...(a['rm-lr'] !== undefined
+      ? { learningRate: num('rm-lr') }
+      : a['rm-mode'] === 'full'
+        ? { learningRate: 1e-4 }
+        : {}),
+    ...(a['rm-weight-decay'] !== undefined
+      ? { weightDecay: num('rm-weight-decay') }
+      : a['rm-mode'] === 'full'
+        ? { weightDecay: 0.1 }
+        : {}),
     ...(a['rm-epochs'] !== undefined ? { epochs: num('rm-epochs') } : {}),
     normaliseOn: s.candidates.slice(0, 128).map((c) => encode(c.prompt, c.a)),
   });

@@ -70,6 +70,7 @@ const { values: a } = parseArgs({
     batch: { type: 'string' },
     'center-coef': { type: 'string' },
     'weight-decay': { type: 'string' },
+    'head-l2': { type: 'string' },
     'val-fraction': { type: 'string', default: '0.2' },
     backend: { type: 'string', default: 'wasm' },
     active: { type: 'boolean', default: false },
@@ -223,6 +224,7 @@ function trainOpts(encode: RewardEncoder, normaliseOn: number[][]): RewardTrainO
   if (opt('batch') !== undefined) o.batchSize = opt('batch');
   if (opt('center-coef') !== undefined) o.centerCoef = opt('center-coef');
   if (opt('weight-decay') !== undefined) o.weightDecay = opt('weight-decay');
+  if (opt('head-l2') !== undefined) o.headL2 = opt('head-l2');
   return o;
 }
 

@@ -161,6 +161,34 @@ describe.each<TestBackend>(['cpu', 'wasm'])('reward model on %s', (backend) => {
     base.dispose();
   });
 
+  test('head mode ridge (headL2): shrinks the head, reports the Bradley–Terry loss without the penalty', async () => {
+    const base = policy();
+    const pairs = separablePairs(10, 8, 11, true);
+    const run = async (headL2: number) => {
+      const rm = RewardModel.fromPolicy(base, { mode: 'head', seed: 3 });
+      const events: RewardTrainEvent[] = [];
+      const res = await trainRewardModel(rm, pairs, { encode, seed: 1, headL2, epochs: 20 }, (e) => events.push(e));
+      const w = Array.from(rm.headVariables()[0].dataSync());
+      // The reported train loss is the mean BT loss of the epoch: recompute it from the rewards.
+      const last = events.filter((e) => e.type === 'epoch').pop();
+      if (!last || last.type !== 'epoch') throw new Error('no epoch event');
+      rm.dispose();
+      return { norm: Math.hypot(...w), res, last: last.metrics };
+    };
+    const free = await run(0);
+    const ridge = await run(10);
+    expect(ridge.norm).toBeLessThan(0.5 * free.norm);
+    expect(ridge.res.best.eval_accuracy).toBeGreaterThanOrEqual(0.9);
+    // With a strong ridge the rewards are small, so the BT loss stays near log 2 from below;
+    // a loss that included the penalty would not have to.
+    expect(ridge.last.loss).toBeLessThan(Math.log(2) + 1e-3);
+    expect(ridge.last.loss).toBeGreaterThan(free.last.loss);
+    await expect(
+      trainRewardModel(RewardModel.fromPolicy(base, { mode: 'head' }), pairs, { encode, headL2: -1 }),
+    ).rejects.toThrow(/head L2/);
+    base.dispose();
+  });
+
   test('head mode: ≥ 95% held-out accuracy on a separable set, no tensor leak, normalised', async () => {
     const base = policy();
     const rm = RewardModel.fromPolicy(base, { mode: 'head', seed: 3 });

@@ -28,10 +28,7 @@
  * LM's last-token state mostly encodes "what comes next", not a verdict on the whole text;
  * averaging gives head mode features of the whole text (measured in
  * `scripts/experiments/reward-model.ts`). The head being linear, a mean-pooled reward is the
- * mean of per-position rewards, which `prefixRewards` uses. 'sum' — the sum over the real tokens:
- * the reward is a sum of per-position rewards, the model class of a labeller that adds up word
- * scores (the sentiment labeller's "total" scoring: AFINN sums, Nielsen 2011); prompt positions
- * add the same constant to both texts of a pair, so the Bradley–Terry difference does not see them.
+ * mean of per-position rewards, which `prefixRewards` uses.
  *
  * Normalisation: `scoreNormalised(x) = gain · score(x) + bias`, set after training so that
  * base-model samples score mean 0, std 1 (what PPO expects of its reward scale).
@@ -43,8 +40,7 @@ import { Rng } from '../model/rng';
 import { readSafetensors, writeSafetensors, type TensorRecord, type WriteDtype } from '../model/weights';
 
 export type RewardMode = 'head' | 'full';
-export type RewardPooling = 'last' | 'mean' | 'sum';
-export const REWARD_POOLINGS: readonly RewardPooling[] = ['last', 'mean', 'sum'];
+export type RewardPooling = 'last' | 'mean';
 
 /** Raw reward r ↦ gain·r + bias. */
 export interface RewardNormalisation {
@@ -218,7 +214,6 @@ export class RewardModel {
     const { ids, B, T, last } = packBatch(idsBatch, this.config.blockSize, this.padId);
     const sel = new Float32Array(B * T);
     if (this.pooling === 'mean') last.forEach((t, b) => sel.fill(1 / (t + 1), b * T, b * T + t + 1));
-    else if (this.pooling === 'sum') last.forEach((t, b) => sel.fill(1, b * T, b * T + t + 1));
     else last.forEach((t, b) => (sel[b * T + t] = 1));
     return tf.tidy(() => {
       const idx = tf.tensor2d(ids, [B, T], 'int32');
@@ -497,7 +492,7 @@ export function rewardModelStateFromSafetensors(bytes: Uint8Array): RewardModelS
     version: Number(md.version ?? 1),
     config: JSON.parse(md.config) as GPTConfig,
     mode: md.mode === 'full' ? 'full' : 'head',
-    pooling: md.pooling === 'mean' || md.pooling === 'sum' ? md.pooling : 'last',
+    pooling: md.pooling === 'mean' ? 'mean' : 'last',
     normalisation: md.normalisation
       ? (JSON.parse(md.normalisation) as RewardNormalisation)
       : { ...IDENTITY_NORMALISATION },
