@@ -12,10 +12,13 @@
  * import map 1:1 (HF's Conv1D stores weights as [in, out], hence `x @ W` needs no transpose).
  * The LM head is tied to the token embedding `wte`.
  *
- * Backend notes (TF.js 4.22, measured on the wasm backend):
+ * Backend notes (TF.js 4.22, measured on the wasm backend; scripts/bench/profile-step.ts):
  *  - wasm has no kernel for the gradient of `gather`, so embeddings are `oneHot(idx) @ wte`.
  *  - `matMul` with transposeA/transposeB is 10–30× slower than plain matMul on wasm, so the
  *    tied head uses `transpose(wte)` once per forward and keys are transposed as 4-D tensors.
+ *  - The training step's hot ops (linear, LayerNorm, GELU, cross-entropy, matMul) are fused ops
+ *    with hand-written gradients in ./ops.ts: fewer kernels, fewer saved (copied) tensors, no
+ *    Sum over axis 0 (slow on wasm), Sigmoid instead of Tanh, Softmax instead of LogSoftmax.
  *  - `pow` is slow: GELU writes x³ as x·x·x.
  *  - `@tensorflow/tfjs-core` alone registers no gradients. Whoever trains must import
  *    '@tensorflow/tfjs-core/dist/register_all_gradients' once (bundlers, Vitest) or, in Node
@@ -26,6 +29,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GPTConfig } from './config';
 import { ModelLoadError } from './errors';
 import { Rng } from './rng';
+import { embed, geluTanh, layerNorm, linear, matMul, pickedLogSoftmax } from './ops';
 
 /** Added to attention scores of masked positions. Finite (not -Infinity) so a row with
  *  every key masked gives a uniform softmax instead of NaN. */
@@ -75,56 +79,6 @@ export class KVCache {
 }
 
 let instanceCounter = 0;
-
-/** Swap the last two axes (2-D or 4-D only: 5-D transposes are slow on wasm). */
-function transposeLast2<T extends tf.Tensor>(x: T): T {
-  if (x.rank === 2) return tf.transpose(x) as T;
-  if (x.rank === 4) return tf.transpose(x, [0, 1, 3, 2]) as T;
-  throw new Error(`transposeLast2: rank ${x.rank} not supported`);
-}
-
-/**
- * a @ b (2-D, or 4-D with equal batch dims) whose gradient uses explicit transposes and plain
- * matMuls: TF.js's own gradient calls matMul with transposeA/transposeB, which is 10–20× slower
- * on wasm (measured here: [1024,512]@[128,512]ᵀ 71 ms vs 6.5 ms via transpose + matMul).
- */
-const matMul = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-  const [a, b, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-  save([a, b]);
-  return {
-    value: tf.matMul(a, b),
-    gradFunc: (dy: tf.Tensor, [sa, sb]: tf.Tensor[]) => [
-      tf.matMul(dy, transposeLast2(sb)),
-      tf.matMul(transposeLast2(sa), dy),
-    ],
-  };
-}) as <T extends tf.Tensor>(a: T, b: tf.Tensor) => T;
-
-/**
- * Rows `ids` (int32 [N]) of w [V, C]. Forward is a gather; the gradient is oneHot(ids)ᵀ @ dy,
- * because wasm has no kernel for gather's own gradient (UnsortedSegmentSum).
- */
-function embed(ids: tf.Tensor1D, w: tf.Tensor2D): tf.Tensor2D {
-  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [wIn, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-    save([ids]);
-    return {
-      value: tf.gather(wIn, ids),
-      gradFunc: (dy: tf.Tensor, [saved]: tf.Tensor[]) =>
-        tf.matMul(tf.transpose(oneHotF32(saved as tf.Tensor1D, w.shape[0])), dy),
-    };
-  }) as (w: tf.Tensor2D) => tf.Tensor2D;
-  return f(w);
-}
-
-/**
- * float32 one-hot. The wasm backend's OneHot kernel (TF.js 4.22) ignores dtype 'float32' and
- * writes int32 bit patterns into a float buffer (1 reads as 1.4e-45, measured here), so build
- * it as int32 and cast.
- */
-function oneHotF32(indices: tf.Tensor1D, depth: number): tf.Tensor2D {
-  return tf.cast(tf.oneHot(indices, depth), 'float32') as tf.Tensor2D;
-}
 
 /** HF names and shapes of every parameter of a config, in a fixed order. */
 export function parameterShapes(config: GPTConfig): Map<string, number[]> {
@@ -220,36 +174,38 @@ export class GPT {
     return v;
   }
 
-  /** LayerNorm over the last axis of x [N, C]. */
+  /** LayerNorm over the last axis of x [N, C], fused with its gradient (ops.ts). */
   private layerNorm(x: tf.Tensor2D, name: string): tf.Tensor2D {
-    const mean = tf.mean(x, -1, true);
-    const xc = tf.sub(x, mean);
-    const variance = tf.mean(tf.mul(xc, xc), -1, true);
-    const xhat = tf.mul(xc, tf.rsqrt(tf.add(variance, this.config.layerNormEps)));
-    return tf.add(tf.mul(xhat, this.p(name + '.weight')), this.p(name + '.bias')) as tf.Tensor2D;
+    const w = this.p(name + '.weight') as tf.Tensor as tf.Tensor1D;
+    return layerNorm(x, w, this.p(name + '.bias') as tf.Tensor as tf.Tensor1D, this.config.layerNormEps);
   }
 
   /** x [N, in] @ W [in, out] + b. */
   private linear(x: tf.Tensor2D, name: string): tf.Tensor2D {
-    return tf.add(matMul(x, this.p(name + '.weight')), this.p(name + '.bias'));
+    return linear(
+      x,
+      this.p(name + '.weight') as tf.Tensor as tf.Tensor2D,
+      this.p(name + '.bias') as tf.Tensor as tf.Tensor1D,
+    );
   }
 
-  /** GELU, tanh approximation (GPT-2 "gelu_new"). */
+  /** GELU, tanh approximation (GPT-2 "gelu_new"), fused with its gradient (ops.ts). */
   private gelu(x: tf.Tensor2D): tf.Tensor2D {
-    const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.mul(x, tf.mul(x, x)))));
-    return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+    return geluTanh(x);
   }
 
-  /** [B·T, C] → [B, nh, T, hs] */
-  private splitHeads(x: tf.Tensor2D, B: number, T: number): tf.Tensor4D {
+  /**
+   * qkv [B·t, 3C] → q [B, nh, t, hs] (already scaled by 1/√hs), kT [B, nh, hs, t], v [B, nh, t, hs]:
+   * one 4-D transpose of the fused projection, a split on the head axis (contiguous blocks, unlike
+   * a column split of [B·t, 3C]) and one transpose of k. Scaling q (t·hs values) is cheaper than
+   * scaling the scores (t·L values).
+   */
+  private qkvHeads(qkv: tf.Tensor2D, B: number, t: number): { q: tf.Tensor4D; kT: tf.Tensor4D; v: tf.Tensor4D } {
     const { nHead, nEmbd } = this.config;
-    return tf.transpose(tf.reshape(x, [B, T, nHead, nEmbd / nHead]), [0, 2, 1, 3]);
-  }
-
-  /** [B·T, C] → [B, nh, hs, T] (keys transposed, one 4-D transpose, no transposeB matMul). */
-  private splitHeadsT(x: tf.Tensor2D, B: number, T: number): tf.Tensor4D {
-    const { nHead, nEmbd } = this.config;
-    return tf.transpose(tf.reshape(x, [B, T, nHead, nEmbd / nHead]), [0, 2, 3, 1]);
+    const hs = nEmbd / nHead;
+    const heads = tf.transpose(tf.reshape(qkv, [B, t, 3 * nHead, hs]), [0, 2, 1, 3]); // [B, 3nh, t, hs]
+    const [q, k, v] = tf.split(heads, 3, 1) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+    return { q: tf.mul(q, 1 / Math.sqrt(hs)), kT: tf.transpose(k, [0, 1, 3, 2]), v };
   }
 
   /**
@@ -258,8 +214,7 @@ export class GPT {
    */
   private attend(q: tf.Tensor4D, kT: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor, layer: number): tf.Tensor2D {
     const [B, , t] = q.shape;
-    const hs = this.config.nEmbd / this.config.nHead;
-    const scores = tf.add(tf.mul(matMul(q, kT), 1 / Math.sqrt(hs)), bias); // [B, nh, t, L]
+    const scores = tf.add(matMul(q, kT), bias); // [B, nh, t, L]; q is pre-scaled
     const att = tf.softmax(scores, -1);
     const y = matMul(att, v); // [B, nh, t, hs]
     const merged = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * t, this.config.nEmbd]) as tf.Tensor2D; // [B·t, C]
@@ -297,11 +252,8 @@ export class GPT {
       for (let l = 0; l < nLayer; l++) {
         const h = `transformer.h.${l}.`;
         const qkv = this.linear(this.layerNorm(x, h + 'ln_1'), h + 'attn.c_attn'); // [B·T, 3C]
-        const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-        x = tf.add(
-          x,
-          this.attend(this.splitHeads(q, B, T), this.splitHeadsT(k, B, T), this.splitHeads(v, B, T), bias, l),
-        );
+        const { q, kT, v } = this.qkvHeads(qkv, B, T);
+        x = tf.add(x, this.attend(q, kT, v, bias, l));
         x = tf.add(x, this.mlp(this.layerNorm(x, h + 'ln_2'), l));
       }
       const { hidden, logits } = this.head(x);
@@ -329,9 +281,8 @@ export class GPT {
   static tokenLogprobs(logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
       const [B, T, V] = logits.shape;
-      const logp = tf.logSoftmax(tf.reshape(logits, [B * T, V])); // stable: x - logsumexp(x)
-      const picked = tf.sum(tf.mul(logp, oneHotF32(tf.reshape(targets, [B * T]) as tf.Tensor1D, V)), -1);
-      return tf.reshape(picked, [B, T]);
+      const flat = tf.reshape(logits, [B * T, V]) as tf.Tensor2D;
+      return tf.reshape(pickedLogSoftmax(flat, tf.reshape(targets, [B * T]) as tf.Tensor1D), [B, T]);
     });
   }
 
@@ -384,16 +335,16 @@ export class GPT {
       for (let l = 0; l < nLayer; l++) {
         const h = `transformer.h.${l}.`;
         const qkv = this.linear(this.layerNorm(x, h + 'ln_1'), h + 'attn.c_attn');
-        const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-        let kT = this.splitHeadsT(k, B, t); // [B, nh, hs, t]
-        let vv = this.splitHeads(v, B, t); // [B, nh, t, hs]
+        const heads = this.qkvHeads(qkv, B, t);
+        let kT = heads.kT; // [B, nh, hs, t]
+        let vv = heads.v; // [B, nh, t, hs]
         if (P > 0) {
           kT = tf.concat([cache.keysT[l], kT], 3); // [B, nh, hs, L]
           vv = tf.concat([cache.values[l], vv], 2); // [B, nh, L, hs]
         }
         newKeys.push(tf.keep(kT));
         newValues.push(tf.keep(vv));
-        x = tf.add(x, this.attend(this.splitHeads(q, B, t), kT, vv, bias, l));
+        x = tf.add(x, this.attend(heads.q, kT, vv, bias, l));
         x = tf.add(x, this.mlp(this.layerNorm(x, h + 'ln_2'), l));
       }
       return tf.reshape(this.head(x).logits, [B, t, V]) as tf.Tensor3D;

@@ -1,0 +1,171 @@
+/**
+ * Fused ops with hand-written gradients for the GPT training step, chosen by measurement on the
+ * TF.js 4.22 wasm backend (scripts/bench/profile-step.ts prints kernels per step and the top
+ * kernels; the before/after numbers are in the perf note of issue 8).
+ *
+ * Why custom gradients pay on wasm: every tensor a built-in kernel saves for its gradient is
+ * cloned (an Identity kernel that copies the buffer), and a chain of small elementwise ops each
+ * saves its inputs. One customGrad op saves only what its gradient needs and recomputes the rest.
+ *
+ * Maths follows:
+ *  - matMul: dA = dY·Bᵀ, dB = Aᵀ·dY (any linear-algebra text; PyTorch `mm` backward).
+ *  - GELU, tanh form ("gelu_new" in Hugging Face transformers `activations.py`, Hendrycks &
+ *    Gimpel 2016): 0.5·x·(1 + tanh(u)) with u = √(2/π)(x + 0.044715x³). Since
+ *    1 + tanh(u) = 2σ(2u), this is exactly x·σ(2u); wasm's Sigmoid kernel is ~5× faster than Tanh.
+ *  - LayerNorm (Ba et al. 2016) backward as in PyTorch's `layer_norm_backward`:
+ *    dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·γ.
+ *  - log-softmax cross-entropy gradient: d log p_t / d logits = onehot(t) − softmax(logits).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+type Args = (tf.Tensor | tf.GradSaveFunc)[];
+
+/** Swap the last two axes (2-D or 4-D only: 5-D transposes are slow on wasm). */
+export function transposeLast2<T extends tf.Tensor>(x: T): T {
+  if (x.rank === 2) return tf.transpose(x) as T;
+  if (x.rank === 4) return tf.transpose(x, [0, 1, 3, 2]) as T;
+  throw new Error(`transposeLast2: rank ${x.rank} not supported`);
+}
+
+/**
+ * a @ b (2-D, or 4-D with equal batch dims) whose gradient uses explicit transposes and plain
+ * matMuls: TF.js's own gradient calls matMul with transposeA/transposeB, which is 10–20× slower
+ * on wasm (measured: [1024,512]@[128,512]ᵀ 71 ms vs 6.5 ms via transpose + matMul).
+ */
+export const matMul = tf.customGrad((...args: Args) => {
+  const [a, b, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor, [sa, sb]: tf.Tensor[]) => [
+      tf.matMul(dy, transposeLast2(sb)),
+      tf.matMul(transposeLast2(sa), dy),
+    ],
+  };
+}) as <T extends tf.Tensor>(a: T, b: tf.Tensor) => T;
+
+/**
+ * Column sums of x [N, C] as [C]. Computed as ones[1, N] @ x: on wasm a Sum over axis 0 is
+ * 10–100× slower than this matMul (measured: [1024,512] 16.7 ms vs 0.1 ms).
+ */
+export function sumRows(x: tf.Tensor): tf.Tensor1D {
+  const [n, c] = x.shape;
+  return tf.reshape(tf.matMul(tf.ones([1, n]), x), [c]);
+}
+
+/** x [N, in] @ W [in, out] + b [out] as one op: bias gradient by sumRows, no broadcast Add node. */
+export const linear = tf.customGrad((...args: Args) => {
+  const [x, w, b, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
+  save([x, w]);
+  return {
+    value: tf.add(tf.matMul(x, w), b),
+    gradFunc: (dy: tf.Tensor, [sx, sw]: tf.Tensor[]) => [
+      tf.matMul(dy, tf.transpose(sw)),
+      tf.matMul(tf.transpose(sx), dy),
+      sumRows(dy),
+    ],
+  };
+}) as (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D;
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+const GELU_A = 0.044715;
+
+/** σ(2u) for the tanh-GELU, with u = √(2/π)(x + 0.044715x³); x³ as x·x·x (pow is slow). */
+function geluGate(x: tf.Tensor): tf.Tensor {
+  return tf.sigmoid(tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), GELU_A)), 2 * GELU_C));
+}
+
+/** tanh-GELU ("gelu_new") of x, computed as x·σ(2u); saves only x for the gradient. */
+export const geluTanh = tf.customGrad((...args: Args) => {
+  const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  save([x]);
+  return {
+    value: tf.mul(x, geluGate(x)),
+    gradFunc: (dy: tf.Tensor, [sx]: tf.Tensor[]) =>
+      tf.tidy(() => {
+        // d/dx x·s(x) = s + x·s·(1 − s)·2c(1 + 3a·x²)
+        const s = geluGate(sx);
+        const x2 = tf.mul(sx, sx);
+        const du = tf.mul(tf.add(tf.mul(x2, 3 * GELU_A), 1), 2 * GELU_C);
+        const ds = tf.mul(tf.mul(s, tf.sub(1, s)), tf.mul(sx, du));
+        return tf.mul(dy, tf.add(s, ds));
+      }),
+  };
+}) as <T extends tf.Tensor>(x: T) => T;
+
+/**
+ * LayerNorm over the last axis of x [N, C] with gain `gamma` [C] and `beta` [C]. Saves x̂ and
+ * 1/σ for the gradient (two tensors instead of the ~8 the op chain would save).
+ */
+export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const f = tf.customGrad((...args: Args) => {
+    const [xi, g, b, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
+    const mean = tf.mean(xi, -1, true);
+    const xc = tf.sub(xi, mean);
+    const rstd = tf.rsqrt(tf.add(tf.mean(tf.mul(xc, xc), -1, true), eps)); // [N, 1]
+    const xhat = tf.mul(xc, rstd);
+    save([xhat, rstd, g]);
+    return {
+      value: tf.add(tf.mul(xhat, g), b),
+      gradFunc: (dy: tf.Tensor, [sxhat, srstd, sg]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const gx = tf.mul(dy, sg); // dL/dx̂
+          const dx = tf.mul(
+            tf.sub(tf.sub(gx, tf.mean(gx, -1, true)), tf.mul(sxhat, tf.mean(tf.mul(gx, sxhat), -1, true))),
+            srstd,
+          );
+          return [dx, sumRows(tf.mul(dy, sxhat)), sumRows(dy)];
+        }),
+    };
+  }) as (x: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D) => tf.Tensor2D;
+  return f(x, gamma, beta);
+}
+
+/**
+ * float32 one-hot. The wasm backend's OneHot kernel (TF.js 4.22) ignores dtype 'float32' and
+ * writes int32 bit patterns into a float buffer (1 reads as 1.4e-45, measured here), so build
+ * it as int32 and cast.
+ */
+export function oneHotF32(indices: tf.Tensor1D, depth: number): tf.Tensor2D {
+  return tf.cast(tf.oneHot(indices, depth), 'float32') as tf.Tensor2D;
+}
+
+/**
+ * Rows `ids` (int32 [N]) of w [V, C]. Forward is a gather; the gradient is (dyᵀ @ oneHot(ids))ᵀ,
+ * because wasm has no kernel for gather's own gradient (UnsortedSegmentSum). Transposing dy
+ * [N, C] and the [C, V] product is cheaper than transposing the [N, V] one-hot.
+ */
+export function embed(ids: tf.Tensor1D, w: tf.Tensor2D): tf.Tensor2D {
+  const f = tf.customGrad((...args: Args) => {
+    const [wIn, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    save([ids]);
+    return {
+      value: tf.gather(wIn, ids),
+      gradFunc: (dy: tf.Tensor, [saved]: tf.Tensor[]) =>
+        tf.tidy(() => tf.transpose(tf.matMul(tf.transpose(dy), oneHotF32(saved as tf.Tensor1D, w.shape[0])))),
+    };
+  }) as (w: tf.Tensor2D) => tf.Tensor2D;
+  return f(w);
+}
+
+/**
+ * log softmax(logits)[target] per row, logits [N, V], int32 targets [N]: returns [N].
+ * Computed from the softmax kernel (fast on wasm, unlike Exp and LogSoftmax):
+ * log p_t = x_t − max(x) + log max(p), where max(p) = p at the argmax ≥ 1/V never underflows.
+ * Gradient: dy·(onehot(t) − p).
+ */
+export function pickedLogSoftmax(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
+  const V = logits.shape[1];
+  const f = tf.customGrad((...args: Args) => {
+    const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const p = tf.softmax(x);
+    save([p, targets]);
+    const xt = tf.sum(tf.mul(x, oneHotF32(targets, V)), -1);
+    return {
+      value: tf.add(tf.sub(xt, tf.max(x, -1)), tf.log(tf.max(p, -1))),
+      gradFunc: (dy: tf.Tensor, [sp, st]: tf.Tensor[]) =>
+        tf.tidy(() => tf.mul(tf.sub(oneHotF32(st as tf.Tensor1D, V), sp), tf.reshape(dy, [-1, 1]))),
+    };
+  }) as (x: tf.Tensor2D) => tf.Tensor1D;
+  return f(logits);
+}
