@@ -26,7 +26,12 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { TrainingPair } from '../../src/lib/data/records';
-import { defaultLabellerConfig, labellerFromConfig, type LabellerConfig } from '../../src/lib/rlhf/labellers';
+import {
+  defaultLabellerConfig,
+  labellerFromConfig,
+  validateLabellerConfig,
+  type LabellerKind,
+} from '../../src/lib/rlhf/labellers';
 import { goldPeak, type OveroptRow as EvalRow } from '../../src/lib/rlhf/overopt';
 import { PpoTrainer } from '../../src/lib/rlhf/ppo';
 import { validatePpoConfig } from '../../src/lib/rlhf/ppo-config';
@@ -55,6 +60,8 @@ const { values: a } = parseArgs({
     pairs: { type: 'string', default: '300' },
     noise: { type: 'string', default: '0.1' },
     labeller: { type: 'string', default: 'sentiment' },
+    /** JSON merged over the labeller's defaults, e.g. '{"scoring":"comparative"}'. */
+    'labeller-config': { type: 'string', default: '{}' },
     iterations: { type: 'string', default: '100' },
     model: { type: 'string', default: 'public/models/tiny-gpt' },
     prompts: { type: 'string', default: 'static/prompts/reviews.json' },
@@ -88,7 +95,11 @@ async function main(): Promise<void> {
   const { model: base, tok, config, source } = loadModel(a.model!);
   const { train, heldOut } = splitPrompts(readPrompts(a.prompts!));
   const seed = num('seed');
-  const labellerConfig: LabellerConfig = { ...defaultLabellerConfig(a.labeller as 'sentiment'), noise: num('noise') };
+  const labellerConfig = validateLabellerConfig({
+    ...defaultLabellerConfig(a.labeller as LabellerKind),
+    ...JSON.parse(a['labeller-config']!),
+    noise: num('noise'),
+  });
   const gold = labellerFromConfig({ ...labellerConfig, noise: 0 });
   const goldScore = (text: string, prompt: string) => gold.score(text, prompt);
   mkdirSync(OUT, { recursive: true });

@@ -85,6 +85,8 @@ export function effectiveScenario(s: Scenario, quick: boolean): Scenario {
     rewardModel: { ...s.rewardModel, epochs: Math.min(s.rewardModel.epochs, 4) },
     ppo: { ...s.ppo, batchSize: 4, maxNewTokens: 8, ppoEpochs: 1, miniBatches: 1 },
     iterations: 1,
+    ...(s.evalEvery !== undefined ? { evalEvery: 1 } : {}),
+    ...(s.evalSamples !== undefined ? { evalSamples: Math.min(s.evalSamples, 2) } : {}),
   };
 }
 
@@ -413,7 +415,8 @@ export class ScenarioState {
         seed: this.ppoOverrides.seed ?? s.seed,
       });
       trainState.config = config;
-      trainState.evalEvery = 1;
+      trainState.evalEvery = s.evalEvery ?? 1;
+      trainState.evalSamples = s.evalSamples ?? 1;
       const gold =
         s.gold === 'none'
           ? undefined
@@ -423,6 +426,9 @@ export class ScenarioState {
       if (!(await trainState.createRun({ gold, name: `Scenario · ${s.title}` })))
         return this.fail(p, trainState.lastError ?? 'The PPO run could not be created.');
       this.ppoRunId = trainState.runId;
+      // Iteration 0 (the starting model): the "before" samples and the start of the √KL axis.
+      if (gold) await trainState.evaluateNow();
+      if (this.interrupt) return 'interrupted';
     }
     p.note = 'Training the policy…';
     const poll = setInterval(() => (p.done = trainState.iteration), 200);

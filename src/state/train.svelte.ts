@@ -14,6 +14,7 @@ import type { PpoEvalSample, PpoEvent, PpoPhase, PpoSetup, PpoState, PpoStatus }
 import type { AdvantagesResult, RolloutResult, SampleTrace, ScoreResult, UpdateResult } from '../lib/rlhf/ppo';
 import { DEFAULT_PPO_CONFIG, type PpoConfig } from '../lib/rlhf/ppo-config';
 import { defaultLabellerConfig, type LabellerKind } from '../lib/rlhf/labellers';
+import { diversityMetrics } from '../lib/rlhf/diversity';
 import { toStorageError } from '../lib/storage/db';
 import { askPersistence, getStores } from './data.svelte';
 import { engineState } from './engine.svelte';
@@ -98,6 +99,8 @@ export class TrainState {
   gold = $state<LabellerKind | 'none'>('sentiment');
   config = $state<PpoConfig>(structuredClone(DEFAULT_PPO_CONFIG) as PpoConfig);
   evalEvery = $state(5);
+  /** Samples per evaluation prompt (`PpoSetup.evalSamples`; more = steadier eval means). */
+  evalSamples = $state(1);
   checkpointEvery = $state(5);
   /** Name of the active reward model in the engine, if any. */
   activeRm = $state<string | null>(null);
@@ -182,6 +185,7 @@ export class TrainState {
           ? { kind: 'reward-model' }
           : { kind: 'labeller', labeller: defaultLabellerConfig(this.labeller) },
       gold: this.gold === 'none' ? undefined : { ...defaultLabellerConfig(this.gold), noise: 0 },
+      ...(this.evalSamples !== 1 ? { evalSamples: this.evalSamples } : {}),
       name: `PPO · ${this.promptSet} · ${this.rewardKind === 'reward-model' ? `RM ${this.activeRm ?? ''}` : this.labeller}`,
     };
   }
@@ -248,7 +252,32 @@ export class TrainState {
     } finally {
       this.busy = false;
     }
+    // Iteration 0 (the starting model): where the over-optimisation chart's √KL axis begins.
+    if (this.evalEvery > 0 && setup.gold) await this.evaluateNow();
     void this.play();
+  }
+
+  /**
+   * Evaluate now (between iterations), recorded like the periodic evaluations; once per
+   * iteration. Used for the iteration-0 point of a run (Start, and the scenario runner).
+   */
+  async evaluateNow(): Promise<boolean> {
+    if (!this.created || this.busy || this.nextPhase !== 'rollout') return false;
+    if (this.evalRows.some((e) => e.iteration === this.iteration)) return true;
+    this.busy = true;
+    try {
+      const samples = await engineState.engine.ppoEvaluate();
+      if (!samples.length) return false;
+      const metrics = diversityMetrics(samples.map((s) => s.text)) as Record<string, number>;
+      this.onEvent({ kind: 'eval', iteration: this.iteration, samples, metrics });
+      this.flush();
+      return true;
+    } catch (e) {
+      this.fail(e);
+      return false;
+    } finally {
+      this.busy = false;
+    }
   }
 
   /** Rebuild the newest saved run from its checkpoint. */
@@ -265,6 +294,7 @@ export class TrainState {
       this.setup = rec.setup;
       this.runId = rec.id;
       this.config = structuredClone(status.config);
+      this.evalSamples = rec.setup.evalSamples ?? 1;
       this.restoreViewFrom(rec);
       this.applyStatus(status);
       this.lastSavedIteration = rec.state.iteration;
@@ -483,6 +513,9 @@ export class TrainState {
       const gold = e.samples.filter((s) => s.gold !== null).map((s) => s.gold!);
       const m: Record<string, number> = { 'eval/score': mean(e.samples.map((s) => s.score)) };
       if (gold.length) m['eval/gold_score'] = mean(gold);
+      // KL to the reference of the same samples (nats per sequence): the over-optimisation chart's √KL.
+      const kls = e.samples.filter((s) => s.kl !== undefined && Number.isFinite(s.kl)).map((s) => s.kl!);
+      if (kls.length) m['eval/kl'] = mean(kls);
       Object.assign(m, e.metrics ?? {}); // eval/distinct_1..3, eval/self_bleu
       this.rows.push({ step: e.iteration, metrics: m });
       this.scheduleFlush();

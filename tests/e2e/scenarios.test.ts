@@ -41,7 +41,7 @@ describe('scenarios and the start page', () => {
       const base = await page.locator('[data-testid="fs-sample"] td:nth-child(2) .text').allTextContents();
       const policy = await page.locator('[data-testid="fs-sample"] td:nth-child(3) .text').allTextContents();
       assert.notDeepEqual(base, policy);
-      assert.equal(await page.locator('[data-testid="scenario-card"]').count(), 6);
+      assert.equal(await page.locator('[data-testid="scenario-card"]').count(), 7);
       await page.waitForSelector('[data-testid="engine-note"][data-ready="true"]', { timeout: MODEL_TIMEOUT });
       assert.deepEqual(app.errors, []);
       assert.deepEqual(app.foreignRequests, []);

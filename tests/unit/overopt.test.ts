@@ -3,6 +3,7 @@
  * src/lib/rlhf/overopt.ts on hand-computed rows, and the engine's evaluation with several
  * samples per prompt and each sample's KL to the reference.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -202,8 +203,12 @@ describe('engine evaluation: samples per prompt and KL to the reference', () => 
       // Policy = reference: Σ log π − log π_ref is 0 up to float rounding (tokens aligned).
       expect(Math.abs(s.kl!)).toBeLessThan(1e-3);
     }
-    // Same seed, same policy: the evaluation repeats exactly (comparable across iterations).
+    // Same seed, same policy: the evaluation repeats exactly (comparable across iterations),
+    // and leaves no tensors behind.
+    const tensors = tf.memory().numTensors;
+    expect(tensors).toBeGreaterThan(0); // the engine's TF.js (the model's weights)
     expect((await engine.ppoEvaluate()).map((s) => s.text)).toEqual(before.map((s) => s.text));
+    expect(tf.memory().numTensors).toBe(tensors);
 
     await engine.ppoRun('p', { iterations: 1 });
     const after = await engine.ppoEvaluate();

@@ -27,8 +27,8 @@ describe('shipped scenarios', () => {
     for (const [i, s] of shipped.entries()) expect(s.id).toBe(index[i]);
   });
 
-  it('covers the six scenarios of the issue, with one human and one β-slider scenario', () => {
-    expect(shipped).toHaveLength(6);
+  it('covers the six scenarios of the issue and the over-optimisation preset, with one human and one β-slider scenario', () => {
+    expect(shipped).toHaveLength(7);
     expect(shipped.filter((s) => s.human).map((s) => s.id)).toEqual(['your-own-taste']);
     expect(shipped.filter((s) => s.betaSlider).map((s) => s.id)).toEqual(['reward-hacking']);
     const kinds = new Set(shipped.map((s) => s.labeller.kind));
@@ -114,6 +114,10 @@ describe('validateScenario rejects bad files with the field named', () => {
     ['seed', { seed: 1.5 }, 'seed', /"seed" must be a whole number/],
     ['gold', { gold: 'oracle' }, 'gold', /labeller kind or 'none'/],
     ['unknown field', { colour: 'red' }, 'colour', /"colour" is not a scenario field/],
+    ['evalEvery', { evalEvery: 0 }, 'evalEvery', /"evalEvery" must be a whole number from 1 to 1000/],
+    ['evalEvery text', { evalEvery: '5' }, 'evalEvery', /"evalEvery" must be a whole number/],
+    ['evalSamples', { evalSamples: 33 }, 'evalSamples', /"evalSamples" must be a whole number from 1 to 32/],
+    ['evalSamples fraction', { evalSamples: 1.5 }, 'evalSamples', /"evalSamples" must be a whole number/],
   ];
   it.each(cases)('%s', (_, patch, field, msg) => {
     const x = { ...good, ...patch };
@@ -139,5 +143,36 @@ describe('validateScenario rejects bad files with the field named', () => {
     const s = validateScenario(good);
     expect(s).toEqual(validateScenario(JSON.parse(JSON.stringify(good))));
     expect(s.labeller).toEqual(labellerFromConfig(good.labeller).config);
+  });
+
+  it('evalEvery and evalSamples are optional, kept when given and absent otherwise', () => {
+    expect('evalEvery' in validateScenario(good)).toBe(false);
+    expect('evalSamples' in validateScenario(good)).toBe(false);
+    const s = validateScenario({ ...good, evalEvery: 5, evalSamples: 4 });
+    expect(s.evalEvery).toBe(5);
+    expect(s.evalSamples).toBe(4);
+  });
+});
+
+describe('the over-optimisation preset (Gao et al. 2022)', () => {
+  const s = shipped.find((x) => x.id === 'over-optimisation')!;
+  it('is the pipeline.ts run: noisy sentiment labels, few pairs, full-mode reward model, small fixed β', () => {
+    expect(s).toBeDefined();
+    expect(s.human).toBe(false);
+    expect(s.labeller).toMatchObject({ kind: 'sentiment', noise: 0.1 });
+    expect(s.gold).toBe('sentiment');
+    expect(s.labels).toBe(60);
+    expect(s.rewardModel).toMatchObject({ mode: 'full', pooling: 'mean', learningRate: 1e-4 });
+    const cfg = validatePpoConfig({ ...s.ppo, seed: s.seed });
+    expect(cfg.klCoef).toBe(0.01);
+    expect(cfg.adaptiveKl).toBeNull();
+    expect(cfg.lr).toBe(1e-4);
+    // Evaluations along the run, several samples per prompt, and the last iteration evaluated.
+    expect(s.evalEvery).toBe(5);
+    expect(s.evalSamples).toBe(4);
+    expect(s.iterations % s.evalEvery!).toBe(0);
+    expect(s.iterations / s.evalEvery!).toBeGreaterThanOrEqual(8);
+    expect(s.explain).toMatch(/Gao/);
+    expect(s.explain).toMatch(/√KL/);
   });
 });

@@ -43,6 +43,10 @@ export interface Scenario {
   gold?: LabellerConfig['kind'] | 'none';
   /** Show β (klCoef) as a slider on the scenario card. */
   betaSlider?: boolean;
+  /** Evaluate the policy every N PPO iterations (default 1). */
+  evalEvery?: number;
+  /** Samples per evaluation prompt (default 1); more make gold, proxy and KL steadier. */
+  evalSamples?: number;
 }
 
 export class ScenarioError extends Error {
@@ -150,6 +154,8 @@ export function validateScenario(x: unknown, source = 'scenario'): Scenario {
     if (typeof o.betaSlider !== 'boolean') fail('betaSlider', 'must be true or false');
     betaSlider = o.betaSlider as boolean;
   }
+  const evalEvery = o.evalEvery === undefined ? undefined : int(o, 'evalEvery', 'evalEvery', 1, 1000);
+  const evalSamples = o.evalSamples === undefined ? undefined : int(o, 'evalSamples', 'evalSamples', 1, 32);
   const known = [
     'id',
     'title',
@@ -165,6 +171,8 @@ export function validateScenario(x: unknown, source = 'scenario'): Scenario {
     'seed',
     'gold',
     'betaSlider',
+    'evalEvery',
+    'evalSamples',
   ];
   const unknown = Object.keys(o).filter((k) => !known.includes(k));
   if (unknown.length) fail(unknown[0], 'is not a scenario field');
@@ -184,6 +192,8 @@ export function validateScenario(x: unknown, source = 'scenario'): Scenario {
     seed,
     ...(gold !== undefined ? { gold } : {}),
     ...(betaSlider !== undefined ? { betaSlider } : {}),
+    ...(evalEvery !== undefined ? { evalEvery } : {}),
+    ...(evalSamples !== undefined ? { evalSamples } : {}),
   };
 }
 

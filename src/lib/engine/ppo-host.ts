@@ -5,11 +5,13 @@
  * prompts every few iterations (with a noise-free "gold" labeller score, to spot
  * reward hacking), and hands out plain-data state for checkpoints.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import type { BpeTokenizer } from '../model/tokenizer';
 import type { GPT } from '../model/gpt';
 import { generate } from '../model/sampling';
 import { labellerFromConfig, type LabellerConfig } from '../rlhf/labellers';
 import { diversityMetrics } from '../rlhf/diversity';
+import { logprobsOfTokens } from '../rlhf/entropy';
 import {
   PpoTrainer,
   rewardFromFunction,
@@ -23,6 +25,9 @@ import { rewardSource } from '../rlhf/reward-model';
 import { InvalidInputError, NotReadyError } from './errors';
 import type { RewardHost } from './reward-host';
 import type { PpoEvalSample, PpoEvent, PpoRunRequest, PpoSetup, PpoStatus } from './types';
+
+/** Most samples per evaluation prompt (`PpoSetup.evalSamples`). */
+export const MAX_EVAL_SAMPLES = 32;
 
 export class PpoHost {
   private trainer: PpoTrainer | null = null;
@@ -45,6 +50,11 @@ export class PpoHost {
 
   create(model: GPT, tok: BpeTokenizer, rewards: RewardHost, setup: PpoSetup, state?: PpoState): PpoStatus {
     if (!setup.prompts.length) throw new InvalidInputError('PPO needs at least one prompt to train on.');
+    const es = setup.evalSamples;
+    if (es !== undefined && !(Number.isInteger(es) && es >= 1 && es <= MAX_EVAL_SAMPLES))
+      throw new InvalidInputError(
+        `Samples per evaluation prompt must be a whole number from 1 to ${MAX_EVAL_SAMPLES}, got ${String(es)}.`,
+      );
     const config = validatePpoConfig(setup.config);
     let reward: RewardSource;
     if (setup.reward.kind === 'reward-model') {
@@ -176,24 +186,47 @@ export class PpoHost {
     }
   }
 
-  /** Samples of the current policy on the fixed evaluation prompts (seeded, so comparable). */
+  /**
+   * Samples of the current policy on the fixed evaluation prompts (seeded, so comparable):
+   * `setup.evalSamples` per prompt (default 1), in one batched `generate`, copy-major (all
+   * prompts once, then again, …; the one RNG stream gives every copy its own draws). Each sample
+   * carries its KL to the reference, Σ_t log π(y_t) − log π_ref(y_t) at the sampling temperature
+   * (the k1 estimator per sequence, as `objective/kl`; Gao et al. 2022 plot scores against √KL
+   * of the same samples, see src/lib/rlhf/overopt.ts).
+   */
   async evaluate(): Promise<PpoEvalSample[]> {
     const t = this.require();
     const tok = this.tok!;
-    const prompts = this.setup?.evalPrompts ?? [];
-    if (!prompts.length) return [];
-    const ids = prompts.map((p) => [tok.eotId, ...tok.encodePrompt(p).ids]);
+    const base = this.setup?.evalPrompts ?? [];
+    if (!base.length) return [];
+    const copies = this.setup?.evalSamples ?? 1;
+    const prompts = Array.from({ length: copies }, () => base).flat();
+    const ids = prompts.map((p) => t.queryFor(t.encodePrompt(p)));
+    const temperature = t.config.temperature;
     const rows = await generate(
       t.policy,
       ids,
       {
         maxNewTokens: t.config.maxNewTokens,
-        temperature: t.config.temperature,
+        temperature,
         seed: 12345,
         decode: (x) => tok.decode(x),
       },
       tok.eotId,
     );
+    // Reference log-probs of the sampled tokens: one forward pass over the right-padded rows.
+    const B = ids.length;
+    const L = Math.max(...ids.map((q, i) => q.length + rows[i].ids.length));
+    const seq = new Int32Array(B * L).fill(tok.eotId);
+    ids.forEach((q, i) => seq.set([...q, ...rows[i].ids], i * L));
+    const refT = tf.tidy(() => {
+      const x = tf.tensor2d(seq, [B, L], 'int32');
+      const targets = tf.concat([tf.slice(x, [0, 1], [B, L - 1]), tf.fill([B, 1], tok.eotId, 'int32')], 1);
+      return logprobsOfTokens(t.reference.forward(x).logits, targets as tf.Tensor2D, temperature);
+    });
+    const ref = (await refT.data()) as Float32Array;
+    refT.dispose();
+    const kl = rows.map((r, i) => r.logprobs.reduce((sum, lp, j) => sum + lp - ref[i * L + ids[i].length - 1 + j], 0));
     const texts = rows.map((r) => r.text);
     const scores = await this.reward!.score(
       rows.map((r, i) => ({
@@ -209,6 +242,7 @@ export class PpoHost {
       text,
       score: scores[i],
       gold: this.gold ? this.gold(text, prompts[i]) : null,
+      kl: kl[i],
     }));
   }
 

@@ -212,6 +212,8 @@ export interface PpoSetup {
   reward: { kind: 'reward-model' } | { kind: 'labeller'; labeller: LabellerConfig };
   /** A noise-free labeller scoring the evaluation samples ("gold"), to spot reward hacking. */
   gold?: LabellerConfig;
+  /** Samples per evaluation prompt (default 1); more make the eval means (gold, proxy, KL) steadier. */
+  evalSamples?: number;
   /** Saved with checkpoints so a reload rebuilds the same run. */
   name?: string;
 }
@@ -237,6 +239,8 @@ export interface PpoEvalSample {
   text: string;
   score: number;
   gold: number | null;
+  /** KL to the reference of this sample (Σ over response tokens of log π − log π_ref at the sampling temperature, nats). */
+  kl?: number;
 }
 
 export type PpoEvent =
