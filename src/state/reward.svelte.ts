@@ -37,6 +37,8 @@ export interface RewardSettings {
   learningRate: number;
   batchSize: number;
   centerCoef: number;
+  /** Decoupled weight decay (AdamW) on the trunk's matrices; full mode. */
+  weightDecay: number;
   valFraction: number;
   seed: number;
 }
@@ -49,6 +51,7 @@ export const DEFAULT_REWARD_SETTINGS: Record<'head' | 'full', RewardSettings> = 
     learningRate: 1e-2,
     batchSize: 16,
     centerCoef: 0.01,
+    weightDecay: 0,
     valFraction: 0.2,
     seed: 0,
   },
@@ -60,6 +63,9 @@ export const DEFAULT_REWARD_SETTINGS: Record<'head' | 'full', RewardSettings> = 
     learningRate: 1e-4,
     batchSize: 16,
     centerCoef: 0.01,
+    // With lr 1e-4 and mean pooling, the best held-out accuracy measured on 300 noisy pairs
+    // (scripts/experiments/reward-model.ts --mode full --pooling mean --lr 1e-4 --weight-decay 0.1).
+    weightDecay: 0.1,
     valFraction: 0.2,
     seed: 0,
   },

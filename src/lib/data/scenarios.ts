@@ -18,6 +18,7 @@ export interface ScenarioRewardModel {
   batchSize?: number;
   pooling?: 'last' | 'mean';
   centerCoef?: number;
+  weightDecay?: number;
   valFraction?: number;
 }
 
@@ -101,7 +102,16 @@ export function validateScenario(x: unknown, source = 'scenario'): Scenario {
   if (typeof o.rewardModel !== 'object' || o.rewardModel === null || Array.isArray(o.rewardModel))
     fail('rewardModel', 'must be an object');
   const rm = o.rewardModel as Obj;
-  const allowedRm = ['mode', 'epochs', 'learningRate', 'batchSize', 'pooling', 'centerCoef', 'valFraction'];
+  const allowedRm = [
+    'mode',
+    'epochs',
+    'learningRate',
+    'batchSize',
+    'pooling',
+    'centerCoef',
+    'weightDecay',
+    'valFraction',
+  ];
   const extra = Object.keys(rm).filter((k) => !allowedRm.includes(k));
   if (extra.length) fail(`rewardModel.${extra[0]}`, 'is not a reward-model setting');
   if (rm.mode !== 'head' && rm.mode !== 'full') fail('rewardModel.mode', "must be 'head' or 'full'");
@@ -121,6 +131,7 @@ export function validateScenario(x: unknown, source = 'scenario'): Scenario {
   }
   for (const [k, lo, hi] of [
     ['centerCoef', 0, 10],
+    ['weightDecay', 0, 1],
     ['valFraction', 0, 0.5],
   ] as const) {
     const v = rm[k];

@@ -45,6 +45,7 @@ export class RewardHost {
           learningRate: req.learningRate,
           batchSize: req.batchSize,
           centerCoef: req.centerCoef,
+          weightDecay: req.weightDecay,
           valFraction: req.valFraction,
           seed: req.seed,
         },

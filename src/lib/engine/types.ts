@@ -153,6 +153,8 @@ export interface RewardTrainRequest {
   learningRate?: number;
   batchSize?: number;
   centerCoef?: number;
+  /** Decoupled weight decay on the matrices (full mode; default 0). */
+  weightDecay?: number;
   valFraction?: number;
   seed?: number;
 }
