@@ -55,6 +55,10 @@ describe('goldPeak', () => {
     // Proxy falls after the peak as well: the policy just got worse, not over-optimised.
     expect(goldPeak(rows([0, 2, 4, 3, 1], [0, 1, 2, 1, 0]), 1).shown).toBe(false);
     expect(goldPeak([], 1).shown).toBe(false);
+    // Gold only falls while the proxy rises: a bad proxy from the start, not a peak.
+    expect(goldPeak(rows([4, 4, 3, 1, 0], [0, 1, 2, 3, 4]), 1).shown).toBe(false);
+    // The same fall after a real rise is a peak.
+    expect(goldPeak(rows([0, 2, 4, 1, 0], [0, 1, 2, 3, 4]), 1).shown).toBe(true);
   });
 });
 

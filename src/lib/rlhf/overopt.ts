@@ -56,8 +56,9 @@ export function smooth3(xs: readonly number[]): number[] {
 /**
  * Did the gold score peak and turn down while the proxy kept rising (Gao et al. 2022, Fig. 1)?
  * Gold and proxy are smoothed over 3 evaluations (the evaluations use few samples). Shown when
- * the smoothed gold peaks before the last evaluation, ends at least a quarter of the base
- * model's gold std below its peak, and the smoothed proxy ends above its value at the peak.
+ * the smoothed gold first rises at least a quarter of the base model's gold std above its start,
+ * peaks before the last evaluation, ends at least that far below its peak, and the smoothed
+ * proxy ends above its value at the peak. (Gold that only falls is a bad proxy, not a peak.)
  */
 export function goldPeak(rows: readonly OveroptRow[], baseStd: number): GoldPeak {
   const g = smooth3(rows.map((r) => r.gold));
@@ -67,7 +68,10 @@ export function goldPeak(rows: readonly OveroptRow[], baseStd: number): GoldPeak
     if (x > g[k]) k = i;
   });
   const last = rows.length - 1;
-  const shown = rows.length > 0 && k < last && g[last] <= g[k] - 0.25 * baseStd && p[last] > p[k];
+  // A peak is a rise and a fall: gold first climbs a quarter of the base std above where it
+  // started, then ends that far below its peak, while the proxy ends higher than at the peak.
+  const rose = k > 0 && g[k] >= g[0] + 0.25 * baseStd;
+  const shown = rows.length > 0 && rose && k < last && g[last] <= g[k] - 0.25 * baseStd && p[last] > p[k];
   return {
     shown,
     peakIndex: k,
