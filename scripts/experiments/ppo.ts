@@ -21,16 +21,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 // Registers every gradient (tsx cannot resolve '@tensorflow/tfjs-core/dist/register_all_gradients').
 import '@tensorflow/tfjs';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { GPT } from '../../src/lib/model/gpt';
-import { generate } from '../../src/lib/model/sampling';
-import { BpeTokenizer } from '../../src/lib/model/tokenizer';
-import { configFromHF, loadSafetensorsIntoModel, readSafetensors } from '../../src/lib/model/weights';
-import { logprobsOfTokens } from '../../src/lib/rlhf/entropy';
 import {
   defaultLabellerConfig,
   labellerFromConfig,
@@ -38,7 +31,16 @@ import {
   type LabellerKind,
 } from '../../src/lib/rlhf/labellers';
 import { PpoTrainer, rewardFromFunction } from '../../src/lib/rlhf/ppo';
-import { validatePpoConfig, type PpoConfig } from '../../src/lib/rlhf/ppo-config';
+import { validatePpoConfig } from '../../src/lib/rlhf/ppo-config';
+import {
+  evaluatePolicy,
+  loadModel,
+  readPrompts,
+  setBackend,
+  splitPrompts,
+  stats,
+  type PolicyEvalOptions,
+} from './pipeline-common';
 
 const { values: a } = parseArgs({
   options: {
@@ -62,98 +64,11 @@ const EVAL_SAMPLES = Number(a['eval-samples']);
 const EVAL_SEED = Number(a['eval-seed']);
 const OUT = resolve(a.out!);
 
-async function setBackend(name: string): Promise<void> {
-  if (name === 'wasm') {
-    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
-    setWasmPaths(fileURLToPath(new URL('../../node_modules/@tensorflow/tfjs-backend-wasm/dist/', import.meta.url)));
-  }
-  if (!(await tf.setBackend(name))) throw new Error(`TF.js backend ${name} did not initialise`);
-  await tf.ready();
-}
-
-function stats(xs: number[]): { mean: number; std: number } {
-  const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
-  const v = xs.reduce((s, x) => s + (x - mean) ** 2, 0) / Math.max(1, xs.length - 1);
-  return { mean, std: Math.sqrt(v) };
-}
-
-/**
- * EVAL_SAMPLES samples per held-out prompt from `model` (fixed seed, the trainer's temperature and
- * query format); their labeller scores, and per sample KL(model ‖ ref) = Σ_t log π − log π_ref
- * (both at the temperature), the k1 estimate on the model's own samples.
- */
-async function evaluate(
-  model: GPT,
-  ref: GPT,
-  trainer: PpoTrainer,
-  tok: BpeTokenizer,
-  prompts: string[],
-  score: (text: string, prompt: string) => number,
-  config: PpoConfig,
-): Promise<{ scores: number[]; kl: number[]; examples: string[] }> {
-  const flat = prompts.flatMap((p) => Array.from({ length: EVAL_SAMPLES }, () => p));
-  const queries = flat.map((p) => trainer.queryFor(trainer.encodePrompt(p)));
-  const scores: number[] = [];
-  const kl: number[] = [];
-  const examples: string[] = [];
-  const CHUNK = 32;
-  for (let c0 = 0; c0 < flat.length; c0 += CHUNK) {
-    const qs = queries.slice(c0, c0 + CHUNK);
-    const rows = await generate(
-      model,
-      qs,
-      {
-        maxNewTokens: config.maxNewTokens,
-        temperature: config.temperature,
-        seed: EVAL_SEED + c0,
-        decode: (ids) => tok.decode(ids),
-      },
-      tok.eotId,
-    );
-    // Reference log-probs of the sampled tokens: one forward pass over right-padded rows.
-    const L = Math.max(...qs.map((q, i) => q.length + rows[i].ids.length));
-    const seq = new Int32Array(qs.length * L).fill(tok.eotId);
-    qs.forEach((q, i) => seq.set([...q, ...rows[i].ids], i * L));
-    const lpT = tf.tidy(() => {
-      const x = tf.tensor2d(seq, [qs.length, L], 'int32');
-      const targets = tf.concat(
-        [tf.slice(x, [0, 1], [qs.length, L - 1]), tf.fill([qs.length, 1], tok.eotId, 'int32')],
-        1,
-      );
-      return logprobsOfTokens(ref.forward(x).logits, targets as tf.Tensor2D, config.temperature);
-    });
-    const lp = (await lpT.data()) as Float32Array;
-    lpT.dispose();
-    rows.forEach((r, i) => {
-      const prompt = flat[c0 + i];
-      scores.push(score(r.text, prompt));
-      let k = 0;
-      r.ids.forEach((_, j) => (k += r.logprobs[j] - lp[i * L + qs[i].length - 1 + j]));
-      kl.push(k);
-      if (examples.length < 6 && (c0 + i) % EVAL_SAMPLES === 0) examples.push(`${prompt}|${r.text}`);
-    });
-  }
-  return { scores, kl, examples };
-}
-
 async function main(): Promise<void> {
   await setBackend(a.backend!);
-  const dir = resolve(a.model!);
-  const config = configFromHF(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
-  const base = new GPT(config, { trainable: false, namePrefix: 'base/' });
-  if (a.checkpoint) {
-    // A pretraining checkpoint also holds Adam moments ('adam.*'); keep only the weights.
-    const file = readSafetensors(readFileSync(resolve(a.checkpoint)));
-    const map = new Map<string, tf.Tensor>();
-    for (const [name, t] of file.tensors) if (!name.startsWith('adam.')) map.set(name, tf.tensor(t.data, t.shape));
-    base.setWeights(map);
-    tf.dispose([...map.values()]);
-    console.log(`weights from ${a.checkpoint} (step ${file.metadata.step})`);
-  } else loadSafetensorsIntoModel(base, readFileSync(join(dir, 'model.safetensors')));
-  const tok = BpeTokenizer.fromJSON(JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')));
-  const all = (JSON.parse(readFileSync(resolve(a.prompts!), 'utf8')) as { prompts: string[] }).prompts;
-  const heldOut = all.filter((_, i) => i % 4 === 3);
-  const train = all.filter((_, i) => i % 4 !== 3);
+  const { model: base, tok, config, source } = loadModel(a.model!, { checkpoint: a.checkpoint });
+  console.log(`weights from ${source}`);
+  const { train, heldOut } = splitPrompts(readPrompts(a.prompts!));
 
   if (!(LABELLER_KINDS as readonly string[]).includes(a.reward!))
     throw new Error(`--reward must be one of ${LABELLER_KINDS.join(', ')}`);
@@ -178,7 +93,14 @@ async function main(): Promise<void> {
   console.log(`ppo config ${JSON.stringify(trainer.config)}`);
 
   let t0 = performance.now();
-  const before = await evaluate(base, base, trainer, tok, heldOut, score, trainer.config);
+  const evalOpts: PolicyEvalOptions = {
+    samples: EVAL_SAMPLES,
+    seed: EVAL_SEED,
+    maxNewTokens: trainer.config.maxNewTokens,
+    temperature: trainer.config.temperature,
+    query: (p) => trainer.queryFor(trainer.encodePrompt(p)),
+  };
+  const before = await evaluatePolicy(base, base, tok, heldOut, score, evalOpts);
   const sBefore = stats(before.scores);
   console.log(
     `base model on held-out prompts: score ${sBefore.mean.toFixed(3)} ± ${sBefore.std.toFixed(3)} (std), n = ${before.scores.length} (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
@@ -201,7 +123,7 @@ async function main(): Promise<void> {
   const trainSecs = (performance.now() - started) / 1000;
 
   t0 = performance.now();
-  const after = await evaluate(trainer.policy, base, trainer, tok, heldOut, score, trainer.config);
+  const after = await evaluatePolicy(trainer.policy, base, tok, heldOut, score, evalOpts);
   const sAfter = stats(after.scores);
   const kl = stats(after.kl);
   const rise = (sAfter.mean - sBefore.mean) / sBefore.std;

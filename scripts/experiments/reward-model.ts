@@ -26,15 +26,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 // Registers every gradient (tfjs-core alone has none); tsx cannot resolve the deep import.
 import '@tensorflow/tfjs';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { TrainingPair } from '../../src/lib/data/records';
 import { GPT } from '../../src/lib/model/gpt';
 import { Rng } from '../../src/lib/model/rng';
-import { generate } from '../../src/lib/model/sampling';
 import { BpeTokenizer } from '../../src/lib/model/tokenizer';
 import {
   configFromHF,
@@ -42,7 +39,7 @@ import {
   readSafetensors,
   type SafetensorsFile,
 } from '../../src/lib/model/weights';
-import { labellerFromConfig, words, type Choice } from '../../src/lib/rlhf/labellers';
+import { words } from '../../src/lib/rlhf/labellers';
 import { RewardModel, rewardInputIds, type RewardMode, type RewardPooling } from '../../src/lib/rlhf/reward-model';
 import {
   evaluatePairs,
@@ -50,14 +47,15 @@ import {
   type RewardEncoder,
   type RewardTrainOptions,
 } from '../../src/lib/rlhf/reward-train';
+import { samplePairs as samplePairsWith, setBackend, toPair, type Candidate } from './pipeline-common';
 
 const { values: a } = parseArgs({
   options: {
     pairs: { type: 'string', default: '300' },
     noise: { type: 'string', default: '0.1' },
     mode: { type: 'string', default: 'full' },
-    /** Where the head reads the trunk: last (HF) or mean (mean of all real tokens). */
-    pooling: { type: 'string', default: 'last' },
+    /** Where the head reads the trunk: mean of all real tokens (the app's default) or last (HF). */
+    pooling: { type: 'string', default: 'mean' },
     model: { type: 'string', default: 'public/models/tiny-gpt' },
     /** A pretraining checkpoint (scripts/pretrain.ts) instead of model.safetensors: weights only. */
     checkpoint: { type: 'string' },
@@ -94,101 +92,28 @@ const POOLING = a.pooling as RewardPooling;
 if (!['last', 'mean', 'sum'].includes(POOLING))
   throw new Error(`--pooling must be last, mean or sum, got ${a.pooling}`);
 
-async function setBackend(name: string): Promise<void> {
-  if (name === 'wasm') {
-    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
-    setWasmPaths(fileURLToPath(new URL('../../node_modules/@tensorflow/tfjs-backend-wasm/dist/', import.meta.url)));
-  }
-  if (!(await tf.setBackend(name))) throw new Error(`TF.js backend ${name} did not initialise`);
-  await tf.ready();
-}
-
-/** A labelled (or to-be-labelled) pair of two samples for one prompt. */
-interface Candidate {
-  prompt: string;
-  a: string;
-  b: string;
-  /** Noisy label (what the trainer gets) and noise-free label. */
-  choice: Choice;
-  clean: Choice;
-}
-
-function toPair(c: Candidate): TrainingPair | null {
-  if (c.choice === 'tie') return null;
-  return c.choice === 'A'
-    ? { prompt: c.prompt, chosen: c.a, rejected: c.b }
-    : { prompt: c.prompt, chosen: c.b, rejected: c.a };
-}
-
-/**
- * Sample pairs until `want` candidates pass `keep` (giving up after 10·want tries): two
- * responses per pair, 32 pairs per batch.
- */
-async function samplePairs(
+/** Pairs labelled by the sentiment labeller with --noise (see pipeline-common's samplePairs). */
+function samplePairs(
   model: GPT,
   tok: BpeTokenizer,
   prompts: string[],
   want: number,
   keep: (c: Candidate) => boolean,
-): Promise<{ candidates: Candidate[]; ties: number; samples: number; seconds: number }> {
-  const labeller = labellerFromConfig({
-    kind: 'sentiment',
-    polarity: 'positive',
-    scoring: 'total',
-    noise: num('noise'),
-    positionBias: 0,
-    tieMargin: 0,
+): ReturnType<typeof samplePairsWith> {
+  return samplePairsWith(model, tok, prompts, want, {
+    labeller: {
+      kind: 'sentiment',
+      polarity: 'positive',
+      scoring: 'total',
+      noise: num('noise'),
+      positionBias: 0,
+      tieMargin: 0,
+    },
+    maxNewTokens: num('max-new-tokens'),
+    temperature: num('temperature'),
+    seed: SEED,
+    keep,
   });
-  const rng = new Rng(SEED + 100);
-  const t0 = performance.now();
-  const out: Candidate[] = [];
-  let ties = 0;
-  let samples = 0;
-  let batchSeed = SEED * 1000;
-  // Prompts in shuffled rounds (every prompt once per round), 32 pairs (64 rows) per batch.
-  const queue: string[] = [];
-  const refill = () => {
-    const order = [...prompts];
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = rng.int(i + 1);
-      [order[i], order[j]] = [order[j], order[i]];
-    }
-    queue.push(...order);
-  };
-  const maxPairs = 10 * want + 64;
-  let tried = 0;
-  while (out.length < want && tried < maxPairs) {
-    while (queue.length < 32) refill();
-    const chunk = queue.splice(0, 32);
-    tried += chunk.length;
-    const ids = chunk.flatMap((p) => {
-      const row = [tok.eotId, ...tok.encodePrompt(p).ids];
-      return [row, row];
-    });
-    const rows = await generate(
-      model,
-      ids,
-      {
-        maxNewTokens: num('max-new-tokens'),
-        temperature: num('temperature'),
-        seed: batchSeed++,
-        decode: (x) => tok.decode(x),
-      },
-      tok.eotId,
-    );
-    samples += rows.length;
-    chunk.forEach((prompt, k) => {
-      if (out.length >= want) return;
-      const ra = rows[2 * k].text;
-      const rb = rows[2 * k + 1].text;
-      if (ra === rb) return;
-      const j = labeller.judge(ra, rb, prompt, rng);
-      const c: Candidate = { prompt, a: ra, b: rb, choice: j.choice, clean: j.clean };
-      if (c.choice === 'tie') ties++;
-      if (keep(c)) out.push(c);
-    });
-  }
-  return { candidates: out, ties, samples, seconds: (performance.now() - t0) / 1000 };
 }
 
 /** Held-out accuracy against the noisy labels and against the noise-free labeller. */
