@@ -236,24 +236,9 @@ export class TrainState {
 
   /** Create a new run and start the loop. */
   async start(): Promise<void> {
-    if (this.created || this.busy) return;
-    const setup = this.buildSetup();
-    this.resetView();
-    try {
-      this.busy = true;
-      const status = await engineState.engine.ppoCreate(setup);
-      this.setup = setup;
-      this.runId = crypto.randomUUID();
-      this.savedRun = null;
-      this.applyStatus(status);
-    } catch (e) {
-      this.fail(e);
-      return;
-    } finally {
-      this.busy = false;
-    }
+    if (!(await this.createRun())) return;
     // Iteration 0 (the starting model): where the over-optimisation chart's √KL axis begins.
-    if (this.evalEvery > 0 && setup.gold) await this.evaluateNow();
+    if (this.evalEvery > 0 && this.setup?.gold) await this.evaluateNow();
     void this.play();
   }
 
