@@ -17,6 +17,8 @@
 import { validateScenario, validateScenarioIndex, ScenarioError, type Scenario } from '../lib/data/scenarios';
 import { defaultLabellerConfig } from '../lib/rlhf/labellers';
 import { validatePpoConfig, type PpoConfig } from '../lib/rlhf/ppo-config';
+import { recordsToPairs, toPairs } from '../lib/data/records';
+import { MIN_PAIRS, MIN_PROMPTS } from '../lib/rlhf/reward-limits';
 import { annotators, DEFAULT_HUMAN } from './annotators.svelte';
 import { dataState, getStores } from './data.svelte';
 import { engineState } from './engine.svelte';
@@ -121,6 +123,8 @@ export class ScenarioState {
   paused = $state(false);
   finished = $state(false);
   error = $state<string | null>(null);
+  /** For human labelling: why the count did not move (ties, one prompt only), shown on the Feedback page. */
+  labelHint = $state('');
 
   private pendingId: string | null = null;
   private interrupt = false;
@@ -197,6 +201,7 @@ export class ScenarioState {
     this.stages.ppo.total = s.iterations;
     this.finished = false;
     this.error = null;
+    this.labelHint = '';
     this.paused = false;
     this.stopped = false;
     this.stoppedView = false;
@@ -302,6 +307,18 @@ export class ScenarioState {
     return (await stores.preferences.list({ annotator: name, limit: 0 })).total;
   }
 
+  /** Preference pairs in `name`'s records that carry a preference, and how many prompts they span. */
+  private async usablePairs(name: string): Promise<{ pairs: number; prompts: number; ties: number }> {
+    const stores = await getStores();
+    const { records } = await stores.preferences.list({ annotator: name, limit: Number.MAX_SAFE_INTEGER });
+    const pairs = recordsToPairs(records);
+    return {
+      pairs: pairs.length,
+      prompts: new Set(pairs.map((x) => x.prompt)).size,
+      ties: records.filter((r) => toPairs(r).length === 0).length,
+    };
+  }
+
   private async label(s: Scenario): Promise<Outcome> {
     const p = this.stages.label;
     const name = annotatorName(s);
@@ -320,26 +337,41 @@ export class ScenarioState {
     if (!profile) return this.fail(p, `Could not create the annotator “${name}”.`);
     feedback.selectSource(`bundled:${s.prompts}`);
 
-    let have = await this.countLabels(name);
-    const before = have;
     if (s.human) {
-      if (have < s.labels) router.go('feedback');
-      let version = -1;
-      while (have < s.labels) {
-        p.done = have;
-        p.note = `Label ${s.labels - have} more on the Feedback page (as “${name}”): ${have} of ${s.labels}.`;
+      // Count what the reward model can learn from: a tie, or two identical texts, is no preference,
+      // and validation needs a second prompt.
+      const need = Math.max(s.labels, MIN_PAIRS);
+      let u = await this.usablePairs(name);
+      const enough = () => u.pairs >= need && u.prompts >= MIN_PROMPTS;
+      if (!enough()) router.go('feedback');
+      let version = dataState.version;
+      while (!enough()) {
+        p.done = Math.min(u.pairs, need);
+        this.labelHint =
+          u.pairs < need
+            ? u.ties > 0
+              ? `${u.ties} ${u.ties === 1 ? 'tie (or two equal texts) does' : 'ties (or equal texts) do'} not count.`
+              : ''
+            : `All ${u.pairs} pairs share one prompt: label one for another prompt.`;
+        p.note =
+          u.pairs < need
+            ? `Label ${need - u.pairs} more on the Feedback page (as “${name}”): ${u.pairs} of ${need}. ${this.labelHint}`
+            : `On the Feedback page: ${this.labelHint}`;
         if (this.interrupt) return 'interrupted';
         await sleep(300);
         if (dataState.version !== version) {
           version = dataState.version;
-          have = await this.countLabels(name);
+          u = await this.usablePairs(name);
         }
       }
-      p.done = s.labels;
-      p.note = `${have} labels by you.`;
+      p.done = p.total = need;
+      p.note = `${u.pairs} labels by you.`;
+      this.labelHint = '';
       if (router.stage === 'feedback') router.go('start');
       return 'done';
     }
+    let have = await this.countLabels(name);
+    const before = have;
     if (have < s.labels) {
       const need = s.labels - have;
       feedback.sampling.seed = s.seed;

@@ -17,11 +17,20 @@ async function pick(page: Page, id: string): Promise<void> {
   });
 }
 
-/** Run a scenario to the end; returns the per-stage notes. */
+/** Wait for the run to finish; a failed stage fails at once with its note (not after the timeout). */
+async function waitForDone(page: Page): Promise<void> {
+  await page.waitForSelector('[data-testid="scenario-done"], [data-testid="stage-progress"][data-status="failed"]', {
+    timeout: RUN_TIMEOUT,
+  });
+  const failed = page.locator('[data-testid="stage-progress"][data-status="failed"]');
+  if ((await failed.count()) > 0) assert.fail(`stage failed: ${await failed.first().textContent()}`);
+}
+
+/** Run a scenario to the end. */
 async function runToEnd(page: Page, id: string): Promise<void> {
   await pick(page, id);
   await page.click(`[data-testid="scenario-card"][data-id="${id}"] [data-testid="scenario-run"]`);
-  await page.waitForSelector('[data-testid="scenario-done"]', { timeout: RUN_TIMEOUT });
+  await waitForDone(page);
   for (const s of ['label', 'reward', 'ppo']) assert.equal(await stageStatus(page, s), 'done', `${id}: stage ${s}`);
 }
 
@@ -104,23 +113,51 @@ describe('scenarios and the start page', () => {
       await page.waitForFunction(
         () => document.querySelector('[data-testid="banner-count"]')?.textContent?.trim() === '0 / 8',
       );
-      for (let i = 0; i < 8; i++) {
-        await page.waitForSelector('[data-testid="vote-A"]:enabled', { timeout: MODEL_TIMEOUT });
-        const item = await page.getAttribute('[data-testid="pair"]', 'data-item');
-        if (i === 4)
-          await page.waitForFunction(
-            () => document.querySelector('[data-testid="banner-count"]')?.textContent?.trim() === '4 / 8',
-          );
-        await page.click(i % 2 ? '[data-testid="vote-B"]' : '[data-testid="vote-A"]');
+      const count = () =>
+        page.evaluate(() => document.querySelector('[data-testid="banner-count"]')?.textContent?.trim());
+      /** Vote once; false when the run had already moved on to the Start page. */
+      const vote = async (label: string): Promise<boolean> => {
         await page.waitForFunction(
-          (prev) => document.querySelector('[data-testid="pair"]')?.getAttribute('data-item') !== prev,
+          (sel) => location.hash !== '#/feedback' || document.querySelector<HTMLButtonElement>(sel)?.disabled === false,
+          `[data-testid="vote-${label}"]`,
+          { timeout: MODEL_TIMEOUT },
+        );
+        // Check and click in one step in the page: the run may leave the page at any moment.
+        const item = await page.evaluate((sel) => {
+          if (location.hash !== '#/feedback') return null;
+          const id = document.querySelector('[data-testid="pair"]')?.getAttribute('data-item') ?? '';
+          document.querySelector<HTMLButtonElement>(sel)!.click();
+          return id;
+        }, `[data-testid="vote-${label}"]`);
+        if (item === null) return false;
+        await page.waitForFunction(
+          (prev) =>
+            location.hash !== '#/feedback' ||
+            document.querySelector('[data-testid="pair"]')?.getAttribute('data-item') !== prev,
           item,
           { timeout: MODEL_TIMEOUT },
         );
+        return true;
+      };
+      // A tie is saved but carries no preference: the count does not move, and the bar says why.
+      assert.ok(await vote('tie'));
+      await page.waitForFunction(
+        () => /1 tie .*does not count/.test(document.querySelector('[data-testid="banner-note"]')?.textContent ?? ''),
+        undefined,
+        { timeout: MODEL_TIMEOUT },
+      );
+      assert.equal(await count(), '0 / 8');
+      // Label until the run moves on (more than 8 only when the model wrote the same text twice).
+      let votes = 0;
+      while (await vote(votes % 2 ? 'B' : 'A')) {
+        votes++;
+        assert.ok(votes <= 24, `still waiting after ${votes} labels: ${await count()}`);
       }
+      assert.ok(votes >= 8, `${votes} labels`);
       // The runner goes back to the Start page by itself and finishes.
-      await page.waitForSelector('[data-testid="scenario-done"]', { timeout: RUN_TIMEOUT });
-      assert.match((await page.textContent('[data-stage="label"]'))!, /8 labels by you/);
+      await page.waitForSelector('[data-testid="scenario-progress"]', { timeout: MODEL_TIMEOUT });
+      await waitForDone(page);
+      assert.match((await page.textContent('[data-stage="label"]'))!, /\d+ labels by you/);
     } finally {
       await app.close();
     }

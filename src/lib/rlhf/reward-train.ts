@@ -25,6 +25,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingPair } from '../data/records';
 import { Rng } from '../model/rng';
 import { bradleyTerryLoss, bradleyTerryLossT } from './bradley-terry';
+import { MIN_PAIRS, MIN_PROMPTS } from './reward-limits';
 import type { RewardMode, RewardModel, RewardNormalisation } from './reward-model';
 
 /** A reward-model training problem the user can act on (too few pairs, divergence, …). */
@@ -35,8 +36,7 @@ export class RewardTrainingError extends Error {
 /** Ids of one text: `(prompt, response) → [eot, ...prompt ids, ...response ids]` (see `rewardInputIds`). */
 export type RewardEncoder = (prompt: string, response: string) => number[];
 
-export const MIN_PAIRS = 8;
-export const MIN_PROMPTS = 2;
+export { MIN_PAIRS, MIN_PROMPTS } from './reward-limits';
 /** Any |reward| above this means training diverged (BT saturates long before). */
 const DIVERGED_REWARD = 1e6;
 
