@@ -12,7 +12,8 @@
  * gradient clipping, linear warm-up then cosine decay to `minLrRatio`·lr.
  *
  * Writes `<out>/train-log.jsonl`, `<out>/checkpoint.safetensors` (weights, Adam moments, step,
- * rng; `--resume` continues from it) and at the end `<out>/config.json`,
+ * rng; `--resume` continues from it, with the schedule that --steps/--lr now give, and logs a
+ * `resumed` line saying so) and at the end `<out>/config.json`,
  * `<out>/model.safetensors` (F16) and `<out>/tokenizer.json`.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -210,6 +211,8 @@ async function main(): Promise<void> {
     step = Number(file.metadata.step);
     rng = Rng.fromState(JSON.parse(file.metadata.rng) as RngState);
     console.log(`resumed from ${CKPT} at step ${step}`);
+    // The log says how the run went on, so the schedule of every later line can be read from it.
+    log({ step, resumed: true, steps: STEPS, lr: LR, minLr: MIN_LR, warmup: WARMUP, batch: BATCH });
   } else {
     writeFileSync(LOG, '');
   }

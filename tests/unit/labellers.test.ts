@@ -42,6 +42,23 @@ describe('sentiment labeller', () => {
     expect(sentiment().score('good good')).toBe(6);
   });
 
+  it("'distinct' scoring: per-word sentiment times the share of distinct words", () => {
+    const d = sentiment({ scoring: 'distinct' } as Partial<LabellerConfig>);
+    // No repetition: the same as per word.
+    expect(d.score('a good film')).toBeCloseTo(1, 6);
+    // "good good good good" is 3 per word, one distinct word in four.
+    expect(d.score('good good good good')).toBeCloseTo(0.75, 6);
+    // Varied praise beats the same praise repeated, though per word they tie.
+    expect(d.compare('good, great, nice', 'great, great, great', '', new Rng(0))).toBe('A');
+    expect(sentiment({ scoring: 'comparative' } as Partial<LabellerConfig>).score('great, great, great')).toBe(3);
+    // A grumpy reader: repeated complaints are less convincing too (closer to 0).
+    const g = sentiment({ scoring: 'distinct', polarity: 'negative' } as Partial<LabellerConfig>);
+    expect(g.score('bad bad')).toBeCloseTo(1.5, 6);
+    expect(g.score('bad')).toBeCloseTo(3, 6);
+    expect(validateLabellerConfig({ kind: 'sentiment', scoring: 'distinct' })).toMatchObject({ scoring: 'distinct' });
+    expect(() => validateLabellerConfig({ kind: 'sentiment', scoring: 'loud' })).toThrow(/scoring must be/);
+  });
+
   it('breaks score ties by fewer negative words, else says tie', () => {
     const l = sentiment();
     // "good" (+3) and "bad" (−3) sum to 0, like a neutral text; the neutral one has no negative words.

@@ -53,8 +53,12 @@ export interface SentimentConfig extends Knobs {
    * "don't", …) in the response. Integers, easy to read; grows with repetition,
    * which PPO will discover (reward hacking; the KL penalty holds it back).
    * 'comparative': total divided by the number of words in the response.
+   * 'distinct': comparative × the share of distinct words in the response, so praise that
+   * repeats itself ("fabulous, fabulous, fabulous") counts for less and a text that only
+   * repeats scores near 0: a reader who likes positive reviews but not degenerate ones (the
+   * gold of the over-optimisation experiment).
    */
-  scoring: 'total' | 'comparative';
+  scoring: 'total' | 'comparative' | 'distinct';
 }
 
 export interface LengthConfig extends Knobs {
@@ -227,8 +231,10 @@ function sentimentLabeller(c: SentimentConfig): Labeller {
   const sign = c.polarity === 'positive' ? 1 : -1;
   const score: Scorer = (text, prompt) => {
     const s = sentimentOf(text, prompt);
-    const raw = c.scoring === 'total' ? s.total : s.words > 0 ? s.total / s.words : 0;
-    return sign * raw;
+    if (c.scoring === 'total') return sign * s.total;
+    if (s.words === 0) return 0;
+    const perWord = s.total / s.words;
+    return sign * (c.scoring === 'distinct' ? (perWord * new Set(words(text)).size) / s.words : perWord);
   };
   // Tie-break: fewer negative words for a positive labeller (more for a negative one).
   const secondary: Secondary = (text, prompt) => -sign * sentimentOf(text, prompt).negativeWords;
@@ -448,7 +454,8 @@ export function validateLabellerConfig(x: unknown): LabellerConfig {
       const polarity = o.polarity ?? 'positive';
       const scoring = o.scoring ?? 'total';
       if (polarity !== 'positive' && polarity !== 'negative') bad("polarity must be 'positive' or 'negative'");
-      if (scoring !== 'total' && scoring !== 'comparative') bad("scoring must be 'total' or 'comparative'");
+      if (scoring !== 'total' && scoring !== 'comparative' && scoring !== 'distinct')
+        bad("scoring must be 'total', 'comparative' or 'distinct'");
       return { kind: 'sentiment', ...knobs, polarity, scoring };
     }
     case 'length': {
