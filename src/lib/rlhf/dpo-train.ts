@@ -20,29 +20,23 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingPair } from '../data/records';
 import type { GPT } from '../model/gpt';
-import { Rng } from '../model/rng';
 import { dpoLoss, dpoLossT, type DpoLossType } from './dpo';
 import {
   DEFAULT_OFFLINE_CONFIG,
-  TuneAdam,
   checkOfflineConfig,
   completionLogprobsT,
   disposeRows,
   encodeCompletion,
-  learningRateAt,
-  meanMetrics,
+  offlineStep,
   packRows,
-  permutation,
-  plannedSteps,
-  restoreVars,
-  snapshotVars,
+  runOfflineLoop,
   splitItemsByPrompt,
   trainableOf,
   type EncodedText,
   type OfflineConfig,
   type OfflineTokenizer,
+  type TuneAdam,
   type TuneEvent,
-  type TuneMetricRow,
   type TuneResult,
 } from './offline-train';
 import { TuneDivergedError, TuneInputError } from './tune-errors';
@@ -194,8 +188,6 @@ export async function trainDpo(
   const train = encode(split.train);
   const val = encode(split.val);
   const vars = trainableOf(model, 'trainDpo');
-  const totalSteps = plannedSteps(train.length, c);
-  const stepsPerEpoch = Math.ceil(train.length / c.batchSize);
   const avg = c.lossType === 'ipo';
 
   // Reference log-probs, once (TRL `precompute_ref_log_probs`).
@@ -214,86 +206,35 @@ export async function trainDpo(
   if (!ref.every(Number.isFinite))
     throw new TuneDivergedError('DPO: the reference model gives non-finite log-probabilities; reload the model.');
 
-  const initialWeights = snapshotVars(vars);
-  const adam = new TuneAdam(vars, c);
-  try {
-    const initial = {
-      ...(await evaluateDpo(model, train, eot, c, '')),
-      ...(val.length ? await evaluateDpo(model, val, eot, c) : {}),
-    };
-    onEvent?.({
-      type: 'start',
+  return runOfflineLoop(
+    {
       method: 'dpo',
-      train: train.length,
-      val: val.length,
+      what: 'DPO',
+      config: c,
+      vars,
+      train,
+      val,
       valPrompts: split.valPrompts,
       dropped: pairs.length - usable.length,
-      totalSteps,
-      initial,
-    });
-
-    const rng = new Rng(c.seed + 1);
-    const history: TuneMetricRow[] = [];
-    let step = 0;
-    let epoch = 0;
-    let final: Record<string, number> = {};
-    while (step < totalSteps) {
-      epoch++;
-      const order = permutation(train.length, rng);
-      const epochRows: Record<string, number>[] = [];
-      for (let s = 0; s < stepsPerEpoch && step < totalSteps; s++) {
-        await checkpoint?.();
-        const batch = order.slice(s * c.batchSize, (s + 1) * c.batchSize).map((i) => train[i]);
-        const lr = learningRateAt(step, totalSteps, c);
-        const { metrics: m, gradNorm } = await dpoStep(model, vars, adam, batch, eot, lr, c, step);
-        step++;
-        const metrics = { ...m, grad_norm: gradNorm, learning_rate: lr, epoch: epoch - 1 + (s + 1) / stepsPerEpoch };
-        epochRows.push(metrics);
-        final = { ...metrics };
-        if (step % c.logEvery === 0 || step === totalSteps) {
-          const row = { step, metrics };
-          history.push(row);
-          onEvent?.({ type: 'step', row });
-        }
-      }
-      const epochMetrics: Record<string, number> = { train_loss: meanMetrics(epochRows).loss, epoch };
-      if (val.length) {
-        const ev = await evaluateDpo(model, val, eot, c);
-        if (!Number.isFinite(ev.eval_loss))
-          throw new TuneDivergedError(
-            `DPO diverged: the held-out loss is ${ev.eval_loss} after epoch ${epoch}. The weights were restored; lower the learning rate (now ${c.learningRate}).`,
-          );
-        Object.assign(epochMetrics, ev);
-      }
-      Object.assign(final, epochMetrics);
-      const row = { step, metrics: epochMetrics };
-      history.push(row);
-      onEvent?.({ type: 'epoch', epoch, row });
-    }
-    return {
-      method: 'dpo',
-      history,
-      steps: step,
-      epochs: epoch,
-      train: train.length,
-      val: val.length,
-      valPrompts: split.valPrompts,
-      final,
-      seconds: (performance.now() - t0) / 1000,
-    };
-  } catch (e) {
-    restoreVars(vars, initialWeights);
-    throw e;
-  } finally {
-    tf.dispose(initialWeights);
-    adam.dispose();
-  }
+      initial: async () => ({
+        ...(await evaluateDpo(model, train, eot, c, '')),
+        ...(val.length ? await evaluateDpo(model, val, eot, c) : {}),
+      }),
+      step: async (batch, adam, lr, step) => {
+        const { metrics, gradNorm } = await dpoStep(model, adam, batch, eot, lr, c, step);
+        return { ...metrics, grad_norm: gradNorm };
+      },
+      evaluate: (rows) => evaluateDpo(model, rows, eot, c),
+    },
+    t0,
+    onEvent,
+    checkpoint,
+  );
 }
 
-/** One step on a batch of pairs: chosen and rejected in one forward pass, one read-back. */
+/** One step on a batch of pairs: chosen and rejected in one forward pass (see `offlineStep`). */
 async function dpoStep(
   model: GPT,
-  vars: tf.Variable[],
   adam: TuneAdam,
   batch: EncodedPair[],
   eot: number,
@@ -305,34 +246,25 @@ async function dpoStep(
   const packed = packRows([...batch.map((p) => p.chosen), ...batch.map((p) => p.rejected)], eot);
   const rc = tf.tensor1d(batch.map((p) => p.refChosen));
   const rr = tf.tensor1d(batch.map((p) => p.refRejected));
-  const kept: { lp?: tf.Tensor1D } = {};
-  let grads: tf.NamedTensorMap | null = null;
-  let readback: tf.Tensor | null = null;
   try {
-    const res = tf.variableGrads(() => {
-      const { logits } = model.forward(packed.seq);
-      const lp = completionLogprobsT(logits, packed.targets, packed.mask, c.lossType === 'ipo');
-      kept.lp = tf.keep(lp);
-      const pc = tf.slice(lp, 0, n);
-      const pr = tf.slice(lp, n, n);
-      return dpoLossT(pc, pr, rc, rr, c.beta, c.lossType, c.labelSmoothing).loss;
-    }, vars);
-    grads = res.grads;
-    const norm = adam.norm(grads);
-    readback = tf.tidy(() => tf.concat([tf.reshape(res.value, [1]), tf.reshape(norm, [1]), kept.lp!]));
-    tf.dispose([res.value, norm]);
-    const d = Array.from(await readback.data());
-    const [loss, gradNorm] = d;
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm))
-      throw new TuneDivergedError(
-        `DPO diverged at step ${step + 1}: loss ${loss}, gradient norm ${gradNorm}. The weights were restored to those before training; lower the learning rate (now ${c.learningRate}) or β.`,
-      );
-    adam.apply(grads, gradNorm, lr);
-    const pcs = d.slice(2, 2 + n);
-    const prs = d.slice(2 + n, 2 + 2 * n);
+    const { gradNorm, extra: lp } = await offlineStep(
+      adam,
+      () => {
+        const { logits } = model.forward(packed.seq);
+        const lp = completionLogprobsT(logits, packed.targets, packed.mask, c.lossType === 'ipo');
+        const pc = tf.slice(lp, 0, n);
+        const pr = tf.slice(lp, n, n);
+        return { loss: dpoLossT(pc, pr, rc, rr, c.beta, c.lossType, c.labelSmoothing).loss, extra: lp };
+      },
+      lr,
+      (loss, gradNorm) =>
+        new TuneDivergedError(
+          `DPO diverged at step ${step + 1}: loss ${loss}, gradient norm ${gradNorm}. The weights were restored to those before training; lower the learning rate (now ${c.learningRate}) or β.`,
+        ),
+    );
     const metrics = dpoMetrics(
-      pcs,
-      prs,
+      lp.slice(0, n),
+      lp.slice(n, 2 * n),
       batch.map((p) => p.refChosen),
       batch.map((p) => p.refRejected),
       c,
@@ -341,8 +273,5 @@ async function dpoStep(
   } finally {
     disposeRows(packed);
     tf.dispose([rc, rr]);
-    kept.lp?.dispose();
-    if (grads) tf.dispose(grads);
-    readback?.dispose();
   }
 }

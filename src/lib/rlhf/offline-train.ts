@@ -1,8 +1,9 @@
 /**
  * Shared pieces of the offline trainers, SFT (`sft.ts`) and DPO (`dpo-train.ts`): encoding a
  * prompt and its completion, packing rows, per-sequence log-probabilities over completion
- * tokens only, the seeded prompt split, Adam with explicit ε and global-norm clipping, and the
- * settings both share.
+ * tokens only, the seeded prompt split, Adam with explicit ε and global-norm clipping, one
+ * optimiser step with its single read-back, the epoch/batch loop with its events, and the
+ * settings both share. Each trainer keeps its own maths (losses, metrics) in its own file.
  *
  * Follows:
  *  - TRL `trl/trainer/sft_trainer.py` (prompt-completion data: the loss covers completion tokens
@@ -22,7 +23,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GPT } from '../model/gpt';
 import { Rng } from '../model/rng';
 import { splitByPrompt } from './reward-train';
-import { TuneInputError } from './tune-errors';
+import { TuneDivergedError, TuneInputError } from './tune-errors';
 
 /** What the trainers need of a tokenizer (`BpeTokenizer` fits). */
 export interface OfflineTokenizer {
@@ -236,7 +237,7 @@ export class TuneAdam {
   private t = 0;
 
   constructor(
-    private readonly vars: tf.Variable[],
+    readonly vars: tf.Variable[],
     private readonly c: OfflineConfig,
   ) {
     const zeros = (p: tf.Variable) => {
@@ -294,6 +295,156 @@ export function trainableOf(model: GPT, what: string): tf.Variable[] {
   const vars = model.trainableVariables();
   if (vars.length === 0) throw new RangeError(`${what}: the model is frozen; pass a trainable clone`);
   return vars;
+}
+
+// ------------------------------------------------------------------------------ one step
+
+/**
+ * One optimiser step on `adam`'s variables: gradients of `lossFn`'s loss, their global norm, one read-back of loss,
+ * norm and `extra` (a 1-D tensor of per-batch values the caller wants back), a finite check
+ * (`diverged` makes the error, and nothing is applied), then clipped Adam. Returns the
+ * read-back numbers.
+ */
+export async function offlineStep(
+  adam: TuneAdam,
+  lossFn: () => { loss: tf.Scalar; extra: tf.Tensor1D },
+  lr: number,
+  diverged: (loss: number, gradNorm: number) => Error,
+): Promise<{ loss: number; gradNorm: number; extra: number[] }> {
+  const kept: { extra?: tf.Tensor } = {};
+  let grads: tf.NamedTensorMap | null = null;
+  let readback: tf.Tensor | null = null;
+  try {
+    const res = tf.variableGrads(() => {
+      const { loss, extra } = lossFn();
+      kept.extra = tf.keep(extra);
+      return loss;
+    }, adam.vars);
+    grads = res.grads;
+    const norm = adam.norm(grads);
+    readback = tf.tidy(() => tf.concat([tf.reshape(res.value, [1]), tf.reshape(norm, [1]), kept.extra!]));
+    tf.dispose([res.value, norm]);
+    const d = Array.from(await readback.data());
+    const [loss, gradNorm] = d;
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) throw diverged(loss, gradNorm);
+    adam.apply(grads, gradNorm, lr);
+    return { loss, gradNorm, extra: d.slice(2) };
+  } finally {
+    kept.extra?.dispose();
+    if (grads) tf.dispose(grads);
+    readback?.dispose();
+  }
+}
+
+// ------------------------------------------------------------------------------ the loop
+
+/** What a trainer hands {@link runOfflineLoop}: its data, and its maths as callbacks. */
+export interface OfflineLoop<R> {
+  method: 'sft' | 'dpo';
+  /** 'SFT' or 'DPO', in messages. */
+  what: string;
+  config: OfflineConfig;
+  vars: tf.Variable[];
+  train: readonly R[];
+  val: readonly R[];
+  valPrompts: string[];
+  /** Items left out before training (ties for DPO). */
+  dropped: number;
+  /** Metrics before the first step (step 0). */
+  initial(): Promise<Record<string, number>>;
+  /** One optimiser step on `batch`; its metrics, `grad_norm` included. */
+  step(batch: R[], adam: TuneAdam, lr: number, step: number): Promise<Record<string, number>>;
+  /** Metrics on the held-out items, `eval_loss` among them. */
+  evaluate(val: readonly R[]): Promise<Record<string, number>>;
+}
+
+/**
+ * The loop SFT and DPO share (HF `Trainer`): seeded shuffles per epoch, batches, the learning
+ * rate schedule, step and epoch events (`train_loss` and held-out metrics at each epoch's end),
+ * `max_steps`. On any error, cancellation included, the weights are restored; a non-finite
+ * held-out loss throws `TuneDivergedError`. `checkpoint` is awaited before every step; `t0` is
+ * when the run began (for `seconds`).
+ */
+export async function runOfflineLoop<R>(
+  loop: OfflineLoop<R>,
+  t0: number,
+  onEvent?: (e: TuneEvent) => void,
+  checkpoint?: () => Promise<void>,
+): Promise<TuneResult> {
+  const { config: c, vars, train, val, method, what } = loop;
+  const totalSteps = plannedSteps(train.length, c);
+  const stepsPerEpoch = Math.ceil(train.length / c.batchSize);
+  const initialWeights = snapshotVars(vars);
+  const adam = new TuneAdam(vars, c);
+  try {
+    const initial = await loop.initial();
+    onEvent?.({
+      type: 'start',
+      method,
+      train: train.length,
+      val: val.length,
+      valPrompts: loop.valPrompts,
+      dropped: loop.dropped,
+      totalSteps,
+      initial,
+    });
+
+    const rng = new Rng(c.seed + 1);
+    const history: TuneMetricRow[] = [];
+    let step = 0;
+    let epoch = 0;
+    let final: Record<string, number> = {};
+    while (step < totalSteps) {
+      epoch++;
+      const order = permutation(train.length, rng);
+      const epochRows: Record<string, number>[] = [];
+      for (let s = 0; s < stepsPerEpoch && step < totalSteps; s++) {
+        await checkpoint?.();
+        const batch = order.slice(s * c.batchSize, (s + 1) * c.batchSize).map((i) => train[i]);
+        const lr = learningRateAt(step, totalSteps, c);
+        const m = await loop.step(batch, adam, lr, step);
+        step++;
+        const metrics = { ...m, learning_rate: lr, epoch: epoch - 1 + (s + 1) / stepsPerEpoch };
+        epochRows.push(metrics);
+        final = { ...metrics };
+        if (step % c.logEvery === 0 || step === totalSteps) {
+          const row = { step, metrics };
+          history.push(row);
+          onEvent?.({ type: 'step', row });
+        }
+      }
+      const epochMetrics: Record<string, number> = { train_loss: meanMetrics(epochRows).loss, epoch };
+      if (val.length) {
+        const ev = await loop.evaluate(val);
+        if (!Number.isFinite(ev.eval_loss))
+          throw new TuneDivergedError(
+            `${what} diverged: the held-out loss is ${ev.eval_loss} after epoch ${epoch}. The weights were restored; lower the learning rate (now ${c.learningRate}).`,
+          );
+        Object.assign(epochMetrics, ev);
+      }
+      Object.assign(final, epochMetrics);
+      const row = { step, metrics: epochMetrics };
+      history.push(row);
+      onEvent?.({ type: 'epoch', epoch, row });
+    }
+    return {
+      method,
+      history,
+      steps: step,
+      epochs: epoch,
+      train: train.length,
+      val: val.length,
+      valPrompts: loop.valPrompts,
+      final,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  } catch (e) {
+    restoreVars(vars, initialWeights);
+    throw e;
+  } finally {
+    tf.dispose(initialWeights);
+    adam.dispose();
+  }
 }
 
 // ---------------------------------------------------------------------------------- events

@@ -16,28 +16,22 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPT } from '../model/gpt';
-import { Rng } from '../model/rng';
 import {
   DEFAULT_OFFLINE_CONFIG,
-  TuneAdam,
   checkOfflineConfig,
   completionLogprobsT,
   disposeRows,
   encodeCompletion,
-  learningRateAt,
-  meanMetrics,
+  offlineStep,
   packRows,
-  permutation,
-  plannedSteps,
-  restoreVars,
-  snapshotVars,
+  runOfflineLoop,
   splitItemsByPrompt,
   trainableOf,
   type EncodedText,
   type OfflineConfig,
   type OfflineTokenizer,
+  type TuneAdam,
   type TuneEvent,
-  type TuneMetricRow,
   type TuneResult,
 } from './offline-train';
 import { TuneDivergedError, TuneInputError } from './tune-errors';
@@ -133,103 +127,37 @@ export async function trainSft(
   const split = splitItemsByPrompt(examples, c.valFraction, c.seed);
   const enc = (xs: readonly SftExample[]) =>
     xs.map((e) => encodeCompletion(tok, e.prompt, e.completion, T, c.appendEot));
-  const train = enc(split.train);
+  const evaluate = async (rows: readonly EncodedText[]) => {
+    const ev = await evaluateSft(model, rows, eot);
+    return { eval_loss: ev.loss, eval_mean_token_accuracy: ev.mean_token_accuracy };
+  };
   const val = enc(split.val);
-  const vars = trainableOf(model, 'trainSft');
-  const totalSteps = plannedSteps(train.length, c);
-  const stepsPerEpoch = Math.ceil(train.length / c.batchSize);
-
-  const initialWeights = snapshotVars(vars);
-  const adam = new TuneAdam(vars, c);
-  try {
-    const initial: Record<string, number> = {};
-    if (val.length) {
-      const ev = await evaluateSft(model, val, eot);
-      initial.eval_loss = ev.loss;
-      initial.eval_mean_token_accuracy = ev.mean_token_accuracy;
-    }
-    onEvent?.({
-      type: 'start',
+  return runOfflineLoop(
+    {
       method: 'sft',
-      train: train.length,
-      val: val.length,
+      what: 'SFT',
+      config: c,
+      vars: trainableOf(model, 'trainSft'),
+      train: enc(split.train),
+      val,
       valPrompts: split.valPrompts,
       dropped: 0,
-      totalSteps,
-      initial,
-    });
-
-    const rng = new Rng(c.seed + 1);
-    const history: TuneMetricRow[] = [];
-    let step = 0;
-    let epoch = 0;
-    let final: Record<string, number> = {};
-    while (step < totalSteps) {
-      epoch++;
-      const order = permutation(train.length, rng);
-      const epochRows: Record<string, number>[] = [];
-      for (let s = 0; s < stepsPerEpoch && step < totalSteps; s++) {
-        await checkpoint?.();
-        const rows = order.slice(s * c.batchSize, (s + 1) * c.batchSize).map((i) => train[i]);
-        const lr = learningRateAt(step, totalSteps, c);
-        const b = await sftStep(model, vars, adam, rows, eot, lr, c, step);
-        step++;
-        const metrics = {
-          loss: b.loss,
-          mean_token_accuracy: b.accuracy,
-          num_tokens: b.tokens,
-          grad_norm: b.gradNorm,
-          learning_rate: lr,
-          epoch: epoch - 1 + (s + 1) / stepsPerEpoch,
-        };
-        epochRows.push(metrics);
-        final = { ...metrics };
-        if (step % c.logEvery === 0 || step === totalSteps) {
-          const row = { step, metrics };
-          history.push(row);
-          onEvent?.({ type: 'step', row });
-        }
-      }
-      const m = meanMetrics(epochRows);
-      const epochMetrics: Record<string, number> = { train_loss: m.loss, epoch };
-      if (val.length) {
-        const ev = await evaluateSft(model, val, eot);
-        if (!Number.isFinite(ev.loss))
-          throw new TuneDivergedError(
-            `SFT diverged: the held-out loss is ${ev.loss} after epoch ${epoch}. The weights were restored; lower the learning rate (now ${c.learningRate}).`,
-          );
-        epochMetrics.eval_loss = ev.loss;
-        epochMetrics.eval_mean_token_accuracy = ev.mean_token_accuracy;
-      }
-      Object.assign(final, epochMetrics);
-      const row = { step, metrics: epochMetrics };
-      history.push(row);
-      onEvent?.({ type: 'epoch', epoch, row });
-    }
-    return {
-      method: 'sft',
-      history,
-      steps: step,
-      epochs: epoch,
-      train: train.length,
-      val: val.length,
-      valPrompts: split.valPrompts,
-      final,
-      seconds: (performance.now() - t0) / 1000,
-    };
-  } catch (e) {
-    restoreVars(vars, initialWeights);
-    throw e;
-  } finally {
-    tf.dispose(initialWeights);
-    adam.dispose();
-  }
+      initial: async () => (val.length ? evaluate(val) : {}),
+      step: async (rows, adam, lr, step) => {
+        const b = await sftStep(model, adam, rows, eot, lr, c, step);
+        return { loss: b.loss, mean_token_accuracy: b.accuracy, num_tokens: b.tokens, grad_norm: b.gradNorm };
+      },
+      evaluate,
+    },
+    t0,
+    onEvent,
+    checkpoint,
+  );
 }
 
-/** One step: loss and gradients, one read-back, finite check, clipped Adam. */
+/** One step: the mean NLL over completion tokens and the token accuracy (see `offlineStep`). */
 async function sftStep(
   model: GPT,
-  vars: tf.Variable[],
   adam: TuneAdam,
   rows: EncodedText[],
   eot: number,
@@ -238,36 +166,28 @@ async function sftStep(
   step: number,
 ): Promise<Batch & { gradNorm: number }> {
   const packed = packRows(rows, eot);
-  const kept: { acc?: tf.Tensor } = {};
-  let grads: tf.NamedTensorMap | null = null;
-  let readback: tf.Tensor | null = null;
   try {
-    const res = tf.variableGrads(() => {
-      const { logits } = model.forward(packed.seq);
-      const n = tf.sum(packed.mask);
-      const loss = tf.div(
-        tf.neg(tf.sum(completionLogprobsT(logits, packed.targets, packed.mask))),
-        tf.maximum(n, 1),
-      ) as tf.Scalar;
-      const hit = tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, -1), packed.targets), 'float32'), packed.mask));
-      kept.acc = tf.keep(tf.stack([tf.div(hit, tf.maximum(n, 1)), n]));
-      return loss;
-    }, vars);
-    grads = res.grads;
-    const norm = adam.norm(grads);
-    readback = tf.tidy(() => tf.concat([tf.reshape(res.value, [1]), tf.reshape(norm, [1]), kept.acc!]));
-    tf.dispose([res.value, norm]);
-    const [loss, gradNorm, accuracy, tokens] = Array.from(await readback.data());
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm))
-      throw new TuneDivergedError(
-        `SFT diverged at step ${step + 1}: loss ${loss}, gradient norm ${gradNorm}. The weights were restored to those before training; lower the learning rate (now ${c.learningRate}).`,
-      );
-    adam.apply(grads, gradNorm, lr);
+    const { loss, gradNorm, extra } = await offlineStep(
+      adam,
+      () => {
+        const { logits } = model.forward(packed.seq);
+        const n = tf.sum(packed.mask);
+        const loss = tf.div(
+          tf.neg(tf.sum(completionLogprobsT(logits, packed.targets, packed.mask))),
+          tf.maximum(n, 1),
+        ) as tf.Scalar;
+        const hit = tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, -1), packed.targets), 'float32'), packed.mask));
+        return { loss, extra: tf.stack([tf.div(hit, tf.maximum(n, 1)), n]) as tf.Tensor1D };
+      },
+      lr,
+      (loss, gradNorm) =>
+        new TuneDivergedError(
+          `SFT diverged at step ${step + 1}: loss ${loss}, gradient norm ${gradNorm}. The weights were restored to those before training; lower the learning rate (now ${c.learningRate}).`,
+        ),
+    );
+    const [accuracy, tokens] = extra;
     return { loss, accuracy, tokens, gradNorm };
   } finally {
     disposeRows(packed);
-    kept.acc?.dispose();
-    if (grads) tf.dispose(grads);
-    readback?.dispose();
   }
 }
