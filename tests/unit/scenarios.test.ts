@@ -27,10 +27,10 @@ describe('shipped scenarios', () => {
     for (const [i, s] of shipped.entries()) expect(s.id).toBe(index[i]);
   });
 
-  it('covers the six scenarios of the issue and the over-optimisation preset, with one human and one β-slider scenario', () => {
+  it('covers the six scenarios of the issue and the over-optimisation preset, with one human scenario and β sliders on reward hacking and over-optimisation', () => {
     expect(shipped).toHaveLength(7);
     expect(shipped.filter((s) => s.human).map((s) => s.id)).toEqual(['your-own-taste']);
-    expect(shipped.filter((s) => s.betaSlider).map((s) => s.id)).toEqual(['reward-hacking']);
+    expect(shipped.filter((s) => s.betaSlider).map((s) => s.id)).toEqual(['reward-hacking', 'over-optimisation']);
     const kinds = new Set(shipped.map((s) => s.labeller.kind));
     for (const k of ['sentiment', 'length', 'keyword'] as const) expect(kinds.has(k)).toBe(true);
   });
@@ -162,20 +162,22 @@ describe('validateScenario rejects bad files with the field named', () => {
 
 describe('the over-optimisation preset (Gao et al. 2022)', () => {
   const s = shipped.find((x) => x.id === 'over-optimisation')!;
-  it('is the pipeline.ts run: noisy sentiment labels, few pairs, full-mode reward model, small fixed β', () => {
+  it('is the pipeline.ts run: a gold reader who dislikes repetition, 20 noisy labels, a head-only proxy, no KL leash', () => {
     expect(s).toBeDefined();
     expect(s.human).toBe(false);
-    expect(s.labeller).toMatchObject({ kind: 'sentiment', noise: 0.1 });
-    expect(s.gold).toBe('sentiment');
-    expect(s.labels).toBe(60);
-    expect(s.rewardModel).toMatchObject({ mode: 'full', pooling: 'mean', learningRate: 1e-4 });
+    expect(s.labeller).toMatchObject({ kind: 'sentiment', scoring: 'distinct', noise: 0.1 });
+    // Gold is the labeller itself without noise (the runner's default when `gold` is left out).
+    expect(s.gold).toBeUndefined();
+    expect(s.labels).toBe(20);
+    expect(s.rewardModel).toMatchObject({ mode: 'head', pooling: 'mean' });
     const cfg = validatePpoConfig({ ...s.ppo, seed: s.seed });
-    expect(cfg.klCoef).toBe(0.01);
+    expect(cfg.klCoef).toBe(0);
     expect(cfg.adaptiveKl).toBeNull();
-    expect(cfg.lr).toBe(1e-4);
-    // Evaluations along the run, several samples per prompt, and the last iteration evaluated.
-    expect(s.evalEvery).toBe(5);
-    expect(s.evalSamples).toBe(4);
+    expect(cfg.lr).toBe(5e-4);
+    expect(s.betaSlider).toBe(true);
+    // Evaluations along the run, many samples per prompt, and the last iteration evaluated.
+    expect(s.evalEvery).toBe(2);
+    expect(s.evalSamples).toBe(32);
     expect(s.iterations % s.evalEvery!).toBe(0);
     expect(s.iterations / s.evalEvery!).toBeGreaterThanOrEqual(8);
     expect(s.explain).toMatch(/Gao/);
