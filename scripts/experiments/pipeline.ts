@@ -18,6 +18,10 @@
  * are also logged every K iterations (`<out>/eval.jsonl`), which is the over-optimisation plot of
  * Gao, Schulman & Hilton 2022 ("Scaling laws for reward model overoptimization"): score vs √KL.
  *
+ * The over-optimisation preset (static/scenarios/over-optimisation.json) is this run, seeds 0–4:
+ *   npx tsx scripts/experiments/pipeline.ts --pairs 20 --noise 0.1 --labeller-config '{"scoring":"distinct"}' \
+ *     --rm-mode head --config '{"klCoef":0,"lr":5e-4}' --iterations 50 --eval-every 2 --eval-samples 16 --seed S
+ *
  * Writes `<out>/pairs.jsonl` (the labelled pairs, TRL explicit-prompt format, so DPO can train on
  * exactly the same data), `<out>/log.jsonl` (PPO metrics per iteration), `<out>/summary.json`.
  */
