@@ -307,7 +307,10 @@ export class ScenarioState {
     return (await stores.preferences.list({ annotator: name, limit: 0 })).total;
   }
 
-  /** Preference pairs in `name`'s records that carry a preference, and how many prompts they span. */
+  /**
+   * The pairs `name`'s records give the reward model, how many prompts they span, and how many
+   * records give none (`ties`: a tie, "both bad", or two equal texts).
+   */
   private async usablePairs(name: string): Promise<{ pairs: number; prompts: number; ties: number }> {
     const stores = await getStores();
     const { records } = await stores.preferences.list({ annotator: name, limit: Number.MAX_SAFE_INTEGER });
@@ -341,16 +344,17 @@ export class ScenarioState {
       // Count what the reward model can learn from: a tie, or two identical texts, is no preference,
       // and validation needs a second prompt.
       const need = Math.max(s.labels, MIN_PAIRS);
+      // The version first, then the count: a label saved in between is counted on the next turn.
+      let version = dataState.version;
       let u = await this.usablePairs(name);
       const enough = () => u.pairs >= need && u.prompts >= MIN_PROMPTS;
       if (!enough()) router.go('feedback');
-      let version = dataState.version;
       while (!enough()) {
         p.done = Math.min(u.pairs, need);
         this.labelHint =
           u.pairs < need
             ? u.ties > 0
-              ? `${u.ties} ${u.ties === 1 ? 'tie (or two equal texts) does' : 'ties (or equal texts) do'} not count.`
+              ? `${u.ties} label${u.ties === 1 ? '' : 's'} without a preference (a tie, “both bad”, or two equal texts) ${u.ties === 1 ? 'does' : 'do'} not count.`
               : ''
             : `All ${u.pairs} pairs share one prompt: label one for another prompt.`;
         p.note =

@@ -142,7 +142,10 @@ describe('scenarios and the start page', () => {
       // A tie is saved but carries no preference: the count does not move, and the bar says why.
       assert.ok(await vote('tie'));
       await page.waitForFunction(
-        () => /1 tie .*does not count/.test(document.querySelector('[data-testid="banner-note"]')?.textContent ?? ''),
+        () =>
+          /1 label without a preference .*does not count/.test(
+            document.querySelector('[data-testid="banner-note"]')?.textContent ?? '',
+          ),
         undefined,
         { timeout: MODEL_TIMEOUT },
       );
