@@ -22,6 +22,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GPT } from '../model/gpt';
 import { Rng } from '../model/rng';
+import { adamUpdate, zerosSlot } from './adam';
 import { splitByPrompt } from './reward-train';
 import { TuneDivergedError, TuneInputError } from './tune-errors';
 
@@ -240,14 +241,8 @@ export class TuneAdam {
     readonly vars: tf.Variable[],
     private readonly c: OfflineConfig,
   ) {
-    const zeros = (p: tf.Variable) => {
-      const z = tf.zerosLike(p);
-      const out = tf.variable(z, false);
-      z.dispose(); // the variable holds its own reference
-      return out;
-    };
-    this.m = vars.map(zeros);
-    this.v = vars.map(zeros);
+    this.m = vars.map((p) => zerosSlot(p));
+    this.v = vars.map((p) => zerosSlot(p));
   }
 
   /** Global L2 norm of the gradients (a scalar tensor the caller disposes). */
@@ -260,18 +255,11 @@ export class TuneAdam {
     const { adamBeta1: b1, adamBeta2: b2, adamEpsilon: eps, maxGradNorm, weightDecay } = this.c;
     const scale = maxGradNorm > 0 ? Math.min(1, maxGradNorm / (gradNorm + 1e-6)) : 1;
     const t = ++this.t;
-    const bc1 = 1 - b1 ** t;
-    const bc2 = 1 - b2 ** t;
+    const h = { beta1: b1, beta2: b2, eps, lr, weightDecay };
     tf.tidy(() => {
       this.vars.forEach((p, i) => {
         const g = scale === 1 ? grads[p.name] : tf.mul(grads[p.name], scale);
-        const m = this.m[i];
-        const v = this.v[i];
-        m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
-        v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)));
-        let upd = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
-        if (weightDecay > 0 && p.shape.length >= 2) upd = tf.add(upd, tf.mul(p, weightDecay));
-        p.assign(tf.sub(p, tf.mul(upd, lr)));
+        adamUpdate(p, g, this.m[i], this.v[i], t, h);
       });
     });
   }

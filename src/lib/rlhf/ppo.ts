@@ -44,6 +44,7 @@
  * Read-backs: one per phase for rollout and advantages, one per minibatch step in update.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { adamUpdate, zerosSlot } from './adam';
 import type { GPT } from '../model/gpt';
 import { Rng, type RngState } from '../model/rng';
 import { generate, type OnToken } from '../model/sampling';
@@ -356,14 +357,8 @@ export class PpoTrainer {
       ...[...this.policy.params].map(([name, v]) => ({ key: `policy/${name}`, v })),
       ...[...this.valueModel.namedVariables()].map(([name, v]) => ({ key: `value/${name}`, v })),
     ];
-    const zeros = (v: tf.Variable, kind: string): tf.Variable => {
-      const z = tf.zerosLike(v);
-      const out = tf.variable(z, false, `ppo${id}/adam-${kind}/${v.name}`);
-      z.dispose(); // the variable keeps its own reference to the data
-      return out;
-    };
-    this.adamM = this.vars.map(({ v }) => zeros(v, 'm'));
-    this.adamV = this.vars.map(({ v }) => zeros(v, 'v'));
+    this.adamM = this.vars.map(({ v }) => zerosSlot(v, `ppo${id}/adam-m/${v.name}`));
+    this.adamV = this.vars.map(({ v }) => zerosSlot(v, `ppo${id}/adam-v/${v.name}`));
   }
 
   /** β now (changes after each iteration when adaptiveKl is on). */
@@ -854,20 +849,12 @@ export class PpoTrainer {
 
   /** Adam (bias-corrected, ε fixed) on every variable with gradients scaled by `scale`. */
   private applyAdam(grads: tf.NamedTensorMap, scale: number): void {
-    const { beta1, beta2, eps } = PPO_ADAM;
-    const lr = this.config.lr;
+    const h = { ...PPO_ADAM, lr: this.config.lr };
     const t = ++this.adamStep;
-    const bc1 = 1 - beta1 ** t;
-    const bc2 = 1 - beta2 ** t;
     tf.tidy(() => {
       this.vars.forEach(({ v }, i) => {
         const g = scale === 1 ? grads[v.name] : tf.mul(grads[v.name], scale);
-        const m = this.adamM[i];
-        const s = this.adamV[i];
-        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
-        s.assign(tf.add(tf.mul(s, beta2), tf.mul(tf.square(g), 1 - beta2)));
-        const upd = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(s, bc2)), eps));
-        v.assign(tf.sub(v, tf.mul(upd, lr)));
+        adamUpdate(v, g, this.adamM[i], this.adamV[i], t, h);
       });
     });
   }

@@ -25,6 +25,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingPair } from '../data/records';
 import { Rng } from '../model/rng';
 import { bradleyTerryLoss, bradleyTerryLossT } from './bradley-terry';
+import { adamUpdate, zerosSlot } from './adam';
 import { MIN_PAIRS, MIN_PROMPTS } from './reward-limits';
 import type { RewardMode, RewardModel, RewardNormalisation } from './reward-model';
 
@@ -410,15 +411,8 @@ class Adam {
     private readonly vars: tf.Variable[],
     private readonly o: Resolved,
   ) {
-    // tf.variable takes over the initial tensor's data but the tensor still counts: dispose it.
-    const zeros = (p: tf.Variable) => {
-      const z = tf.zerosLike(p);
-      const v = tf.variable(z, false);
-      z.dispose();
-      return v;
-    };
-    this.m = vars.map(zeros);
-    this.v = vars.map(zeros);
+    this.m = vars.map((p) => zerosSlot(p));
+    this.v = vars.map((p) => zerosSlot(p));
   }
 
   /** Clip, update every variable; returns the global gradient norm before clipping. Call inside tidy. */
@@ -428,18 +422,8 @@ class Adam {
     const gs = this.vars.map((p) => grads[p.name]);
     const norm = tf.sqrt(tf.addN(gs.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
     const scale = maxGradNorm > 0 ? tf.minimum(1, tf.div(maxGradNorm, tf.add(norm, 1e-6))) : tf.scalar(1);
-    const bc1 = 1 - b1 ** this.t;
-    const bc2 = 1 - b2 ** this.t;
-    this.vars.forEach((p, i) => {
-      const g = tf.mul(gs[i], scale);
-      const m = this.m[i];
-      const v = this.v[i];
-      m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
-      v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.mul(g, g), 1 - b2)));
-      let update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
-      if (weightDecay > 0 && p.shape.length >= 2) update = tf.add(update, tf.mul(p, weightDecay));
-      p.assign(tf.sub(p, tf.mul(update, lr)));
-    });
+    const h = { beta1: b1, beta2: b2, eps, lr, weightDecay };
+    this.vars.forEach((p, i) => adamUpdate(p, tf.mul(gs[i], scale), this.m[i], this.v[i], this.t, h));
     return norm;
   }
 
