@@ -155,3 +155,22 @@ export async function waitForBackend(page: Page, timeout = 90_000): Promise<stri
   );
   return (await page.textContent('[data-testid="backend-name"]'))!.trim();
 }
+
+/**
+ * From any page: open the Feedback page, create the scripted sentiment annotator "sentiment-bot"
+ * and let it label `n` pairs of 16-token samples in one action; resolves when the batch is done.
+ */
+export async function labelWithSentimentBot(page: Page, n: number): Promise<void> {
+  await page.click('nav a[href="#/feedback"]');
+  await page.getAttribute('[data-testid="pair"]', 'data-item', { timeout: 120_000 });
+  await page.getByLabel('Max new tokens').fill('16');
+  await page.click('[data-testid="studio-status"]');
+  await page.click('[data-testid="add-labeller"]');
+  await page.selectOption('[data-testid="labeller-kind"]', 'sentiment');
+  await page.fill('[data-testid="annotator-name"]', 'sentiment-bot');
+  await page.click('[data-testid="create-annotator"]');
+  await page.waitForSelector('[data-testid="auto-label"]');
+  await page.fill('[data-testid="auto-n"]', String(n));
+  await page.click('[data-testid="auto-start"]');
+  await page.waitForSelector('[data-testid="auto-status"][data-running="false"]', { timeout: 300_000 });
+}

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { openApp } from './harness';
+import { labelWithSentimentBot, openApp } from './harness';
 
 const MODEL_TIMEOUT = 120_000;
 
@@ -15,18 +15,7 @@ describe('reward model page', () => {
       assert.equal(await page.isDisabled('[data-testid="train-rm"]'), true);
 
       // 40 pairs from a scripted sentiment labeller.
-      await page.click('nav a[href="#/feedback"]');
-      await page.getAttribute('[data-testid="pair"]', 'data-item', { timeout: MODEL_TIMEOUT });
-      await page.getByLabel('Max new tokens').fill('16');
-      await page.click('[data-testid="studio-status"]');
-      await page.click('[data-testid="add-labeller"]');
-      await page.selectOption('[data-testid="labeller-kind"]', 'sentiment');
-      await page.fill('[data-testid="annotator-name"]', 'sentiment-bot');
-      await page.click('[data-testid="create-annotator"]');
-      await page.waitForSelector('[data-testid="auto-label"]');
-      await page.fill('[data-testid="auto-n"]', '40');
-      await page.click('[data-testid="auto-start"]');
-      await page.waitForSelector('[data-testid="auto-status"][data-running="false"]', { timeout: 300_000 });
+      await labelWithSentimentBot(page, 40);
 
       await page.click('nav a[href="#/reward"]');
       await page.click('text=Reload data');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { openApp } from './harness';
+import { labelWithSentimentBot, openApp } from './harness';
 
 const MODEL_TIMEOUT = 120_000;
 const RUN_TIMEOUT = 300_000;
@@ -64,18 +64,7 @@ describe('train page: DPO and SFT', () => {
       await page.waitForSelector('[data-testid="tuned-model"]', { state: 'detached' });
 
       // 30 pairs from a scripted sentiment labeller (as the reward-model test makes them).
-      await page.click('nav a[href="#/feedback"]');
-      await page.getAttribute('[data-testid="pair"]', 'data-item', { timeout: MODEL_TIMEOUT });
-      await page.getByLabel('Max new tokens').fill('16');
-      await page.click('[data-testid="studio-status"]');
-      await page.click('[data-testid="add-labeller"]');
-      await page.selectOption('[data-testid="labeller-kind"]', 'sentiment');
-      await page.fill('[data-testid="annotator-name"]', 'sentiment-bot');
-      await page.click('[data-testid="create-annotator"]');
-      await page.waitForSelector('[data-testid="auto-label"]');
-      await page.fill('[data-testid="auto-n"]', '30');
-      await page.click('[data-testid="auto-start"]');
-      await page.waitForSelector('[data-testid="auto-status"][data-running="false"]', { timeout: RUN_TIMEOUT });
+      await labelWithSentimentBot(page, 30);
 
       // DPO with a short config: rewards/margins shown and rising.
       await page.click('nav a[href="#/train"]');

@@ -175,22 +175,9 @@ describe('trainDpo', () => {
 
 describe('engine: sftRun / dpoRun / tuneAdopt (in-thread, shipped model, wasm)', () => {
   test('SFT → adopt makes the tuned weights the loaded model; bad input is a named error that revives', async () => {
-    const { readFileSync } = await import('node:fs');
-    const { createEngine } = await import('../../src/lib/engine/engine');
+    const { engineWithBundledModel } = await import('./bundled-engine');
     const { reviveError } = await import('../../src/lib/engine/errors');
-    const { fileURLToPath } = await import('node:url');
-    const engine = createEngine();
-    const wasmPath = fileURLToPath(new URL('../../node_modules/@tensorflow/tfjs-backend-wasm/dist/', import.meta.url));
-    await engine.init({ backend: 'wasm', wasmPath });
-    const dir = 'public/models/tiny-gpt';
-    const w = readFileSync(`${dir}/model.safetensors`);
-    await engine.loadModel({
-      name: 'tiny-gpt',
-      source: 'files',
-      config: readFileSync(`${dir}/config.json`, 'utf8'),
-      tokenizer: readFileSync(`${dir}/tokenizer.json`, 'utf8'),
-      weights: w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength) as ArrayBuffer,
-    });
+    const engine = await engineWithBundledModel('wasm');
     const demo = [{ prompt: 'The movie was', completion: ' a quiet triumph of zebra jazz.' }];
     const cfg = { epochs: 5, batchSize: 1, learningRate: 3e-3, valFraction: 0, lrSchedule: 'constant' as const };
     const firstLosses: number[] = [];

@@ -5,12 +5,11 @@
  * reproduces the app's log-probabilities.
  */
 import { describe, expect, it } from 'vitest';
+import { BUNDLED_MODEL, engineWithBundledModel } from './bundled-engine';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createEngine } from '../../src/lib/engine/engine';
 import { InvalidInputError, NotReadyError } from '../../src/lib/engine/errors';
 import type { ExportedModel } from '../../src/lib/engine/types';
 import {
@@ -27,8 +26,7 @@ import { parameterShapes } from '../../src/lib/model/gpt';
 import { configFromHF, readSafetensors } from '../../src/lib/model/weights';
 import { defaultLabellerConfig } from '../../src/lib/rlhf/labellers';
 
-const wasmPath = fileURLToPath(new URL('../../node_modules/@tensorflow/tfjs-backend-wasm/dist/', import.meta.url));
-const MODEL = 'public/models/tiny-gpt';
+const MODEL = BUNDLED_MODEL;
 const PYTHON = '/usr/bin/python3';
 const dec = new TextDecoder();
 
@@ -48,20 +46,6 @@ function hasTorch(): boolean {
   }
 }
 
-async function engineWithModel() {
-  const engine = createEngine();
-  await engine.init({ backend: 'cpu', wasmPath });
-  const weights = readFileSync(`${MODEL}/model.safetensors`);
-  await engine.loadModel({
-    name: 'tiny-gpt',
-    source: 'bundled',
-    config: readFileSync(`${MODEL}/config.json`, 'utf8'),
-    tokenizer: readFileSync(`${MODEL}/tokenizer.json`, 'utf8'),
-    weights: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
-  });
-  return engine;
-}
-
 function unzip(model: ExportedModel, pairs: TrainingPair[], recordCount = pairs.length) {
   const zip = buildHandoffZip({ pairs, recordCount, model, createdAt: new Date(2024, 4, 17, 12, 0, 0) });
   return readZip(zip);
@@ -69,7 +53,7 @@ function unzip(model: ExportedModel, pairs: TrainingPair[], recordCount = pairs.
 
 describe('hand-off bundle', () => {
   it('base model: every file valid, exactly TRL keys, weights equal to the shipped model', async () => {
-    const engine = await engineWithModel();
+    const engine = await engineWithBundledModel();
     await expect(engine.exportModel('policy')).rejects.toBeInstanceOf(NotReadyError);
     await expect(engine.exportModel('other' as never)).rejects.toBeInstanceOf(InvalidInputError);
     const model = await engine.exportModel('base');
@@ -151,7 +135,7 @@ describe('hand-off bundle', () => {
   });
 
   it('no pairs: the bundle still builds, with an empty JSONL and a README that says so first', async () => {
-    const engine = await engineWithModel();
+    const engine = await engineWithBundledModel();
     const files = unzip(await engine.exportModel('base'), [], 0);
     expect(files.get('data/preferences.jsonl')!.length).toBe(0);
     const readme = dec.decode(files.get('README.md'));
@@ -160,7 +144,7 @@ describe('hand-off bundle', () => {
   });
 
   it('policy: the PPO policy after training, not the base weights; eval reports diversity', async () => {
-    const engine = await engineWithModel();
+    const engine = await engineWithBundledModel();
     await engine.ppoCreate({
       prompts: ['The movie was', 'The food was', 'This book'],
       evalPrompts: ['The movie was', 'This book'],
@@ -203,7 +187,7 @@ describe('hand-off bundle', () => {
   });
 
   it.runIf(hasTorch())('check_handoff.py loads the weights by GPT2LMHeadModel names and matches the app', async () => {
-    const engine = await engineWithModel();
+    const engine = await engineWithBundledModel();
     const model = await engine.exportModel('base');
     const dir = mkdtempSync(join(tmpdir(), 'handoff-'));
     try {

@@ -4,10 +4,8 @@
  * samples per prompt and each sample's KL to the reference.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { createEngine } from '../../src/lib/engine/engine';
+import { engineWithBundledModel } from './bundled-engine';
 import { InvalidInputError } from '../../src/lib/engine/errors';
 import type { PpoSetup } from '../../src/lib/engine/types';
 import { defaultLabellerConfig } from '../../src/lib/rlhf/labellers';
@@ -166,23 +164,6 @@ describe('overoptView summary', () => {
 
 // ------------------------------------------------------------------ engine evaluation
 
-const wasmPath = fileURLToPath(new URL('../../node_modules/@tensorflow/tfjs-backend-wasm/dist/', import.meta.url));
-const MODEL = 'public/models/tiny-gpt';
-
-async function engineWithModel() {
-  const engine = createEngine();
-  await engine.init({ backend: 'cpu', wasmPath });
-  const weights = readFileSync(`${MODEL}/model.safetensors`);
-  await engine.loadModel({
-    name: 'tiny-gpt',
-    source: 'bundled',
-    config: readFileSync(`${MODEL}/config.json`, 'utf8'),
-    tokenizer: readFileSync(`${MODEL}/tokenizer.json`, 'utf8'),
-    weights: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
-  });
-  return engine;
-}
-
 const EVAL_PROMPTS = ['The movie was', 'This restaurant'];
 const setup = (patch: Partial<PpoSetup> = {}): PpoSetup => ({
   prompts: ['The movie was', 'The food was', 'This book', 'This restaurant'],
@@ -195,7 +176,7 @@ const setup = (patch: Partial<PpoSetup> = {}): PpoSetup => ({
 
 describe('engine evaluation: samples per prompt and KL to the reference', () => {
   it('evalSamples copies per prompt (copy-major), distinct draws, KL ≈ 0 before training and > 0 after', async () => {
-    const engine = await engineWithModel();
+    const engine = await engineWithBundledModel();
     await engine.ppoCreate(setup({ evalSamples: 6 }));
     const before = await engine.ppoEvaluate();
     expect(before.map((s) => s.prompt)).toEqual(Array.from({ length: 6 }, () => EVAL_PROMPTS).flat());
@@ -224,7 +205,7 @@ describe('engine evaluation: samples per prompt and KL to the reference', () => 
   });
 
   it('one sample per prompt by default; a bad evalSamples is an InvalidInputError', async () => {
-    const engine = await engineWithModel();
+    const engine = await engineWithBundledModel();
     await engine.ppoCreate(setup());
     const one = await engine.ppoEvaluate();
     expect(one.map((s) => s.prompt)).toEqual(EVAL_PROMPTS);
