@@ -69,9 +69,12 @@ const { values: a } = parseArgs({
     'center-coef': { type: 'string' },
     'weight-decay': { type: 'string' },
     'head-l2': { type: 'string' },
+    patience: { type: 'string' },
     'val-fraction': { type: 'string', default: '0.2' },
     backend: { type: 'string', default: 'wasm' },
     active: { type: 'boolean', default: false },
+    /** Full mode: skip the trainer's linear probe (head fit on the frozen trunk before fine-tuning). */
+    'no-lpft': { type: 'boolean', default: false },
     budgets: { type: 'string', default: '10,20,30,40,60,80' },
     repeats: { type: 'string', default: '3' },
     'test-pairs': { type: 'string', default: '200' },
@@ -89,8 +92,7 @@ const SEED = num('seed');
 const MODE = a.mode as RewardMode;
 if (MODE !== 'head' && MODE !== 'full') throw new Error(`--mode must be head or full, got ${a.mode}`);
 const POOLING = a.pooling as RewardPooling;
-if (!['last', 'mean', 'sum'].includes(POOLING))
-  throw new Error(`--pooling must be last, mean or sum, got ${a.pooling}`);
+if (!['last', 'mean'].includes(POOLING)) throw new Error(`--pooling must be last or mean, got ${a.pooling}`);
 
 /** Pairs labelled by the sentiment labeller with --noise (see pipeline-common's samplePairs). */
 function samplePairs(
@@ -150,6 +152,8 @@ function trainOpts(encode: RewardEncoder, normaliseOn: number[][]): RewardTrainO
   if (opt('center-coef') !== undefined) o.centerCoef = opt('center-coef');
   if (opt('weight-decay') !== undefined) o.weightDecay = opt('weight-decay');
   if (opt('head-l2') !== undefined) o.headL2 = opt('head-l2');
+  if (opt('patience') !== undefined) o.patience = opt('patience');
+  if (a['no-lpft']) o.linearProbe = false;
   return o;
 }
 
@@ -264,6 +268,10 @@ async function main(): Promise<void> {
       );
     }
   });
+  if (res.linearProbe)
+    console.log(
+      `linear probe first (head on the frozen trunk): ${res.linearProbe.seconds.toFixed(1)} s, accuracy ${pct(res.linearProbe.accuracy)}, eval_accuracy ${res.linearProbe.eval_accuracy !== undefined ? pct(res.linearProbe.eval_accuracy) : '-'}`,
+    );
   const valC = res.split.val.map((p) => candOf.get(p)!);
   const ht = await heldOut(rm, test, encode);
   console.log(

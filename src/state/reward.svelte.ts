@@ -39,6 +39,8 @@ export interface RewardSettings {
   centerCoef: number;
   /** Decoupled weight decay (AdamW) on the trunk's matrices; full mode. */
   weightDecay: number;
+  /** Full mode: fit the head on the frozen trunk first (LP-FT; see reward-train.ts). */
+  linearProbe: boolean;
   valFraction: number;
   seed: number;
 }
@@ -52,6 +54,7 @@ export const DEFAULT_REWARD_SETTINGS: Record<'head' | 'full', RewardSettings> = 
     batchSize: 16,
     centerCoef: 0.01,
     weightDecay: 0,
+    linearProbe: true,
     valFraction: 0.2,
     seed: 0,
   },
@@ -66,6 +69,7 @@ export const DEFAULT_REWARD_SETTINGS: Record<'head' | 'full', RewardSettings> = 
     // With lr 1e-4 and mean pooling, the best held-out accuracy measured on 300 noisy pairs
     // (scripts/experiments/reward-model.ts --mode full --pooling mean --lr 1e-4 --weight-decay 0.1).
     weightDecay: 0.1,
+    linearProbe: true,
     valFraction: 0.2,
     seed: 0,
   },

@@ -202,6 +202,10 @@ describe.each<TestBackend>(['cpu', 'wasm'])('reward model on %s', (backend) => {
     expect(tf.memory().numTensors).toBe(before);
     expect(res.mode).toBe('head');
     expect(res.best.eval_accuracy).toBeGreaterThanOrEqual(0.95);
+    // Head mode is a convex fit: no early stopping, the last epoch's head is kept.
+    expect(res.stoppedEarly).toBe(false);
+    expect(res.history).toHaveLength(60);
+    expect(res.bestEpoch).toBe(60);
     const ev = await evaluatePairs(rm, res.split.val, encode);
     expect(ev.accuracy).toBeGreaterThanOrEqual(0.95);
     // Events: a start, per-epoch metrics with TRL names and reward distributions.
@@ -235,7 +239,17 @@ describe.each<TestBackend>(['cpu', 'wasm'])('reward model on %s', (backend) => {
     const rm = RewardModel.fromPolicy(base, { mode: 'full', seed: 3 });
     const pairs = separablePairs(10, 8, 12);
     const before = tf.memory().numTensors;
-    const res = await trainRewardModel(rm, pairs, { encode, seed: 2, epochs: 12, learningRate: 3e-3, patience: 12 });
+    // Without the linear probe: this checks that the trunk itself learns (a random trunk's
+    // features give the probe little, and a small probed head slows the trunk's steps).
+    const res = await trainRewardModel(rm, pairs, {
+      encode,
+      seed: 2,
+      epochs: 12,
+      learningRate: 3e-3,
+      patience: 12,
+      linearProbe: false,
+    });
+    expect(res.linearProbe).toBeUndefined();
     expect(tf.memory().numTensors).toBe(before);
     expect(res.best.eval_accuracy).toBeGreaterThanOrEqual(0.95);
     expect((await evaluatePairs(rm, res.split.val, encode)).accuracy).toBeGreaterThanOrEqual(0.95);
@@ -255,6 +269,36 @@ describe.each<TestBackend>(['cpu', 'wasm'])('reward model on %s', (backend) => {
     );
     expect(d).toBeGreaterThan(0);
     rm.dispose();
+    base.dispose();
+  }, 60_000);
+
+  test('full mode fits the head on the frozen trunk first (linear probe), on the same split', async () => {
+    const base = policy();
+    const pairs = separablePairs(10, 8, 11, true);
+    const head = RewardModel.fromPolicy(base, { mode: 'head', seed: 3 });
+    const h = await trainRewardModel(head, pairs, { encode, seed: 1 });
+    // Full mode, one epoch at a negligible learning rate: what is left is the probe's head.
+    const full = RewardModel.fromPolicy(base, { mode: 'full', seed: 3 });
+    const events: RewardTrainEvent[] = [];
+    const f = await trainRewardModel(full, pairs, { encode, seed: 1, epochs: 1, learningRate: 1e-20 }, (e) =>
+      events.push(e),
+    );
+    expect(f.mode).toBe('full');
+    expect(f.split.val).toEqual(h.split.val);
+    expect(f.linearProbe!.eval_accuracy).toBe(h.best.eval_accuracy);
+    expect(f.linearProbe!.accuracy).toBe(h.best.accuracy);
+    const wh = Array.from(head.scoreWeight.dataSync());
+    const wf = Array.from(full.scoreWeight.dataSync());
+    wf.forEach((x, i) => expect(x).toBeCloseTo(wh[i], 5));
+    // The full run starts from the probed head: its epoch-0 validation is the probe's.
+    const start = events[0];
+    if (start.type !== 'start') throw new Error('no start event');
+    expect(start.initial!.accuracy).toBeCloseTo(h.best.eval_accuracy!, 6);
+    // Only the full run's own events reach the caller, and its features cache was cleared.
+    expect(events.filter((e) => e.type === 'start')).toHaveLength(1);
+    expect(full.cachedFeatureCount).toBe(0);
+    head.dispose();
+    full.dispose();
     base.dispose();
   }, 60_000);
 });
@@ -298,6 +342,7 @@ describe('reward training: loss, errors, storage (cpu)', () => {
         centerCoef: 0.01,
         marginScale: 0.5,
         logEvery: 1,
+        linearProbe: false, // the loss of these weights, not of a probed head
       },
       (e) => {
         if (e.type === 'step') steps.push(e.metrics.loss);

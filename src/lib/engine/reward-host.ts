@@ -46,6 +46,7 @@ export class RewardHost {
           batchSize: req.batchSize,
           centerCoef: req.centerCoef,
           weightDecay: req.weightDecay,
+          linearProbe: req.linearProbe,
           valFraction: req.valFraction,
           seed: req.seed,
         },

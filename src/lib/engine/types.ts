@@ -155,6 +155,8 @@ export interface RewardTrainRequest {
   centerCoef?: number;
   /** Decoupled weight decay on the matrices (full mode; default 0). */
   weightDecay?: number;
+  /** Full mode: fit the head on the frozen trunk before training everything (default true). */
+  linearProbe?: boolean;
   valFraction?: number;
   seed?: number;
 }

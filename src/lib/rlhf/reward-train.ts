@@ -81,7 +81,23 @@ export interface RewardTrainOptions {
   valPairs?: TrainingPair[];
   /** Seed of the split and the batch order (default 0). */
   seed?: number;
-  /** Stop after this many epochs without a better validation result (default head 15, full 3). */
+  /**
+   * Stop after `patience` epochs without a better validation result and keep the best epoch's
+   * weights (default: full mode yes, head mode no). Head mode with `headL2` is a convex problem
+   * (ridge-regularised logistic regression on fixed features): it is solved to the end, and the
+   * validation split, only a few pairs when labels are few, is reported but picks nothing.
+   */
+  earlyStopping?: boolean;
+  /**
+   * Full mode: first fit the head alone on the frozen trunk (head mode's ridge fit, same split),
+   * then train everything from there (default true). "Linear probing then fine-tuning" (LP-FT,
+   * Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features and Underperform
+   * Out-of-Distribution"): a random head's large early gradients otherwise reshape the trunk
+   * to fit it. Measured on 300 noisy sentiment pairs, held-out accuracy 81.4% → 83.5%
+   * (`scripts/experiments/reward-model.ts --mode full --lpft`).
+   */
+  linearProbe?: boolean;
+  /** Epochs without a better validation result before stopping (default 3; see `earlyStopping`). */
   patience?: number;
   /** Report step metrics every N steps (default 10). */
   logEvery?: number;
@@ -95,8 +111,8 @@ type Resolved = Required<Omit<RewardTrainOptions, 'valPairs' | 'normaliseOn'>> &
   Pick<RewardTrainOptions, 'valPairs' | 'normaliseOn'>;
 
 const DEFAULTS = {
-  head: { epochs: 60, learningRate: 1e-2, patience: 15, weightDecay: 0, headL2: 10 },
-  full: { epochs: 6, learningRate: 3e-4, patience: 3, weightDecay: 0, headL2: 0 },
+  head: { epochs: 60, learningRate: 1e-2, earlyStopping: false, weightDecay: 0, headL2: 10 },
+  full: { epochs: 6, learningRate: 3e-4, earlyStopping: true, weightDecay: 0, headL2: 0 },
 } as const;
 
 function resolve(rm: RewardModel, o: RewardTrainOptions): Resolved {
@@ -120,7 +136,9 @@ function resolve(rm: RewardModel, o: RewardTrainOptions): Resolved {
     valFraction: o.valFraction ?? 0.2,
     valPairs: o.valPairs,
     seed: o.seed ?? 0,
-    patience: o.patience ?? d.patience,
+    earlyStopping: o.earlyStopping ?? d.earlyStopping,
+    linearProbe: o.linearProbe ?? true,
+    patience: o.patience ?? 3,
     logEvery: o.logEvery ?? 10,
     normaliseOn: o.normaliseOn,
     minPairs: o.minPairs ?? MIN_PAIRS,
@@ -252,6 +270,8 @@ export interface RewardTrainResult {
   normalisation: RewardNormalisation;
   seconds: number;
   secondsPerEpoch: number;
+  /** Full mode with `linearProbe`: the head's fit before the trunk trained (last epoch's metrics). */
+  linearProbe?: { seconds: number; accuracy: number; eval_accuracy?: number };
 }
 
 // ---------------------------------------------------------------------------
@@ -508,9 +528,31 @@ export async function trainRewardModel(
   let best: tf.Tensor[] | null = null;
   let adam: Adam | null = null;
   let trainF: { chosen: tf.Tensor2D; rejected: tf.Tensor2D } | null = null;
+  let linearProbe: RewardTrainResult['linearProbe'];
   /** Head mode with `headL2`: s_k² per feature (see `RewardTrainOptions.headL2`). */
   let headScale: tf.Tensor1D | null = null;
   try {
+    if (full && o.linearProbe) {
+      // LP-FT: the head's ridge fit on the frozen trunk, on the same split, before any trunk step.
+      const lp = await trainRewardModel(
+        rm,
+        split.train,
+        {
+          encode: o.encode,
+          mode: 'head',
+          valPairs: val.map((e) => e.pair),
+          seed: o.seed,
+          batchSize: o.batchSize,
+          centerCoef: o.centerCoef,
+          marginScale: o.marginScale,
+          minPairs: 1,
+          normaliseOn: [], // the full run normalises at its end
+        },
+        undefined,
+        checkpoint,
+      );
+      linearProbe = { seconds: lp.seconds, accuracy: lp.best.accuracy, eval_accuracy: lp.best.eval_accuracy };
+    }
     if (full) rm.invalidateFeatures();
     // Head mode: the trunk is fixed, so each text's feature vector is computed once.
     if (!full) {
@@ -653,6 +695,7 @@ export async function trainRewardModel(
       let isBest: boolean;
       if (val.length) {
         const ev = await evaluate();
+        // Without early stopping every epoch is "best": the last one's weights are kept.
         const allR = [...ev.chosen_rewards, ...ev.rejected_rewards];
         if (!Number.isFinite(ev.loss) || allR.some((x) => !(Math.abs(x) < DIVERGED_REWARD)))
           diverged(`validation loss is ${ev.loss}`, epoch);
@@ -662,7 +705,7 @@ export async function trainRewardModel(
         metrics.eval_mean_reward = ev.mean_reward;
         metrics.eval_chosen_rewards = ev.chosen_rewards;
         metrics.eval_rejected_rewards = ev.rejected_rewards;
-        isBest = ev.accuracy > bestKey[0] || (ev.accuracy === bestKey[0] && ev.loss < bestKey[1]);
+        isBest = !o.earlyStopping || ev.accuracy > bestKey[0] || (ev.accuracy === bestKey[0] && ev.loss < bestKey[1]);
         if (isBest) bestKey = [ev.accuracy, ev.loss];
       } else {
         isBest = true; // no validation: keep the last epoch
@@ -711,6 +754,7 @@ export async function trainRewardModel(
       normalisation,
       seconds,
       secondsPerEpoch: history.reduce((a, m) => a + m.seconds, 0) / history.length,
+      linearProbe,
     };
   } catch (e) {
     restoreInitial();
