@@ -8,6 +8,8 @@
  *
  *   npx tsx scripts/bench/profile-step.ts [--backend wasm] [--steps 10] [--batch 16] [--top 25]
  *     [--gpt path/to/other-gpt.ts]   A/B: profile another copy of the model module (same exports)
+ *     [--attention kernel|tf|ab]      our wasm attention kernel (default where it runs), TF.js ops,
+ *                                     or both, step by step alternately (an A/B on a busy machine)
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { readFileSync } from 'node:fs';
@@ -17,6 +19,7 @@ import { setBackend } from '../experiments/pipeline-common';
 import { configFromHF } from '../../src/lib/model/weights';
 import { GPT as DefaultGPT } from '../../src/lib/model/gpt';
 import { Rng } from '../../src/lib/model/rng';
+import { disableAttentionKernel } from '../../src/lib/model/kernels/attention-kernel';
 
 const { values: a } = parseArgs({
   options: {
@@ -26,6 +29,7 @@ const { values: a } = parseArgs({
     top: { type: 'string', default: '25' },
     config: { type: 'string', default: 'public/models/tiny-gpt/config.json' },
     gpt: { type: 'string' },
+    attention: { type: 'string', default: 'kernel' },
   },
 });
 
@@ -47,6 +51,24 @@ async function step(): Promise<number> {
   const v = (await loss.data())[0];
   loss.dispose();
   return v;
+}
+
+if (!['kernel', 'tf', 'ab'].includes(a.attention!)) throw new Error(`--attention must be kernel, tf or ab`);
+disableAttentionKernel(a.attention === 'tf');
+if (a.attention === 'ab') {
+  const times = { kernel: [] as number[], tf: [] as number[] };
+  for (let i = 0; i < 2 * Number(a.steps) + 2; i++) {
+    const which = i % 2 === 0 ? 'kernel' : 'tf';
+    disableAttentionKernel(which === 'tf');
+    const t0 = performance.now();
+    await step();
+    if (i >= 2) times[which].push(performance.now() - t0);
+  }
+  const med = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
+  console.log(
+    `attention A/B, ${a.steps} steps each, alternating: kernel median ${med(times.kernel).toFixed(1)} ms, TF.js ops median ${med(times.tf).toFixed(1)} ms`,
+  );
+  disableAttentionKernel(false);
 }
 
 // Warm-up (creates Adam's moments), then timed steps.

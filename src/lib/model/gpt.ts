@@ -29,11 +29,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GPTConfig } from './config';
 import { ModelLoadError } from './errors';
 import { Rng } from './rng';
-import { embed, geluTanh, layerNorm, linear, matMul, pickedLogSoftmax } from './ops';
+import { attentionKernelAvailable, cachedAttention, selfAttention } from './kernels/attention-kernel';
+import { embed, geluTanh, layerNorm, linear, matMul, pickedLogSoftmax, transposeLast2 } from './ops';
 
 /** Added to attention scores of masked positions. Finite (not -Infinity) so a row with
  *  every key masked gives a uniform softmax instead of NaN. */
 const MASK_VALUE = -1e9;
+
+/** Additive attention bias broadcastable to [B, nh, t, L] (see `GPT.attentionBias`). */
+type AttentionBias = tf.Tensor;
 
 export interface GPTOptions {
   /** Seed of the weight init (default 0). */
@@ -60,10 +64,13 @@ export type ForwardOutput = {
  * row's positions count from its first real token.
  */
 export class KVCache {
-  /** Per layer, keys already transposed: [B, nh, hs, L]. */
-  keysT: tf.Tensor4D[] = [];
-  /** Per layer, values: [B, nh, L, hs]. */
-  values: tf.Tensor4D[] = [];
+  /**
+   * Per layer, keys and values: [B, L, C] rows when our attention kernel runs (wasm, cpu),
+   * [B, nh, L, hs] heads on other backends (`layout`).
+   */
+  keys: tf.Tensor[] = [];
+  values: tf.Tensor[] = [];
+  layout: 'rows' | 'heads' | null = null;
   /** Columns filled so far (padding included). */
   length = 0;
   constructor(
@@ -71,10 +78,11 @@ export class KVCache {
     readonly padding: number[],
   ) {}
   dispose(): void {
-    for (const t of [...this.keysT, ...this.values]) t.dispose();
-    this.keysT = [];
+    for (const t of [...this.keys, ...this.values]) t.dispose();
+    this.keys = [];
     this.values = [];
     this.length = 0;
+    this.layout = null;
   }
 }
 
@@ -195,28 +203,49 @@ export class GPT {
   }
 
   /**
-   * qkv [B·t, 3C] → q [B, nh, t, hs] (already scaled by 1/√hs), kT [B, nh, hs, t], v [B, nh, t, hs]:
-   * one 4-D transpose of the fused projection, a split on the head axis (contiguous blocks, unlike
-   * a column split of [B·t, 3C]) and one transpose of k. Scaling q (t·hs values) is cheaper than
-   * scaling the scores (t·L values).
+   * qkv [B·t, 3C] → q [B, nh, t, hs] (already scaled by 1/√hs), k and v [B, nh, t, hs]: one 4-D
+   * transpose of the fused projection and a split on the head axis (contiguous blocks, unlike a
+   * column split of [B·t, 3C]). Scaling q (t·hs values) is cheaper than scaling the scores (t·L).
    */
-  private qkvHeads(qkv: tf.Tensor2D, B: number, t: number): { q: tf.Tensor4D; kT: tf.Tensor4D; v: tf.Tensor4D } {
+  private qkvHeads(qkv: tf.Tensor2D, B: number, t: number): { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D } {
     const { nHead, nEmbd } = this.config;
     const hs = nEmbd / nHead;
     const heads = tf.transpose(tf.reshape(qkv, [B, t, 3 * nHead, hs]), [0, 2, 1, 3]); // [B, 3nh, t, hs]
     const [q, k, v] = tf.split(heads, 3, 1) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-    return { q: tf.mul(q, 1 / Math.sqrt(hs)), kT: tf.transpose(k, [0, 1, 3, 2]), v };
+    return { q: tf.mul(q, 1 / Math.sqrt(hs)), k, v };
   }
 
   /**
-   * Attention of q [B, nh, t, hs] over kT [B, nh, hs, L], v [B, nh, L, hs] with an additive
-   * bias broadcastable to [B, nh, t, L]; returns the projected output [B·t, C].
+   * Whether attention runs in our wasm kernel (`kernels/attention-kernel.ts`: on the wasm and cpu
+   * backends; causal mask and key padding built in, heads read straight from the fused qkv
+   * rows) or as TF.js ops (other backends).
    */
-  private attend(q: tf.Tensor4D, kT: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor, layer: number): tf.Tensor2D {
+  private useAttentionKernel(): boolean {
+    return attentionKernelAvailable(this.config.nEmbd / this.config.nHead);
+  }
+
+  /**
+   * TF.js path: additive bias broadcastable to [B, nh, t, L], the causal part (rows P..L−1 of
+   * the full mask) plus `padding[b]` masked leading key columns.
+   */
+  private attentionBias(B: number, t: number, L: number, padding?: readonly number[]): AttentionBias {
+    let bias: tf.Tensor = tf.slice(this.causalBias, [L - t, 0], [t, L]);
+    if (padding?.some((p) => p > 0)) {
+      const padBias = new Float32Array(B * L);
+      for (let b = 0; b < B; b++) padBias.fill(MASK_VALUE, b * L, b * L + Math.min(padding[b], L));
+      bias = tf.add(bias, tf.tensor4d(padBias, [B, 1, 1, L]));
+    }
+    return bias;
+  }
+
+  /**
+   * Attention of q [B, nh, t, hs] over k, v [B, nh, L, hs] (the queries are the last t
+   * positions); returns the projected output [B·t, C].
+   */
+  private attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: AttentionBias, layer: number): tf.Tensor2D {
     const [B, , t] = q.shape;
-    const scores = tf.add(matMul(q, kT), bias); // [B, nh, t, L]; q is pre-scaled
-    const att = tf.softmax(scores, -1);
-    const y = matMul(att, v); // [B, nh, t, hs]
+    const scores = tf.add(matMul(q, transposeLast2(k)), bias); // [B, nh, t, L]; q is pre-scaled
+    const y = matMul(tf.softmax(scores, -1), v); // [B, nh, t, hs]
     const merged = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * t, this.config.nEmbd]) as tf.Tensor2D; // [B·t, C]
     return this.linear(merged, `transformer.h.${layer}.attn.c_proj`);
   }
@@ -248,12 +277,18 @@ export class GPT {
     return tf.tidy(() => {
       const pos = tf.slice(this.p('transformer.wpe.weight'), [0, 0], [T, C]); // [T, C]
       let x = tf.reshape(tf.add(tf.reshape(this.embedTokens(idx), [B, T, C]), pos), [B * T, C]) as tf.Tensor2D;
-      const bias = tf.slice(this.causalBias, [0, 0], [T, T]); // [T, T] broadcasts over [B, nh, T, T]
+      const kernel = this.useAttentionKernel();
+      const bias = kernel ? null : this.attentionBias(B, T, T);
       for (let l = 0; l < nLayer; l++) {
         const h = `transformer.h.${l}.`;
         const qkv = this.linear(this.layerNorm(x, h + 'ln_1'), h + 'attn.c_attn'); // [B·T, 3C]
-        const { q, kT, v } = this.qkvHeads(qkv, B, T);
-        x = tf.add(x, this.attend(q, kT, v, bias, l));
+        if (kernel) {
+          const y = selfAttention(qkv, B, T, this.config.nHead); // [B·T, C]
+          x = tf.add(x, this.linear(y, h + 'attn.c_proj'));
+        } else {
+          const { q, k, v } = this.qkvHeads(qkv, B, T);
+          x = tf.add(x, this.attend(q, k, v, bias!, l));
+        }
         x = tf.add(x, this.mlp(this.layerNorm(x, h + 'ln_2'), l));
       }
       const { hidden, logits } = this.head(x);
@@ -312,8 +347,13 @@ export class GPT {
       throw new RangeError(
         `forwardCached: cache would hold ${L} columns, more than blockSize ${blockSize}; crop and re-prefill`,
       );
-    const newKeys: tf.Tensor4D[] = [];
-    const newValues: tf.Tensor4D[] = [];
+    const layout = this.useAttentionKernel() ? 'rows' : 'heads';
+    if (P > 0 && cache.layout !== layout)
+      throw new Error(
+        `forwardCached: the cache holds ${cache.layout} but this backend needs ${layout}; start a new cache`,
+      );
+    const newKeys: tf.Tensor[] = [];
+    const newValues: tf.Tensor[] = [];
     const logits = tf.tidy(() => {
       const anyPad = cache.padding.some((p) => p > 0);
       // Positions of the new columns: column j of row b is position max(0, j - padding[b]).
@@ -325,33 +365,42 @@ export class GPT {
         pos = tf.reshape(tf.gather(this.p('transformer.wpe.weight'), tf.tensor1d(ids, 'int32')), [B, t, C]);
       }
       let x = tf.reshape(tf.add(tf.reshape(this.embedTokens(idx), [B, t, C]), pos), [B * t, C]) as tf.Tensor2D;
-      // Causal part [t, L] (rows P..L-1 of the full mask) plus key padding [B, 1, 1, L].
-      let bias: tf.Tensor = tf.slice(this.causalBias, [P, 0], [t, L]);
-      if (anyPad) {
-        const padBias = new Float32Array(B * L);
-        for (let b = 0; b < B; b++) padBias.fill(MASK_VALUE, b * L, b * L + Math.min(cache.padding[b], L));
-        bias = tf.add(bias, tf.tensor4d(padBias, [B, 1, 1, L]));
-      }
+      const padding = anyPad ? cache.padding : undefined;
+      const bias = layout === 'heads' ? this.attentionBias(B, t, L, padding) : null;
       for (let l = 0; l < nLayer; l++) {
         const h = `transformer.h.${l}.`;
         const qkv = this.linear(this.layerNorm(x, h + 'ln_1'), h + 'attn.c_attn');
-        const heads = this.qkvHeads(qkv, B, t);
-        let kT = heads.kT; // [B, nh, hs, t]
-        let vv = heads.v; // [B, nh, t, hs]
-        if (P > 0) {
-          kT = tf.concat([cache.keysT[l], kT], 3); // [B, nh, hs, L]
-          vv = tf.concat([cache.values[l], vv], 2); // [B, nh, L, hs]
+        if (layout === 'rows') {
+          let kk = tf.reshape(tf.slice(qkv, [0, C], [B * t, C]), [B, t, C]) as tf.Tensor3D;
+          let vv = tf.reshape(tf.slice(qkv, [0, 2 * C], [B * t, C]), [B, t, C]) as tf.Tensor3D;
+          if (P > 0) {
+            kk = tf.concat([cache.keys[l] as tf.Tensor3D, kk], 1); // [B, L, C]
+            vv = tf.concat([cache.values[l] as tf.Tensor3D, vv], 1);
+          }
+          newKeys.push(tf.keep(kk));
+          newValues.push(tf.keep(vv));
+          const y = cachedAttention(qkv, kk, vv, this.config.nHead, padding); // [B·t, C]
+          x = tf.add(x, this.linear(y, h + 'attn.c_proj'));
+        } else {
+          const heads = this.qkvHeads(qkv, B, t);
+          let kk = heads.k; // [B, nh, t, hs]
+          let vv = heads.v;
+          if (P > 0) {
+            kk = tf.concat([cache.keys[l] as tf.Tensor4D, kk], 2); // [B, nh, L, hs]
+            vv = tf.concat([cache.values[l] as tf.Tensor4D, vv], 2);
+          }
+          newKeys.push(tf.keep(kk));
+          newValues.push(tf.keep(vv));
+          x = tf.add(x, this.attend(heads.q, kk, vv, bias!, l));
         }
-        newKeys.push(tf.keep(kT));
-        newValues.push(tf.keep(vv));
-        x = tf.add(x, this.attend(heads.q, kT, vv, bias, l));
         x = tf.add(x, this.mlp(this.layerNorm(x, h + 'ln_2'), l));
       }
       return tf.reshape(this.head(x).logits, [B, t, V]) as tf.Tensor3D;
     });
-    for (const old of [...cache.keysT, ...cache.values]) old.dispose();
-    cache.keysT = newKeys;
+    for (const old of [...cache.keys, ...cache.values]) old.dispose();
+    cache.keys = newKeys;
     cache.values = newValues;
+    cache.layout = layout;
     cache.length = L;
     return logits;
   }

@@ -1,0 +1,165 @@
+/**
+ * Causal attention as one TF.js op with a hand-written gradient, computed by our own
+ * WebAssembly kernel (`attention.as.ts`, AssemblyScript; bytes in `attention-wasm.ts`, built by
+ * `scripts/build-kernels.ts`). Used by `gpt.ts` on the CPU-side backends (wasm, cpu), where
+ * reading a tensor is a copy, not a GPU read-back; other backends keep the TF.js ops.
+ *
+ * Data cross into the kernel's own memory and back as copies (cheap next to the work: a few MB
+ * per call at memcpy speed). The probabilities are kept for the backward pass (B·nh·t·t floats).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { ATTENTION_WASM_BASE64 } from './attention-wasm';
+
+interface Exports {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  // prettier-ignore
+  forward(q: number, k: number, v: number, y: number, probs: number, pad: number,
+    B: number, nh: number, t: number, L: number, hs: number, sq: number, skv: number, sy: number, scale: number): void;
+  // prettier-ignore
+  backward(q: number, k: number, v: number, probs: number, dy: number, dq: number, dk: number, dv: number,
+    pad: number, scratch: number, B: number, nh: number, t: number, L: number, hs: number, sq: number, skv: number,
+    sy: number, scale: number): void;
+}
+
+let exportsCache: Exports | null = null;
+let loadFailed = false;
+let forcedOff = false;
+
+function decodeBase64(s: string): Uint8Array {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** The instantiated kernel (synchronous: the module is under 4 KB), or null if this runtime has no wasm SIMD. */
+function kernel(): Exports | null {
+  if (forcedOff || loadFailed) return null;
+  if (exportsCache) return exportsCache;
+  try {
+    const mod = new WebAssembly.Module(decodeBase64(ATTENTION_WASM_BASE64) as BufferSource);
+    exportsCache = new WebAssembly.Instance(mod, {}).exports as unknown as Exports;
+  } catch {
+    loadFailed = true; // e.g. no wasm SIMD: the TF.js ops stay in use
+  }
+  return exportsCache;
+}
+
+/** Whether `attention` runs here: a CPU-side backend, a multiple-of-4 head size, and the kernel loads. */
+export function attentionKernelAvailable(headSize: number): boolean {
+  const be = tf.getBackend();
+  return (be === 'wasm' || be === 'cpu') && headSize % 4 === 0 && kernel() !== null;
+}
+
+/** For tests and benchmarks: force the TF.js path (true) or allow the kernel again (false). */
+export function disableAttentionKernel(off: boolean): void {
+  forcedOff = off;
+}
+
+/** Bump allocation in the kernel's memory, reset for every call (calls do not overlap: JS is single-threaded). */
+class Arena {
+  private top: number;
+  constructor(private readonly ex: Exports) {
+    this.top = ex.heapBase(); // below: the module's static data
+  }
+  alloc(bytes: number): number {
+    const at = this.top;
+    this.top += (bytes + 15) & ~15;
+    const need = this.top - this.ex.memory.buffer.byteLength;
+    if (need > 0) this.ex.memory.grow(Math.ceil(need / 65536));
+    return at;
+  }
+  put(data: Float32Array | Int32Array): number {
+    const at = this.alloc(data.byteLength);
+    new Uint8Array(this.ex.memory.buffer, at, data.byteLength).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    return at;
+  }
+  zeros(n: number): number {
+    const at = this.alloc(n * 4);
+    new Float32Array(this.ex.memory.buffer, at, n).fill(0);
+    return at;
+  }
+  get(at: number, n: number): Float32Array {
+    return new Float32Array(this.ex.memory.buffer, at, n).slice();
+  }
+}
+
+type Args = (tf.Tensor | tf.GradSaveFunc)[];
+
+function f32(t: tf.Tensor): Float32Array {
+  return t.dataSync() as Float32Array;
+}
+
+/**
+ * Causal self-attention of the fused projection qkv [B·t, 3C] (q, k, v side by side, heads of
+ * hs = C/nh columns each, as GPT-2's c_attn makes them), no padding; returns y [B·t, C] with the
+ * heads side by side, ready for c_proj. Differentiable: the gradient is d qkv [B·t, 3C]. Replaces
+ * the reshape, 4-D transpose, split, q scaling, two batched matMuls, softmax and the transpose
+ * back of the TF.js formulation.
+ */
+export function selfAttention(qkv: tf.Tensor2D, B: number, t: number, nh: number): tf.Tensor2D {
+  const C3 = qkv.shape[1];
+  const C = C3 / 3;
+  const hs = C / nh;
+  const scale = 1 / Math.sqrt(hs);
+  const pad = new Int32Array(B);
+  const op = tf.customGrad((...args: Args) => {
+    const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const ex = kernel()!;
+    const mem = new Arena(ex);
+    const px = mem.put(f32(x));
+    const ppad = mem.put(pad);
+    const py = mem.alloc(B * t * C * 4);
+    const pp = mem.alloc(B * nh * t * t * 4);
+    ex.forward(px, px + 4 * C, px + 8 * C, py, pp, ppad, B, nh, t, t, hs, C3, C3, C, scale);
+    const probs = tf.tensor1d(mem.get(pp, B * nh * t * t));
+    save([x, probs]);
+    return {
+      value: tf.tensor2d(mem.get(py, B * t * C), [B * t, C]),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sp] = saved;
+        const g = new Arena(ex);
+        const gx = g.put(f32(sx));
+        const gp = g.put(f32(sp));
+        const gdy = g.put(f32(dy));
+        const gpad = g.put(pad);
+        const gd = g.zeros(B * t * C3);
+        const scratch = g.alloc(t * 4);
+        ex.backward(gx, gx + 4 * C, gx + 8 * C, gp, gdy, gd, gd + 4 * C, gd + 8 * C, gpad, scratch,
+          B, nh, t, t, hs, C3, C3, C, scale); // prettier-ignore
+        return [tf.tensor2d(g.get(gd, B * t * C3), [B * t, C3])];
+      },
+    };
+  });
+  return op(qkv) as tf.Tensor2D;
+}
+
+/**
+ * Attention of the t new rows of qkv [B·t, 3C] over keys and values [B, L, C] (the cached ones
+ * followed by the new ones, L ≥ t), with `padding[b]` leading key columns of row b masked;
+ * returns y [B·t, C]. For sampling: not differentiable.
+ */
+export function cachedAttention(
+  qkv: tf.Tensor2D,
+  keys: tf.Tensor3D,
+  values: tf.Tensor3D,
+  nh: number,
+  padding?: readonly number[],
+): tf.Tensor2D {
+  const [B, L, C] = keys.shape;
+  const t = qkv.shape[0] / B;
+  const hs = C / nh;
+  const ex = kernel()!;
+  const mem = new Arena(ex);
+  const pq = mem.put(f32(qkv));
+  const pk = mem.put(f32(keys));
+  const pv = mem.put(f32(values));
+  const ppad = mem.put(Int32Array.from(padding ?? new Array<number>(B).fill(0)));
+  const py = mem.alloc(B * t * C * 4);
+  const pp = mem.alloc(B * nh * t * L * 4);
+  ex.forward(pq, pk, pv, py, pp, ppad, B, nh, t, L, hs, 3 * C, C, C, 1 / Math.sqrt(hs));
+  return tf.tensor2d(mem.get(py, B * t * C), [B * t, C]);
+}
