@@ -18,6 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { prepareAttentionKernel } from '../model/kernels/attention-kernel';
 import { BackendInitError } from './errors';
 import type { BackendChoice, BackendInfo, BackendName } from './types';
 
@@ -141,6 +142,7 @@ async function tryBackend(name: BackendName, timeoutMs: number): Promise<void> {
   if (!ok) throw new Error(`tf.setBackend('${name}') returned false`);
   await tf.ready();
   await smokeTest();
+  if (name === 'wasm' || name === 'cpu') await prepareAttentionKernel();
 }
 
 export interface ChooseOptions {

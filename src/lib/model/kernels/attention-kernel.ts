@@ -33,7 +33,7 @@ function decodeBase64(s: string): Uint8Array {
   return out;
 }
 
-/** The instantiated kernel (synchronous: the module is under 4 KB), or null if this runtime has no wasm SIMD. */
+/** The instantiated kernel (compiled synchronously on first use unless prepared), or null where it cannot run (e.g. no wasm SIMD). */
 function kernel(): Exports | null {
   if (forcedOff || loadFailed) return null;
   if (exportsCache) return exportsCache;
@@ -46,7 +46,24 @@ function kernel(): Exports | null {
   return exportsCache;
 }
 
-/** Whether `attention` runs here: a CPU-side backend, a multiple-of-4 head size, and the kernel loads. */
+/**
+ * Compile and instantiate the kernel asynchronously, once: browsers refuse synchronous compiles of
+ * modules over 4 KB on the main thread (the engine can run there, `?engine=main`). The engine
+ * calls this when it sets up the wasm or cpu backend; elsewhere (Node, tests) the first use
+ * compiles synchronously. A failure leaves the TF.js ops in use.
+ */
+export async function prepareAttentionKernel(): Promise<boolean> {
+  if (exportsCache || loadFailed) return exportsCache !== null;
+  try {
+    const { instance } = await WebAssembly.instantiate(decodeBase64(ATTENTION_WASM_BASE64) as BufferSource, {});
+    exportsCache = instance.exports as unknown as Exports;
+  } catch {
+    loadFailed = true;
+  }
+  return exportsCache !== null;
+}
+
+/** Whether the kernel runs here: a CPU-side backend, a multiple-of-4 head size, and the kernel loads. */
 export function attentionKernelAvailable(headSize: number): boolean {
   const be = tf.getBackend();
   return (be === 'wasm' || be === 'cpu') && headSize % 4 === 0 && kernel() !== null;
