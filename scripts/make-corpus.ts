@@ -14,6 +14,15 @@
  * again gives byte-identical files.
  *
  *   npx tsx scripts/make-corpus.ts [--wordnet /usr/share/wordnet] [--lines 50000] [--wordnet-lines 5000]
+ *     [--out static/corpus]
+ *   npx tsx scripts/make-corpus.ts --entropy [--lines 50000]
+ *
+ * `--entropy` writes nothing; it prints how many nats per token the generated lines carry by
+ * construction: each line's generator path costs −log P (log n for a pick from n words, −log p
+ * for a coin of probability p, …), summed and divided by the line's tokens under the bundled
+ * tokenizer (plus one <|endoftext|>). That is an upper bound on the generated lines' entropy
+ * rate (different paths can give the same line), so roughly the lowest loss a model can reach
+ * on them.
  *
  * Review words are chosen from the AFINN-165 lexicon (Nielsen 2011) where we
  * can, so that a scripted sentiment labeller built on AFINN scores positive
@@ -24,7 +33,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const OUT_DIR = join(ROOT, 'static/corpus');
+const OUT_DIR = join(ROOT, arg('--out', 'static/corpus'));
 const SEED = 20240611;
 const VAL_FRACTION = 0.05;
 
@@ -56,8 +65,17 @@ function mulberry32(seed: number): () => number {
 }
 
 const rand = mulberry32(SEED);
-const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
-const chance = (p: number): boolean => rand() < p;
+/** −log P of the current line's generator path so far (for `--entropy`; see the header). */
+let pathNll = 0;
+const pick = <T>(xs: readonly T[]): T => {
+  pathNll += Math.log(xs.length);
+  return xs[Math.floor(rand() * xs.length)];
+};
+const chance = (p: number): boolean => {
+  const c = rand() < p;
+  pathNll -= Math.log(c ? p : 1 - p);
+  return c;
+};
 
 function shuffle<T>(xs: T[], r: () => number): T[] {
   for (let i = xs.length - 1; i > 0; i--) {
@@ -928,6 +946,9 @@ function story(): string {
   const fillStory = (t: string): string => fill(t.replace(/\{char2\}/g, '{other}'), { ...lists, other: others });
   const parts = [fillStory(pick(STORY_OPENINGS))];
   const n = rand() < 0.45 ? 0 : rand() < 0.6 ? 1 : 2;
+  // The path's cost: this n, then the first n of a shuffle (the rest of the shuffle is not used).
+  pathNll -= Math.log(n === 0 ? 0.45 : n === 1 ? 0.55 * 0.6 : 0.55 * 0.4);
+  for (let i = 0; i < n; i++) pathNll += Math.log(STORY_NEXT.length - i);
   const next = shuffle(STORY_NEXT.slice(), rand);
   for (let i = 0; i < n; i++) parts.push(fillStory(next[i]));
   return parts.join(' ');
@@ -948,13 +969,15 @@ const CATEGORIES: [string, number, () => string][] = [
   ['request-rude', 0.11, () => request('rude')],
 ];
 
-function generate(n: number): { lines: string[]; perCategory: Map<string, number> } {
+function generate(n: number): { lines: string[]; perCategory: Map<string, number>; pathNlls: number[] } {
+  const pathNlls: number[] = [];
   const seen = new Set<string>();
   const lines: string[] = [];
   const perCategory = new Map<string, number>();
   let tries = 0;
   while (lines.length < n && tries < n * 20) {
     tries++;
+    pathNll = 0;
     let r = rand();
     let cat = CATEGORIES[CATEGORIES.length - 1];
     for (const c of CATEGORIES) {
@@ -969,9 +992,10 @@ function generate(n: number): { lines: string[]; perCategory: Map<string, number
     if (!/^[\x20-\x7e]+$/.test(line)) throw new Error(`generated a non-ASCII line: ${line}`);
     seen.add(line);
     lines.push(line);
+    pathNlls.push(pathNll - Math.log(cat[1]));
     perCategory.set(cat[0], (perCategory.get(cat[0]) ?? 0) + 1);
   }
-  return { lines, perCategory };
+  return { lines, perCategory, pathNlls };
 }
 
 // ---------------------------------------------------------------------------
@@ -1018,6 +1042,23 @@ function cleanSentence(raw: string): string | null {
 }
 
 // ---------------------------------------------------------------------------
+
+/** `--entropy`: nats per token of the generated lines by construction (see the header). */
+async function entropy(): Promise<void> {
+  const { BpeTokenizer } = await import('../src/lib/model/tokenizer');
+  const tokPath = join(ROOT, 'public/models/tiny-gpt/tokenizer.json');
+  const tok = BpeTokenizer.fromJSON(JSON.parse(readFileSync(tokPath, 'utf8')));
+  const gen = generate(GENERATED_LINES);
+  let nll = 0;
+  let tokens = 0;
+  gen.lines.forEach((line, i) => {
+    nll += gen.pathNlls[i];
+    tokens += tok.encode(line).length + 1; // + the <|endoftext|> before the next document
+  });
+  console.log(
+    `${gen.lines.length} generated lines: ${(nll / gen.lines.length).toFixed(2)} nats and ${(tokens / gen.lines.length).toFixed(2)} tokens per line → at most ${(nll / tokens).toFixed(3)} nats/token`,
+  );
+}
 
 function main(): void {
   const gen = generate(GENERATED_LINES);
@@ -1124,4 +1165,5 @@ Both are deterministic: the same inputs give byte-identical output.
 `;
 }
 
-main();
+if (process.argv.includes('--entropy')) await entropy();
+else main();
