@@ -11,8 +11,14 @@
  *
  * Validation pairs are split off **by prompt** (`splitByPrompt`): no prompt has pairs on both
  * sides, so held-out accuracy measures generalisation to new prompts rather than memorised
- * ones. Early stopping watches eval accuracy (ties broken by eval loss) and the best epoch's
- * weights are kept.
+ * ones. In full mode early stopping watches eval accuracy (ties broken by eval loss) and the
+ * best epoch's weights are kept; head mode is a convex fit (ridge-regularised logistic
+ * regression on fixed features) and runs to its last epoch.
+ *
+ * Full mode first fits the head alone on the frozen trunk, then trains everything from there:
+ * "linear probing then fine-tuning" (LP-FT; Kumar et al. 2022, "Fine-Tuning can Distort
+ * Pretrained Features and Underperform Out-of-Distribution"). On 300 noisy sentiment pairs,
+ * four seeds, held-out accuracy 81.1 % → 83.8 % (scripts/experiments/reward-model.ts).
  *
  * Optimiser: Adam (β₁ 0.9, β₂ 0.999, ε 1e-8 given explicitly, because TF.js's default epsilon
  * depends on the backend), optional decoupled weight decay (AdamW), global-norm gradient
@@ -93,8 +99,8 @@ export interface RewardTrainOptions {
    * then train everything from there (default true). "Linear probing then fine-tuning" (LP-FT,
    * Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features and Underperform
    * Out-of-Distribution"): a random head's large early gradients otherwise reshape the trunk
-   * to fit it. Measured on 300 noisy sentiment pairs, held-out accuracy 81.4% → 83.5%
-   * (`scripts/experiments/reward-model.ts --mode full --lpft`).
+   * to fit it. Measured on 300 noisy sentiment pairs, held-out accuracy 81.1% → 83.8% (mean of
+   * seeds 0–3; `scripts/experiments/reward-model.ts --mode full [--no-lpft] --seed S`).
    */
   linearProbe?: boolean;
   /** Epochs without a better validation result before stopping (default 3; see `earlyStopping`). */
