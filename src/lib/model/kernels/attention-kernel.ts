@@ -5,7 +5,8 @@
  * reading a tensor is a copy, not a GPU read-back; other backends keep the TF.js ops.
  *
  * Data cross into the kernel's own memory and back as copies (cheap next to the work: a few MB
- * per call at memcpy speed). The probabilities are kept for the backward pass (B·nh·t·t floats).
+ * per call at memcpy speed). The input and the probabilities (B·nh·t·t floats) are kept for the
+ * backward pass.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ATTENTION_WASM_BASE64 } from './attention-wasm';
@@ -124,29 +125,31 @@ export function selfAttention(qkv: tf.Tensor2D, B: number, t: number, nh: number
   const scale = 1 / Math.sqrt(hs);
   const pad = new Int32Array(B);
   const op = tf.customGrad((...args: Args) => {
-    const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const [x] = args as [tf.Tensor2D];
     const ex = kernel()!;
     const mem = new Arena(ex);
-    const px = mem.put(f32(x));
+    // What the backward needs stays here as plain arrays (saving tensors would copy them into
+    // and out of the backend once more).
+    const xs = f32(x);
+    const px = mem.put(xs);
     const ppad = mem.put(pad);
     const py = mem.alloc(B * t * C * 4);
     const pp = mem.alloc(B * nh * t * t * 4);
     ex.forward(px, px + 4 * C, px + 8 * C, py, pp, ppad, B, nh, t, t, hs, C3, C3, C, scale);
-    const probs = tf.tensor1d(mem.get(pp, B * nh * t * t));
-    save([x, probs]);
+    const probs = mem.get(pp, B * nh * t * t);
     return {
       value: tf.tensor2d(mem.get(py, B * t * C), [B * t, C]),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sx, sp] = saved;
+      gradFunc: (dy: tf.Tensor) => {
         const g = new Arena(ex);
-        const gx = g.put(f32(sx));
-        const gp = g.put(f32(sp));
+        const gx = g.put(xs);
+        const gp = g.put(probs);
         const gdy = g.put(f32(dy));
         const gpad = g.put(pad);
         const gd = g.zeros(B * t * C3);
         const scratch = g.alloc(t * 4);
+        // prettier-ignore
         ex.backward(gx, gx + 4 * C, gx + 8 * C, gp, gdy, gd, gd + 4 * C, gd + 8 * C, gpad, scratch,
-          B, nh, t, t, hs, C3, C3, C, scale); // prettier-ignore
+          B, nh, t, t, hs, C3, C3, C, scale);
         return [tf.tensor2d(g.get(gd, B * t * C3), [B * t, C3])];
       },
     };
