@@ -134,6 +134,21 @@ describe.each<TestBackend>(['cpu', 'wasm'])('attention kernel on %s', (backend) 
     expect(maxDiff(withKernel.loss, withTf.loss)).toBeLessThan(1e-5);
     for (const name of Object.keys(withTf.grads))
       expect(maxDiff(withKernel.grads[name], withTf.grads[name])).toBeLessThan(1e-4);
+    // Cached decoding (4 tokens, then 1, then 1) gives the full forward's logits on both paths.
+    const full = model.forward(tf.slice(ids, [0, 0], [2, 6]) as tf.Tensor2D).logits; // TF.js path (kernel off)
+    for (const off of [true, false]) {
+      disableAttentionKernel(off);
+      const c = model.createCache(2);
+      const parts = [model.forwardCached(tf.slice(ids, [0, 0], [2, 4]) as tf.Tensor2D, c)];
+      for (const p of [4, 5]) parts.push(model.forwardCached(tf.slice(ids, [0, p], [2, 1]) as tf.Tensor2D, c));
+      expect(c.layout).toBe(off ? 'heads' : 'rows');
+      const cached = tf.concat(parts, 1);
+      expect(maxDiff(cached, full)).toBeLessThan(1e-4);
+      tf.dispose([cached, ...parts]);
+      c.dispose();
+    }
+    full.dispose();
+    disableAttentionKernel(true);
     // A cache filled by the TF.js path ('heads') cannot be continued by the kernel ('rows').
     const cache = model.createCache(2);
     model.forwardCached(tf.slice(ids, [0, 0], [2, 4]) as tf.Tensor2D, cache).dispose();

@@ -13,7 +13,11 @@
  * The LM head is tied to the token embedding `wte`.
  *
  * Backend notes (TF.js 4.22, measured on the wasm backend; scripts/bench/profile-step.ts):
- *  - wasm has no kernel for the gradient of `gather`, so embeddings are `oneHot(idx) @ wte`.
+ *  - wasm has no kernel for the gradient of `gather`: embeddings gather forward and add rows
+ *    back in their own gradient (ops.ts `embed`).
+ *  - wasm's BatchMatMul loops plainly whenever batch > 1, so on wasm and cpu attention runs in
+ *    our own WebAssembly kernel (./kernels: heads read from the fused qkv rows, no transposes);
+ *    other backends use TF.js ops.
  *  - `matMul` with transposeA/transposeB is 10–30× slower than plain matMul on wasm, so the
  *    tied head uses `transpose(wte)` once per forward and keys are transposed as 4-D tensors.
  *  - The training step's hot ops (linear, LayerNorm, GELU, cross-entropy, matMul) are fused ops
@@ -65,8 +69,9 @@ export type ForwardOutput = {
  */
 export class KVCache {
   /**
-   * Per layer, keys and values: [B, L, C] rows when our attention kernel runs (wasm, cpu),
-   * [B, nh, L, hs] heads on other backends (`layout`).
+   * Per layer, keys and values: [B, L, C] rows when our attention kernel runs (wasm, cpu); on
+   * other backends heads, keys already transposed [B, nh, hs, L] and values [B, nh, L, hs]
+   * (`layout`).
    */
   keys: tf.Tensor[] = [];
   values: tf.Tensor[] = [];
@@ -239,12 +244,12 @@ export class GPT {
   }
 
   /**
-   * Attention of q [B, nh, t, hs] over k, v [B, nh, L, hs] (the queries are the last t
-   * positions); returns the projected output [B·t, C].
+   * TF.js path: attention of q [B, nh, t, hs] over kT [B, nh, hs, L], v [B, nh, L, hs] (the
+   * queries are the last t positions); returns the projected output [B·t, C].
    */
-  private attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: AttentionBias, layer: number): tf.Tensor2D {
+  private attend(q: tf.Tensor4D, kT: tf.Tensor4D, v: tf.Tensor4D, bias: AttentionBias, layer: number): tf.Tensor2D {
     const [B, , t] = q.shape;
-    const scores = tf.add(matMul(q, transposeLast2(k)), bias); // [B, nh, t, L]; q is pre-scaled
+    const scores = tf.add(matMul(q, kT), bias); // [B, nh, t, L]; q is pre-scaled
     const y = matMul(tf.softmax(scores, -1), v); // [B, nh, t, hs]
     const merged = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * t, this.config.nEmbd]) as tf.Tensor2D; // [B·t, C]
     return this.linear(merged, `transformer.h.${layer}.attn.c_proj`);
@@ -287,7 +292,7 @@ export class GPT {
           x = tf.add(x, this.linear(y, h + 'attn.c_proj'));
         } else {
           const { q, k, v } = this.qkvHeads(qkv, B, T);
-          x = tf.add(x, this.attend(q, k, v, bias!, l));
+          x = tf.add(x, this.attend(q, transposeLast2(k), v, bias!, l));
         }
         x = tf.add(x, this.mlp(this.layerNorm(x, h + 'ln_2'), l));
       }
@@ -383,15 +388,15 @@ export class GPT {
           x = tf.add(x, this.linear(y, h + 'attn.c_proj'));
         } else {
           const heads = this.qkvHeads(qkv, B, t);
-          let kk = heads.k; // [B, nh, t, hs]
-          let vv = heads.v;
+          let kT = transposeLast2(heads.k); // [B, nh, hs, t]
+          let vv = heads.v; // [B, nh, t, hs]
           if (P > 0) {
-            kk = tf.concat([cache.keys[l] as tf.Tensor4D, kk], 2); // [B, nh, L, hs]
-            vv = tf.concat([cache.values[l] as tf.Tensor4D, vv], 2);
+            kT = tf.concat([cache.keys[l] as tf.Tensor4D, kT], 3); // [B, nh, hs, L]
+            vv = tf.concat([cache.values[l] as tf.Tensor4D, vv], 2); // [B, nh, L, hs]
           }
-          newKeys.push(tf.keep(kk));
+          newKeys.push(tf.keep(kT));
           newValues.push(tf.keep(vv));
-          x = tf.add(x, this.attend(heads.q, kk, vv, bias!, l));
+          x = tf.add(x, this.attend(heads.q, kT, vv, bias!, l));
         }
         x = tf.add(x, this.mlp(this.layerNorm(x, h + 'ln_2'), l));
       }
