@@ -10,6 +10,7 @@ import { KERNELS, compile, moduleText } from '../../scripts/build-kernels';
 import { readFileSync } from 'node:fs';
 import {
   attentionKernelAvailable,
+  attentionKernelReady,
   cachedAttention,
   disableAttentionKernel,
   selfAttention,
@@ -70,8 +71,10 @@ describe.each<TestBackend>(['cpu', 'wasm'])('attention kernel on %s', (backend) 
   test('self-attention: values and d qkv equal TF.js softmax attention', () => {
     expect(attentionKernelAvailable(8)).toBe(true);
     expect(attentionKernelAvailable(6)).toBe(false); // head size not a multiple of 4
+    expect(attentionKernelReady()).toBe(true);
     disableAttentionKernel(true);
     expect(attentionKernelAvailable(8)).toBe(false);
+    expect(attentionKernelReady()).toBe(false);
     disableAttentionKernel(false);
     const [B, t, nh, hs] = [3, 7, 2, 8];
     const C = nh * hs;

@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { prepareAttentionKernel } from '../model/kernels/attention-kernel';
+import { attentionKernelReady, prepareAttentionKernel } from '../model/kernels/attention-kernel';
 import { BackendInitError } from './errors';
 import type { BackendChoice, BackendInfo, BackendName } from './types';
 
@@ -105,7 +105,7 @@ export function describeActive(name: BackendName, webgpuDescription?: string): s
     }
     case 'wasm': {
       const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
-      return `WebAssembly${simd ? ' SIMD' : ''}, 1 thread`;
+      return `WebAssembly${simd ? ' SIMD' : ''}, 1 thread${attentionKernelReady() ? ', own attention kernel' : ''}`;
     }
     case 'webgl': {
       try {
@@ -118,7 +118,7 @@ export function describeActive(name: BackendName, webgpuDescription?: string): s
       }
     }
     case 'cpu':
-      return 'JavaScript (TF.js cpu backend)';
+      return `JavaScript (TF.js cpu backend)${attentionKernelReady() ? ', own attention kernel' : ''}`;
   }
 }
 

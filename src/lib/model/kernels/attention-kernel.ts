@@ -70,6 +70,11 @@ export function attentionKernelAvailable(headSize: number): boolean {
   return (be === 'wasm' || be === 'cpu') && headSize % 4 === 0 && kernel() !== null;
 }
 
+/** Whether the kernel is compiled and not switched off (for describing the backend in the UI and the bench). */
+export function attentionKernelReady(): boolean {
+  return !forcedOff && exportsCache !== null;
+}
+
 /** For tests and benchmarks: force the TF.js path (true) or allow the kernel again (false). */
 export function disableAttentionKernel(off: boolean): void {
   forcedOff = off;
