@@ -41,6 +41,8 @@ export interface RewardSettings {
   weightDecay: number;
   /** Full mode: fit the head on the frozen trunk first (LP-FT; see reward-train.ts). */
   linearProbe: boolean;
+  /** Not on the page; scenarios may set it (the over-optimisation preset does). */
+  earlyStopping?: boolean;
   valFraction: number;
   seed: number;
 }

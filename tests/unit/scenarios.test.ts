@@ -108,6 +108,12 @@ describe('validateScenario rejects bad files with the field named', () => {
     ],
     ['rm lr', { rewardModel: { mode: 'head', epochs: 3, learningRate: 0 } }, 'rewardModel.learningRate', /> 0/],
     [
+      'rm early stopping',
+      { rewardModel: { mode: 'head', epochs: 3, learningRate: 0.1, earlyStopping: 'yes' } },
+      'rewardModel.earlyStopping',
+      /true or false/,
+    ],
+    [
       'rm weight decay',
       { rewardModel: { mode: 'full', epochs: 3, learningRate: 1e-4, weightDecay: 2 } },
       'rewardModel.weightDecay',
@@ -169,7 +175,9 @@ describe('the over-optimisation preset (Gao et al. 2022)', () => {
     // Gold is the labeller itself without noise (the runner's default when `gold` is left out).
     expect(s.gold).toBeUndefined();
     expect(s.labels).toBe(20);
-    expect(s.rewardModel).toMatchObject({ mode: 'head', pooling: 'mean' });
+    // The proxy keeps the epoch its few held-out pairs liked best (head mode's default fits to the end,
+    // which makes a better proxy and a gold peak in fewer seeds).
+    expect(s.rewardModel).toMatchObject({ mode: 'head', pooling: 'mean', earlyStopping: true });
     const cfg = validatePpoConfig({ ...s.ppo, seed: s.seed });
     expect(cfg.klCoef).toBe(0);
     expect(cfg.adaptiveKl).toBeNull();

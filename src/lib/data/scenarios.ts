@@ -20,6 +20,8 @@ export interface ScenarioRewardModel {
   centerCoef?: number;
   weightDecay?: number;
   valFraction?: number;
+  /** Stop on the held-out split and keep the best epoch (the trainer's default: full mode only). */
+  earlyStopping?: boolean;
 }
 
 export interface Scenario {
@@ -111,6 +113,7 @@ export function validateScenario(x: unknown, source = 'scenario'): Scenario {
     'centerCoef',
     'weightDecay',
     'valFraction',
+    'earlyStopping',
   ];
   const extra = Object.keys(rm).filter((k) => !allowedRm.includes(k));
   if (extra.length) fail(`rewardModel.${extra[0]}`, 'is not a reward-model setting');
@@ -125,6 +128,10 @@ export function validateScenario(x: unknown, source = 'scenario'): Scenario {
     fail('rewardModel.learningRate', `must be a number > 0 and ≤ 1, got ${JSON.stringify(lr)}`);
   rewardModel.learningRate = lr as number;
   if (rm.batchSize !== undefined) rewardModel.batchSize = int(rm, 'batchSize', 'rewardModel.batchSize', 1, 512);
+  if (rm.earlyStopping !== undefined) {
+    if (typeof rm.earlyStopping !== 'boolean') fail('rewardModel.earlyStopping', 'must be true or false');
+    rewardModel.earlyStopping = rm.earlyStopping as boolean;
+  }
   if (rm.pooling !== undefined) {
     if (rm.pooling !== 'last' && rm.pooling !== 'mean') fail('rewardModel.pooling', "must be 'last' or 'mean'");
     rewardModel.pooling = rm.pooling as 'last' | 'mean';

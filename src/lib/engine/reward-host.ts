@@ -47,6 +47,7 @@ export class RewardHost {
           centerCoef: req.centerCoef,
           weightDecay: req.weightDecay,
           linearProbe: req.linearProbe,
+          earlyStopping: req.earlyStopping,
           valFraction: req.valFraction,
           seed: req.seed,
         },

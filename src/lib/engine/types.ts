@@ -157,6 +157,8 @@ export interface RewardTrainRequest {
   weightDecay?: number;
   /** Full mode: fit the head on the frozen trunk before training everything (default true). */
   linearProbe?: boolean;
+  /** Stop on the held-out split and keep the best epoch (default: full mode yes, head mode no). */
+  earlyStopping?: boolean;
   valFraction?: number;
   seed?: number;
 }
