@@ -722,7 +722,8 @@ export async function trainRewardModel(
         bestEpoch = epoch;
         sinceBest = 0;
         if (best) tf.dispose(best);
-        best = epoch === o.epochs ? null : snapshotNow(); // the last epoch's weights are live already
+        // The last epoch's weights are live already; without early stopping they are the ones kept.
+        best = epoch === o.epochs || !o.earlyStopping ? null : snapshotNow();
       } else {
         sinceBest++;
       }
