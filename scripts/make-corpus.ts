@@ -13,9 +13,9 @@
  * `train.txt` and `val.txt`. Everything is deterministic: running the script
  * again gives byte-identical files.
  *
- *   npx tsx scripts/make-corpus.ts [--wordnet /usr/share/wordnet] [--lines 50000] [--wordnet-lines 5000]
+ *   npx tsx scripts/make-corpus.ts [--wordnet /usr/share/wordnet] [--lines 150000] [--wordnet-lines 5000]
  *     [--out static/corpus]
- *   npx tsx scripts/make-corpus.ts --entropy [--lines 50000]
+ *   npx tsx scripts/make-corpus.ts --entropy [--lines 150000]
  *
  * `--entropy` writes nothing; it prints how many nats per token the generated lines carry by
  * construction: each line's generator path costs −log P (log n for a pick from n words, −log p
@@ -29,11 +29,11 @@
  * reviews above zero and negative ones below zero.
  */
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const OUT_DIR = join(ROOT, arg('--out', 'static/corpus'));
+const OUT_DIR = resolve(ROOT, arg('--out', 'static/corpus'));
 const SEED = 20240611;
 const VAL_FRACTION = 0.05;
 
@@ -42,7 +42,7 @@ function arg(name: string, dflt: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : dflt;
 }
 const WORDNET_DIR = arg('--wordnet', '/usr/share/wordnet');
-const GENERATED_LINES = Number(arg('--lines', '50000'));
+const GENERATED_LINES = Number(arg('--lines', '150000'));
 /**
  * How many WordNet sentences to keep (a seeded sample). WordNet's free English is far harder for
  * a ~1M-parameter model than our generated lines; a small share teaches it general English
@@ -1158,10 +1158,17 @@ Princeton University. All rights reserved." The full text is in
 
 \`\`\`
 npx tsx scripts/make-corpus.ts            # needs /usr/share/wordnet (apt install wordnet-base)
-npx tsx scripts/train-tokenizer.ts        # then retrain the tokenizer
 \`\`\`
 
-Both are deterministic: the same inputs give byte-identical output.
+It is deterministic: the same inputs give byte-identical output. The bundled
+tokenizer was trained on the first, smaller version of this corpus (50,000
+generated lines) and kept when the corpus grew, so the shipped model's ids did
+not change; to retrain it on exactly that text:
+
+\`\`\`
+npx tsx scripts/make-corpus.ts --lines 50000 --out runs/corpus-50k
+npx tsx scripts/train-tokenizer.ts --corpus runs/corpus-50k
+\`\`\`
 `;
 }
 

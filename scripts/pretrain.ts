@@ -1,7 +1,7 @@
 /**
  * Pretrain the bundled GPT on the corpus, in Node, on the TF.js wasm backend (one thread).
  *
- *   npx tsx scripts/pretrain.ts [--steps 2400] [--out runs/pretrain] [--corpus static/corpus] [--resume] [--until N]
+ *   npx tsx scripts/pretrain.ts [--steps 12000] [--out runs/pretrain] [--corpus static/corpus] [--resume] [--until N]
  *   smoke: npx tsx scripts/pretrain.ts --steps 20 --corpus tests/fixtures/tiny-corpus --out /tmp/x \
  *            --tokenizer-merges 50 --n-layer 1 --n-embd 32 --n-head 2 --block-size 32 --batch 4
  *
@@ -49,7 +49,7 @@ import {
 
 const { values: a } = parseArgs({
   options: {
-    steps: { type: 'string', default: '2400' },
+    steps: { type: 'string', default: '12000' },
     out: { type: 'string', default: 'runs/pretrain' },
     corpus: { type: 'string', default: 'static/corpus' },
     tokenizer: { type: 'string', default: 'public/models/tiny-gpt/tokenizer.json' },
