@@ -22,10 +22,10 @@
  *   npx tsx scripts/experiments/pipeline.ts --pairs 20 --noise 0.1 --labeller-config '{"scoring":"distinct"}' \
  *     --rm-mode head --rm-early-stopping --config '{"klCoef":0,"lr":5e-4}' --iterations 50 --eval-every 2 \
  *     --eval-samples 16 --seed S
- * (--rm-early-stopping: the proxy keeps the epoch that scored its 4 held-out pairs best, as head mode did until
- * session 4; fitted to the end, the proxy is better and the gold peak shows in fewer seeds: 2 of 4 measured.)
- * With the 12,000-step model (session 5) the gold peak shows in seeds 0, 1, 3 and 4; seed 2's gold rises
- * 0.13 → 0.39 by iteration 4 and falls to 0.04, but its smoothed rise is under the ¼-std rule (`goldPeak`).
+ * (--rm-early-stopping: the proxy keeps the epoch that scored its 4 held-out pairs best; fitted to the end it
+ * is a better proxy and the gold peak shows in fewer seeds.) With the bundled model the gold peak shows in
+ * seeds 0, 1, 3 and 4; seed 2's gold rises 0.13 → 0.39 by iteration 4 and falls to 0.04, but its smoothed
+ * rise is under the ¼-std rule (`goldPeak`).
  *
  * Writes `<out>/pairs.jsonl` (the labelled pairs, TRL explicit-prompt format, so DPO can train on
  * exactly the same data), `<out>/log.jsonl` (PPO metrics per iteration), `<out>/summary.json`.

@@ -212,12 +212,12 @@ export class GPT {
    * transpose of the fused projection and a split on the head axis (contiguous blocks, unlike a
    * column split of [B·t, 3C]). Scaling q (t·hs values) is cheaper than scaling the scores (t·L).
    */
-  private qkvHeads(qkv: tf.Tensor2D, B: number, t: number): { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D } {
+  private qkvHeads(qkv: tf.Tensor2D, B: number, t: number): { q: tf.Tensor4D; kT: tf.Tensor4D; v: tf.Tensor4D } {
     const { nHead, nEmbd } = this.config;
     const hs = nEmbd / nHead;
     const heads = tf.transpose(tf.reshape(qkv, [B, t, 3 * nHead, hs]), [0, 2, 1, 3]); // [B, 3nh, t, hs]
     const [q, k, v] = tf.split(heads, 3, 1) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-    return { q: tf.mul(q, 1 / Math.sqrt(hs)), k, v };
+    return { q: tf.mul(q, 1 / Math.sqrt(hs)), kT: transposeLast2(k), v }; // kT [B, nh, hs, t]
   }
 
   /**
@@ -291,8 +291,8 @@ export class GPT {
           const y = selfAttention(qkv, B, T, this.config.nHead); // [B·T, C]
           x = tf.add(x, this.linear(y, h + 'attn.c_proj'));
         } else {
-          const { q, k, v } = this.qkvHeads(qkv, B, T);
-          x = tf.add(x, this.attend(q, transposeLast2(k), v, bias!, l));
+          const { q, kT, v } = this.qkvHeads(qkv, B, T);
+          x = tf.add(x, this.attend(q, kT, v, bias!, l));
         }
         x = tf.add(x, this.mlp(this.layerNorm(x, h + 'ln_2'), l));
       }
@@ -388,7 +388,7 @@ export class GPT {
           x = tf.add(x, this.linear(y, h + 'attn.c_proj'));
         } else {
           const heads = this.qkvHeads(qkv, B, t);
-          let kT = transposeLast2(heads.k); // [B, nh, hs, t]
+          let kT = heads.kT; // [B, nh, hs, t]
           let vv = heads.v; // [B, nh, t, hs]
           if (P > 0) {
             kT = tf.concat([cache.keys[l] as tf.Tensor4D, kT], 3); // [B, nh, hs, L]
