@@ -370,7 +370,7 @@ export class TrainState {
     this.configError = null;
     if (!this.created) return;
     try {
-      const next = await engineState.engine.ppoSetConfig({ [key]: value } as Partial<PpoConfig>);
+      const next = await engineState.engine.ppoUpdateConfig({ [key]: value } as Partial<PpoConfig>);
       this.config = structuredClone(next);
       if (this.setup) this.setup = { ...this.setup, config: next };
     } catch (e) {

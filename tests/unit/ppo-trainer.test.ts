@@ -138,6 +138,75 @@ describe('PpoTrainer', () => {
     base.dispose();
   });
 
+  test('updateConfig: β changed mid-run is the β of the next iteration, also mid-iteration and with adaptive KL', async () => {
+    const base = tinyModel();
+    const t = makeTrainer(base, { klCoef: 0.02, adaptiveKl: null });
+    await t.iteration();
+    expect(t.history[0].beta).toBe(0.02);
+    t.updateConfig({ klCoef: 0.3 });
+    await t.iteration();
+    expect(t.history[1].beta).toBe(0.3);
+    // Mid-iteration: the half-done iteration keeps its β, the next one takes the new one.
+    await t.rollout();
+    t.updateConfig({ klCoef: 0.7 });
+    expect(t.config.klCoef).toBe(0.3);
+    expect(t.nextConfig.klCoef).toBe(0.7);
+    await t.score();
+    await t.advantages();
+    await t.update();
+    expect(t.history[2].beta).toBe(0.3);
+    await t.iteration();
+    expect(t.history[3].beta).toBe(0.7);
+    // Adaptive KL switched on keeps β and adapts it from there; a new klCoef restarts it.
+    t.updateConfig({ adaptiveKl: { target: 1e-6, horizon: 8 } });
+    await t.iteration();
+    expect(t.history[4].beta).toBe(0.7);
+    await t.iteration();
+    expect(t.history[5].beta).toBeGreaterThan(0.7); // KL above the tiny target: β grows
+    t.updateConfig({ klCoef: 0.05 });
+    await t.iteration();
+    expect(t.history[6].beta).toBe(0.05);
+    // Switched off, β is klCoef again (not the adapted value).
+    await t.iteration();
+    expect(t.history[7].beta).not.toBe(0.05);
+    t.updateConfig({ adaptiveKl: null });
+    await t.iteration();
+    expect(t.history[8].beta).toBe(0.05);
+    // A checkpoint carries the change.
+    t.updateConfig({ klCoef: 0.4 });
+    expect((await t.getState()).config.klCoef).toBe(0.4);
+    t.dispose();
+    base.dispose();
+  }, 60_000);
+
+  test('updateConfig refuses bad and fixed settings with a message and changes nothing', async () => {
+    const base = tinyModel();
+    const t = makeTrainer(base, { adaptiveKl: null });
+    await t.iteration();
+    const before = structuredClone(t.config);
+    expect(() => t.updateConfig({ klCoef: -1 })).toThrow(PpoConfigError);
+    expect(() => t.updateConfig({ seed: 9 })).toThrow(/seed: cannot change while the run goes on/);
+    expect(() => t.updateConfig({ maxNewTokens: 16 })).toThrow(/maxNewTokens.*below the model context \(16\)/);
+    expect(() => t.updateConfig({ miniBatches: 3 })).toThrow(/divide batchSize/);
+    const err = (() => {
+      try {
+        t.updateConfig({ lr: 0, typo: 1 } as Partial<PpoConfig>);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(PpoConfigError);
+    expect(Object.keys((err as PpoConfigError).fields).sort()).toEqual(['_', 'lr']);
+    expect(t.config).toEqual(before);
+    expect(t.nextConfig).toEqual(before);
+    await t.iteration();
+    expect(t.history[1].beta).toBe(before.klCoef);
+    // The same seed is no change.
+    expect(t.updateConfig({ seed: before.seed, temperature: 0.5 }).temperature).toBe(0.5);
+    t.dispose();
+    base.dispose();
+  }, 60_000);
+
   test('rewarding token X makes it more frequent', async () => {
     const base = tinyModel();
     const before = await freqX(base);

@@ -379,8 +379,8 @@ export class LocalEngine implements Engine {
     return this.runJob(jobId, (checkpoint) => this.ppo.run(req, onEvent, checkpoint));
   }
 
-  async ppoSetConfig(partial: Partial<PpoConfig>): Promise<PpoConfig> {
-    return this.ppo.setConfig(partial);
+  async ppoUpdateConfig(partial: Partial<PpoConfig>): Promise<PpoConfig> {
+    return this.ppo.updateConfig(partial);
   }
 
   async ppoState(): Promise<PpoState> {

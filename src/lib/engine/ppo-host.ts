@@ -43,7 +43,7 @@ export class PpoHost {
     return {
       iteration: this.trainer.completedIterations,
       nextPhase: this.trainer.nextPhase,
-      config: this.trainer.config,
+      config: this.trainer.nextConfig,
       setup: this.setup,
     };
   }
@@ -106,11 +106,13 @@ export class PpoHost {
     return this.trainer;
   }
 
-  /** Hyper-parameter edits apply from the next iteration. */
-  setConfig(partial: Partial<PpoConfig>): PpoConfig {
-    const t = this.require();
-    const next = validatePpoConfig({ ...t.config, ...partial });
-    t.config = next;
+  /**
+   * Change settings during a run: checked against the PPO table and the model, applied by the
+   * trainer at the next iteration boundary (`PpoTrainer.updateConfig`). A bad change throws
+   * `PpoConfigError` and the run goes on unchanged.
+   */
+  updateConfig(change: Partial<PpoConfig>): PpoConfig {
+    const next = this.require().updateConfig(change);
     if (this.setup) this.setup = { ...this.setup, config: next };
     return next;
   }

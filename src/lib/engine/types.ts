@@ -381,7 +381,7 @@ export interface Engine {
   /** Run iterations or one phase; cancel with `cancel(jobId)` (a half-done iteration is dropped). */
   ppoRun(jobId: string, req: PpoRunRequest, onEvent?: (e: PpoEvent) => void): Promise<PpoStatus>;
   /** Change hyper-parameters; they apply from the next iteration. */
-  ppoSetConfig(partial: Partial<PpoConfig>): Promise<PpoConfig>;
+  ppoUpdateConfig(partial: Partial<PpoConfig>): Promise<PpoConfig>;
   /** Plain-data state between iterations, for checkpoints. */
   ppoState(): Promise<PpoState>;
   ppoEvaluate(): Promise<PpoEvalSample[]>;

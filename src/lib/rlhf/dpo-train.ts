@@ -22,8 +22,6 @@ import type { TrainingPair } from '../data/records';
 import type { GPT } from '../model/gpt';
 import { dpoLoss, dpoLossT, type DpoLossType } from './dpo';
 import {
-  DEFAULT_OFFLINE_CONFIG,
-  checkOfflineConfig,
   completionLogprobsT,
   disposeRows,
   encodeCompletion,
@@ -33,41 +31,22 @@ import {
   splitItemsByPrompt,
   trainableOf,
   type EncodedText,
-  type OfflineConfig,
   type OfflineTokenizer,
   type TuneAdam,
   type TuneEvent,
   type TuneResult,
 } from './offline-train';
 import { TuneDivergedError, TuneInputError } from './tune-errors';
+import { DPO_SETTINGS, type DpoConfig } from './dpo-config';
 
-export interface DpoConfig extends OfflineConfig {
-  /** Strength of the implicit KL to the reference (TRL `beta`). */
-  beta: number;
-  lossType: DpoLossType;
-  /** Conservative DPO's ε (sigmoid loss only; 0 = off). */
-  labelSmoothing: number;
-}
+export type { DpoConfig };
 
-export const DEFAULT_DPO_CONFIG: Readonly<DpoConfig> = Object.freeze({
-  ...DEFAULT_OFFLINE_CONFIG,
-  epochs: 2,
-  learningRate: 5e-5,
-  batchSize: 8,
-  beta: 0.1,
-  lossType: 'sigmoid' as DpoLossType,
-  labelSmoothing: 0,
-});
+/** The DPO table's defaults (src/lib/rlhf/dpo-config.ts). */
+export const DEFAULT_DPO_CONFIG: Readonly<DpoConfig> = DPO_SETTINGS.defaults;
 
+/** `partial` over the defaults, checked (every bad setting in one `TuneInputError`). */
 export function resolveDpoConfig(partial: Partial<DpoConfig> = {}): DpoConfig {
-  const c = { ...DEFAULT_DPO_CONFIG, ...partial };
-  checkOfflineConfig(c, 'DPO');
-  if (!(c.beta > 0 && Number.isFinite(c.beta))) throw new TuneInputError(`DPO: β must be > 0, got ${c.beta}`);
-  if (c.lossType !== 'sigmoid' && c.lossType !== 'ipo')
-    throw new TuneInputError(`DPO: loss type must be 'sigmoid' or 'ipo', got ${String(c.lossType)}`);
-  if (!(c.labelSmoothing >= 0 && c.labelSmoothing < 0.5))
-    throw new TuneInputError(`DPO: label smoothing must be in [0, 0.5), got ${c.labelSmoothing}`);
-  return c;
+  return DPO_SETTINGS.validate(partial);
 }
 
 /** Pairs that carry a preference (chosen ≠ rejected); refuses none. */

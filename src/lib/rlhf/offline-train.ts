@@ -25,6 +25,7 @@ import { Rng } from '../model/rng';
 import { adamUpdate, zerosSlot } from './adam';
 import { splitByPrompt } from './reward-train';
 import { TuneDivergedError, TuneInputError } from './tune-errors';
+import type { OfflineConfig } from './offline-config';
 
 /** What the trainers need of a tokenizer (`BpeTokenizer` fits). */
 export interface OfflineTokenizer {
@@ -120,74 +121,7 @@ export function completionLogprobsT(
 
 // ---------------------------------------------------------------------------------- settings
 
-/** Settings shared by SFT and DPO (HF Trainer names, camel-cased). */
-export interface OfflineConfig {
-  /** Passes over the training data. */
-  epochs: number;
-  /** Stop after this many optimiser steps (0 = no limit; HF `max_steps`). */
-  maxSteps: number;
-  learningRate: number;
-  /** 'linear': decays to 0 at the last planned step (HF default); 'constant'. */
-  lrSchedule: 'linear' | 'constant';
-  /** Examples (SFT) or pairs (DPO) per step. */
-  batchSize: number;
-  adamBeta1: number;
-  adamBeta2: number;
-  /** Adam's ε, explicit (TF.js's default depends on the backend). */
-  adamEpsilon: number;
-  /** Decoupled weight decay (AdamW) on matrices; 0 = off. */
-  weightDecay: number;
-  /** Clip the global gradient norm to this; 0 = off. */
-  maxGradNorm: number;
-  /** Share of prompts held out for validation (split by prompt, seeded). */
-  valFraction: number;
-  /** Seeds the split and the batch order. */
-  seed: number;
-  /** Report step metrics every N steps. */
-  logEvery: number;
-  /** End every completion with the end-of-text token, so the model learns to stop. */
-  appendEot: boolean;
-}
-
-export const DEFAULT_OFFLINE_CONFIG: Readonly<OfflineConfig> = Object.freeze({
-  epochs: 3,
-  maxSteps: 0,
-  learningRate: 1e-4,
-  lrSchedule: 'linear',
-  batchSize: 8,
-  adamBeta1: 0.9,
-  adamBeta2: 0.999,
-  adamEpsilon: 1e-8,
-  weightDecay: 0,
-  maxGradNorm: 1,
-  valFraction: 0.2,
-  seed: 0,
-  logEvery: 1,
-  appendEot: true,
-});
-
-/** Check the shared settings; throws `TuneInputError` naming the first bad one. */
-export function checkOfflineConfig(c: OfflineConfig, what: string): void {
-  const bad = (msg: string): never => {
-    throw new TuneInputError(`${what}: ${msg}`);
-  };
-  const int = (x: number, min: number) => Number.isInteger(x) && x >= min;
-  if (!int(c.epochs, 1)) bad(`epochs must be a whole number ≥ 1, got ${c.epochs}`);
-  if (!int(c.maxSteps, 0)) bad(`max steps must be a whole number ≥ 0, got ${c.maxSteps}`);
-  if (!int(c.batchSize, 1) || c.batchSize > 256)
-    bad(`batch size must be a whole number from 1 to 256, got ${c.batchSize}`);
-  if (!(c.learningRate > 0 && c.learningRate < 1)) bad(`learning rate must be in (0, 1), got ${c.learningRate}`);
-  if (c.lrSchedule !== 'linear' && c.lrSchedule !== 'constant')
-    bad(`learning-rate schedule must be 'linear' or 'constant', got ${String(c.lrSchedule)}`);
-  if (!(c.adamBeta1 >= 0 && c.adamBeta1 < 1)) bad(`Adam β1 must be in [0, 1), got ${c.adamBeta1}`);
-  if (!(c.adamBeta2 >= 0 && c.adamBeta2 < 1)) bad(`Adam β2 must be in [0, 1), got ${c.adamBeta2}`);
-  if (!(c.adamEpsilon > 0)) bad(`Adam ε must be > 0, got ${c.adamEpsilon}`);
-  if (!(c.weightDecay >= 0)) bad(`weight decay must be ≥ 0, got ${c.weightDecay}`);
-  if (!(c.maxGradNorm >= 0)) bad(`gradient clipping norm must be ≥ 0, got ${c.maxGradNorm}`);
-  if (!(c.valFraction >= 0 && c.valFraction < 1)) bad(`held-out fraction must be in [0, 1), got ${c.valFraction}`);
-  if (!Number.isFinite(c.seed)) bad(`seed must be a number, got ${c.seed}`);
-  if (!int(c.logEvery, 1)) bad(`log every must be a whole number ≥ 1, got ${c.logEvery}`);
-}
+export type { OfflineConfig };
 
 /** Steps the run will take: epochs × ceil(n / batch), capped by maxSteps. */
 export function plannedSteps(n: number, c: OfflineConfig): number {

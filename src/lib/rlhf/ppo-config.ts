@@ -10,6 +10,8 @@
  * scratch in a browser needs it (learning rate, batch size, temperature); see each help line.
  */
 
+import { SettingsError, decimal, isOffText, settingsTable, type FieldProblems } from '../settings/table';
+
 export type PpoKlEstimator = 'k1' | 'k3';
 
 export interface PpoConfig {
@@ -35,174 +37,240 @@ export interface PpoConfig {
   seed: number;
 }
 
+const adaptiveKlProblem = (v: unknown): string | null => {
+  if (v === null) return null;
+  if (typeof v !== 'object' || Array.isArray(v)) return 'must be off (null) or { target, horizon }';
+  const { target, horizon, ...rest } = v as Record<string, unknown>;
+  if (typeof target !== 'number' || !Number.isFinite(target) || target <= 0)
+    return `target must be a number > 0 (nats per sequence), got ${JSON.stringify(target)}`;
+  if (typeof horizon !== 'number' || !Number.isFinite(horizon) || horizon <= 0)
+    return `horizon must be a number > 0 (samples), got ${JSON.stringify(horizon)}`;
+  if (Object.keys(rest).length) return `has only target and horizon, got ${Object.keys(rest).join(', ')}`;
+  return null;
+};
+
 /**
  * Tuned with `scripts/experiments/ppo.ts --iterations 100 --reward sentiment` (raw AFINN totals,
  * base-model std ≈ 4): β starts at 0.5 and adapts towards 4 nats per sequence, ±5 % per
  * iteration at batch 16 (horizon 64 samples; Ziegler et al. used 10 000 with batches of 512 over
  * thousands of steps, far too slow for a 100-iteration run). A fixed β of TRL's 0.05 let the KL
  * run past 20 nats within 40 iterations (the policy learns to repeat "wonderful").
+ *
+ * The table: every PPO setting with its default, range and help. Everything but the
+ * seed may change while a run goes on: `PpoTrainer.updateConfig` applies it from the next
+ * iteration (β and the adaptive-KL target rebuild the KL controller).
  */
-export const DEFAULT_PPO_CONFIG: Readonly<PpoConfig> = Object.freeze({
-  batchSize: 16,
-  maxNewTokens: 24,
-  temperature: 0.7,
-  klCoef: 0.5,
-  klEstimator: 'k1',
-  adaptiveKl: { target: 4, horizon: 64 },
-  missingEosPenalty: null,
-  gamma: 1,
-  lam: 0.95,
-  whitenRewards: false,
-  clipRange: 0.2,
-  clipRangeValue: 0.2,
-  vfCoef: 0.1,
-  entCoef: 0,
-  ppoEpochs: 4,
-  miniBatches: 2,
-  lr: 5e-5,
-  maxGradNorm: 1,
-  targetKlEarlyStop: null,
-  seed: 0,
-} satisfies PpoConfig);
+export const PPO_SETTINGS = settingsTable<PpoConfig>(
+  {
+    batchSize: {
+      kind: 'number',
+      int: true,
+      min: 2,
+      max: 1024,
+      live: true,
+      default: 16,
+      help: 'Prompts per rollout: each iteration samples one response per prompt, then trains on them.',
+    },
+    maxNewTokens: {
+      kind: 'number',
+      int: true,
+      min: 1,
+      max: 4096,
+      live: true,
+      default: 24,
+      help: 'Longest response in tokens; prompt + response must fit the model context (64 for the bundled model).',
+    },
+    temperature: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 10,
+      live: true,
+      default: 0.7,
+      help: 'Sampling temperature; the PPO ratio and the KL use log-probabilities of logits / temperature, the distribution sampled from.',
+    },
+    klCoef: {
+      kind: 'number',
+      min: 0,
+      max: 100,
+      live: true,
+      default: 0.5,
+      help: 'β: weight of the per-token KL penalty −β·KL_t that keeps the policy close to the frozen reference. Changed during a run, β restarts from this value.',
+    },
+    klEstimator: {
+      kind: 'choice',
+      choices: ['k1', 'k3'],
+      live: true,
+      default: 'k1',
+      help: "KL estimator per token: 'k1' = log π − log π_ref (unbiased, can be negative), 'k3' = (r − 1) − log r (≥ 0, lower variance).",
+    },
+    adaptiveKl: {
+      kind: 'custom',
+      live: true,
+      default: { target: 4, horizon: 64 },
+      help: 'Adapt β towards a target KL (nats per sequence) over a horizon of samples (Ziegler et al. 2019); off = fixed β.',
+      check: adaptiveKlProblem,
+      format: (v) => (v === null ? 'off' : `${v.target},${v.horizon}`),
+      parse: (raw) => {
+        if (isOffText(raw)) return null;
+        const parts = raw.trim().split(/[,:]/);
+        return parts.length === 2 ? { target: decimal(parts[0]), horizon: decimal(parts[1]) } : raw;
+      },
+    },
+    missingEosPenalty: {
+      kind: 'number-or-off',
+      min: 0,
+      max: 1e6,
+      onValue: 1,
+      live: true,
+      default: null,
+      help: 'Subtracted from the score of responses that never emit the end-of-text token; off = no penalty.',
+    },
+    gamma: {
+      kind: 'number',
+      min: 0,
+      max: 1,
+      live: true,
+      default: 1,
+      help: 'Discount γ of future rewards in GAE (1 = no discount: the score at the end counts fully for every token).',
+    },
+    lam: {
+      kind: 'number',
+      min: 0,
+      max: 1,
+      live: true,
+      default: 0.95,
+      help: 'GAE λ: 1 = Monte-Carlo returns (low bias, high variance), 0 = one-step TD (high bias, low variance).',
+    },
+    whitenRewards: {
+      kind: 'boolean',
+      live: true,
+      default: false,
+      help: 'Scale the per-token rewards to unit variance (without shifting the mean) before GAE.',
+    },
+    clipRange: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 10,
+      live: true,
+      default: 0.2,
+      help: 'ε of the clipped surrogate: the probability ratio is clipped to [1 − ε, 1 + ε].',
+    },
+    clipRangeValue: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 1e6,
+      live: true,
+      default: 0.2,
+      help: 'How far new value predictions may move from the rollout values before the value loss is clipped.',
+    },
+    vfCoef: {
+      kind: 'number',
+      min: 0,
+      max: 100,
+      live: true,
+      default: 0.1,
+      help: 'Weight of the value loss in the combined loss (policy loss + vfCoef·value loss − entCoef·entropy).',
+    },
+    entCoef: {
+      kind: 'number',
+      min: 0,
+      max: 10,
+      live: true,
+      default: 0,
+      help: 'Weight of the entropy bonus: larger keeps sampling more varied; 0 = no bonus (TRL default).',
+    },
+    ppoEpochs: {
+      kind: 'number',
+      int: true,
+      min: 1,
+      max: 100,
+      live: true,
+      default: 4,
+      help: 'Passes over each rollout batch during the update.',
+    },
+    miniBatches: {
+      kind: 'number',
+      int: true,
+      min: 1,
+      max: 1024,
+      live: true,
+      default: 2,
+      help: 'Minibatches per pass: each is one gradient step, so one update makes ppoEpochs × miniBatches steps.',
+    },
+    lr: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 1,
+      live: true,
+      default: 5e-5,
+      help: 'Adam learning rate of the policy and the value model.',
+    },
+    maxGradNorm: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 1e6,
+      live: true,
+      default: 1,
+      help: 'Gradients are scaled down when their global norm (policy and value together) exceeds this.',
+    },
+    targetKlEarlyStop: {
+      kind: 'number-or-off',
+      min: 0,
+      minExclusive: true,
+      max: 1e6,
+      onValue: 0.1,
+      live: true,
+      default: null,
+      help: 'Stop the update early when the approximate KL between the new and the rollout policy passes this; off = never.',
+    },
+    seed: {
+      kind: 'number',
+      int: true,
+      min: 0,
+      max: 0xffffffff,
+      default: 0,
+      help: 'Seed of prompt order, sampling and minibatch shuffling: same seed and backend, same run. Fixed once a run starts.',
+    },
+  },
+  {
+    what: 'PPO',
+    urlPrefix: '',
+    cross: (c, alone) =>
+      alone.batchSize || alone.miniBatches
+        ? {}
+        : c.miniBatches > c.batchSize
+          ? { miniBatches: `must be ≤ batchSize (${c.batchSize}), got ${c.miniBatches}` }
+          : c.batchSize % c.miniBatches !== 0
+            ? { miniBatches: `must divide batchSize (${c.batchSize}) evenly, got ${c.miniBatches}` }
+            : {},
+    error: (fields) => new PpoConfigError(fields),
+  },
+);
+
+/** The defaults for the bundled ~1M-parameter model (above). */
+export const DEFAULT_PPO_CONFIG: Readonly<PpoConfig> = PPO_SETTINGS.defaults;
 
 /** One line per field, for tooltips and the settings table. */
-export const PPO_CONFIG_HELP: Readonly<Record<keyof PpoConfig, string>> = Object.freeze({
-  batchSize: 'Prompts per rollout: each iteration samples one response per prompt, then trains on them.',
-  maxNewTokens: 'Longest response in tokens; prompt + response must fit the model context (64 for the bundled model).',
-  temperature:
-    'Sampling temperature; the PPO ratio and the KL use log-probabilities of logits / temperature, the distribution sampled from.',
-  klCoef: 'β: weight of the per-token KL penalty −β·KL_t that keeps the policy close to the frozen reference.',
-  klEstimator:
-    "KL estimator per token: 'k1' = log π − log π_ref (unbiased, can be negative), 'k3' = (r − 1) − log r (≥ 0, lower variance).",
-  adaptiveKl:
-    'Adapt β towards a target KL (nats per sequence) over a horizon of samples (Ziegler et al. 2019); off = fixed β.',
-  missingEosPenalty: 'Subtracted from the score of responses that never emit the end-of-text token; off = no penalty.',
-  gamma: 'Discount γ of future rewards in GAE (1 = no discount: the score at the end counts fully for every token).',
-  lam: 'GAE λ: 1 = Monte-Carlo returns (low bias, high variance), 0 = one-step TD (high bias, low variance).',
-  whitenRewards: 'Scale the per-token rewards to unit variance (without shifting the mean) before GAE.',
-  clipRange: 'ε of the clipped surrogate: the probability ratio is clipped to [1 − ε, 1 + ε].',
-  clipRangeValue: 'How far new value predictions may move from the rollout values before the value loss is clipped.',
-  vfCoef: 'Weight of the value loss in the combined loss (policy loss + vfCoef·value loss − entCoef·entropy).',
-  entCoef: 'Weight of the entropy bonus: larger keeps sampling more varied; 0 = no bonus (TRL default).',
-  ppoEpochs: 'Passes over each rollout batch during the update.',
-  miniBatches: 'Minibatches per pass: each is one gradient step, so one update makes ppoEpochs × miniBatches steps.',
-  lr: 'Adam learning rate of the policy and the value model.',
-  maxGradNorm: 'Gradients are scaled down when their global norm (policy and value together) exceeds this.',
-  targetKlEarlyStop:
-    'Stop the update early when the approximate KL between the new and the rollout policy passes this; off = never.',
-  seed: 'Seed of prompt order, sampling and minibatch shuffling: same seed and backend, same run.',
-});
+export const PPO_CONFIG_HELP: Readonly<Record<keyof PpoConfig, string>> = Object.freeze(
+  Object.fromEntries(PPO_SETTINGS.keys.map((k) => [k, PPO_SETTINGS.help(k)])) as Record<keyof PpoConfig, string>,
+);
 
-export class PpoConfigError extends Error {
+export class PpoConfigError extends SettingsError<PpoConfig> {
   override name = 'PpoConfigError';
-  /** Problem per field, for the UI to show next to each input. */
-  readonly fields: Partial<Record<keyof PpoConfig | '_', string>>;
-  constructor(fields: Partial<Record<keyof PpoConfig | '_', string>>) {
-    super(
-      'Invalid PPO settings: ' +
-        Object.entries(fields)
-          .map(([k, v]) => (k === '_' ? v : `${k}: ${v}`))
-          .join('; '),
-    );
-    this.fields = fields;
+  constructor(fields: FieldProblems<PpoConfig>) {
+    super('PPO', fields);
   }
 }
-
-const KEYS = Object.keys(DEFAULT_PPO_CONFIG) as (keyof PpoConfig)[];
 
 /**
  * Fill `partial` with the defaults and check every field. Returns a fresh config or throws a
  * `PpoConfigError` listing every bad field (unknown fields too, to catch typos).
  */
 export function validatePpoConfig(partial: unknown = {}): PpoConfig {
-  if (typeof partial !== 'object' || partial === null || Array.isArray(partial))
-    throw new PpoConfigError({ _: 'settings must be an object' });
-  const o = partial as Record<string, unknown>;
-  const errors: Partial<Record<keyof PpoConfig | '_', string>> = {};
-  const unknown = Object.keys(o).filter((k) => !(KEYS as string[]).includes(k));
-  if (unknown.length) errors._ = `unknown setting${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}`;
-  const c = { ...DEFAULT_PPO_CONFIG } as PpoConfig;
-  const get = <K extends keyof PpoConfig>(k: K): unknown => (o[k] === undefined ? DEFAULT_PPO_CONFIG[k] : o[k]);
-
-  const num = (
-    k: keyof PpoConfig,
-    {
-      min,
-      max,
-      int = false,
-      minExclusive = false,
-    }: { min: number; max: number; int?: boolean; minExclusive?: boolean },
-  ): void => {
-    const v = get(k);
-    const range = `${minExclusive ? '>' : '≥'} ${min}${max < Infinity ? ` and ≤ ${max}` : ''}`;
-    if (
-      typeof v !== 'number' ||
-      !Number.isFinite(v) ||
-      (int && !Number.isInteger(v)) ||
-      (minExclusive ? v <= min : v < min) ||
-      v > max
-    ) {
-      errors[k] = `must be ${int ? 'a whole number' : 'a number'} ${range}, got ${JSON.stringify(v)}`;
-      return;
-    }
-    (c as unknown as Record<string, unknown>)[k] = v;
-  };
-  const nullableNum = (k: 'missingEosPenalty' | 'targetKlEarlyStop', minExclusive: boolean): void => {
-    const v = get(k);
-    if (v === null) {
-      c[k] = null;
-      return;
-    }
-    if (typeof v !== 'number' || !Number.isFinite(v) || (minExclusive ? v <= 0 : v < 0)) {
-      errors[k] = `must be off (null) or a number ${minExclusive ? '> 0' : '≥ 0'}, got ${JSON.stringify(v)}`;
-      return;
-    }
-    c[k] = v;
-  };
-
-  num('batchSize', { min: 2, max: 1024, int: true });
-  num('maxNewTokens', { min: 1, max: 4096, int: true });
-  num('temperature', { min: 0, max: 10, minExclusive: true });
-  num('klCoef', { min: 0, max: 100 });
-  num('gamma', { min: 0, max: 1 });
-  num('lam', { min: 0, max: 1 });
-  num('clipRange', { min: 0, max: 10, minExclusive: true });
-  num('clipRangeValue', { min: 0, max: 1e6, minExclusive: true });
-  num('vfCoef', { min: 0, max: 100 });
-  num('entCoef', { min: 0, max: 10 });
-  num('ppoEpochs', { min: 1, max: 100, int: true });
-  num('miniBatches', { min: 1, max: 1024, int: true });
-  num('lr', { min: 0, max: 1, minExclusive: true });
-  num('maxGradNorm', { min: 0, max: 1e6, minExclusive: true });
-  num('seed', { min: 0, max: 0xffffffff, int: true });
-  nullableNum('missingEosPenalty', false);
-  nullableNum('targetKlEarlyStop', true);
-
-  const est = get('klEstimator');
-  if (est === 'k1' || est === 'k3') c.klEstimator = est;
-  else errors.klEstimator = `must be 'k1' or 'k3', got ${JSON.stringify(est)}`;
-
-  const wr = get('whitenRewards');
-  if (typeof wr === 'boolean') c.whitenRewards = wr;
-  else errors.whitenRewards = `must be true or false, got ${JSON.stringify(wr)}`;
-
-  const ak = get('adaptiveKl');
-  if (ak === null) c.adaptiveKl = null;
-  else if (typeof ak !== 'object' || Array.isArray(ak)) errors.adaptiveKl = 'must be off (null) or { target, horizon }';
-  else {
-    const { target, horizon } = ak as Record<string, unknown>;
-    if (typeof target !== 'number' || !Number.isFinite(target) || target <= 0)
-      errors.adaptiveKl = `target must be a number > 0 (nats per sequence), got ${JSON.stringify(target)}`;
-    else if (typeof horizon !== 'number' || !Number.isFinite(horizon) || horizon <= 0)
-      errors.adaptiveKl = `horizon must be a number > 0 (samples), got ${JSON.stringify(horizon)}`;
-    else c.adaptiveKl = { target, horizon };
-  }
-
-  if (errors.batchSize === undefined && errors.miniBatches === undefined) {
-    if (c.miniBatches > c.batchSize) errors.miniBatches = `must be ≤ batchSize (${c.batchSize}), got ${c.miniBatches}`;
-    else if (c.batchSize % c.miniBatches !== 0)
-      errors.miniBatches = `must divide batchSize (${c.batchSize}) evenly, got ${c.miniBatches}`;
-  }
-  if (Object.keys(errors).length) throw new PpoConfigError(errors);
-  return c;
+  return PPO_SETTINGS.validate(partial);
 }

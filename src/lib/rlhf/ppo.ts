@@ -51,7 +51,7 @@ import { generate, type OnToken } from '../model/sampling';
 import { entropyFromLogitsT, logprobsOfTokens } from './entropy';
 import { gae } from './gae';
 import { AdaptiveKlController, klPerToken } from './kl';
-import { validatePpoConfig, type PpoConfig } from './ppo-config';
+import { PPO_SETTINGS, PpoConfigError, validatePpoConfig, type PpoConfig } from './ppo-config';
 import { ppoPolicyLossT, ppoValueLossT } from './ppo-loss';
 import { ValueModel } from './value-model';
 import { maskedMeanT, whiten, type Matrix } from './whiten';
@@ -293,10 +293,19 @@ function mean(xs: number[]): number {
 
 let trainerCounter = 0;
 
+/** Why `c` does not fit a model of context `blockSize`, or null. */
+function fitsContext(c: PpoConfig, blockSize: number): string | null {
+  return c.maxNewTokens < blockSize
+    ? null
+    : `maxNewTokens (${c.maxNewTokens}) must be below the model context (${blockSize}) to leave room for the prompt`;
+}
+
 // -------------------------------------------------------------------------------- trainer
 
 export class PpoTrainer {
-  config: PpoConfig;
+  private cfg: PpoConfig;
+  /** A validated change waiting for the next iteration boundary (`updateConfig`). */
+  private pending: PpoConfig | null = null;
   /** The policy being trained (trainable copy of the starting model). Use it to sample. */
   readonly policy: GPT;
   readonly reference: GPT;
@@ -323,14 +332,14 @@ export class PpoTrainer {
   private readonly adamV: tf.Variable[];
   private adamStep = 0;
   private disposed = false;
+  /** True while a rollout samples (its phase is still 'rollout'): a settings change waits. */
+  private inRollout = false;
 
   constructor(opts: PpoTrainerOptions) {
-    this.config = validatePpoConfig(opts.config ?? {});
+    this.cfg = validatePpoConfig(opts.config ?? {});
     const { blockSize } = opts.model.config;
-    if (this.config.maxNewTokens >= blockSize)
-      throw new RangeError(
-        `maxNewTokens (${this.config.maxNewTokens}) must be below the model context (${blockSize}) to leave room for the prompt`,
-      );
+    const fit = fitsContext(this.cfg, blockSize);
+    if (fit) throw new RangeError(fit);
     if (opts.prompts.length === 0) throw new RangeError('PpoTrainer needs at least one prompt');
     const V = opts.model.config.vocabSize;
     if (!(opts.tokenizer.eotId >= 0 && opts.tokenizer.eotId < V))
@@ -361,6 +370,47 @@ export class PpoTrainer {
     this.adamV = this.vars.map(({ v }) => zerosSlot(v, `ppo${id}/adam-v/${v.name}`));
   }
 
+  /** The settings the current (or next) iteration runs with. */
+  get config(): Readonly<PpoConfig> {
+    return this.cfg;
+  }
+
+  /** The settings from the next iteration on: a pending change, else the current ones. */
+  get nextConfig(): Readonly<PpoConfig> {
+    return this.pending ?? this.cfg;
+  }
+
+  /**
+   * Change settings during a run. `change` is checked against the table (PPO_SETTINGS: only
+   * live settings may change; the seed may not) and against the model's context, then applies
+   * at the next iteration boundary, before the next rollout; an iteration already under way
+   * finishes with the settings it started with. A new `klCoef` restarts β from it; a new
+   * adaptive-KL target or horizon keeps β and adapts it towards the new target; turning the
+   * adaptive controller off fixes β at `klCoef`. Throws `PpoConfigError` (or a `RangeError`
+   * for a response that does not fit the context) and changes nothing when the change is bad.
+   */
+  updateConfig(change: Partial<PpoConfig>): PpoConfig {
+    const next = PPO_SETTINGS.update(this.nextConfig as PpoConfig, change);
+    const fit = fitsContext(next, this.policy.config.blockSize);
+    if (fit) throw new PpoConfigError({ maxNewTokens: fit });
+    this.pending = next;
+    if (this.phase === 'rollout' && !this.inRollout) this.applyPending();
+    return next;
+  }
+
+  /** At an iteration boundary: make a pending change the current settings. */
+  private applyPending(): void {
+    const next = this.pending;
+    if (!next) return;
+    this.pending = null;
+    const prev = this.cfg;
+    this.cfg = next;
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    if (next.klCoef !== prev.klCoef || (prev.adaptiveKl && !next.adaptiveKl))
+      this.klCtl = this.makeKlController(next.klCoef);
+    else if (!same(next.adaptiveKl, prev.adaptiveKl)) this.klCtl = this.makeKlController(this.klCtl.value);
+  }
+
   /** β now (changes after each iteration when adaptiveKl is on). */
   get beta(): number {
     return this.klCtl.value;
@@ -387,6 +437,16 @@ export class PpoTrainer {
   /** Sample one response per prompt of the next batch with the current policy. */
   async rollout(): Promise<RolloutResult> {
     this.expect('rollout');
+    this.applyPending();
+    this.inRollout = true;
+    try {
+      return await this.sampleBatch();
+    } finally {
+      this.inRollout = false;
+    }
+  }
+
+  private async sampleBatch(): Promise<RolloutResult> {
     const t0 = performance.now();
     const { batchSize: B, maxNewTokens, temperature } = this.config;
     const eot = this.tokenizer.eotId;
@@ -645,9 +705,10 @@ export class PpoTrainer {
       adamM[key] = await read(this.adamM[i]);
       adamV[key] = await read(this.adamV[i]);
     }
+    if (!this.inRollout) this.applyPending();
     return {
       version: 1,
-      config: { ...this.config, adaptiveKl: this.config.adaptiveKl && { ...this.config.adaptiveKl } },
+      config: structuredClone(this.cfg),
       iteration: this.completedIterations,
       beta: this.klCtl.value,
       adamStep: this.adamStep,
@@ -667,7 +728,7 @@ export class PpoTrainer {
     this.expect('rollout', 'setState() works between iterations');
     if (state?.version !== 1) throw new RangeError(`unknown PPO state version ${state?.version}`);
     const config = validatePpoConfig(state.config);
-    if (config.maxNewTokens >= this.policy.config.blockSize)
+    if (fitsContext(config, this.policy.config.blockSize))
       throw new RangeError('the saved maxNewTokens does not fit this model');
     const source = (key: string): Float32Array | undefined => {
       const [which, ...rest] = key.split('/');
@@ -697,7 +758,8 @@ export class PpoTrainer {
       set(this.adamM[i], state.adamM[key]);
       set(this.adamV[i], state.adamV[key]);
     }
-    this.config = config;
+    this.cfg = config;
+    this.pending = null;
     this.completedIterations = state.iteration;
     this.klCtl = this.makeKlController(state.beta);
     this.adamStep = state.adamStep;
@@ -727,7 +789,7 @@ export class PpoTrainer {
   }
 
   private makeKlController(beta: number): AdaptiveKlController {
-    const a = this.config.adaptiveKl;
+    const a = this.cfg.adaptiveKl;
     return new AdaptiveKlController(beta, a?.target ?? 1, a?.horizon ?? 1);
   }
 

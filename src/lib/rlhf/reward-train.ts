@@ -32,13 +32,12 @@ import type { TrainingPair } from '../data/records';
 import { Rng } from '../model/rng';
 import { bradleyTerryLoss, bradleyTerryLossT } from './bradley-terry';
 import { adamUpdate, zerosSlot } from './adam';
-import { MIN_PAIRS, MIN_PROMPTS } from './reward-limits';
+import { MIN_PROMPTS } from './reward-limits';
 import type { RewardMode, RewardModel, RewardNormalisation } from './reward-model';
+import { REWARD_SETTINGS, type RewardConfig } from './reward-config';
+import { RewardTrainingError } from './reward-errors';
 
-/** A reward-model training problem the user can act on (too few pairs, divergence, …). */
-export class RewardTrainingError extends Error {
-  override name = 'RewardTrainingError';
-}
+export { RewardTrainingError };
 
 /** Ids of one text: `(prompt, response) → [eot, ...prompt ids, ...response ids]` (see `rewardInputIds`). */
 export type RewardEncoder = (prompt: string, response: string) => number[];
@@ -47,123 +46,28 @@ export { MIN_PAIRS, MIN_PROMPTS } from './reward-limits';
 /** Any |reward| above this means training diverged (BT saturates long before). */
 const DIVERGED_REWARD = 1e6;
 
-export interface RewardTrainOptions {
+/**
+ * What `trainRewardModel` takes: any settings of the reward-model table (src/lib/rlhf/reward-config.ts,
+ * where each default and range lives and why), the encoder, and optionally a fixed validation set
+ * or the texts to normalise on. The mode defaults to the model's own; `pooling` is the model's and
+ * is ignored here.
+ */
+export interface RewardTrainOptions extends Partial<RewardConfig> {
   /** Text → ids of the reward model's input. */
   encode: RewardEncoder;
-  /** Default: the model's own `mode`. */
-  mode?: RewardMode;
-  /** Passes over the training pairs (default head 60, full 6). */
-  epochs?: number;
-  /** Peak learning rate (default head 1e-2, full 3e-4). */
-  learningRate?: number;
-  /** 'linear' (default, HF Trainer): decays to 0 at the last planned step; 'constant'. */
-  lrSchedule?: 'linear' | 'constant';
-  /** Pairs per step (default 16). */
-  batchSize?: number;
-  adamBeta1?: number;
-  adamBeta2?: number;
-  /** Adam epsilon, explicit (default 1e-8). */
-  adamEpsilon?: number;
-  /** Decoupled weight decay (AdamW) on matrices (default head 0, full 0). */
-  weightDecay?: number;
-  /**
-   * Head mode: ridge penalty `headL2/2 · Σ_k (w_k·s_k)²` on the head's weights, where s_k is the
-   * RMS over the training pairs of feature k's chosen − rejected difference, i.e. L2 on the
-   * weights of standardised features (default head 10; ignored in full mode). With 20–50
-   * labels and C = 128 features an unregularised head fits the noise; a strong ridge pulls it
-   * towards the mean difference of chosen and rejected features, which generalises much better
-   * (measured with `scripts/experiments/reward-model.ts --mode head --pairs 40`).
-   */
-  headL2?: number;
-  /** Clip the global gradient norm to this (default 1; 0 = off). */
-  maxGradNorm?: number;
-  /** TRL `center_rewards_coefficient` (default 0.01). */
-  centerCoef?: number;
-  /** Multiplies the pairs' `margin` (ratings differences); 0 ignores margins (default 1). */
-  marginScale?: number;
-  /** Fraction of prompts held out for validation (default 0.2). 0: no validation, no early stopping. */
-  valFraction?: number;
   /** A fixed validation set instead of a split; then every pair in `pairs` trains. */
   valPairs?: TrainingPair[];
-  /** Seed of the split and the batch order (default 0). */
-  seed?: number;
-  /**
-   * Stop after `patience` epochs without a better validation result and keep the best epoch's
-   * weights (default: full mode yes, head mode no). Head mode with `headL2` is a convex problem
-   * (ridge-regularised logistic regression on fixed features): it is solved to the end, and the
-   * validation split, only a few pairs when labels are few, is reported but picks nothing.
-   */
-  earlyStopping?: boolean;
-  /**
-   * Full mode: first fit the head alone on the frozen trunk (head mode's ridge fit, same split),
-   * then train everything from there (default true). "Linear probing then fine-tuning" (LP-FT,
-   * Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features and Underperform
-   * Out-of-Distribution"): a random head's large early gradients otherwise reshape the trunk
-   * to fit it. Measured on 300 noisy sentiment pairs, held-out accuracy 81.1% → 83.8% (mean of
-   * seeds 0–3; `scripts/experiments/reward-model.ts --mode full [--no-lpft] --seed S`).
-   */
-  linearProbe?: boolean;
-  /** Epochs without a better validation result before stopping (default 3; see `earlyStopping`). */
-  patience?: number;
-  /** Report step metrics every N steps (default 10). */
-  logEvery?: number;
   /** Ids of base-model samples to normalise on (mean 0, std 1). Default: every text of the pairs. */
   normaliseOn?: number[][];
-  /** Fewest usable pairs accepted (default 8). */
-  minPairs?: number;
 }
 
-type Resolved = Required<Omit<RewardTrainOptions, 'valPairs' | 'normaliseOn'>> &
-  Pick<RewardTrainOptions, 'valPairs' | 'normaliseOn'>;
+type Resolved = RewardConfig & Pick<RewardTrainOptions, 'encode' | 'valPairs' | 'normaliseOn'>;
 
-const DEFAULTS = {
-  head: { epochs: 60, learningRate: 1e-2, earlyStopping: false, weightDecay: 0, headL2: 10 },
-  full: { epochs: 6, learningRate: 3e-4, earlyStopping: true, weightDecay: 0, headL2: 0 },
-} as const;
-
+/** The options checked against the table (every bad setting in one `RewardTrainingError`). */
 function resolve(rm: RewardModel, o: RewardTrainOptions): Resolved {
-  const mode = o.mode ?? rm.mode;
-  const d = DEFAULTS[mode];
-  const r: Resolved = {
-    encode: o.encode,
-    mode,
-    epochs: o.epochs ?? d.epochs,
-    learningRate: o.learningRate ?? d.learningRate,
-    lrSchedule: o.lrSchedule ?? 'linear',
-    batchSize: o.batchSize ?? 16,
-    adamBeta1: o.adamBeta1 ?? 0.9,
-    adamBeta2: o.adamBeta2 ?? 0.999,
-    adamEpsilon: o.adamEpsilon ?? 1e-8,
-    weightDecay: o.weightDecay ?? d.weightDecay,
-    headL2: o.headL2 ?? d.headL2,
-    maxGradNorm: o.maxGradNorm ?? 1,
-    centerCoef: o.centerCoef ?? 0.01,
-    marginScale: o.marginScale ?? 1,
-    valFraction: o.valFraction ?? 0.2,
-    valPairs: o.valPairs,
-    seed: o.seed ?? 0,
-    earlyStopping: o.earlyStopping ?? d.earlyStopping,
-    linearProbe: o.linearProbe ?? true,
-    patience: o.patience ?? 3,
-    logEvery: o.logEvery ?? 10,
-    normaliseOn: o.normaliseOn,
-    minPairs: o.minPairs ?? MIN_PAIRS,
-  };
-  const bad = (msg: string): never => {
-    throw new RewardTrainingError(`Reward model training: ${msg}`);
-  };
-  if (mode !== 'head' && mode !== 'full') bad(`mode must be 'head' or 'full', got ${String(mode)}`);
-  if (!Number.isInteger(r.epochs) || r.epochs < 1) bad(`epochs must be a positive integer, got ${r.epochs}`);
-  if (!Number.isInteger(r.batchSize) || r.batchSize < 1)
-    bad(`batch size must be a positive integer, got ${r.batchSize}`);
-  if (!(r.learningRate > 0) || !Number.isFinite(r.learningRate))
-    bad(`learning rate must be a positive number, got ${r.learningRate}`);
-  if (!(r.adamEpsilon > 0)) bad(`Adam epsilon must be > 0, got ${r.adamEpsilon}`);
-  if (!(r.valFraction >= 0 && r.valFraction < 1)) bad(`validation fraction must be in [0, 1), got ${r.valFraction}`);
-  if (!(r.maxGradNorm >= 0)) bad(`gradient clipping norm must be ≥ 0, got ${r.maxGradNorm}`);
-  if (!(r.patience >= 1)) bad(`patience must be ≥ 1, got ${r.patience}`);
-  if (!(r.headL2 >= 0) || !Number.isFinite(r.headL2)) bad(`head L2 must be a number ≥ 0, got ${r.headL2}`);
-  return r;
+  const { encode, valPairs, normaliseOn, ...settings } = o;
+  const config = REWARD_SETTINGS.validate({ ...settings, mode: o.mode ?? rm.mode, pooling: rm.pooling });
+  return { ...config, encode, valPairs, normaliseOn };
 }
 
 // ---------------------------------------------------------------------------

@@ -17,8 +17,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPT } from '../model/gpt';
 import {
-  DEFAULT_OFFLINE_CONFIG,
-  checkOfflineConfig,
   completionLogprobsT,
   disposeRows,
   encodeCompletion,
@@ -28,32 +26,27 @@ import {
   splitItemsByPrompt,
   trainableOf,
   type EncodedText,
-  type OfflineConfig,
   type OfflineTokenizer,
   type TuneAdam,
   type TuneEvent,
   type TuneResult,
 } from './offline-train';
 import { TuneDivergedError, TuneInputError } from './tune-errors';
+import { SFT_SETTINGS, type SftConfig } from './sft-config';
 
 export interface SftExample {
   prompt: string;
   completion: string;
 }
 
-export type SftConfig = OfflineConfig;
+export type { SftConfig };
 
-export const DEFAULT_SFT_CONFIG: Readonly<SftConfig> = Object.freeze({
-  ...DEFAULT_OFFLINE_CONFIG,
-  epochs: 3,
-  learningRate: 1e-4,
-  batchSize: 8,
-});
+/** The SFT table's defaults (src/lib/rlhf/sft-config.ts). */
+export const DEFAULT_SFT_CONFIG: Readonly<SftConfig> = SFT_SETTINGS.defaults;
 
+/** `partial` over the defaults, checked (every bad setting in one `TuneInputError`). */
 export function resolveSftConfig(partial: Partial<SftConfig> = {}): SftConfig {
-  const c = { ...DEFAULT_SFT_CONFIG, ...partial };
-  checkOfflineConfig(c, 'SFT');
-  return c;
+  return SFT_SETTINGS.validate(partial);
 }
 
 /** Refuses no examples and empty completions, saying which. */
