@@ -4,6 +4,7 @@
  * inspector's queries. Saved models live in IndexedDB's `rewardModels` store.
  */
 import { recordsToPairs, type PreferenceRecord } from '../lib/data/records';
+import { rewardDefaults, type RewardConfig, type RewardMode } from '../lib/rlhf/reward-config';
 import { getSetting, putSetting, toStorageError } from '../lib/storage/db';
 import type {
   RewardModelState,
@@ -30,52 +31,14 @@ export interface MetricRow {
   metrics: Record<string, number>;
 }
 
-export interface RewardSettings {
-  mode: 'head' | 'full';
-  pooling: 'last' | 'mean';
-  epochs: number;
-  learningRate: number;
-  batchSize: number;
-  centerCoef: number;
-  /** Decoupled weight decay (AdamW) on the trunk's matrices; full mode. */
-  weightDecay: number;
-  /** Full mode: fit the head on the frozen trunk first (LP-FT; see reward-train.ts). */
-  linearProbe: boolean;
-  /** Not on the page; scenarios may set it (the over-optimisation preset does). */
-  earlyStopping?: boolean;
-  valFraction: number;
-  seed: number;
-}
+/** The Reward page's settings: the whole reward-model table (src/lib/rlhf/reward-config.ts). */
+export type RewardSettings = RewardConfig;
 
-export const DEFAULT_REWARD_SETTINGS: Record<'head' | 'full', RewardSettings> = {
-  head: {
-    mode: 'head',
-    pooling: 'mean',
-    epochs: 60,
-    learningRate: 1e-2,
-    batchSize: 16,
-    centerCoef: 0.01,
-    weightDecay: 0,
-    linearProbe: true,
-    valFraction: 0.2,
-    seed: 0,
-  },
-  full: {
-    mode: 'full',
-    pooling: 'mean',
-    epochs: 6,
-    // 3e-4 (the trainer's default) overfits 300 pairs; 1e-4 held out better (scripts/experiments/reward-model.ts).
-    learningRate: 1e-4,
-    batchSize: 16,
-    centerCoef: 0.01,
-    // With lr 1e-4 and mean pooling, the best held-out accuracy measured on 300 noisy pairs
-    // (scripts/experiments/reward-model.ts --mode full --pooling mean --lr 1e-4 --weight-decay 0.1).
-    weightDecay: 0.1,
-    linearProbe: true,
-    valFraction: 0.2,
-    seed: 0,
-  },
-};
+/** Each mode's defaults, from the table. */
+export const DEFAULT_REWARD_SETTINGS: Readonly<Record<RewardMode, Readonly<RewardSettings>>> = Object.freeze({
+  head: rewardDefaults('head'),
+  full: rewardDefaults('full'),
+});
 
 let jobCounter = 0;
 
@@ -128,8 +91,8 @@ export class RewardState {
     }
   }
 
-  setMode(mode: 'head' | 'full'): void {
-    this.settings = { ...DEFAULT_REWARD_SETTINGS[mode], seed: this.settings.seed };
+  setMode(mode: RewardMode): void {
+    this.settings = { ...rewardDefaults(mode), seed: this.settings.seed };
   }
 
   async train(): Promise<void> {

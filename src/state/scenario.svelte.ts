@@ -17,6 +17,8 @@
 import { validateScenario, validateScenarioIndex, ScenarioError, type Scenario } from '../lib/data/scenarios';
 import { defaultLabellerConfig } from '../lib/rlhf/labellers';
 import { validatePpoConfig, type PpoConfig } from '../lib/rlhf/ppo-config';
+import { settingsTable } from '../lib/settings/table';
+import { REWARD_SETTINGS, type RewardConfig } from '../lib/rlhf/reward-config';
 import { recordsToPairs, toPairs } from '../lib/data/records';
 import { MIN_PAIRS, MIN_PROMPTS } from '../lib/rlhf/reward-limits';
 import { annotators, DEFAULT_HUMAN } from './annotators.svelte';
@@ -25,7 +27,7 @@ import { engineState } from './engine.svelte';
 import { feedback } from './feedback.svelte';
 import { modelState } from './model.svelte';
 import { notices } from './notices.svelte';
-import { DEFAULT_REWARD_SETTINGS, rewardState } from './reward.svelte';
+import { rewardState } from './reward.svelte';
 import { router } from './router.svelte';
 import { trainState } from './train.svelte';
 
@@ -77,6 +79,22 @@ const fresh = (): Record<RunStageId, StageProgress> => ({
   ppo: { status: 'waiting', done: 0, total: 0, note: '' },
 });
 
+/** How scenarios run, as a URL can set it. */
+export interface ScenarioRunSettings {
+  quick: boolean;
+}
+
+export const SCENARIO_RUN_SETTINGS = settingsTable<ScenarioRunSettings>(
+  {
+    quick: {
+      kind: 'boolean',
+      default: false,
+      help: 'Shrink every stage of a scenario (fewer labels, epochs and iterations): tests and slow machines.',
+    },
+  },
+  { what: 'scenario', urlPrefix: '' },
+);
+
 /** The scenario as run: shrunk when `quick`. */
 export function effectiveScenario(s: Scenario, quick: boolean): Scenario {
   if (!quick) return s;
@@ -106,13 +124,14 @@ export class ScenarioState {
   loadError = $state<string | null>(null);
   current = $state.raw<Scenario | null>(null);
 
-  /** Shrink every stage (`?quick=1`). */
-  quick = $state(typeof location !== 'undefined' && new URLSearchParams(location.search).get('quick') === '1');
+  /** Shrink every stage (`?quick=1`, set from the URL table). */
+  quick = $state(SCENARIO_RUN_SETTINGS.defaults.quick);
   /**
    * PPO settings that win over the scenario's (e.g. from a shared link's `klCoef=…`); the β
    * slider wins over both.
    */
-  ppoOverrides = $state.raw<Partial<PpoConfig>>({});
+  /** Settings the URL gave: they win over the scenario's when it sets up the reward model and PPO. */
+  urlOverrides = $state.raw<{ ppo: Partial<PpoConfig>; reward: Partial<RewardConfig> }>({ ppo: {}, reward: {} });
   /** β chosen on the card (scenarios with `betaSlider`), or null for the scenario's own. */
   beta = $state<number | null>(null);
 
@@ -175,7 +194,7 @@ export class ScenarioState {
 
   /** β the run uses: the card's slider, else an override, else the scenario's klCoef, else the default. */
   betaOf(s: Scenario): number {
-    return this.beta ?? this.ppoOverrides.klCoef ?? s.ppo.klCoef ?? validatePpoConfig({}).klCoef;
+    return this.beta ?? this.urlOverrides.ppo.klCoef ?? s.ppo.klCoef ?? validatePpoConfig({}).klCoef;
   }
 
   /** Move the β slider; during the PPO stage of that scenario it applies from the next iteration. */
@@ -408,16 +427,14 @@ export class ScenarioState {
     const p = this.stages.reward;
     await rewardState.refresh();
     rewardState.annotator = annotatorName(s);
-    rewardState.settings = {
-      ...DEFAULT_REWARD_SETTINGS[s.rewardModel.mode],
-      ...s.rewardModel,
-      seed: s.seed,
-    };
+    const url = this.urlOverrides.reward;
+    const stated = { ...s.rewardModel, seed: s.seed, ...url };
+    rewardState.settings = { ...REWARD_SETTINGS.defaultsFor(stated), ...stated };
     p.note = `Training on ${rewardState.pairs.length} pairs (${s.rewardModel.mode} mode)…`;
     const poll = setInterval(() => {
       const total = rewardState.startInfo?.totalSteps ?? 0;
       const step = rewardState.history.at(-1)?.step ?? 0;
-      p.total = s.rewardModel.epochs;
+      p.total = rewardState.settings.epochs;
       p.done = total > 0 ? Math.min(p.total, (step / total) * p.total) : 0;
     }, 200);
     const prev = rewardState.activeId;
@@ -446,9 +463,9 @@ export class ScenarioState {
       trainState.rewardKind = 'reward-model';
       const config: PpoConfig = validatePpoConfig({
         ...s.ppo,
-        ...this.ppoOverrides,
+        ...this.urlOverrides.ppo,
         klCoef: this.betaOf(s),
-        seed: this.ppoOverrides.seed ?? s.seed,
+        seed: this.urlOverrides.ppo.seed ?? s.seed,
       });
       trainState.config = config;
       trainState.evalEvery = s.evalEvery ?? 1;

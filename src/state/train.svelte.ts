@@ -15,6 +15,7 @@ import type { AdvantagesResult, RolloutResult, SampleTrace, ScoreResult, UpdateR
 import { DEFAULT_PPO_CONFIG, type PpoConfig } from '../lib/rlhf/ppo-config';
 import { defaultLabellerConfig, type LabellerKind } from '../lib/rlhf/labellers';
 import { diversityMetrics } from '../lib/rlhf/diversity';
+import { settingsTable } from '../lib/settings/table';
 import { toStorageError } from '../lib/storage/db';
 import { askPersistence, getStores } from './data.svelte';
 import { engineState } from './engine.svelte';
@@ -33,6 +34,57 @@ export type PromptSetId = (typeof PROMPT_SETS)[number]['id'];
 export const REWARD_LABELLERS: readonly LabellerKind[] = ['sentiment', 'length', 'keyword'];
 export const GOLD_LABELLERS: readonly LabellerKind[] = ['sentiment', 'length', 'keyword', 'constitution'];
 export const EVAL_PROMPTS = 4;
+
+/** The Train page's setup that a URL can carry (beside the PPO table). */
+export interface TrainSetupSettings {
+  promptSet: PromptSetId;
+  labeller: LabellerKind;
+  gold: LabellerKind | 'none';
+  evalEvery: number;
+  checkpointEvery: number;
+}
+
+export const TRAIN_SETUP_SETTINGS = settingsTable<TrainSetupSettings>(
+  {
+    promptSet: {
+      kind: 'choice',
+      choices: PROMPT_SETS.map((p) => p.id),
+      default: 'reviews',
+      url: 'prompts',
+      help: 'Prompt set of the PPO run.',
+    },
+    labeller: {
+      kind: 'choice',
+      choices: REWARD_LABELLERS,
+      default: 'sentiment',
+      help: 'Scripted labeller used as the PPO reward function.',
+    },
+    gold: {
+      kind: 'choice',
+      choices: [...GOLD_LABELLERS, 'none'],
+      default: 'sentiment',
+      help: 'Noise-free gold labeller of the evaluation samples.',
+    },
+    evalEvery: {
+      kind: 'number',
+      int: true,
+      min: 1,
+      max: 10_000,
+      default: 5,
+      help: 'Sample the evaluation prompts every N iterations.',
+    },
+    checkpointEvery: {
+      kind: 'number',
+      int: true,
+      min: 1,
+      max: 10_000,
+      default: 5,
+      help: 'Save a checkpoint every K iterations.',
+    },
+  },
+  { what: 'Train page', urlPrefix: '' },
+);
+const SETUP = TRAIN_SETUP_SETTINGS.defaults;
 export const PHASES: readonly PpoPhase[] = ['rollout', 'score', 'advantages', 'update'];
 
 const FLUSH_MS = 250;
@@ -93,15 +145,15 @@ let jobCounter = 0;
 
 export class TrainState {
   // ------------------------------------------------------------------ setup
-  promptSet = $state<PromptSetId>('reviews');
+  promptSet = $state<PromptSetId>(SETUP.promptSet);
   rewardKind = $state<'reward-model' | 'labeller'>('labeller');
-  labeller = $state<LabellerKind>('sentiment');
-  gold = $state<LabellerKind | 'none'>('sentiment');
+  labeller = $state<LabellerKind>(SETUP.labeller);
+  gold = $state<LabellerKind | 'none'>(SETUP.gold);
   config = $state<PpoConfig>(structuredClone(DEFAULT_PPO_CONFIG) as PpoConfig);
-  evalEvery = $state(5);
+  evalEvery = $state(SETUP.evalEvery);
   /** Samples per evaluation prompt (`PpoSetup.evalSamples`; more = steadier eval means). */
   evalSamples = $state(1);
-  checkpointEvery = $state(5);
+  checkpointEvery = $state(SETUP.checkpointEvery);
   /** Name of the active reward model in the engine, if any. */
   activeRm = $state<string | null>(null);
 

@@ -15,7 +15,9 @@ import {
   type PreferenceRecord,
   type TrainingPair,
 } from '../lib/data/records';
-import type { DpoConfig, SftConfig, TuneEvent, TuneSample, TuneSummary } from '../lib/engine/types';
+import type { TuneEvent, TuneSample, TuneSummary } from '../lib/engine/types';
+import { DPO_SETTINGS, type DpoConfig } from '../lib/rlhf/dpo-config';
+import { SFT_SETTINGS, type SftConfig } from '../lib/rlhf/sft-config';
 import { deleteAll, getStores, saveAll } from './data.svelte';
 import { engineState } from './engine.svelte';
 import { modelState } from './model.svelte';
@@ -34,30 +36,9 @@ export interface MetricRow {
   metrics: Record<string, number>;
 }
 
-export type SftSettings = Pick<SftConfig, 'epochs' | 'learningRate' | 'batchSize' | 'valFraction' | 'seed'>;
-export type DpoSettings = Pick<
-  DpoConfig,
-  'beta' | 'lossType' | 'labelSmoothing' | 'epochs' | 'learningRate' | 'batchSize' | 'valFraction' | 'seed'
->;
-
-/** Defaults for the bundled ~1M-parameter model (higher learning rates than TRL's, for small models). */
-export const DEFAULT_SFT_SETTINGS: SftSettings = {
-  epochs: 10,
-  learningRate: 3e-4,
-  batchSize: 8,
-  valFraction: 0.2,
-  seed: 0,
-};
-export const DEFAULT_DPO_SETTINGS: DpoSettings = {
-  beta: 0.1,
-  lossType: 'sigmoid',
-  labelSmoothing: 0,
-  epochs: 2,
-  learningRate: 1e-4,
-  batchSize: 8,
-  valFraction: 0.2,
-  seed: 0,
-};
+/** The SFT and DPO forms' settings: the whole tables (src/lib/rlhf/sft-config.ts, dpo-config.ts). */
+export type SftSettings = SftConfig;
+export type DpoSettings = DpoConfig;
 
 /** Prompts sampled before and after, to show what changed (the Runs page's evaluation prompts). */
 export const COMPARE_PROMPTS = RUN_EVAL_PROMPTS;
@@ -86,8 +67,8 @@ export class TuneState {
   formError = $state<string | null>(null);
 
   // ---------------------------------------------------------------- settings
-  sft = $state<SftSettings>({ ...DEFAULT_SFT_SETTINGS });
-  dpo = $state<DpoSettings>({ ...DEFAULT_DPO_SETTINGS });
+  sft = $state<SftSettings>({ ...SFT_SETTINGS.defaults });
+  dpo = $state<DpoSettings>({ ...DPO_SETTINGS.defaults });
 
   // ---------------------------------------------------------------- run
   /** The running job. */
@@ -163,7 +144,7 @@ export class TuneState {
     if (this.running) return;
     const examples = this.demonstrations.map((d) => ({ prompt: d.prompt, completion: d.completion }));
     await this.run('sft', (jobId, onEvent) =>
-      engineState.engine.sftRun(jobId, examples, { ...$state.snapshot(this.sft), logEvery: 1 }, onEvent),
+      engineState.engine.sftRun(jobId, examples, $state.snapshot(this.sft), onEvent),
     );
   }
 
@@ -171,7 +152,7 @@ export class TuneState {
     if (this.running) return;
     const pairs = $state.snapshot(this.pairs) as TrainingPair[];
     await this.run('dpo', (jobId, onEvent) =>
-      engineState.engine.dpoRun(jobId, pairs, { ...$state.snapshot(this.dpo), logEvery: 1 }, onEvent),
+      engineState.engine.dpoRun(jobId, pairs, $state.snapshot(this.dpo), onEvent),
     );
   }
 

@@ -117,7 +117,7 @@ describe('validateScenario rejects bad files with the field named', () => {
       'rm weight decay',
       { rewardModel: { mode: 'full', epochs: 3, learningRate: 1e-4, weightDecay: 2 } },
       'rewardModel.weightDecay',
-      /from 0 to 1/,
+      /≥ 0 and ≤ 1/,
     ],
     ['ppo field', { ppo: { klCoef: -1 } }, 'ppo.klCoef', /"ppo.klCoef" must be a number/],
     ['ppo typo', { ppo: { kl_coef: 0.1 } }, 'ppo', /unknown setting kl_coef/],

@@ -10,6 +10,10 @@ import {
   type ShareableState,
 } from '../../src/state/url-params';
 import { describeSeries, trend } from '../../src/ui/charts/chart-utils';
+import { DPO_SETTINGS } from '../../src/lib/rlhf/dpo-config';
+import { SFT_SETTINGS } from '../../src/lib/rlhf/sft-config';
+import { REWARD_SETTINGS } from '../../src/lib/rlhf/reward-config';
+import { PPO_SETTINGS } from '../../src/lib/rlhf/ppo-config';
 
 function defaults(): ShareableState {
   return {
@@ -17,6 +21,9 @@ function defaults(): ShareableState {
     ppo: structuredClone(DEFAULT_PPO_CONFIG) as PpoConfig,
     train: defaultTrainSetup(),
     reward: defaultRewardSettings('head'),
+    sft: { ...SFT_SETTINGS.defaults },
+    dpo: { ...DPO_SETTINGS.defaults },
+    run: { quick: false },
     hide: [],
     presenter: false,
     backend: 'auto',
@@ -119,6 +126,54 @@ describe('URL settings table', () => {
     });
     expect(parseUrlParams('?adaptiveKl=2').problems).toHaveLength(1);
     expect(parseUrlParams('?adaptiveKl=0,5').problems).toHaveLength(1);
+  });
+
+  it('every row of every settings table is a URL parameter (but the ones marked url: false), quick included', () => {
+    const names = new Set(URL_PARAMS.map((p) => p.name));
+    for (const [table, prefix] of [
+      [PPO_SETTINGS, ''],
+      [REWARD_SETTINGS, 'rm'],
+      [SFT_SETTINGS, 'sft'],
+      [DPO_SETTINGS, 'dpo'],
+    ] as const)
+      for (const k of table.keys as readonly string[]) {
+        const name = (table as typeof SFT_SETTINGS).urlName(k as never);
+        if ((table.spec(k as never) as { url?: unknown }).url === false) expect(name).toBeNull();
+        else {
+          expect(name!.startsWith(prefix)).toBe(true);
+          expect(names.has(name!)).toBe(true);
+        }
+      }
+    // The names the app has always used for the reward model.
+    for (const n of ['rmMode', 'rmEpochs', 'rmLr', 'rmBatch', 'rmSeed', 'prompts', 'quick'])
+      expect(names.has(n)).toBe(true);
+    const { settings, problems } = parseUrlParams('?quick=1&sftEpochs=4&dpoBeta=0.3&dpoLossType=ipo&rmWeightDecay=0.2');
+    expect(problems).toEqual([]);
+    expect(settings.run).toEqual({ quick: true });
+    expect(settings.sft).toEqual({ epochs: 4 });
+    expect(settings.dpo).toEqual({ beta: 0.3, lossType: 'ipo' });
+    expect(settings.reward).toEqual({ weightDecay: 0.2 });
+  });
+
+  it('numbers in other notations than plain decimal give a notice and the default', () => {
+    const { settings, problems } = parseUrlParams(
+      '?checkpointEvery=0x10&rmEpochs=0b11&lr=Infinity&seed=1e1&klCoef=.25',
+    );
+    expect(settings.train).toEqual({});
+    expect(settings.reward).toEqual({});
+    expect(settings.ppo).toEqual({ seed: 10, klCoef: 0.25 });
+    expect(problems).toHaveLength(3);
+    expect(problems[0]).toMatch(
+      /^checkpointEvery="0x10" in the URL must be a whole number .* in plain decimal notation; using the default 5\.$/,
+    );
+    expect(problems[1]).toMatch(/^rmEpochs="0b11" .*plain decimal notation; using the default 60\.$/);
+    expect(problems[2]).toMatch(/^lr="Infinity" .*plain decimal/);
+  });
+
+  it('the reward defaults follow the mode: a full-mode link writes only what differs from full mode', () => {
+    const s = defaults();
+    s.reward = { ...defaultRewardSettings('full'), epochs: 9 };
+    expect(serialiseSettings(s)).toBe('rmMode=full&rmEpochs=9');
   });
 
   it('knows the panels a presenter can hide', () => {

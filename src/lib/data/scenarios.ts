@@ -7,22 +7,18 @@
  */
 import { validateLabellerConfig, type LabellerConfig } from '../rlhf/labellers';
 import { validatePpoConfig, type PpoConfig } from '../rlhf/ppo-config';
+import { REWARD_SETTINGS, type RewardConfig } from '../rlhf/reward-config';
 
 export const SCENARIO_PROMPT_SETS = ['reviews', 'stories', 'requests'] as const;
 export type ScenarioPromptSet = (typeof SCENARIO_PROMPT_SETS)[number];
 
-export interface ScenarioRewardModel {
-  mode: 'head' | 'full';
-  epochs: number;
-  learningRate: number;
-  batchSize?: number;
-  pooling?: 'last' | 'mean';
-  centerCoef?: number;
-  weightDecay?: number;
-  valFraction?: number;
-  /** Stop on the held-out split and keep the best epoch (the trainer's default: full mode only). */
-  earlyStopping?: boolean;
-}
+/**
+ * The reward-model settings a scenario overrides (the rest keep the table's defaults, or the
+ * URL's values): any field of the reward-model table (src/lib/rlhf/reward-config.ts) but the
+ * seed, which is the scenario's; mode, epochs and learning rate must be stated.
+ */
+export type ScenarioRewardModel = Partial<Omit<RewardConfig, 'seed'>> &
+  Pick<RewardConfig, 'mode' | 'epochs' | 'learningRate'>;
 
 export interface Scenario {
   id: string;
@@ -104,49 +100,15 @@ export function validateScenario(x: unknown, source = 'scenario'): Scenario {
   if (typeof o.rewardModel !== 'object' || o.rewardModel === null || Array.isArray(o.rewardModel))
     fail('rewardModel', 'must be an object');
   const rm = o.rewardModel as Obj;
-  const allowedRm = [
-    'mode',
-    'epochs',
-    'learningRate',
-    'batchSize',
-    'pooling',
-    'centerCoef',
-    'weightDecay',
-    'valFraction',
-    'earlyStopping',
-  ];
-  const extra = Object.keys(rm).filter((k) => !allowedRm.includes(k));
+  const extra = Object.keys(rm).filter((k) => !(REWARD_SETTINGS.keys as readonly string[]).includes(k));
   if (extra.length) fail(`rewardModel.${extra[0]}`, 'is not a reward-model setting');
-  if (rm.mode !== 'head' && rm.mode !== 'full') fail('rewardModel.mode', "must be 'head' or 'full'");
-  const rewardModel: ScenarioRewardModel = {
-    mode: rm.mode as 'head' | 'full',
-    epochs: int(rm, 'epochs', 'rewardModel.epochs', 1, 1000),
-    learningRate: 0,
-  };
-  const lr = rm.learningRate;
-  if (typeof lr !== 'number' || !Number.isFinite(lr) || lr <= 0 || lr > 1)
-    fail('rewardModel.learningRate', `must be a number > 0 and ≤ 1, got ${JSON.stringify(lr)}`);
-  rewardModel.learningRate = lr as number;
-  if (rm.batchSize !== undefined) rewardModel.batchSize = int(rm, 'batchSize', 'rewardModel.batchSize', 1, 512);
-  if (rm.earlyStopping !== undefined) {
-    if (typeof rm.earlyStopping !== 'boolean') fail('rewardModel.earlyStopping', 'must be true or false');
-    rewardModel.earlyStopping = rm.earlyStopping as boolean;
-  }
-  if (rm.pooling !== undefined) {
-    if (rm.pooling !== 'last' && rm.pooling !== 'mean') fail('rewardModel.pooling', "must be 'last' or 'mean'");
-    rewardModel.pooling = rm.pooling as 'last' | 'mean';
-  }
-  for (const [k, lo, hi] of [
-    ['centerCoef', 0, 10],
-    ['weightDecay', 0, 1],
-    ['valFraction', 0, 0.5],
-  ] as const) {
-    const v = rm[k];
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi)
-      fail(`rewardModel.${k}`, `must be a number from ${lo} to ${hi}, got ${JSON.stringify(v)}`);
-    rewardModel[k] = v as number;
-  }
+  if ('seed' in rm) fail('rewardModel.seed', 'set the scenario\'s "seed" instead');
+  for (const k of ['mode', 'epochs', 'learningRate'])
+    if (rm[k] === undefined) fail(`rewardModel.${k}`, 'must be given');
+  const rmProblems = REWARD_SETTINGS.problems(rm);
+  const firstRm = Object.keys(rmProblems)[0] as keyof typeof rmProblems | undefined;
+  if (firstRm) fail(`rewardModel.${firstRm}`, rmProblems[firstRm]!);
+  const rewardModel = structuredClone(rm) as ScenarioRewardModel;
 
   const ppoIn = o.ppo ?? {};
   if (typeof ppoIn !== 'object' || ppoIn === null || Array.isArray(ppoIn)) fail('ppo', 'must be an object');

@@ -6,6 +6,7 @@
 import type { TrainingPair } from '../data/records';
 import type { BpeTokenizer } from '../model/tokenizer';
 import type { GPT } from '../model/gpt';
+import { REWARD_SETTINGS } from '../rlhf/reward-config';
 import { RewardModel, rewardInputIds, type RewardModelState } from '../rlhf/reward-model';
 import {
   misclassified,
@@ -32,28 +33,12 @@ export class RewardHost {
     onEvent: ((e: RewardTrainEvent) => void) | undefined,
     checkpoint: () => Promise<void>,
   ): Promise<{ summary: RewardModelSummary; state: RewardModelState }> {
-    const rm = RewardModel.fromPolicy(policy, { mode: req.mode, seed: req.seed, pooling: req.pooling });
+    const { id: _id, name: _name, pairs, recordIds: _records, ...settings } = req;
+    const config = REWARD_SETTINGS.validate(settings);
+    const rm = RewardModel.fromPolicy(policy, { mode: config.mode, seed: config.seed, pooling: config.pooling });
     let result: RewardTrainResult;
     try {
-      result = await trainRewardModel(
-        rm,
-        req.pairs,
-        {
-          encode: this.encoder(tok),
-          mode: req.mode,
-          epochs: req.epochs,
-          learningRate: req.learningRate,
-          batchSize: req.batchSize,
-          centerCoef: req.centerCoef,
-          weightDecay: req.weightDecay,
-          linearProbe: req.linearProbe,
-          earlyStopping: req.earlyStopping,
-          valFraction: req.valFraction,
-          seed: req.seed,
-        },
-        onEvent,
-        checkpoint,
-      );
+      result = await trainRewardModel(rm, pairs, { ...config, encode: this.encoder(tok) }, onEvent, checkpoint);
     } catch (e) {
       rm.dispose(); // the previous reward model stays active
       throw e;

@@ -139,7 +139,8 @@ export interface TokenInfo {
 
 // ---------------------------------------------------------------- reward model
 
-export interface RewardTrainRequest {
+/** A reward model to train: its data and any settings of the reward-model table (reward-config.ts). */
+export interface RewardTrainRequest extends Partial<import('../rlhf/reward-config').RewardConfig> {
   /** Id and name the new reward model is saved under. */
   id: string;
   name: string;
@@ -147,20 +148,6 @@ export interface RewardTrainRequest {
   /** Ids of the preference records the pairs came from (stored with the model). */
   recordIds: string[];
   mode: 'head' | 'full';
-  /** Read the hidden state at the last real token (as HF) or average all tokens. */
-  pooling?: 'last' | 'mean';
-  epochs?: number;
-  learningRate?: number;
-  batchSize?: number;
-  centerCoef?: number;
-  /** Decoupled weight decay on the matrices (full mode; default 0). */
-  weightDecay?: number;
-  /** Full mode: fit the head on the frozen trunk before training everything (default true). */
-  linearProbe?: boolean;
-  /** Stop on the held-out split and keep the best epoch (default: full mode yes, head mode no). */
-  earlyStopping?: boolean;
-  valFraction?: number;
-  seed?: number;
 }
 
 export interface RewardModelSummary {

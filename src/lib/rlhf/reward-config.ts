@@ -127,7 +127,7 @@ export const REWARD_SETTINGS = settingsTable<RewardConfig>(
       label: 'weight decay',
       kind: 'number',
       min: 0,
-      max: 10,
+      max: 1,
       default: byMode(0, 0.1),
       help: "Decoupled weight decay (AdamW) on the trunk's matrices (full 0.1: best held-out accuracy on 300 noisy pairs, reward-model.ts --mode full --lr 1e-4 --weight-decay 0.1).",
     },
@@ -229,5 +229,5 @@ export const REWARD_SETTINGS = settingsTable<RewardConfig>(
 
 /** The defaults of one mode. */
 export function rewardDefaults(mode: RewardMode = 'head'): RewardConfig {
-  return REWARD_SETTINGS.defaultsFor({ mode });
+  return { ...REWARD_SETTINGS.defaultsFor({ mode }), mode };
 }

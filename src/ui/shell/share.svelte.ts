@@ -2,7 +2,9 @@
  * The app's state ⇄ the URL table of src/state/url-params.ts: apply the parsed settings at
  * startup, and build the link "Copy link" shares (query string + the current stage's hash).
  */
-import { DEFAULT_REWARD_SETTINGS, rewardState } from '../../state/reward.svelte';
+import { rewardDefaults } from '../../lib/rlhf/reward-config';
+import { rewardState } from '../../state/reward.svelte';
+import { tuneState } from '../../state/tune.svelte';
 import { engineState } from '../../state/engine.svelte';
 import { notices } from '../../state/notices.svelte';
 import { scenarioState } from '../../state/scenario.svelte';
@@ -19,26 +21,25 @@ export function applyUrlSettings(s: UrlSettings): void {
     if (!scenarioState.select(s.scenario))
       notices.add('warning', `Unknown scenario "${s.scenario}" in the URL; starting without one.`);
   }
-  // Explicit values win over the scenario's, also when the scenario runner sets up PPO.
-  scenarioState.ppoOverrides = structuredClone(s.ppo) as Partial<PpoConfig>;
+  // Explicit values win over the scenario's, also when the scenario runner sets up PPO and the
+  // reward model (values the scenario does not state are the URL's too).
+  scenarioState.urlOverrides = { ppo: structuredClone(s.ppo), reward: structuredClone(s.reward) };
+  if (s.run.quick !== undefined) scenarioState.quick = s.run.quick;
   const t = trainState;
-  for (const [k, v] of Object.entries(s.ppo)) (t.config as unknown as Record<string, unknown>)[k] = structuredClone(v);
-  if (s.train.promptSet) t.promptSet = s.train.promptSet;
-  if (s.train.labeller) t.labeller = s.train.labeller;
-  if (s.train.gold) t.gold = s.train.gold;
-  if (s.train.evalEvery) t.evalEvery = s.train.evalEvery;
-  if (s.train.checkpointEvery) t.checkpointEvery = s.train.checkpointEvery;
+  t.config = { ...t.config, ...structuredClone(s.ppo) };
+  Object.assign(t, s.train);
   if (Object.keys(s.reward).length) {
     const mode = s.reward.mode ?? rewardState.settings.mode;
-    const base = s.reward.mode ? DEFAULT_REWARD_SETTINGS[mode] : rewardState.settings;
+    const base = s.reward.mode ? rewardDefaults(mode) : rewardState.settings;
     rewardState.settings = { ...base, ...s.reward, mode };
   }
+  tuneState.sft = { ...tuneState.sft, ...s.sft };
+  tuneState.dpo = { ...tuneState.dpo, ...s.dpo };
 }
 
 /** The current setup, as the URL table sees it. */
 export function currentShareable(): ShareableState {
   const t = trainState;
-  const r = rewardState.settings;
   return {
     scenario: scenarioState.current?.id ?? null,
     ppo: $state.snapshot(t.config) as PpoConfig,
@@ -49,7 +50,10 @@ export function currentShareable(): ShareableState {
       evalEvery: t.evalEvery,
       checkpointEvery: t.checkpointEvery,
     },
-    reward: { mode: r.mode, epochs: r.epochs, learningRate: r.learningRate, batchSize: r.batchSize, seed: r.seed },
+    reward: $state.snapshot(rewardState.settings),
+    sft: $state.snapshot(tuneState.sft),
+    dpo: $state.snapshot(tuneState.dpo),
+    run: { quick: scenarioState.quick },
     hide: [...uiPrefs.hiddenIds],
     presenter: uiPrefs.presenter,
     backend: engineState.requested,
