@@ -30,6 +30,7 @@ import { notices } from './notices.svelte';
 import { rewardState } from './reward.svelte';
 import { router } from './router.svelte';
 import { trainState } from './train.svelte';
+import { until, watch } from './reactive-wait.svelte';
 
 export type { Scenario } from '../lib/data/scenarios';
 
@@ -115,8 +116,30 @@ export function annotatorName(s: Scenario): string {
   return s.human ? DEFAULT_HUMAN : `${s.id}-bot`;
 }
 
-type Outcome = 'done' | 'interrupted' | 'failed';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The user paused the run: the stage's job is cancelled, what it saved stays; resume runs it again. */
+export class ScenarioPausedError extends Error {
+  override name = 'ScenarioPausedError';
+  constructor() {
+    super('Paused.');
+  }
+}
+
+/** The user stopped the run. */
+export class ScenarioStoppedError extends Error {
+  override name = 'ScenarioStoppedError';
+  constructor() {
+    super('Stopped.');
+  }
+}
+
+/** A stage could not finish; the message says why and what to do. */
+export class ScenarioStageError extends Error {
+  override name = 'ScenarioStageError';
+}
+
+const fail = (msg: string): never => {
+  throw new ScenarioStageError(msg);
+};
 
 export class ScenarioState {
   list = $state.raw<Scenario[]>([]);
@@ -146,9 +169,10 @@ export class ScenarioState {
   labelHint = $state('');
 
   private pendingId: string | null = null;
-  private interrupt = false;
-  private stopped = false;
-  private wake: (() => void) | null = null;
+  /** Aborted by `stop` (reason `ScenarioStoppedError`). */
+  private runCtl: AbortController | null = null;
+  /** The running stage's: aborted by `pause` and `stop`. */
+  private stageCtl: AbortController | null = null;
   /** The PPO run this runner created (its samples are shown on the Start page). */
   ppoRunId = $state<string | null>(null);
 
@@ -207,7 +231,12 @@ export class ScenarioState {
 
   // ------------------------------------------------------------------ runner
 
-  /** Run the current scenario (or `id`) from the start; labels already saved are reused. */
+  /**
+   * Run the current scenario (or `id`) from the start; labels already saved are reused. Each
+   * stage is an awaited call that returns when it is done or throws: `ScenarioPausedError` (the
+   * stage runs again after `resume`), `ScenarioStoppedError`, or `ScenarioStageError` with the
+   * reason it failed.
+   */
   async run(id?: string): Promise<void> {
     if (id !== undefined && !this.select(id)) return;
     const base = this.current;
@@ -222,70 +251,79 @@ export class ScenarioState {
     this.error = null;
     this.labelHint = '';
     this.paused = false;
-    this.stopped = false;
     this.stoppedView = false;
-    this.interrupt = false;
     this.ppoRunId = null;
+    const run = new AbortController();
+    this.runCtl = run;
+    let stage: RunStageId | null = null;
+    try {
+      await this.modelReady(run.signal);
+      for (const { id } of RUN_STAGES) {
+        stage = id;
+        this.active = id;
+        await this.runStage(id, s, run.signal);
+        this.stages[id].status = 'done';
+      }
+      this.active = null;
+      this.finished = true;
+      notices.add('info', `Scenario “${base.title}” finished: compare the samples before and after on the Start page.`);
+    } catch (e) {
+      if (e instanceof ScenarioStoppedError) return;
+      const msg = (e as Error).message || 'The stage failed.';
+      if (stage) {
+        this.stages[stage].status = 'failed';
+        this.stages[stage].note = msg;
+      }
+      this.error = msg;
+    } finally {
+      if (this.runCtl === run) this.runCtl = null;
+    }
+  }
 
-    if (!(await this.waitForModel())) return;
-    for (const { id: stage } of RUN_STAGES) {
-      this.active = stage;
-      for (;;) {
-        if (this.stopped) return;
-        if (this.paused) {
-          this.stages[stage].status = 'paused';
-          await new Promise<void>((r) => (this.wake = r));
-          continue;
-        }
-        this.interrupt = false;
-        this.stages[stage].status = 'running';
-        let out: Outcome;
-        try {
-          out = await this.runStage(stage, s);
-        } catch (e) {
-          this.stages[stage].note = (e as Error).message;
-          out = 'failed';
-        }
-        if (out === 'done') {
-          this.stages[stage].status = 'done';
-          break;
-        }
-        if (out === 'failed') {
-          this.stages[stage].status = 'failed';
-          this.error = this.stages[stage].note || 'The stage failed.';
-          return;
-        }
+  /** One stage, run again after each pause until it is done (or stopped, or failed). */
+  private async runStage(stage: RunStageId, s: Scenario, runSignal: AbortSignal): Promise<void> {
+    for (;;) {
+      if (this.paused) {
+        this.stages[stage].status = 'paused';
+        await until(() => !this.paused, runSignal);
+      }
+      const ctl = new AbortController();
+      const forward = () => ctl.abort(runSignal.reason);
+      runSignal.addEventListener('abort', forward, { once: true });
+      this.stageCtl = ctl;
+      this.stages[stage].status = 'running';
+      try {
+        if (stage === 'label') await this.label(s, ctl.signal);
+        else if (stage === 'reward') await this.trainReward(s, ctl.signal);
+        else await this.ppo(s, ctl.signal);
+        return;
+      } catch (e) {
+        if (!(e instanceof ScenarioPausedError)) throw e;
+      } finally {
+        runSignal.removeEventListener('abort', forward);
+        this.stageCtl = null;
       }
     }
-    this.active = null;
-    this.finished = true;
-    notices.add('info', `Scenario “${base.title}” finished: compare the samples before and after on the Start page.`);
   }
 
   pause(): void {
     if (!this.busy || this.paused) return;
     this.paused = true;
-    this.interruptStage();
+    this.stageCtl?.abort(new ScenarioPausedError());
   }
 
   resume(): void {
-    if (!this.paused) return;
     this.paused = false;
-    this.wake?.();
-    this.wake = null;
   }
 
   /** Stop the run; labels, reward model and the PPO checkpoint saved so far stay. */
   stop(): void {
     if (!this.running) return;
-    this.stopped = true;
     this.stoppedView = true;
-    this.interruptStage();
     if (this.active) this.stages[this.active].status = 'paused';
     this.active = null;
     this.paused = false;
-    this.wake?.();
-    this.wake = null;
+    this.runCtl?.abort(new ScenarioStoppedError());
   }
 
   /** Open a stage's own page. */
@@ -293,32 +331,15 @@ export class ScenarioState {
     router.go(RUN_STAGES.find((x) => x.id === stage)!.page);
   }
 
-  private interruptStage(): void {
-    this.interrupt = true;
-    if (this.active === 'label') feedback.cancelBatch();
-    else if (this.active === 'reward') rewardState.cancel();
-    else if (this.active === 'ppo') trainState.pause();
-  }
-
-  private async waitForModel(): Promise<boolean> {
+  /** Resolves when the engine and the model are ready; throws when either failed. */
+  private async modelReady(signal: AbortSignal): Promise<void> {
     const p = this.stages.label;
-    while (!(engineState.ready && modelState.status === 'ready')) {
-      if (this.stopped) return false;
-      if (engineState.status === 'failed' || modelState.status === 'failed') {
-        this.error = 'The model could not be loaded; see the notices.';
-        return false;
-      }
-      p.note = 'Waiting for the model to load…';
-      await sleep(200);
-    }
+    const failed = () => engineState.status === 'failed' || modelState.status === 'failed';
+    const ready = () => engineState.ready && modelState.status === 'ready';
+    if (!ready()) p.note = 'Waiting for the model to load…';
+    await until(() => ready() || failed(), signal);
+    if (!ready()) fail('The model could not be loaded; see the notices.');
     p.note = '';
-    return true;
-  }
-
-  private runStage(stage: RunStageId, s: Scenario): Promise<Outcome> {
-    if (stage === 'label') return this.label(s);
-    if (stage === 'reward') return this.trainReward(s);
-    return this.ppo(s);
   }
 
   private async countLabels(name: string): Promise<number> {
@@ -341,7 +362,7 @@ export class ScenarioState {
     };
   }
 
-  private async label(s: Scenario): Promise<Outcome> {
+  private async label(s: Scenario, signal: AbortSignal): Promise<void> {
     const p = this.stages.label;
     const name = annotatorName(s);
     await annotators.load();
@@ -350,14 +371,14 @@ export class ScenarioState {
       if (profile) await annotators.select(profile.id);
       else profile = (await annotators.create(name)) ?? undefined;
     } else if (profile) {
-      if (!(await annotators.updateLabeller(profile.id, s.labeller)))
-        return this.fail(p, 'Could not set up the labeller.');
+      if (!(await annotators.updateLabeller(profile.id, s.labeller))) fail('Could not set up the labeller.');
       await annotators.select(profile.id);
     } else {
       profile = (await annotators.create(name, s.labeller)) ?? undefined;
     }
-    if (!profile) return this.fail(p, `Could not create the annotator “${name}”.`);
+    if (!profile) fail(`Could not create the annotator “${name}”.`);
     feedback.selectSource(`bundled:${s.prompts}`);
+    signal.throwIfAborted();
 
     if (s.human) {
       // Count what the reward model can learn from: a tie, or two identical texts, is no preference,
@@ -380,81 +401,83 @@ export class ScenarioState {
           u.pairs < need
             ? `Label ${need - u.pairs} more on the Feedback page (as “${name}”): ${u.pairs} of ${need}. ${this.labelHint}`
             : `On the Feedback page: ${this.labelHint}`;
-        if (this.interrupt) return 'interrupted';
-        await sleep(300);
-        if (dataState.version !== version) {
-          version = dataState.version;
-          u = await this.usablePairs(name);
-        }
+        // The next saved (or deleted) label.
+        await until(() => dataState.version !== version, signal);
+        version = dataState.version;
+        u = await this.usablePairs(name);
       }
       p.done = p.total = need;
       p.note = `${u.pairs} labels by you.`;
       this.labelHint = '';
       if (router.stage === 'feedback') router.go('start');
-      return 'done';
+      return;
     }
     let have = await this.countLabels(name);
     const before = have;
     if (have < s.labels) {
       const need = s.labels - have;
       feedback.sampling.seed = s.seed;
-      const poll = setInterval(() => {
+      signal.throwIfAborted();
+      const cancel = () => feedback.cancelBatch();
+      signal.addEventListener('abort', cancel, { once: true });
+      const stopWatch = watch(() => {
         const b = feedback.batch;
         if (b) p.done = have + b.saved;
         p.note = `${annotators.current?.name ?? name} is labelling pairs…`;
-      }, 200);
+      });
       try {
         await feedback.labelQueue(need);
       } finally {
-        clearInterval(poll);
+        stopWatch();
+        signal.removeEventListener('abort', cancel);
       }
       have = await this.countLabels(name);
       p.done = Math.min(have, s.labels);
-      if (have < s.labels) {
-        if (this.interrupt) return 'interrupted';
-        return this.fail(p, feedback.batch?.message ?? 'Labelling stopped.');
-      }
+      signal.throwIfAborted();
+      if (have < s.labels) fail(feedback.batch?.message ?? 'Labelling stopped.');
     }
     p.done = s.labels;
     p.note =
       before > 0
         ? `${have} labels by ${name} (${Math.min(before, s.labels)} saved earlier).`
         : `${have} labels by ${name}.`;
-    return 'done';
   }
 
-  private async trainReward(s: Scenario): Promise<Outcome> {
+  private async trainReward(s: Scenario, signal: AbortSignal): Promise<void> {
     const p = this.stages.reward;
     await rewardState.refresh();
     rewardState.annotator = annotatorName(s);
-    const url = this.urlOverrides.reward;
-    const stated = { ...s.rewardModel, seed: s.seed, ...url };
+    // The scenario's settings, then the URL's (they win), over the table's defaults.
+    const stated = { ...s.rewardModel, seed: s.seed, ...this.urlOverrides.reward };
     rewardState.settings = { ...REWARD_SETTINGS.defaultsFor(stated), ...stated };
-    p.note = `Training on ${rewardState.pairs.length} pairs (${s.rewardModel.mode} mode)…`;
-    const poll = setInterval(() => {
+    p.total = rewardState.settings.epochs;
+    p.note = `Training on ${rewardState.pairs.length} pairs (${rewardState.settings.mode} mode)…`;
+    signal.throwIfAborted();
+    const cancel = () => rewardState.cancel();
+    signal.addEventListener('abort', cancel, { once: true });
+    const stopWatch = watch(() => {
       const total = rewardState.startInfo?.totalSteps ?? 0;
       const step = rewardState.history.at(-1)?.step ?? 0;
-      p.total = rewardState.settings.epochs;
       p.done = total > 0 ? Math.min(p.total, (step / total) * p.total) : 0;
-    }, 200);
+    });
     const prev = rewardState.activeId;
     try {
       await rewardState.train();
     } finally {
-      clearInterval(poll);
+      stopWatch();
+      signal.removeEventListener('abort', cancel);
     }
-    if (this.interrupt) return 'interrupted';
-    if (rewardState.lastError) return this.fail(p, rewardState.lastError);
-    if (rewardState.activeId === prev) return this.fail(p, 'The reward model was not saved.');
+    signal.throwIfAborted();
+    if (rewardState.lastError) fail(rewardState.lastError);
+    if (rewardState.activeId === prev) fail('The reward model was not saved.');
     const a = rewardState.active;
     p.done = p.total;
     p.note = a
       ? `${a.name}: held-out accuracy ${a.evalAccuracy === null ? 'n/a' : `${(a.evalAccuracy * 100).toFixed(0)}%`}.`
       : 'Trained.';
-    return 'done';
   }
 
-  private async ppo(s: Scenario): Promise<Outcome> {
+  private async ppo(s: Scenario, signal: AbortSignal): Promise<void> {
     const p = this.stages.ppo;
     if (!(this.ppoRunId && trainState.created && trainState.runId === this.ppoRunId)) {
       if (trainState.created) await trainState.reset();
@@ -477,31 +500,32 @@ export class ScenarioState {
             ? { ...defaultLabellerConfig(s.gold), noise: 0 }
             : { ...s.labeller, noise: 0 };
       if (!(await trainState.createRun({ gold, name: `Scenario · ${s.title}` })))
-        return this.fail(p, trainState.lastError ?? 'The PPO run could not be created.');
+        fail(trainState.lastError ?? 'The PPO run could not be created.');
       this.ppoRunId = trainState.runId;
       // Iteration 0 (the starting model): the "before" samples and the start of the √KL axis.
       if (gold) await trainState.evaluateNow();
-      if (this.interrupt) return 'interrupted';
+      signal.throwIfAborted();
     }
     p.note = 'Training the policy…';
-    const poll = setInterval(() => (p.done = trainState.iteration), 200);
+    signal.throwIfAborted();
+    const pause = () => trainState.pause();
+    signal.addEventListener('abort', pause, { once: true });
+    const stopWatch = watch(() => {
+      p.done = trainState.iteration;
+    });
     try {
       await trainState.playUntil(s.iterations);
     } finally {
-      clearInterval(poll);
+      stopWatch();
+      signal.removeEventListener('abort', pause);
     }
     p.done = trainState.iteration;
     if (trainState.iteration >= s.iterations) {
       p.note = `${trainState.iteration} iterations.`;
-      return 'done';
+      return;
     }
-    if (this.interrupt) return 'interrupted';
-    return this.fail(p, trainState.lastError ?? 'PPO stopped.');
-  }
-
-  private fail(p: StageProgress, msg: string): Outcome {
-    p.note = msg;
-    return 'failed';
+    signal.throwIfAborted();
+    fail(trainState.lastError ?? 'PPO stopped.');
   }
 }
 

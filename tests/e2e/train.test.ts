@@ -25,6 +25,54 @@ async function waitIteration(page: Page, atLeast: number): Promise<void> {
 }
 
 describe('train page (PPO)', () => {
+  it('β changed in the settings table during a run is the β of the next iterations; a bad value is refused and the run goes on', async () => {
+    // Adaptive KL off, so β is exactly what the table says; a tiny run.
+    const app = await openApp('/?adaptiveKl=off&klCoef=0.1&batchSize=4&maxNewTokens=8&ppoEpochs=1#/train');
+    const { page } = app;
+    const beta = async () =>
+      parseFloat((await page.textContent('[data-metric="beta"] [data-testid="chart-value"]')) ?? 'NaN');
+    try {
+      await page.waitForSelector('[data-testid="ppo-start"]:not([disabled])', { timeout: MODEL_TIMEOUT });
+      await page.click('[data-testid="ppo-start"]');
+      await waitIteration(page, 1);
+      await page.waitForSelector('[data-metric="beta"] [data-testid="chart-value"]:not(:empty)');
+      assert.equal(await beta(), 0.1);
+      // The seed cannot change once the run has started; β can.
+      assert.equal(await page.isDisabled('[data-testid="cfg-seed"]'), true);
+      await setNumber(page, 'cfg-klCoef', 0.7);
+      const changedAt = await iteration(page);
+      await page.waitForFunction(
+        () =>
+          parseFloat(document.querySelector('[data-metric="beta"] [data-testid="chart-value"]')?.textContent ?? '') ===
+          0.7,
+        undefined,
+        { timeout: ITER_TIMEOUT },
+      );
+      assert.ok((await iteration(page)) > changedAt, 'the new β shows from a later iteration');
+      // The engine's run has it too (not only the input box).
+      const engineBeta = await page.evaluate(async () => {
+        const e = (
+          globalThis as unknown as { rlhf: { engine: { engine: import('../../src/lib/engine/types').Engine } } }
+        ).rlhf.engine.engine;
+        return (await e.ppoStatus())?.config.klCoef;
+      });
+      assert.equal(engineBeta, 0.7);
+
+      // A bad live value: a message, the input goes back, the run goes on with β 0.7.
+      await setNumber(page, 'cfg-klCoef', -1);
+      await page.waitForSelector('[data-testid="config-error"]');
+      assert.match((await page.textContent('[data-testid="config-error"]'))!, /klCoef/);
+      const at = await iteration(page);
+      await waitIteration(page, at + 2);
+      assert.equal(await beta(), 0.7);
+      assert.equal(Number(await page.inputValue('[data-testid="cfg-klCoef"]')), 0.7);
+      await page.click('[data-testid="ppo-pause"]');
+      assert.deepEqual(app.errors, []);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('labeller reward: start → curves move → pause → reload → resume at the saved iteration → one phase-by-phase cycle', async () => {
     const app = await openApp('/#/train');
     const { page } = app;
