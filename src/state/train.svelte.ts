@@ -20,6 +20,7 @@ import { toStorageError } from '../lib/storage/db';
 import { askPersistence, getStores } from './data.svelte';
 import { engineState } from './engine.svelte';
 import { notices } from './notices.svelte';
+import { until } from './reactive-wait.svelte';
 import { runsState } from './runs.svelte';
 import type { RunParent } from '../lib/data/runs';
 
@@ -371,6 +372,7 @@ export class TrainState {
       while (!this.pauseRequested && this.created) {
         const ok = this.slow ? await this.runPhase() : await this.runIteration();
         if (!ok) break;
+        // Slow mode's pace, so a class can follow each phase (GAN Lab's slow step): not a poll.
         if (this.slow && !this.pauseRequested) await sleep(900);
       }
     } finally {
@@ -400,7 +402,7 @@ export class TrainState {
   async reset(): Promise<void> {
     this.pauseRequested = true;
     if (this.jobId) await engineState.engine.cancel(this.jobId).catch(() => false);
-    while (this.busy) await sleep(50);
+    await until(() => !this.busy);
     try {
       await engineState.engine.ppoDispose();
     } catch {
