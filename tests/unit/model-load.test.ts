@@ -10,7 +10,10 @@ import { describe, expect, it } from 'vitest';
 import { tf } from './tf-backends';
 import { BUNDLED_MODEL, engineWithBundledModel } from './bundled-engine';
 import { ModelLoadError } from '../../src/lib/engine/errors';
-import type { Engine, GenerateRequest, ModelFiles } from '../../src/lib/engine/types';
+import type { Engine, GenerateRequest, ModelFiles, RewardModelSummary } from '../../src/lib/engine/types';
+import { GPT } from '../../src/lib/model/gpt';
+import { configFromHF, loadSafetensorsIntoModel } from '../../src/lib/model/weights';
+import { RewardModel } from '../../src/lib/rlhf/reward-model';
 
 const weightsBuffer = readFileSync(`${BUNDLED_MODEL}/model.safetensors`);
 const configJson = JSON.parse(readFileSync(`${BUNDLED_MODEL}/config.json`, 'utf8')) as Record<string, unknown>;
@@ -128,6 +131,28 @@ describe('model loads', () => {
     } finally {
       server.close();
     }
+  });
+
+  it('the active reward model is rebuilt on the restarted backend and scores as before', async () => {
+    // On wasm a restart frees the old module's memory (the cpu backend would keep old tensors readable).
+    const engine = await engineWithBundledModel('wasm');
+    const trunk = new GPT(configFromHF(configJson), { trainable: false, init: 'zeros' });
+    loadSafetensorsIntoModel(trunk, new Uint8Array(weightsBuffer));
+    const rm = RewardModel.fromPolicy(trunk, { seed: 3 });
+    const state = await rm.getState();
+    rm.dispose();
+    trunk.dispose();
+    const summary = { id: 'rm-1', name: 'RM', mode: 'head' } as RewardModelSummary;
+    await engine.activateRewardModel(state, summary);
+    const items = [
+      { prompt: 'The movie was', response: ' great fun' },
+      { prompt: 'The food', response: ' was cold' },
+    ];
+    const scores = await engine.scoreResponses(items);
+    await engine.debugTrapNextLoad();
+    await expect(engine.loadModel(files('other'))).rejects.toThrow(/it was restarted and the previous model tiny-gpt/);
+    expect((await engine.activeRewardModel())?.id).toBe('rm-1');
+    expect(await engine.scoreResponses(items)).toEqual(scores);
   });
 
   for (const backend of ['cpu', 'wasm'] as const) {

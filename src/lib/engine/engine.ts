@@ -324,15 +324,25 @@ export class LocalEngine implements Engine {
     const previous = this.slot.info?.name ?? null;
     this.jobs.failAll(`${why} It was restarted.`);
     this.slot.drop();
-    // Everything else on the backend dies with it.
-    this.ppo.dispose();
-    this.tune.discard();
+    // Everything else on the backend dies with it: a PPO run (its checkpoints are saved) and an unadopted tuned model.
+    for (const drop of [() => this.ppo.dispose(), () => this.tune.discard()]) {
+      try {
+        drop();
+      } catch {
+        /* their tensors died with the backend */
+      }
+    }
     this.watchedDevice = null;
     resetBackend(backend);
     try {
       await this.switchTo(this.info?.requested ?? backend);
     } catch (e) {
       return new ModelLoadError(`${why}, and it could not be restarted (${sentence(e)}). Reload the page.`);
+    }
+    try {
+      this.rewards.rebuild(); // the active reward model, from its kept weights
+    } catch {
+      /* scoring says there is no reward model; the saved one can be activated again */
     }
     if (!previous) return new ModelLoadError(`${why}; it was restarted.`);
     try {

@@ -72,7 +72,8 @@ export class ModelSlot {
       tokenizer = BpeTokenizer.fromJSON(parseJson(files.tokenizer, 'tokenizer.json'));
     } catch (e) {
       if (e instanceof ModelLoadError) throw e;
-      throw new ModelLoadError(`tokenizer.json could not be read: ${(e as Error).message}`);
+      const why = (e as Error).message.trim().replace(/\.+$/, '');
+      throw new ModelLoadError(`tokenizer.json could not be read: ${why}.`);
     }
     const plan = planModel(
       hfConfig,
