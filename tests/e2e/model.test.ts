@@ -168,6 +168,10 @@ describe('model page', () => {
         assert.doesNotMatch(shown[i], /\.\.|Invalid typed array|out of bounds/);
       }
       assert.match((await page.textContent('[data-testid="model-card"] h2'))!, /tiny-gpt/);
+      assert.equal(
+        (await page.textContent('[data-testid="model-memory"]'))!.replace(/\s+/g, ' ').trim(),
+        "3.7 MiB in use; training adds 11.0 MiB, each sample's cache 256 KiB",
+      );
       assert.equal(await engineModelName(app), 'tiny-gpt');
       await generates(app);
       assert.equal(await page.locator('text=No model loaded').count(), 0);

@@ -48,6 +48,12 @@ async function sampleText(engine: Engine): Promise<string> {
 describe('model loads', () => {
   it('refuses configs that cannot fit, naming config.json and the field, before building anything', async () => {
     const engine = await engineWithBundledModel('cpu');
+    // The plan's sizes travel with the model's info (the Model page's card shows them).
+    expect((await engine.modelInfo())!.memory).toEqual({
+      weightsBytes: 965_504 * 4,
+      kvCacheBytes: 2 * 4 * 64 * 128 * 4,
+      trainingBytes: 3 * 965_504 * 4,
+    });
     const before = await sampleText(engine);
     const tensors = tf.memory().numTensors;
     const cases: [Record<string, unknown>, string | RegExp][] = [

@@ -309,13 +309,13 @@ export class LocalEngine implements Engine {
     }
   }
 
+  /** Whether the backend still computes right; a lost GPU device may never answer, hence the timeout. */
   private async backendComputes(): Promise<boolean> {
-    try {
-      await smokeTest();
-      return true;
-    } catch {
-      return false;
-    }
+    const answered = smokeTest().then(
+      () => true,
+      () => false,
+    );
+    return Promise.race([answered, new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
   }
 
   /** Restart the failed backend and restore the previous model; returns the error to report. */
@@ -599,7 +599,7 @@ export class LocalEngine implements Engine {
     this.requireInit();
     const { tokenizer, info: base } = this.slot.require();
     const files = await this.tune.files(tokenizer, base);
-    const info = this.slot.load(files); // replaces the loaded model only when the load succeeded
+    const info = await this.serialLoad(async () => files); // replaces the loaded model only when the load succeeded
     this.tune.discard();
     return info;
   }

@@ -114,6 +114,7 @@ export class ModelSlot {
       numParams: model.numParams(),
       weightsBytes: files.weights.byteLength,
       card: parseCard(files.card),
+      memory: { weightsBytes: plan.weightsBytes, kvCacheBytes: plan.kvCacheBytes, trainingBytes: plan.trainingBytes },
     };
     return this.info;
   }

@@ -85,6 +85,8 @@ export interface ModelInfo {
   numParams: number;
   weightsBytes: number;
   card?: ModelCard;
+  /** The load's memory plan (src/lib/model/plan.ts): float32 weights, the KV cache of one full-context sample, Adam + gradients. */
+  memory?: { weightsBytes: number; kvCacheBytes: number; trainingBytes: number };
 }
 
 export interface SamplingSettings {
