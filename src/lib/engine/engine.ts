@@ -322,7 +322,7 @@ export class LocalEngine implements Engine {
   private async restartAfterFailedLoad(backend: BackendInfo['name'], cause: unknown): Promise<ModelLoadError> {
     const why = `The ${backend} backend failed while building the model (${sentence(cause)})`;
     const previous = this.slot.info?.name ?? null;
-    this.jobs.failAll(`${why} It was restarted.`);
+    this.jobs.failAll(`${why}; it was restarted.`);
     this.slot.drop();
     // Everything else on the backend dies with it: a PPO run (its checkpoints are saved) and an unadopted tuned model.
     for (const drop of [() => this.ppo.dispose(), () => this.tune.discard()]) {

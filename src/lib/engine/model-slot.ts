@@ -139,11 +139,6 @@ export class ModelSlot {
     this.info = null;
   }
 
-  /** Bytes of the loaded model's files, to restore it: whether there is one. */
-  get canRestore(): boolean {
-    return this.files !== null;
-  }
-
   require(): { model: GPT; tokenizer: BpeTokenizer; info: ModelInfo } {
     if (!this.model || !this.tokenizer || !this.info) {
       throw new ModelLoadError('No model is loaded yet. Wait for the bundled model, or load one from files.');
