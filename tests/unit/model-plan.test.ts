@@ -107,6 +107,10 @@ describe('model plan', () => {
     const { n_positions: _, ...noPositions } = bundledConfig;
     expect(() => planModel({ ...noPositions, n_ctx: 5000 }, WASM)).toThrow(/^config\.json: "n_ctx" is 5,000;/);
     expect(CONFIG_CAPS.n_positions).toBe(4096);
+    // A number JSON cannot hold as an integer is named as it reads.
+    expect(() =>
+      planModel(JSON.parse(JSON.stringify(bundledConfig).replace('"n_layer":4', '"n_layer":1e400')), WASM),
+    ).toThrow('config.json: "n_layer" must be a positive integer, got Infinity.');
   });
 
   test("a tensor over the GPU's largest buffer is refused naming the fields", () => {

@@ -367,8 +367,11 @@ export function configFromHF(json: unknown): GPTConfig {
   }
   const int = (key: string, fallback?: unknown): number => {
     const v = j[key] ?? fallback;
+    // String() for numbers: JSON.stringify writes Infinity (1e400 in the file) as null.
     if (!Number.isInteger(v) || (v as number) <= 0)
-      throw new WeightsFormatError(`config.json: "${key}" must be a positive integer, got ${JSON.stringify(v)}.`);
+      throw new WeightsFormatError(
+        `config.json: "${key}" must be a positive integer, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}.`,
+      );
     return v as number;
   };
   const eps = j.layer_norm_epsilon ?? DEFAULT_LAYER_NORM_EPS;
