@@ -28,6 +28,12 @@ export const DEFAULT_SAMPLING: SamplingSettings = {
 
 let jobCounter = 0;
 
+/** A message as one clean sentence: trimmed, ending in exactly one period (or ? / !). */
+export function asSentence(message: string): string {
+  const t = message.trim().replace(/\.{2,}$/, '.');
+  return /[.?!]$/.test(t) ? t : `${t}.`;
+}
+
 export class ModelState {
   info = $state.raw<ModelInfo | null>(null);
   status = $state<'idle' | 'loading' | 'ready' | 'failed'>('idle');
@@ -45,20 +51,49 @@ export class ModelState {
   /** Token view of one sample: its index and the per-token data. */
   tokens = $state.raw<{ sample: number; tokens: TokenInfo[] } | null>(null);
 
+  /** The latest load asked for; an older one that settles later changes nothing here. */
+  private loadTicket = 0;
+
   async loadBundled(): Promise<void> {
+    const ticket = ++this.loadTicket;
     this.status = 'loading';
     try {
       const base = new URL(`models/${BUNDLED_MODEL}/`, document.baseURI).href;
-      this.info = await engineState.engine.loadModelFromUrl(base, BUNDLED_MODEL);
+      const info = await engineState.engine.loadModelFromUrl(base, BUNDLED_MODEL);
+      if (ticket !== this.loadTicket) return;
+      this.info = info;
       this.status = 'ready';
     } catch (e) {
-      this.status = 'failed';
-      this.loadError = (e as Error).message;
+      if (ticket !== this.loadTicket) return;
+      await this.settleFailedLoad();
+      if (!this.info) this.loadError = (e as Error).message;
       notices.add('error', (e as Error).message);
     }
   }
 
-  /** Load a model from files the user picked; the current model stays if anything is wrong. */
+  /**
+   * After a failed load, show what the engine holds: the previous model (or the one it restored
+   * after restarting its backend), or none.
+   */
+  private async settleFailedLoad(): Promise<void> {
+    let info: ModelInfo | null = null;
+    try {
+      info = await engineState.engine.modelInfo();
+    } catch {
+      /* the engine did not answer: nothing is known to be loaded */
+    }
+    if (info?.name !== this.info?.name) {
+      this.result = null;
+      this.tokens = null;
+    }
+    this.info = info;
+    this.status = info ? 'ready' : 'failed';
+  }
+
+  /**
+   * Load a model from files the user picked; the current model stays if anything is wrong.
+   * Picks are serialised: the latest wins, and the page always shows the engine's model.
+   */
   async loadFiles(files: File[]): Promise<boolean> {
     const byName = (pred: (n: string) => boolean) => files.find((f) => pred(f.name.toLowerCase()));
     const config = byName((n) => n === 'config.json');
@@ -74,25 +109,37 @@ export class ModelState {
       notices.add('error', `To load a model, pick its files together; missing: ${missing.join(', ')}.`);
       return false;
     }
-    const prev = this.status;
+    const ticket = ++this.loadTicket;
     this.status = 'loading';
     try {
-      this.info = await engineState.engine.loadModel({
+      const modelFiles = {
         name: weights!.name.replace(/\.safetensors$/i, ''),
-        source: 'files',
+        source: 'files' as const,
         config: await config!.text(),
         tokenizer: await tokenizer!.text(),
         weights: await weights!.arrayBuffer(),
         card: card ? await card.text() : undefined,
-      });
+      };
+      if (ticket !== this.loadTicket) return false; // a newer pick came while the files were read
+      const info = await engineState.engine.loadModel(modelFiles);
+      if (ticket !== this.loadTicket) return false; // the newer pick, queued after this one, settles the page
+      this.info = info;
       this.status = 'ready';
       this.result = null;
       this.tokens = null;
-      notices.add('info', `Loaded model ${this.info.name} (${this.info.numParams.toLocaleString('en')} parameters).`);
+      notices.add('info', `Loaded model ${info.name} (${info.numParams.toLocaleString('en')} parameters).`);
       return true;
     } catch (e) {
-      this.status = prev === 'loading' ? 'failed' : prev;
-      notices.add('error', `The model was not loaded: ${(e as Error).message} The previous model is still loaded.`);
+      if (ticket !== this.loadTicket) return false;
+      const before = this.info?.name;
+      await this.settleFailedLoad();
+      const now = this.info
+        ? this.info.name === before
+          ? 'The previous model is still loaded.'
+          : `The loaded model is ${this.info.name}.`
+        : 'No model is loaded.';
+      if (!this.info) this.loadError = asSentence((e as Error).message);
+      notices.add('error', `The model was not loaded: ${asSentence((e as Error).message)} ${now}`);
       return false;
     }
   }

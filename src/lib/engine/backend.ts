@@ -20,6 +20,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { attentionKernelReady, prepareAttentionKernel } from '../model/kernels/attention-kernel';
 import { BackendInitError } from './errors';
+import { WASM_HEAP_MAX_BYTES, type BackendLimits } from '../model/plan';
 import type { BackendChoice, BackendInfo, BackendName } from './types';
 
 export const DEFAULT_BACKEND_TIMEOUT_MS = 15_000;
@@ -126,7 +127,7 @@ export function describeActive(name: BackendName, webgpuDescription?: string): s
  * A tiny op that must give the right number; catches backends that initialise but cannot compute.
  * Read back with `data()`: WebGPU's `dataSync()` silently returns zeros in a worker.
  */
-async function smokeTest(): Promise<void> {
+export async function smokeTest(): Promise<void> {
   const t = tf.tidy(() => tf.sum(tf.matMul(tf.ones([2, 2]), tf.ones([2, 2]))));
   const v = (await t.data())[0];
   t.dispose();
@@ -235,4 +236,20 @@ export function resetBackend(name: BackendName): void {
     /* the backend may be half-initialised; removal is best effort */
   }
   tf.registerBackend(name, factory, name === 'webgpu' ? 3 : name === 'webgl' ? 2 : 1);
+}
+
+/**
+ * All tensors of a backend that does not report its memory: 4 GiB, what a browser tab can
+ * usually hold (and the wasm32 address space, so a model planned here also runs on wasm).
+ */
+const DEFAULT_MAX_TOTAL_BYTES = 4 * 1024 ** 3;
+
+/** What the active backend can hold, for the model plan (../model/plan.ts); `inUseBytes` from `tf.memory()`. */
+export function backendLimits(name: BackendName): BackendLimits {
+  const inUseBytes = tf.memory().numBytes;
+  if (name === 'wasm') return { backend: name, maxTotalBytes: WASM_HEAP_MAX_BYTES, maxBufferBytes: null, inUseBytes };
+  let maxBufferBytes: number | null = null;
+  const limits = activeWebGPUDevice()?.limits;
+  if (limits) maxBufferBytes = Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize);
+  return { backend: name, maxTotalBytes: DEFAULT_MAX_TOTAL_BYTES, maxBufferBytes, inUseBytes };
 }

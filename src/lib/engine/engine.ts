@@ -4,10 +4,11 @@
  * the main thread when no worker can start, and in Node under Vitest.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { activeWebGPUDevice, chooseBackend, configureWasm, resetBackend } from './backend';
+import { activeWebGPUDevice, backendLimits, chooseBackend, configureWasm, resetBackend, smokeTest } from './backend';
 import { BackendInitError, DeviceLostError, EngineError, InvalidInputError } from './errors';
 import { NotReadyError } from './errors';
-import { ModelLoadError } from '../model/errors';
+import { ModelLoadError, WeightsFormatError } from '../model/errors';
+import { TokenizerError } from '../model/tokenizer';
 import { JobRegistry, type Checkpoint } from './jobs';
 import { ModelSlot } from './model-slot';
 import type { TrainingPair } from '../data/records';
@@ -93,6 +94,11 @@ export function validateGenerateRequest(req: GenerateRequest, vocabSize: number)
   if (!Number.isSafeInteger(req.seed)) bad('The seed must be a whole number.');
 }
 
+/** An error's message as the inside of a sentence: no trailing period (the caller closes it). */
+function sentence(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).trim().replace(/[.\s]+$/, '');
+}
+
 function lostWithin(device: GPUDevice, ms: number): Promise<boolean> {
   return Promise.race([device.lost.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
 }
@@ -107,6 +113,9 @@ export class LocalEngine implements Engine {
   private rewards = new RewardHost();
   private ppo = new PpoHost();
   private tune = new TuneHost();
+  /** Model loads run one at a time, in the order they were asked for (`serialLoad`). */
+  private loadQueue: Promise<unknown> = Promise.resolve();
+  private loadSeq = 0;
 
   async init(opts: EngineInitOptions): Promise<BackendInfo> {
     if (!isBackendChoice(opts.backend)) throw new InvalidInputError(`Unknown backend "${String(opts.backend)}".`);
@@ -222,7 +231,7 @@ export class LocalEngine implements Engine {
 
   async loadModel(files: ModelFiles): Promise<ModelInfo> {
     this.requireInit();
-    return this.slot.load(files);
+    return this.serialLoad(async () => files);
   }
 
   async loadModelFromUrl(baseUrl: string, name: string): Promise<ModelInfo> {
@@ -243,20 +252,109 @@ export class LocalEngine implements Engine {
       }
       return r;
     };
-    const [config, tokenizer, weights, card] = await Promise.all([
-      get('config.json'),
-      get('tokenizer.json'),
-      get('model.safetensors'),
-      get('card.json', true),
-    ]);
-    return this.slot.load({
-      name,
-      source: 'bundled',
-      config: await config!.text(),
-      tokenizer: await tokenizer!.text(),
-      weights: await weights!.arrayBuffer(),
-      card: card ? await card.text() : undefined,
+    return this.serialLoad(async () => {
+      const [config, tokenizer, weights, card] = await Promise.all([
+        get('config.json'),
+        get('tokenizer.json'),
+        get('model.safetensors'),
+        get('card.json', true),
+      ]);
+      return {
+        name,
+        source: 'bundled',
+        config: await config!.text(),
+        tokenizer: await tokenizer!.text(),
+        weights: await weights!.arrayBuffer(),
+        card: card ? await card.text() : undefined,
+      };
     });
+  }
+
+  /**
+   * Loads are serialised: each waits for the one before it, and one that a newer load overtook
+   * while it waited (or fetched) is dropped: the latest pick wins.
+   */
+  private serialLoad(getFiles: () => Promise<ModelFiles>): Promise<ModelInfo> {
+    const seq = ++this.loadSeq;
+    const superseded = () =>
+      new ModelLoadError('A newer model load replaced this one; the model it asked for was not loaded.');
+    const run = async (): Promise<ModelInfo> => {
+      if (seq !== this.loadSeq) throw superseded();
+      const files = await getFiles();
+      if (seq !== this.loadSeq) throw superseded();
+      return this.loadTransaction(files);
+    };
+    const p = this.loadQueue.then(run, run);
+    this.loadQueue = p.catch(() => undefined);
+    return p;
+  }
+
+  /**
+   * One load as a transaction: the new model is built aside and swapped in only on success.
+   * A refusal (a file that does not fit) changes nothing. When the backend itself fails under
+   * the build (a wasm trap, a lost device, a backend that no longer computes), it is restarted
+   * and the previous model rebuilt from its kept files, and the error says so.
+   */
+  private async loadTransaction(files: ModelFiles): Promise<ModelInfo> {
+    const backend = this.info!.name;
+    try {
+      return this.slot.load(files, backendLimits(backend));
+    } catch (e) {
+      if (e instanceof ModelLoadError || e instanceof WeightsFormatError || e instanceof TokenizerError) throw e;
+      const trapped = e instanceof WebAssembly.RuntimeError;
+      if (!trapped && (await this.backendComputes())) {
+        throw new ModelLoadError(`The model could not be built on the ${backend} backend (${sentence(e)}).`);
+      }
+      throw await this.restartAfterFailedLoad(backend, e);
+    }
+  }
+
+  /** Whether the backend still computes right; a lost GPU device may never answer, hence the timeout. */
+  private async backendComputes(): Promise<boolean> {
+    const answered = smokeTest().then(
+      () => true,
+      () => false,
+    );
+    return Promise.race([answered, new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+  }
+
+  /** Restart the failed backend and restore the previous model; returns the error to report. */
+  private async restartAfterFailedLoad(backend: BackendInfo['name'], cause: unknown): Promise<ModelLoadError> {
+    const why = `The ${backend} backend failed while building the model (${sentence(cause)})`;
+    const previous = this.slot.info?.name ?? null;
+    this.jobs.failAll(`${why}; it was restarted.`);
+    this.slot.drop();
+    // Everything else on the backend dies with it: a PPO run (its checkpoints are saved) and an unadopted tuned model.
+    for (const drop of [() => this.ppo.dispose(), () => this.tune.discard()]) {
+      try {
+        drop();
+      } catch {
+        /* their tensors died with the backend */
+      }
+    }
+    this.watchedDevice = null;
+    resetBackend(backend);
+    try {
+      await this.switchTo(this.info?.requested ?? backend);
+    } catch (e) {
+      return new ModelLoadError(`${why}, and it could not be restarted (${sentence(e)}). Reload the page.`);
+    }
+    try {
+      this.rewards.rebuild(); // the active reward model, from its kept weights
+    } catch {
+      /* scoring says there is no reward model; the saved one can be activated again */
+    }
+    if (!previous) return new ModelLoadError(`${why}; it was restarted.`);
+    try {
+      this.slot.reload();
+    } catch (e) {
+      return new ModelLoadError(
+        `${why}; it was restarted, but the previous model ${previous} could not be restored (${sentence(e)}). Reload the page.`,
+      );
+    }
+    return new ModelLoadError(
+      `${why}; it was restarted and the previous model ${previous} was restored from its files.`,
+    );
   }
 
   async modelInfo(): Promise<ModelInfo | null> {
@@ -412,6 +510,11 @@ export class LocalEngine implements Engine {
     return true;
   }
 
+  async debugTrapNextLoad(): Promise<boolean> {
+    this.slot.trapNextBuild = true;
+    return true;
+  }
+
   async debugPoisonPpo(): Promise<boolean> {
     if (!this.ppo.status()) return false;
     this.ppo.poisonNext = true;
@@ -496,7 +599,7 @@ export class LocalEngine implements Engine {
     this.requireInit();
     const { tokenizer, info: base } = this.slot.require();
     const files = await this.tune.files(tokenizer, base);
-    const info = this.slot.load(files); // replaces the loaded model only when the load succeeded
+    const info = await this.serialLoad(async () => files); // replaces the loaded model only when the load succeeded
     this.tune.discard();
     return info;
   }

@@ -1,14 +1,18 @@
 /**
  * The model the engine holds: a GPT with its tokenizer and card, loaded from
- * the bundled files or from files the user picked. A load builds the new model
+ * the bundled files or from files the user picked. A load first plans the model
+ * from config.json and checks the safetensors header against it (../model/plan.ts),
+ * so nothing is allocated for files that cannot fit; then it builds the new model
  * completely before it replaces the old one, so a failed load changes nothing.
- * The weight bytes are kept so the model can be rebuilt after a lost GPU device.
+ * The files are kept so the model can be rebuilt after the backend under it was lost
+ * (a lost GPU device, a wasm trap).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GPT } from '../model/gpt';
 import { BpeTokenizer } from '../model/tokenizer';
-import { configFromHF, loadSafetensorsIntoModel } from '../model/weights';
+import { loadSafetensorsIntoModel } from '../model/weights';
 import { ModelLoadError } from '../model/errors';
+import { checkWeightsHeader, planModel, type BackendLimits } from '../model/plan';
 import type { ModelCard, ModelFiles, ModelInfo } from './types';
 
 const MAX_JSON_BYTES = 16 * 1024 * 1024;
@@ -44,33 +48,59 @@ function parseCard(text: string | undefined): ModelCard | undefined {
   };
 }
 
+/** The weights file as messages name it: the bundled model's is model.safetensors. */
+function weightsFileName(files: ModelFiles): string {
+  return files.source === 'bundled' ? 'model.safetensors' : `${files.name}.safetensors`;
+}
+
 export class ModelSlot {
   model: GPT | null = null;
   tokenizer: BpeTokenizer | null = null;
   info: ModelInfo | null = null;
   private files: ModelFiles | null = null;
+  /** Test hook ({@link Engine.debugTrapNextLoad}): the next build fails as a wasm trap does, after its tensors exist. */
+  trapNextBuild = false;
 
-  /** Build a model from files; replaces the current one only when everything succeeded. */
-  load(files: ModelFiles): ModelInfo {
+  /**
+   * Build a model from files; replaces the current one only when everything succeeded.
+   * `limits` (what the backend can hold) default to none: the config caps still apply.
+   */
+  load(files: ModelFiles, limits?: BackendLimits): ModelInfo {
     const hfConfig = parseJson(files.config, 'config.json');
     let tokenizer: BpeTokenizer;
     try {
       tokenizer = BpeTokenizer.fromJSON(parseJson(files.tokenizer, 'tokenizer.json'));
     } catch (e) {
       if (e instanceof ModelLoadError) throw e;
-      throw new ModelLoadError(`tokenizer.json could not be read: ${(e as Error).message}`);
+      const why = (e as Error).message.trim().replace(/\.+$/, '');
+      throw new ModelLoadError(`tokenizer.json could not be read: ${why}.`);
     }
-    const config = configFromHF(hfConfig);
+    const plan = planModel(
+      hfConfig,
+      limits ?? { backend: 'active', maxTotalBytes: null, maxBufferBytes: null, inUseBytes: 0 },
+    );
+    const { config } = plan;
     if (config.vocabSize !== tokenizer.vocabSize) {
       throw new ModelLoadError(
-        `config.json says the vocabulary has ${config.vocabSize} tokens but tokenizer.json has ${tokenizer.vocabSize}. Pick files of the same model.`,
+        `config.json: "vocab_size" is ${config.vocabSize}, but tokenizer.json has ${tokenizer.vocabSize} tokens. Pick files of the same model.`,
       );
     }
+    const weightsName = weightsFileName(files);
+    const bytes = new Uint8Array(files.weights);
+    checkWeightsHeader(bytes, plan, weightsName);
     const model = new GPT(config, { trainable: false, namePrefix: `model-${Date.now()}/`, init: 'zeros' });
     try {
-      loadSafetensorsIntoModel(model, new Uint8Array(files.weights));
+      if (this.trapNextBuild) {
+        this.trapNextBuild = false;
+        throw new WebAssembly.RuntimeError('memory access out of bounds (simulated by debugTrapNextLoad)');
+      }
+      loadSafetensorsIntoModel(model, bytes, weightsName);
     } catch (e) {
-      model.dispose();
+      try {
+        model.dispose();
+      } catch {
+        /* after a trap the backend may not even free memory; the engine restarts it */
+      }
       throw e;
     }
     this.model?.dispose();
@@ -84,6 +114,7 @@ export class ModelSlot {
       numParams: model.numParams(),
       weightsBytes: files.weights.byteLength,
       card: parseCard(files.card),
+      memory: { weightsBytes: plan.weightsBytes, kvCacheBytes: plan.kvCacheBytes, trainingBytes: plan.trainingBytes },
     };
     return this.info;
   }
@@ -91,6 +122,21 @@ export class ModelSlot {
   /** Rebuild from the kept bytes (after the backend under the weights was lost). */
   reload(): void {
     if (this.files) this.load(this.files);
+  }
+
+  /**
+   * Forget the model whose backend is about to be restarted, keeping its files for `reload`.
+   * Its tensors die with the backend; freeing them first is best effort.
+   */
+  drop(): void {
+    try {
+      this.model?.dispose();
+    } catch {
+      /* the backend under it failed */
+    }
+    this.model = null;
+    this.tokenizer = null;
+    this.info = null;
   }
 
   require(): { model: GPT; tokenizer: BpeTokenizer; info: ModelInfo } {

@@ -21,6 +21,8 @@ import type { RewardModelSummary, RewardTrainRequest, TokenReward, WrongPair } f
 export class RewardHost {
   active: RewardModel | null = null;
   summary: RewardModelSummary | null = null;
+  /** The active model's weights in JS, to rebuild it after its backend was restarted (`rebuild`). */
+  private state: RewardModelState | null = null;
 
   private encoder(tok: BpeTokenizer) {
     return (prompt: string, response: string) => rewardInputIds(tok, prompt, response);
@@ -62,7 +64,8 @@ export class RewardHost {
       valPrompts: [...new Set(result.split.val.map((p) => p.prompt))],
     };
     this.summary = summary;
-    return { summary, state: await rm.getState() };
+    this.state = await rm.getState();
+    return { summary, state: this.state };
   }
 
   /** Make a saved reward model the active one. */
@@ -71,6 +74,18 @@ export class RewardHost {
     this.active?.dispose();
     this.active = rm;
     this.summary = summary;
+    this.state = state;
+  }
+
+  /** After the backend under it was restarted: build the active reward model again from its kept weights. */
+  rebuild(): void {
+    try {
+      this.active?.dispose();
+    } catch {
+      /* its tensors died with the backend */
+    }
+    this.active = this.state ? RewardModel.fromState(this.state) : null;
+    if (!this.active) this.summary = null;
   }
 
   require(): RewardModel {
@@ -119,5 +134,6 @@ export class RewardHost {
   dispose(): void {
     this.active?.dispose();
     this.active = null;
+    this.state = null;
   }
 }

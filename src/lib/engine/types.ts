@@ -85,6 +85,8 @@ export interface ModelInfo {
   numParams: number;
   weightsBytes: number;
   card?: ModelCard;
+  /** The load's memory plan (src/lib/model/plan.ts): float32 weights, the KV cache of one full-context sample, Adam + gradients. */
+  memory?: { weightsBytes: number; kvCacheBytes: number; trainingBytes: number };
 }
 
 export interface SamplingSettings {
@@ -336,6 +338,8 @@ export interface Engine {
   debugLoseDevice(): Promise<boolean>;
   /** Test hook: the next PPO reward batch is NaN, to exercise the divergence guard (false: no run). */
   debugPoisonPpo(): Promise<boolean>;
+  /** Test hook: the next model load fails as a wasm trap would, mid-build (the engine restarts the backend). */
+  debugTrapNextLoad(): Promise<boolean>;
   /** Load a model from its files; the model already loaded stays when this fails. */
   loadModel(files: ModelFiles): Promise<ModelInfo>;
   /** Fetch the bundled model from the app's own origin (`baseUrl` ends in `/`) and load it. */

@@ -83,23 +83,31 @@ function bf16BitsToFloat32(b: number): number {
 
 // ---------------------------------------------------------------- reading
 
-function fail(msg: string): never {
-  throw new WeightsFormatError(`Not a valid safetensors file: ${msg}`);
+/** `file` names the file in the message when the caller knows it (`my-model.safetensors is not a valid …`). */
+function failWith(msg: string, file?: string): never {
+  throw new WeightsFormatError(`${file ? `${file} is not` : 'Not'} a valid safetensors file: ${msg}`);
 }
 
-interface HeaderEntry {
+export interface HeaderEntry {
   dtype: FloatDtype;
   shape: number[];
   begin: number;
   end: number;
 }
 
-/** Parse and validate the header strictly; returns entries and the start of the data section. */
-function parseHeader(bytes: Uint8Array): {
+/**
+ * Parse and validate the header strictly (dtypes, shapes, byte ranges within the file, no overlaps)
+ * without reading any value; returns entries and the start of the data section.
+ */
+export function readSafetensorsHeader(
+  bytes: Uint8Array,
+  file?: string,
+): {
   entries: Map<string, HeaderEntry>;
   metadata: Record<string, string>;
   dataStart: number;
 } {
+  const fail: (msg: string) => never = (msg) => failWith(msg, file);
   if (bytes.byteLength < 8) fail(`the file has ${bytes.byteLength} bytes, fewer than the 8-byte header length.`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = Number(dv.getBigUint64(0, true));
@@ -166,8 +174,9 @@ function parseHeader(bytes: Uint8Array): {
 }
 
 /** Decode and validate a safetensors file; every value is converted to float32 and checked finite. */
-export function readSafetensors(bytes: Uint8Array): SafetensorsFile {
-  const { entries, metadata, dataStart } = parseHeader(bytes);
+export function readSafetensors(bytes: Uint8Array, file?: string): SafetensorsFile {
+  const { entries, metadata, dataStart } = readSafetensorsHeader(bytes, file);
+  const fail: (msg: string) => never = (msg) => failWith(msg, file);
   const tensors: SafetensorsFile['tensors'] = new Map();
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (const [name, e] of entries) {
@@ -274,8 +283,8 @@ export function normalizeGpt2Names<T>(tensors: Map<string, T>): Map<string, T> {
  * Load a safetensors file into a model. The whole file is parsed and checked (format, finite
  * values, names, shapes) before any weight changes, so a failed load leaves the model untouched.
  */
-export function loadSafetensorsIntoModel(model: GPT, bytes: Uint8Array): SafetensorsFile {
-  const file = readSafetensors(bytes);
+export function loadSafetensorsIntoModel(model: GPT, bytes: Uint8Array, fileName?: string): SafetensorsFile {
+  const file = readSafetensors(bytes, fileName);
   const named = normalizeGpt2Names(file.tensors);
   const map = new Map<string, tf.Tensor>();
   try {
@@ -358,8 +367,11 @@ export function configFromHF(json: unknown): GPTConfig {
   }
   const int = (key: string, fallback?: unknown): number => {
     const v = j[key] ?? fallback;
+    // String() for numbers: JSON.stringify writes Infinity (1e400 in the file) as null.
     if (!Number.isInteger(v) || (v as number) <= 0)
-      throw new WeightsFormatError(`config.json: "${key}" must be a positive integer, got ${JSON.stringify(v)}.`);
+      throw new WeightsFormatError(
+        `config.json: "${key}" must be a positive integer, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}.`,
+      );
     return v as number;
   };
   const eps = j.layer_norm_epsilon ?? DEFAULT_LAYER_NORM_EPS;
