@@ -70,9 +70,3 @@ export function reviveError(e: unknown): Error {
   }
   return new EngineError(String(e));
 }
-
-/** Errors thrown from library layers below the engine (model, data) that carry a user-facing name. */
-export function asEngineError(e: unknown): Error {
-  if (e instanceof Error) return e;
-  return new EngineError(String(e));
-}

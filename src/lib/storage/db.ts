@@ -129,18 +129,6 @@ export async function requestPersistentStorage(): Promise<boolean> {
   }
 }
 
-/** Bytes used and available to this origin, or null where the browser does not say. */
-export async function storageEstimate(): Promise<{ usage: number; quota: number } | null> {
-  const storage = (globalThis as { navigator?: { storage?: StorageManager } }).navigator?.storage;
-  if (!storage?.estimate) return null;
-  try {
-    const e = await storage.estimate();
-    return { usage: e.usage ?? 0, quota: e.quota ?? 0 };
-  } catch {
-    return null;
-  }
-}
-
 // ---------------------------------------------------------------------------
 // A store of records with string ids
 
