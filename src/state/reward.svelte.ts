@@ -12,6 +12,7 @@ import type {
   TokenReward,
   WrongPair,
 } from '../lib/engine/types';
+import { JobCancelledError } from '../lib/engine/errors';
 import { engineState } from './engine.svelte';
 import { getStores } from './data.svelte';
 import { notices } from './notices.svelte';
@@ -181,7 +182,7 @@ export class RewardState {
       );
     } catch (e) {
       this.history = [...rows];
-      if ((e as Error).name !== 'JobCancelledError') {
+      if (!(e instanceof JobCancelledError)) {
         this.lastError = (e as Error).message;
         notices.add('error', `${(e as Error).message} The previous reward model stays active.`);
       }

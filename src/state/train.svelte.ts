@@ -16,6 +16,7 @@ import { DEFAULT_PPO_CONFIG, type PpoConfig } from '../lib/rlhf/ppo-config';
 import { defaultLabellerConfig, type LabellerKind } from '../lib/rlhf/labellers';
 import { diversityMetrics } from '../lib/rlhf/diversity';
 import { toStorageError } from '../lib/storage/db';
+import { JobCancelledError, PpoDivergedError } from '../lib/engine/errors';
 import { askPersistence, getStores } from './data.svelte';
 import { engineState } from './engine.svelte';
 import { notices } from './notices.svelte';
@@ -451,8 +452,7 @@ export class TrainState {
       return true;
     } catch (e) {
       this.flush();
-      const name = (e as Error).name;
-      if (name === 'JobCancelledError') {
+      if (e instanceof JobCancelledError) {
         try {
           const s = await engineState.engine.ppoStatus();
           if (s) this.applyStatus(s);
@@ -462,7 +462,7 @@ export class TrainState {
         return false;
       }
       this.busy = false;
-      if (name === 'PpoDivergedError') await this.rollback((e as Error).message);
+      if (e instanceof PpoDivergedError) await this.rollback(e.message);
       else this.fail(e);
       return false;
     } finally {

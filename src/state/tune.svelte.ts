@@ -16,6 +16,7 @@ import {
   type TrainingPair,
 } from '../lib/data/records';
 import type { DpoConfig, SftConfig, TuneEvent, TuneSample, TuneSummary } from '../lib/engine/types';
+import { JobCancelledError, TuneInputError } from '../lib/engine/errors';
 import { deleteAll, getStores, saveAll } from './data.svelte';
 import { engineState } from './engine.svelte';
 import { modelState } from './model.svelte';
@@ -231,10 +232,8 @@ export class TuneState {
       }
     } catch (e) {
       flush();
-      if ((e as Error).name !== 'JobCancelledError')
-        setError(
-          `${(e as Error).message}${(e as Error).name === 'TuneInputError' ? '' : ' The loaded model is unchanged.'}`,
-        );
+      if (!(e instanceof JobCancelledError))
+        setError(`${(e as Error).message}${e instanceof TuneInputError ? '' : ' The loaded model is unchanged.'}`);
     } finally {
       this.running = null;
     }

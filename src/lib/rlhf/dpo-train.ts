@@ -39,7 +39,7 @@ import {
   type TuneEvent,
   type TuneResult,
 } from './offline-train';
-import { TuneDivergedError, TuneInputError } from './tune-errors';
+import { TuneDivergedError, TuneInputError } from './errors';
 
 export interface DpoConfig extends OfflineConfig {
   /** Strength of the implicit KL to the reference (TRL `beta`). */

@@ -34,7 +34,7 @@ import {
   type TuneEvent,
   type TuneResult,
 } from './offline-train';
-import { TuneDivergedError, TuneInputError } from './tune-errors';
+import { TuneDivergedError, TuneInputError } from './errors';
 
 export interface SftExample {
   prompt: string;
