@@ -167,8 +167,10 @@ export const MIGRATIONS: ReadonlyArray<(db: Db, tx: UpgradeTx) => void | Promise
     while (cursor) {
       const moved = inlinePpoToChunked(cursor.value);
       if (moved) {
-        writeChunks(tx.objectStore(STORES.chunks), moved.run.tensors.blobId, moved.bytes);
-        await cursor.update(moved.run);
+        await Promise.all([
+          writeChunks(tx.objectStore(STORES.chunks), moved.run.tensors.blobId, moved.bytes),
+          cursor.update(moved.run),
+        ]);
       }
       cursor = await cursor.continue();
     }
