@@ -42,7 +42,7 @@ import {
   openStores,
   requestPersistentStorage,
   STORES,
-  toStorageError,
+  writeTx,
   type PreferenceQuery,
   type Stores,
 } from '../lib/storage/db';
@@ -84,42 +84,23 @@ export async function saveAll(
   const s = await getStores();
   askPersistence();
   const what = prefs.length + demos.length === 1 ? 'save the label' : `save ${prefs.length + demos.length} items`;
-  let tx;
-  try {
-    tx = s.db.transaction([STORES.preferences, STORES.demonstrations], 'readwrite');
-  } catch (e) {
-    throw toStorageError(e, what);
-  }
-  const p = tx.objectStore(STORES.preferences);
-  const d = tx.objectStore(STORES.demonstrations);
-  try {
-    await Promise.all([...prefs.map((r) => p.add(r)), ...demos.map((x) => d.add(x)), tx.done]);
-  } catch (e) {
-    try {
-      tx.abort();
-    } catch {
-      // already finished
-    }
-    tx.done.catch(() => {});
-    throw toStorageError(e, what);
-  }
+  await writeTx(s.db, [STORES.preferences, STORES.demonstrations], what, (tx) => {
+    const p = tx.objectStore(STORES.preferences);
+    const d = tx.objectStore(STORES.demonstrations);
+    return Promise.all([...prefs.map((r) => p.add(r)), ...demos.map((x) => d.add(x))]);
+  });
   dataState.bump();
 }
 
 /** Delete records (and demonstrations) by id in one transaction; resolves after the commit. */
 export async function deleteAll(preferenceIds: readonly string[], demonstrationIds: readonly string[] = []) {
   const s = await getStores();
-  const tx = s.db.transaction([STORES.preferences, STORES.demonstrations], 'readwrite');
-  try {
-    await Promise.all([
+  await writeTx(s.db, [STORES.preferences, STORES.demonstrations], 'undo the label', (tx) =>
+    Promise.all([
       ...preferenceIds.map((id) => tx.objectStore(STORES.preferences).delete(id)),
       ...demonstrationIds.map((id) => tx.objectStore(STORES.demonstrations).delete(id)),
-      tx.done,
-    ]);
-  } catch (e) {
-    tx.done.catch(() => {});
-    throw toStorageError(e, 'undo the label');
-  }
+    ]),
+  );
   dataState.bump();
 }
 
@@ -518,7 +499,7 @@ export class DataState {
         s.db.getAllKeys(STORES.preferences),
         s.db.getAllKeys(STORES.demonstrations),
       ]);
-      const have = { p: new Set(prefKeys as string[]), d: new Set(demoKeys as string[]) };
+      const have = { p: new Set(prefKeys), d: new Set(demoKeys) };
       const keep: NativeItem[] = [];
       (items as NativeItem[]).forEach((it, i) => {
         const exists = 'mode' in it ? have.p.has(it.id) : have.d.has(it.id);

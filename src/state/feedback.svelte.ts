@@ -30,6 +30,7 @@ import {
 } from '../lib/data/records';
 import type { Choice, Judgement, Labeller } from '../lib/rlhf/labellers';
 import { Rng } from '../lib/model/rng';
+import { JobCancelledError } from '../lib/engine/errors';
 import reviewsJson from '../../static/prompts/reviews.json';
 import storiesJson from '../../static/prompts/stories.json';
 import requestsJson from '../../static/prompts/requests.json';
@@ -114,7 +115,7 @@ function recordSampling(s: SamplingSettings, temperature = s.temperature): Recor
 }
 
 function isCancel(e: unknown): boolean {
-  return (e as Error)?.name === 'JobCancelledError';
+  return e instanceof JobCancelledError;
 }
 
 function toResponse(

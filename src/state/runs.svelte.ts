@@ -23,6 +23,7 @@ import {
 import type { ModelFiles, SampleWeights, TuneSample, TuneSummary } from '../lib/engine/types';
 import { defaultLabellerConfig, labellerFromConfig, type LabellerKind } from '../lib/rlhf/labellers';
 import { Rng } from '../lib/model/rng';
+import { getSetting } from '../lib/storage/db';
 import { askPersistence, getStores } from './data.svelte';
 import { engineState } from './engine.svelte';
 import { modelState } from './model.svelte';
@@ -55,7 +56,8 @@ export interface BlindItem {
 
 let jobCounter = 0;
 
-async function runStore(): Promise<RunStore> {
+/** The runs store of the app's database (also the Train page's, for PPO checkpoints). */
+export async function runStore(): Promise<RunStore> {
   return new RunStore((await getStores()).db);
 }
 
@@ -185,10 +187,10 @@ export class RunsState {
       : '';
     if (!confirm(`Delete run "${run.name}" and its weights?${extra}`)) return;
     if (run.kind === 'reward') {
-      const settings = await getStores()
-        .then((s) => s.db.get('settings', 'activeRewardModel'))
+      const active = await getStores()
+        .then((s) => getSetting<string>(s.db, 'activeRewardModel'))
         .catch(() => undefined);
-      if ((settings as { value?: string } | undefined)?.value === run.id) {
+      if (active === run.id) {
         notices.add('warning', 'This reward model is the active one: make another one active (Reward page) first.');
         return;
       }
@@ -218,10 +220,9 @@ export class RunsState {
     if (run.kind === 'reward')
       throw new Error('A reward model scores text; it does not write any. Compare it by its curves.');
     if (run.kind === 'ppo') {
-      const raw = (await store.getRaw(run.id)) as { state?: { policy?: Record<string, Float32Array> } } | undefined;
-      if (!raw?.state?.policy)
-        throw new Error(`The weights of run "${run.name}" are gone. Its curves and samples stay readable.`);
-      return { kind: 'params', params: raw.state.policy };
+      const saved = await store.loadPpo(run.id);
+      if (!saved) throw new Error(`The weights of run "${run.name}" are gone. Its curves and samples stay readable.`);
+      return { kind: 'params', params: saved.state.policy };
     }
     return { kind: 'files', files: await store.loadCheckpoint(run) };
   }

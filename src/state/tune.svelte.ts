@@ -16,6 +16,7 @@ import {
   type TrainingPair,
 } from '../lib/data/records';
 import type { TuneEvent, TuneSample, TuneSummary } from '../lib/engine/types';
+import { JobCancelledError, TuneInputError } from '../lib/engine/errors';
 import { DPO_SETTINGS, type DpoConfig } from '../lib/rlhf/dpo-config';
 import { SFT_SETTINGS, type SftConfig } from '../lib/rlhf/sft-config';
 import { deleteAll, getStores, saveAll } from './data.svelte';
@@ -212,10 +213,8 @@ export class TuneState {
       }
     } catch (e) {
       flush();
-      if ((e as Error).name !== 'JobCancelledError')
-        setError(
-          `${(e as Error).message}${(e as Error).name === 'TuneInputError' ? '' : ' The loaded model is unchanged.'}`,
-        );
+      if (!(e instanceof JobCancelledError))
+        setError(`${(e as Error).message}${e instanceof TuneInputError ? '' : ' The loaded model is unchanged.'}`);
     } finally {
       this.running = null;
     }

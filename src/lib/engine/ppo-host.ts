@@ -87,7 +87,7 @@ export class PpoHost {
     return this.status()!;
   }
 
-  /** Test hook ({@link Engine.debugPoisonPpo}): the next scored batch gets NaN rewards. */
+  /** Test hook ({@link EngineTestHooks.debugPoisonPpo}): the next scored batch gets NaN rewards. */
   poisonNext = false;
 
   private poisonable(inner: RewardSource): RewardSource {

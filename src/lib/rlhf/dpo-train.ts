@@ -36,7 +36,7 @@ import {
   type TuneEvent,
   type TuneResult,
 } from './offline-train';
-import { TuneDivergedError, TuneInputError } from './tune-errors';
+import { TuneDivergedError, TuneInputError } from './errors';
 import { DPO_SETTINGS, type DpoConfig } from './dpo-config';
 
 export type { DpoConfig };

@@ -50,4 +50,4 @@ export {
   type TuneMetricRow,
   type TuneResult,
 } from './offline-train';
-export { TuneInputError, TuneDivergedError } from './tune-errors';
+export { TuneInputError, TuneDivergedError } from './errors';

@@ -4,7 +4,7 @@
  * own defaults where they differ.
  */
 import type { TableSpec } from '../settings/table';
-import { TuneInputError } from './tune-errors';
+import { TuneInputError } from './errors';
 
 export interface OfflineConfig {
   /** Passes over the training data. */

@@ -24,7 +24,7 @@ import { GPT } from '../model/gpt';
 import { Rng } from '../model/rng';
 import { adamUpdate, zerosSlot } from './adam';
 import { splitByPrompt } from './reward-train';
-import { TuneDivergedError, TuneInputError } from './tune-errors';
+import { TuneDivergedError, TuneInputError } from './errors';
 import type { OfflineConfig } from './offline-config';
 
 /** What the trainers need of a tokenizer (`BpeTokenizer` fits). */

@@ -49,6 +49,7 @@ import type { GPT } from '../model/gpt';
 import { Rng, type RngState } from '../model/rng';
 import { generate, type OnToken } from '../model/sampling';
 import { entropyFromLogitsT, logprobsOfTokens } from './entropy';
+import { PpoDivergedError, PpoPhaseError } from './errors';
 import { gae } from './gae';
 import { AdaptiveKlController, klPerToken } from './kl';
 import { PPO_SETTINGS, PpoConfigError, validatePpoConfig, type PpoConfig } from './ppo-config';
@@ -99,15 +100,8 @@ export interface PpoTokenizer {
 
 export type PpoPhase = 'rollout' | 'score' | 'advantages' | 'update';
 
-/** A non-finite loss or gradient; the update was not applied. */
-export class PpoDivergedError extends Error {
-  override name = 'PpoDivergedError';
-}
-
-/** A phase was called out of order (e.g. update() before advantages()). */
-export class PpoPhaseError extends Error {
-  override name = 'PpoPhaseError';
-}
+// Defined in ./errors (free of TF.js, so the main thread can revive them); re-exported here.
+export { PpoDivergedError, PpoPhaseError };
 
 /** Metrics of one iteration, named as TRL logs them. */
 export interface PpoMetrics {

@@ -11,7 +11,7 @@
  */
 import { settingsTable } from '../settings/table';
 import { MIN_PAIRS } from './reward-limits';
-import { RewardTrainingError } from './reward-errors';
+import { RewardTrainingError } from './errors';
 
 import type { RewardMode, RewardPooling } from './reward-model';
 

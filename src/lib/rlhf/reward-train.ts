@@ -32,11 +32,12 @@ import type { TrainingPair } from '../data/records';
 import { Rng } from '../model/rng';
 import { bradleyTerryLoss, bradleyTerryLossT } from './bradley-terry';
 import { adamUpdate, zerosSlot } from './adam';
+import { RewardTrainingError } from './errors';
 import { MIN_PROMPTS } from './reward-limits';
 import type { RewardMode, RewardModel, RewardNormalisation } from './reward-model';
 import { REWARD_SETTINGS, type RewardConfig } from './reward-config';
-import { RewardTrainingError } from './reward-errors';
 
+// Defined in ./errors (free of TF.js, so the main thread can revive it); re-exported here.
 export { RewardTrainingError };
 
 /** Ids of one text: `(prompt, response) → [eot, ...prompt ids, ...response ids]` (see `rewardInputIds`). */

@@ -31,7 +31,7 @@ import {
   type TuneEvent,
   type TuneResult,
 } from './offline-train';
-import { TuneDivergedError, TuneInputError } from './tune-errors';
+import { TuneDivergedError, TuneInputError } from './errors';
 import { SFT_SETTINGS, type SftConfig } from './sft-config';
 
 export interface SftExample {
