@@ -131,12 +131,17 @@ describe('phone layout', () => {
     }
   });
 
-  it('no stage is wider than the window at 360, 390, 768, 1280 and 1920 px', async () => {
-    const app = await openApp('/#/feedback', { context: { viewport: { width: 1280, height: 800 } } });
+  it('no stage is wider than the window at 360, 390, 768, 1280 and 1920 px, with data in every page', async () => {
+    const app = await openApp('/?quick=1#/start', { context: { viewport: { width: 1280, height: 800 } } });
     const { page } = app;
     try {
-      // With the bundled model loaded, so the pages show their full content (model card, samples).
-      await page.waitForSelector('[data-testid="pair"]', { timeout: MODEL_TIMEOUT });
+      // A quick scenario first, so the pages show what they show in use: labels, a reward model, a
+      // PPO run with its charts and results, the model card.
+      const card = '[data-testid="scenario-card"][data-id="over-optimisation"]';
+      await page.click(`${card} h3 button`);
+      await page.waitForSelector(`${card} [data-testid="scenario-run"]:enabled`, { timeout: MODEL_TIMEOUT });
+      await page.click(`${card} [data-testid="scenario-run"]`);
+      await page.waitForSelector('[data-testid="scenario-done"]', { timeout: 400_000 });
       const wide: string[] = [];
       for (const id of STAGE_IDS) {
         for (const width of [360, 390, 768, 1280, 1920]) {
