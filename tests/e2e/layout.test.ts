@@ -91,6 +91,35 @@ describe('phone layout', () => {
       assert.equal(await labelled(page), 10);
       assert.equal(await scrollY(page), 0, 'still no scroll after ten labels');
 
+      // Swipe: text B dragged to the right is a vote for B; a drag mostly downwards is not a vote.
+      const swipe = (testid: string, dx: number, dy: number) =>
+        page.evaluate(
+          ([id, dx, dy]) => {
+            const el = document.querySelector(`[data-testid="${id}"]`)!;
+            const r = el.getBoundingClientRect();
+            const x = r.left + 20;
+            const y = r.top + r.height / 2;
+            // (No named helper in here: the test runner's transform would rename it.)
+            const steps: [string, number, number][] = [['pointerdown', x, y]];
+            for (let k = 1; k <= 5; k++) steps.push(['pointermove', x + (dx * k) / 5, y + (dy * k) / 5]);
+            steps.push(['pointerup', x + dx, y + dy]);
+            for (const [type, cx, cy] of steps)
+              el.dispatchEvent(
+                new PointerEvent(type, { pointerId: 7, pointerType: 'touch', clientX: cx, clientY: cy, bubbles: true }),
+              );
+          },
+          [testid, dx, dy] as const,
+        );
+      assert.equal(await page.locator('.touch-hint').isVisible(), true, 'the swipe is explained on phones');
+      const before = await page.getAttribute('[data-testid="pair"]', 'data-item');
+      await swipe('response-B', 10, 120);
+      await swipe('response-A', 40, 0);
+      await page.waitForTimeout(300);
+      assert.equal(await labelled(page), 10, 'a scroll or a short drag is no vote');
+      assert.equal(await page.getAttribute('[data-testid="pair"]', 'data-item'), before);
+      await swipe('response-B', 150, 10);
+      await waitLabelled(page, 11);
+
       // Ranking: the texts' cards and the save button, tapped.
       await page.tap('[data-testid="mode-ranking"]');
       await page.waitForSelector('[data-testid="ranking"]', { timeout: MODEL_TIMEOUT });
@@ -98,7 +127,7 @@ describe('phone layout', () => {
       assert.ok((await box(page, '[data-testid="save-ranking"]')).height >= 44);
       assert.ok((await box(page, '[data-testid="rank-item"] .arrows button')).height >= 44);
       await page.tap('[data-testid="save-ranking"]');
-      await waitLabelled(page, 11);
+      await waitLabelled(page, 12);
 
       // Rating: seven 44 px buttons in a row, and the save button on screen.
       await page.tap('[data-testid="mode-rating"]');
@@ -112,12 +141,16 @@ describe('phone layout', () => {
       const rated = await page.locator('[data-testid="rate-item"]').count();
       for (let i = 0; i < rated; i++) await page.tap(`[data-testid="rate-${i}-5"]`);
       await page.tap('[data-testid="save-rating"]');
-      await waitLabelled(page, 12);
+      await waitLabelled(page, 13);
       assert.equal(await scrollY(page), 0);
 
       // The stage menu moves between stages; the backend dot opens the tools and the backend switch.
       await page.selectOption('[data-testid="stage-menu"]', 'data');
       await page.waitForSelector('[data-testid="stage-data"]');
+      // The labels as saved: the taps (A ×4, B ×4, tie, both bad) and the swipe (B).
+      await page.waitForFunction(() => document.querySelector('[data-testid="count-label-B"]')?.textContent === '5');
+      assert.equal(await page.textContent('[data-testid="count-label-A"]'), '4');
+      assert.equal(await page.textContent('[data-testid="count-label-tie"]'), '1');
       await page.tap('[data-testid="header-more"]');
       assert.equal(await page.locator('[data-testid="backend-select"]').isVisible(), true);
       assert.equal(await page.locator('[data-testid="presenter-toggle"]').isVisible(), true);
