@@ -306,6 +306,37 @@ describe('data page', () => {
         notes.join(' | '),
       );
       for (const n of notes) assert.doesNotMatch(n, /\.\./, `no notice ends a sentence twice: ${n}`);
+
+      // The Feedback studio's prompt import checks the same way and says so in one sentence.
+      await page.click('nav a[href="#/feedback"]');
+      const bad = { name: 'long.jsonl', mimeType: 'application/jsonl' };
+      await page.setInputFiles('[data-testid="prompt-file"]', {
+        ...bad,
+        buffer: Buffer.from(JSON.stringify({ prompt: 'x'.repeat(2500) }) + '\n'),
+      });
+      await page.waitForFunction(() =>
+        [...document.querySelectorAll('[data-testid="notice"]')].some((n) => n.textContent?.includes('long.jsonl')),
+      );
+      const studio = await page.locator('[data-testid="notice"]').allTextContents();
+      assert.ok(
+        studio.some((n) =>
+          n.includes('long.jsonl was not imported: line 1: "prompt" is 2500 characters long; at most 2000.'),
+        ),
+        studio.join(' | '),
+      );
+      await page.setInputFiles('[data-testid="prompt-file"]', {
+        name: 'set.json',
+        mimeType: 'application/json',
+        buffer: Buffer.from('{"name": "x", "prompts": ['),
+      });
+      await page.waitForFunction(() =>
+        [...document.querySelectorAll('[data-testid="notice"]')].some((n) => n.textContent?.includes('set.json')),
+      );
+      for (const n of await page.locator('[data-testid="notice"]').allTextContents()) {
+        assert.doesNotMatch(n, /\.\./, `no notice ends a sentence twice: ${n}`);
+        if (n.includes('set.json'))
+          assert.match(n, /set\.json: Prompt set is not valid JSON: .*[.!?] Nothing was imported\./);
+      }
       assert.deepEqual(app.errors, []);
     } finally {
       await app.close();
