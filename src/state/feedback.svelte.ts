@@ -12,6 +12,7 @@
  *   and a notice says why.
  */
 import type { GenerateResult, SamplingSettings } from '../lib/engine/types';
+import { sentence, sentenceEnd } from '../lib/data/messages';
 import { parsePromptSet, promptSetFromJsonl, type PromptSet } from '../lib/data/prompts';
 import {
   makeRecord,
@@ -275,13 +276,13 @@ export class FeedbackState {
       try {
         set = parsePromptSet(new TextDecoder().decode(bytes));
       } catch (e) {
-        notices.add('error', `${file.name}: ${(e as Error).message} Nothing was imported.`);
+        notices.add('error', `${file.name}: ${sentence((e as Error).message)} Nothing was imported.`);
         return false;
       }
     } else {
       const res = promptSetFromJsonl(bytes, name, { description: `Imported from ${file.name}` });
       if (!res.set) {
-        const first = res.errors.slice(0, 5).map((e) => (e.line ? `line ${e.line}: ${e.reason}` : e.reason));
+        const first = res.errors.slice(0, 5).map((e) => sentenceEnd(e.line ? `line ${e.line}: ${e.reason}` : e.reason));
         const more = res.errors.length > 5 ? ` (and ${res.errors.length - 5} more)` : '';
         notices.add('error', `${file.name} was not imported: ${first.join('; ')}${more}.`);
         return false;
