@@ -29,9 +29,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingPair } from '../data/records';
-import { Rng } from '../model/rng';
+import { splitByPrompt, type PromptSplit as GenericPromptSplit } from '../data/split';
+import { Rng, shuffleInPlace } from '../model/rng';
 import { bradleyTerryLoss, bradleyTerryLossT } from './bradley-terry';
-import { adamUpdate, zerosSlot } from './adam';
+import { Adam } from './adam';
 import { MIN_PAIRS, MIN_PROMPTS } from './reward-limits';
 import type { RewardMode, RewardModel, RewardNormalisation } from './reward-model';
 
@@ -169,38 +170,9 @@ function resolve(rm: RewardModel, o: RewardTrainOptions): Resolved {
 // ---------------------------------------------------------------------------
 // Split
 
-export interface PromptSplit {
-  train: TrainingPair[];
-  val: TrainingPair[];
-  /** Prompts whose pairs are in `val`. */
-  valPrompts: string[];
-}
-
-function shuffleInPlace<T>(a: T[], rng: Rng): T[] {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
-}
-
-/**
- * Hold out `valFraction` of the distinct prompts (rounded, at least 1 and at most all but one
- * when there are ≥ 2 prompts and valFraction > 0), seeded: every pair of a held-out prompt
- * goes to `val`, the rest to `train`, both in their input order.
- */
-export function splitByPrompt(pairs: readonly TrainingPair[], valFraction = 0.2, seed = 0): PromptSplit {
-  const prompts = [...new Set(pairs.map((p) => p.prompt))];
-  if (valFraction <= 0 || prompts.length < 2) return { train: [...pairs], val: [], valPrompts: [] };
-  const nVal = Math.min(prompts.length - 1, Math.max(1, Math.round(valFraction * prompts.length)));
-  const valPrompts = shuffleInPlace([...prompts], new Rng(seed)).slice(0, nVal);
-  const held = new Set(valPrompts);
-  return {
-    train: pairs.filter((p) => !held.has(p.prompt)),
-    val: pairs.filter((p) => held.has(p.prompt)),
-    valPrompts: prompts.filter((p) => held.has(p)),
-  };
-}
+/** The reward model's split of its pairs (`splitByPrompt`, in `data/split.ts`). */
+export type PromptSplit = GenericPromptSplit<TrainingPair>;
+export { splitByPrompt } from '../data/split';
 
 // ---------------------------------------------------------------------------
 // Metrics
@@ -427,38 +399,6 @@ export async function computeNormalisation(rm: RewardModel, idsBatch: number[][]
 }
 
 // ---------------------------------------------------------------------------
-// Adam
-
-class Adam {
-  private m: tf.Variable[];
-  private v: tf.Variable[];
-  private t = 0;
-  constructor(
-    private readonly vars: tf.Variable[],
-    private readonly o: Resolved,
-  ) {
-    this.m = vars.map((p) => zerosSlot(p));
-    this.v = vars.map((p) => zerosSlot(p));
-  }
-
-  /** Clip, update every variable; returns the global gradient norm before clipping. Call inside tidy. */
-  apply(grads: tf.NamedTensorMap, lr: number): tf.Scalar {
-    const { adamBeta1: b1, adamBeta2: b2, adamEpsilon: eps, maxGradNorm, weightDecay } = this.o;
-    this.t++;
-    const gs = this.vars.map((p) => grads[p.name]);
-    const norm = tf.sqrt(tf.addN(gs.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
-    const scale = maxGradNorm > 0 ? tf.minimum(1, tf.div(maxGradNorm, tf.add(norm, 1e-6))) : tf.scalar(1);
-    const h = { beta1: b1, beta2: b2, eps, lr, weightDecay };
-    this.vars.forEach((p, i) => adamUpdate(p, tf.mul(gs[i], scale), this.m[i], this.v[i], this.t, h));
-    return norm;
-  }
-
-  dispose(): void {
-    tf.dispose([...this.m, ...this.v]);
-  }
-}
-
-// ---------------------------------------------------------------------------
 // Training
 
 function checkPairs(pairs: readonly TrainingPair[], enc: EncodedPair[], o: Resolved): EncodedPair[] {
@@ -593,7 +533,7 @@ export async function trainRewardModel(
       initial: val.length ? await evaluate() : undefined,
     });
 
-    adam = new Adam(vars, o);
+    adam = new Adam(vars, { beta1: o.adamBeta1, beta2: o.adamBeta2, eps: o.adamEpsilon, weightDecay: o.weightDecay });
     const rng = new Rng(o.seed + 1);
     const history: RewardEpochMetrics[] = [];
     let bestEpoch = 0;
@@ -641,7 +581,8 @@ export async function trainRewardModel(
             const w = tf.reshape(rm.headVariables()[0], [-1]);
             return tf.add(bt, tf.mul(0.5 * o.headL2, tf.sum(tf.mul(tf.square(w), headScale))));
           }, vars);
-          const norm = adam!.apply(grads, lr);
+          const norm = adam!.gradNorm(grads);
+          adam!.apply(grads, norm, { lr, maxGradNorm: o.maxGradNorm });
           return tf.concat([tf.reshape(btLoss ?? value, [1]), tf.reshape(norm, [1]), kept!]);
         });
         const data = await packed.data(); // one read-back per step
