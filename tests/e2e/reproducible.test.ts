@@ -123,11 +123,25 @@ async function runFresh(extra?: (page: Page, first: Snapshot) => Promise<void>):
     const failed = page.locator('[data-testid="stage-progress"][data-status="failed"]');
     if ((await failed.count()) > 0) assert.fail(`stage failed: ${await failed.first().textContent()}`);
 
-    // Quick mode runs one PPO iteration; the Train page steps on (a checkpoint is saved every 5).
+    // Quick mode runs one PPO iteration; "One iteration" steps on, and saves each one. The next
+    // step waits for that save (a save asked for while one is in flight is skipped).
     await page.click('[data-testid="inspect-ppo"]');
     await page.waitForSelector('[data-testid="stage-train"]');
-    assert.equal(await page.inputValue('[data-testid="checkpoint-every"]'), String(ITERATIONS));
-    for (let i = Number(await page.textContent('[data-testid="ppo-iteration"]')) + 1; i <= ITERATIONS; i++) {
+    const saved = (n: number) =>
+      page
+        .waitForFunction(
+          (k) => document.querySelector('[data-testid="ppo-saved"]')?.textContent?.trim() === `saved at ${k}`,
+          n,
+          { timeout: 60_000 },
+        )
+        .catch(async (e: Error) => {
+          const status = await page.textContent('[data-testid="ppo-iteration"] >> xpath=..');
+          const notes = await page.locator('[data-testid="notice"]').allTextContents();
+          throw new Error(`no checkpoint at ${n}: ${status} | notices: ${notes.join(' / ')} (${e.message})`);
+        });
+    const first = Number(await page.textContent('[data-testid="ppo-iteration"]'));
+    await saved(first);
+    for (let i = first + 1; i <= ITERATIONS; i++) {
       await page.waitForSelector('[data-testid="ppo-step"]:not([disabled])', { timeout: ITER_TIMEOUT });
       await page.click('[data-testid="ppo-step"]');
       await page.waitForFunction(
@@ -135,12 +149,8 @@ async function runFresh(extra?: (page: Page, first: Snapshot) => Promise<void>):
         i,
         { timeout: ITER_TIMEOUT },
       );
+      await saved(i);
     }
-    await page.waitForFunction(
-      (n) => document.querySelector('[data-testid="ppo-saved"]')?.textContent?.trim() === `saved at ${n}`,
-      ITERATIONS,
-      { timeout: 60_000 },
-    );
     const snap = await readDb(page);
     await extra?.(page, snap);
     assert.deepEqual(app.errors, []);
@@ -170,8 +180,8 @@ describe('reproducible runs', () => {
       assert.ok(added.length >= 6, `the second run labelled ${added.length} new pairs of 8`);
     });
 
-    // The scenario's 64 labels (quick mode), from both sides of the labeller.
-    assert.equal(a.labels.length, 64);
+    // The scenario's 96 labels (quick mode), from both sides of the labeller.
+    assert.equal(a.labels.length, 96);
     const choices = new Set(a.labels.map((l) => JSON.parse(l)[2]));
     assert.ok(choices.has('A') && choices.has('B'), `labels: ${[...choices]}`);
     assert.deepEqual(b.labels, a.labels);
