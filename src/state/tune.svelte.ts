@@ -9,6 +9,7 @@
  * (at most every `FLUSH_MS`).
  */
 import {
+  compareRecords,
   newId,
   recordsToPairs,
   type Demonstration,
@@ -96,7 +97,7 @@ export class TuneState {
     try {
       const s = await getStores();
       const [records, demos] = await Promise.all([s.preferences.getAll(), s.demonstrations.getAll()]);
-      this.records = records;
+      this.records = records.sort(compareRecords); // a fixed order: same labels, same run
       this.demonstrations = demos.sort((a, b) => a.createdAt - b.createdAt);
       this.loaded = true;
     } catch (e) {
