@@ -6,8 +6,8 @@
  * model, live setting changes at the next iteration boundary, truncation masking, the group
  * view and the all-or-nothing divergence guard.
  */
-import { beforeAll, describe, expect, test } from 'vitest';
-import { tf, useBackend } from './tf-backends';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { tf, useBackend, type TestBackend } from './tf-backends';
 import { GPT } from '../../src/lib/model/gpt';
 import {
   DEFAULT_GRPO_CONFIG,
@@ -25,6 +25,10 @@ import {
   type GroupMetrics,
 } from '../../src/lib/rlhf/grpo';
 import type { RewardSource } from '../../src/lib/rlhf/ppo';
+import { PPO_SETTINGS } from '../../src/lib/rlhf/ppo-config';
+import { REWARD_SETTINGS } from '../../src/lib/rlhf/reward-config';
+import { SFT_SETTINGS } from '../../src/lib/rlhf/sft-config';
+import { DPO_SETTINGS } from '../../src/lib/rlhf/dpo-config';
 
 beforeAll(async () => {
   await useBackend('cpu');
@@ -88,42 +92,52 @@ const BANDIT = {
   seed: 1,
 };
 
-describe('one-token bandit (vocabulary 4, reward 1 for one token)', () => {
-  test('GRPO converges to the rewarded token', async () => {
-    const base = banditModel();
-    const before = await probGood(base);
-    const t = new GrpoTrainer({
-      model: base,
-      reward: banditReward,
-      tokenizer: banditTokenizer,
-      prompts: BANDIT_PROMPTS,
-      config: { ...BANDIT, beta: 0 },
+describe.each<TestBackend>(['cpu', 'wasm'])(
+  'one-token bandit (vocabulary 4, reward 1 for one token) on %s',
+  (backend) => {
+    beforeAll(async () => {
+      await useBackend(backend);
     });
-    for (let i = 0; i < 25 && (await probGood(t.policy)) < 0.95; i++) await t.iteration();
-    const after = await probGood(t.policy);
-    expect(before).toBeLessThan(0.5);
-    expect(after).toBeGreaterThan(0.95);
-    expect(t.history.at(-1)!.reward).toBeGreaterThan(t.history[0].reward);
-    t.dispose();
-    base.dispose();
-  }, 60_000);
+    afterAll(async () => {
+      await useBackend('cpu');
+    });
 
-  test('RLOO converges to the rewarded token (with the KL folded into the reward)', async () => {
-    const base = banditModel();
-    const t = new RlooTrainer({
-      model: base,
-      reward: banditReward,
-      tokenizer: banditTokenizer,
-      prompts: BANDIT_PROMPTS,
-      config: { ...BANDIT, beta: 0.01 },
-    });
-    for (let i = 0; i < 25 && (await probGood(t.policy)) < 0.95; i++) await t.iteration();
-    expect(await probGood(t.policy)).toBeGreaterThan(0.95);
-    expect(t.history.at(-1)!.kl).toBeGreaterThan(0); // the policy moved away from the reference
-    t.dispose();
-    base.dispose();
-  }, 60_000);
-});
+    test('GRPO converges to the rewarded token', async () => {
+      const base = banditModel();
+      const before = await probGood(base);
+      const t = new GrpoTrainer({
+        model: base,
+        reward: banditReward,
+        tokenizer: banditTokenizer,
+        prompts: BANDIT_PROMPTS,
+        config: { ...BANDIT, beta: 0 },
+      });
+      for (let i = 0; i < 25 && (await probGood(t.policy)) < 0.95; i++) await t.iteration();
+      const after = await probGood(t.policy);
+      expect(before).toBeLessThan(0.5);
+      expect(after).toBeGreaterThan(0.95);
+      expect(t.history.at(-1)!.reward).toBeGreaterThan(t.history[0].reward);
+      t.dispose();
+      base.dispose();
+    }, 60_000);
+
+    test('RLOO converges to the rewarded token (with the KL folded into the reward)', async () => {
+      const base = banditModel();
+      const t = new RlooTrainer({
+        model: base,
+        reward: banditReward,
+        tokenizer: banditTokenizer,
+        prompts: BANDIT_PROMPTS,
+        config: { ...BANDIT, beta: 0.01 },
+      });
+      for (let i = 0; i < 25 && (await probGood(t.policy)) < 0.95; i++) await t.iteration();
+      expect(await probGood(t.policy)).toBeGreaterThan(0.95);
+      expect(t.history.at(-1)!.kl).toBeGreaterThan(0); // the policy moved away from the reference
+      t.dispose();
+      base.dispose();
+    }, 60_000);
+  },
+);
 
 // ------------------------------------------------------------------- character model
 
@@ -184,6 +198,17 @@ describe('settings tables', () => {
     expect(RLOO_SETTINGS.urlName('normalizeAdvantages')).toBe('rlooNormalizeAdvantages');
     expect(GRPO_SETTINGS.parse('lossType', 'DR_GRPO')).toEqual({ ok: true, value: 'dr_grpo' });
     expect(GRPO_SETTINGS.parse('epsilonHigh', 'off')).toEqual({ ok: true, value: null });
+  });
+
+  test("URL names do not collide with the other trainers' tables", () => {
+    const names = [PPO_SETTINGS, REWARD_SETTINGS, SFT_SETTINGS, DPO_SETTINGS, GRPO_SETTINGS, RLOO_SETTINGS].flatMap(
+      (t) => {
+        const table = t as unknown as typeof SFT_SETTINGS;
+        return table.keys.map((k) => table.urlName(k)).filter((n) => n !== null);
+      },
+    );
+    expect(names.length).toBeGreaterThan(40);
+    expect(new Set(names).size).toBe(names.length);
   });
 
   test('one error per bad field; batchSize must be a multiple of numGenerations', () => {

@@ -126,7 +126,7 @@ export interface GroupView {
   completions: GroupCompletion[];
   /** Bessel std of the group's rewards (RLOO: after the KL term). */
   std: number;
-  /** All rewards equal: the group teaches nothing. */
+  /** All rewards of the group equal: it teaches nothing (flagged per group in every mode). */
   zeroStd: boolean;
 }
 
@@ -284,9 +284,7 @@ abstract class GroupTrainer<C extends GroupConfig> {
     this.reward = opts.reward;
     this.tokenizer = opts.tokenizer;
     this.prompts = [...opts.prompts];
-    this.promptIds = this.prompts.map((p) =>
-      opts.tokenizer.encodePrompt ? opts.tokenizer.encodePrompt(p).ids : opts.tokenizer.encode(p),
-    );
+    this.promptIds = this.prompts.map((p) => this.encodePrompt(p));
     this.onToken = opts.onToken;
     this.onStep = opts.onStep;
     this.rng = new Rng(this.cfg.seed);
@@ -350,10 +348,14 @@ abstract class GroupTrainer<C extends GroupConfig> {
   }
 
   /** [eot] + prompt ids, cropped from the left to leave maxCompletionLength of room. */
-  private queryFor(promptIds: number[]): number[] {
+  queryFor(promptIds: number[]): number[] {
     const q = [this.tokenizer.eotId, ...promptIds];
     const room = this.policy.config.blockSize - this.cfg.maxCompletionLength;
     return q.slice(Math.max(0, q.length - room));
+  }
+
+  encodePrompt(text: string): number[] {
+    return this.tokenizer.encodePrompt ? this.tokenizer.encodePrompt(text).ids : this.tokenizer.encode(text);
   }
 
   // ------------------------------------------------------------------------------ phases
@@ -509,7 +511,13 @@ abstract class GroupTrainer<C extends GroupConfig> {
     b.advMetrics = {
       reward: mean(rewards),
       reward_std: rewardStd,
-      frac_reward_zero_std: mean(std.map((s) => (isZeroStd(s) ? 1 : 0))),
+      // TRL flags the std it computed: the batch's for 'batch', else each group's.
+      frac_reward_zero_std:
+        this.algo === 'grpo' && (c as unknown as GrpoConfig).scaleRewards === 'batch'
+          ? isZeroStd(rewardStd)
+            ? 1
+            : 0
+          : mean(std.map((s) => (isZeroStd(s) ? 1 : 0))),
       kl,
     };
     const groups: GroupView[] = [];
