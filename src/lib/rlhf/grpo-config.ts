@@ -9,7 +9,16 @@
  * The rows both critic-free trainers share (GRPO and RLOO, rloo-config.ts) are built by
  * `groupFields`. Defaults are TRL's where they make sense for the bundled ~1M-parameter model;
  * where they are not (learning rate, lengths, batch), each help line says where the value comes
- * from. Every setting but the seed may change while a run goes on: `updateConfig` applies it at
+ * from.
+ *
+ * Measured on the bundled model with the task of scripts/experiments/ppo.ts (sentiment labeller
+ * as the reward, 100 iterations, wasm, held-out prompts; a copy of that script driving these
+ * trainers): with the defaults GRPO lifts the held-out score by 1.61 / 1.21 / 1.30 base std at
+ * 4.1 / 2.4 / 1.9 nats of KL (seeds 0 / 1 / 2), RLOO by 1.87 / 1.51 / 1.44 std at 7.2 / 4.0 /
+ * 3.0 nats, about 1.1–2.3 s per iteration. GRPO at learningRate 2e-4 lifts 4.8 std but at 33
+ * nats (seed 0), hence 5e-5.
+ *
+ * Every setting but the seed may change while a run goes on: `updateConfig` applies it at
  * the next iteration boundary, so shapes never change inside an iteration. One exception the
  * trainer enforces: β cannot go from 0 to > 0 in a run that started without a reference model.
  */
@@ -144,7 +153,7 @@ export function groupFields(d: GroupDefaults): TableSpec<GroupConfig> {
       max: 1,
       live: true,
       default: 5e-5,
-      help: "Adam learning rate. 5e-5 = PPO's here (TRL's 1e-6 is for billion-parameter models).",
+      help: "Adam learning rate. 5e-5 = PPO's here, measured: 1.2–1.9 base std of lift at 2–7 nats in 100 iterations; 2e-4 ran to 33 nats (TRL's 1e-6 is for billion-parameter models).",
     },
     maxGradNorm: {
       label: 'max gradient norm',
