@@ -8,6 +8,9 @@ import * as Comlink from 'comlink';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SettingsError } from '../../src/lib/settings/table';
+import { GRPO_SETTINGS, GrpoConfigError } from '../../src/lib/rlhf/grpo-config';
+import { RLOO_SETTINGS, RlooConfigError } from '../../src/lib/rlhf/rloo-config';
+import { GroupDivergedError, GroupPhaseError } from '../../src/lib/rlhf/errors';
 import { fileURLToPath } from 'node:url';
 import {
   BackendInitError,
@@ -62,6 +65,10 @@ const SAMPLES: [new (...a: never[]) => Error, Error][] = [
   [LabellerConfigError, thrown(() => labellerFromConfig({ kind: 'nope' } as never))],
   [PpoConfigError, thrown(() => validatePpoConfig({ klCoef: -1, clipRange: 'x', typo: 1 }))],
   [SettingsError, new SettingsError('toy', { n: 'must be a whole number ≥ 1, got 0' })],
+  [GrpoConfigError, thrown(() => GRPO_SETTINGS.validate({ numGenerations: 1 }))],
+  [RlooConfigError, thrown(() => RLOO_SETTINGS.validate({ beta: -1 }))],
+  [GroupDivergedError, new GroupDivergedError('NaN loss')],
+  [GroupPhaseError, new GroupPhaseError('update() before advantages()')],
 ];
 
 describe('errors across a Comlink MessageChannel', () => {
