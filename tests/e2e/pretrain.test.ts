@@ -44,6 +44,13 @@ describe('pretrain page', () => {
       await page.waitForSelector('[data-testid="pretrain-input-error"]:has-text("latin1.txt is not valid UTF-8")');
       assert.equal(await page.locator('[data-testid="pretrain-source"]').count(), 0);
 
+      // The bundled sample adds up with a count, and can be removed again.
+      await page.click('[data-testid="pretrain-sample"]');
+      await page.waitForSelector('[data-testid="pretrain-source"]:has-text("sample.txt")');
+      assert.ok((await num(page, '[data-testid="pretrain-stats"]', 'data-bytes')) > 150_000);
+      await page.click('[data-testid="pretrain-source"] button');
+      assert.equal(await page.locator('[data-testid="pretrain-source"]').count(), 0);
+
       // Pasted text: stats and a preview.
       await page.fill('[data-testid="pretrain-paste"]', TEXT);
       await page.click('[data-testid="pretrain-add-text"]');
