@@ -15,7 +15,9 @@ import type { TrainingPair } from '../data/records';
 import { RewardHost } from './reward-host';
 import { PpoHost } from './ppo-host';
 import { TuneHost, sampleWithWeights } from './tune-host';
+import { PretrainHost } from './pretrain-host';
 import type { SftConfig, SftExample, DpoConfig, TuneEvent, TuneSample, TuneSummary } from './types';
+import type { PretrainEvent, PretrainRequest, PretrainStatus } from './types';
 import { runBench } from './bench';
 import { generate } from '../model/sampling';
 import { configToHF, saveModelSafetensors } from '../model/weights';
@@ -114,6 +116,7 @@ export class LocalEngine implements Engine, EngineTestHooks {
   private rewards = new RewardHost();
   private ppo = new PpoHost();
   private tune = new TuneHost();
+  private pretrain = new PretrainHost();
   /** Model loads run one at a time, in the order they were asked for (`serialLoad`). */
   private loadQueue: Promise<unknown> = Promise.resolve();
   private loadSeq = 0;
@@ -326,7 +329,7 @@ export class LocalEngine implements Engine, EngineTestHooks {
     this.jobs.failAll(`${why}; it was restarted.`);
     this.slot.drop();
     // Everything else on the backend dies with it: a PPO run (its checkpoints are saved) and an unadopted tuned model.
-    for (const drop of [() => this.ppo.dispose(), () => this.tune.discard()]) {
+    for (const drop of [() => this.ppo.dispose(), () => this.tune.discard(), () => this.pretrain.dispose()]) {
       try {
         drop();
       } catch {
@@ -620,6 +623,33 @@ export class LocalEngine implements Engine, EngineTestHooks {
   async sampleWith(jobId: string, weights: SampleWeights, req: SampleWithRequest): Promise<string[]> {
     this.requireInit();
     return this.runJob(jobId, (checkpoint) => sampleWithWeights(this.slot, weights, req, checkpoint));
+  }
+
+  // ------------------------------------------------------------------ pretraining (pretrain-host.ts)
+
+  async pretrainPrepare(req: PretrainRequest): Promise<PretrainStatus> {
+    this.requireInit();
+    const { model, tokenizer, info } = this.slot.require();
+    return this.pretrain.prepare(tokenizer, { model, name: info.name }, req);
+  }
+
+  async pretrainRun(jobId: string, onEvent?: (e: PretrainEvent) => void): Promise<PretrainStatus> {
+    this.requireInit();
+    return this.runJob(jobId, (checkpoint) => this.pretrain.train(onEvent, checkpoint));
+  }
+
+  async pretrainStatus(): Promise<PretrainStatus | null> {
+    return this.pretrain.status();
+  }
+
+  async pretrainAdopt(): Promise<ModelInfo> {
+    this.requireInit();
+    const files = await this.pretrain.files();
+    return this.serialLoad(async () => files); // replaces the loaded model only when the load succeeded
+  }
+
+  async pretrainDispose(): Promise<void> {
+    this.pretrain.dispose();
   }
 
   private requireInit(): void {

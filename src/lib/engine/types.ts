@@ -340,6 +340,53 @@ export interface TuneSample {
   tuned: string;
 }
 
+// ---------------------------------------------------------------- pretraining
+
+export type PretrainConfig = import('../pretrain/config').PretrainConfig;
+
+/** A pretraining run to prepare: documents already split (`src/lib/pretrain/text.ts`), with the loaded model's tokenizer. */
+export interface PretrainRequest {
+  train: string[];
+  val: string[];
+  /** A fresh model of `config.preset`, or a trainable copy of the loaded model (domain adaptation). */
+  init: 'scratch' | 'continue';
+  config?: Partial<PretrainConfig>;
+  /** Sampled every `sampleEvery` steps (at most 8). */
+  prompts?: string[];
+  /** The name the model is adopted under, and where its text came from (for its card). */
+  name?: string;
+  corpus?: string;
+}
+
+export interface PretrainStatus {
+  init: 'scratch' | 'continue';
+  baseName: string;
+  name: string;
+  corpus: string;
+  config: PretrainConfig;
+  modelConfig: import('../model/config').GPTConfig;
+  params: number;
+  step: number;
+  trainTokens: number;
+  valTokens: number;
+  /** UTF-8 bytes of the validation documents (one separator byte each), for bits per byte. */
+  valBytes: number;
+  /** Validation targets the loss and the baselines are scored on. */
+  evalTokens: number;
+  /** Counting baselines on the same validation targets: nats per token and bits per byte. */
+  baselines: { unigram: number; bigram: number; unigramBpb: number; bigramBpb: number };
+  lastLoss: number | null;
+  lastValLoss: number | null;
+  lastValBpb: number | null;
+  /** Seconds spent in training steps. */
+  seconds: number;
+}
+
+export type PretrainEvent =
+  | { kind: 'step'; step: number; loss: number; lr: number; gradNorm: number; tokensPerSec: number }
+  | { kind: 'eval'; step: number; valLoss: number; valBpb: number }
+  | { kind: 'samples'; step: number; samples: { prompt: string; text: string }[] };
+
 export interface Engine {
   /** Answers at once; used to check the worker started. */
   ping(): Promise<'pong'>;
@@ -427,6 +474,14 @@ export interface Engine {
    * the loaded model and a running PPO job are not touched. Cancellable.
    */
   sampleWith(jobId: string, weights: SampleWeights, req: SampleWithRequest): Promise<string[]>;
+  /** Tokenise documents, count the baselines and build the model to pretrain (replaces an earlier run). */
+  pretrainPrepare(req: PretrainRequest): Promise<PretrainStatus>;
+  /** Train to the last step; cancelling the job pauses at a step boundary, and the next call goes on. */
+  pretrainRun(jobId: string, onEvent?: (e: PretrainEvent) => void): Promise<PretrainStatus>;
+  pretrainStatus(): Promise<PretrainStatus | null>;
+  /** Load the pretrained model as the engine's model (the base of Feedback, Reward model and Train). */
+  pretrainAdopt(): Promise<ModelInfo>;
+  pretrainDispose(): Promise<void>;
 }
 
 /**
