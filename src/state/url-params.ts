@@ -1,7 +1,7 @@
 /**
  * Every setting a URL can carry, in one table built from the settings tables: the PPO
  * hyper-parameters (seed included; src/lib/rlhf/ppo-config.ts), the reward model's (`rm…`,
- * reward-config.ts), SFT's (`sft…`) and DPO's (`dpo…`), the Train page's setup and the scenario
+ * reward-config.ts), SFT's (`sft…`), DPO's (`dpo…`) and pretraining's (`pt…`, src/lib/pretrain/config.ts), the Train page's setup and the scenario
  * runner's `quick` (their tables live in train.svelte.ts and scenario.svelte.ts), plus the shell's
  * scenario, presenter's `hide=` flags, `presenter=1` and the engine's backend. The whole setup
  * round-trips: `serialiseSettings(current)` → query string → `parseUrlParams` → the same setup.
@@ -19,6 +19,7 @@ import { DPO_SETTINGS, type DpoConfig } from '../lib/rlhf/dpo-config';
 import { PPO_SETTINGS, type PpoConfig } from '../lib/rlhf/ppo-config';
 import { REWARD_SETTINGS, rewardDefaults, type RewardConfig } from '../lib/rlhf/reward-config';
 import { SFT_SETTINGS, type SftConfig } from '../lib/rlhf/sft-config';
+import { PRETRAIN_SETTINGS, type PretrainConfig } from '../lib/pretrain/config';
 import { booleanText, type SettingsTable } from '../lib/settings/table';
 import { STAGES } from './router.svelte';
 import { SCENARIO_RUN_SETTINGS, type ScenarioRunSettings } from './scenario.svelte';
@@ -47,6 +48,7 @@ export interface GroupSettings {
   sft: SftConfig;
   dpo: DpoConfig;
   run: ScenarioRunSettings;
+  pretrain: PretrainConfig;
 }
 export type Group = keyof GroupSettings;
 
@@ -57,6 +59,7 @@ export const GROUP_TABLES: { readonly [G in Group]: SettingsTable<GroupSettings[
   sft: SFT_SETTINGS,
   dpo: DPO_SETTINGS,
   run: SCENARIO_RUN_SETTINGS,
+  pretrain: PRETRAIN_SETTINGS,
 };
 const GROUPS = Object.keys(GROUP_TABLES) as Group[];
 /** The groups a scenario sets up: a link with a scenario writes all their values. */
@@ -148,6 +151,7 @@ export function parseUrlParams(search: string): ParsedUrl {
     sft: {},
     dpo: {},
     run: {},
+    pretrain: {},
     hide: [],
     presenter: false,
   };

@@ -5,6 +5,7 @@
 import { rewardDefaults } from '../../lib/rlhf/reward-config';
 import { rewardState } from '../../state/reward.svelte';
 import { tuneState } from '../../state/tune.svelte';
+import { pretrainState } from '../../state/pretrain.svelte';
 import { engineState } from '../../state/engine.svelte';
 import { notices } from '../../state/notices.svelte';
 import { scenarioState } from '../../state/scenario.svelte';
@@ -35,6 +36,7 @@ export function applyUrlSettings(s: UrlSettings): void {
   }
   tuneState.sft = { ...tuneState.sft, ...s.sft };
   tuneState.dpo = { ...tuneState.dpo, ...s.dpo };
+  pretrainState.config = { ...pretrainState.config, ...s.pretrain };
 }
 
 /** The current setup, as the URL table sees it. */
@@ -54,6 +56,7 @@ export function currentShareable(): ShareableState {
     sft: $state.snapshot(tuneState.sft),
     dpo: $state.snapshot(tuneState.dpo),
     run: { quick: scenarioState.quick },
+    pretrain: $state.snapshot(pretrainState.config),
     hide: [...uiPrefs.hiddenIds],
     presenter: uiPrefs.presenter,
     backend: engineState.requested,
