@@ -7,9 +7,10 @@
 import { ModelLoadError, WeightsFormatError } from '../model/errors';
 import { TokenizerError } from '../model/tokenizer';
 import { TuneDivergedError, TuneInputError } from '../rlhf/tune-errors';
+import { RewardFunctionError } from '../rlhf/reward-functions';
 
 export { ModelLoadError, WeightsFormatError, TokenizerError };
-export { TuneInputError, TuneDivergedError };
+export { TuneInputError, TuneDivergedError, RewardFunctionError };
 
 export class EngineError extends Error {
   override name = 'EngineError';
@@ -54,6 +55,8 @@ const CLASSES: Record<string, new (message: string) => Error> = {
   // SFT and DPO (src/lib/rlhf/tune-errors.ts).
   TuneInputError,
   TuneDivergedError,
+  // The user's reward functions (src/lib/rlhf/reward-functions.ts).
+  RewardFunctionError,
 };
 
 /** Turn an error that came through Comlink (a plain `Error` with a `name`) back into its class. */

@@ -1,6 +1,7 @@
 /**
- * The engine's PPO run: builds a `PpoTrainer` on the loaded model with either
- * the active reward model or a scripted labeller as the reward, runs it phase by
+ * The engine's PPO run: builds a `PpoTrainer` on the loaded model with the active
+ * reward model, a scripted labeller, or the user's JavaScript reward functions (run in
+ * their own worker, `reward-fn-runner.ts`) as the reward, runs it phase by
  * phase or iteration by iteration as a cancellable job, samples fixed evaluation
  * prompts every few iterations (with a noise-free "gold" labeller score, to spot
  * reward hacking), and hands out plain-data state for checkpoints.
@@ -23,6 +24,8 @@ import {
 import { validatePpoConfig, type PpoConfig } from '../rlhf/ppo-config';
 import { rewardSource } from '../rlhf/reward-model';
 import { InvalidInputError, NotReadyError } from './errors';
+import { functionRewardSource, RewardFunctionRunner } from './reward-fn-runner';
+import { checkSpecs } from '../rlhf/reward-functions';
 import type { RewardHost } from './reward-host';
 import type { PpoEvalSample, PpoEvent, PpoRunRequest, PpoSetup, PpoStatus } from './types';
 
@@ -35,6 +38,8 @@ export class PpoHost {
   private gold: ((text: string, prompt: string) => number) | null = null;
   private reward: RewardSource | null = null;
   private tok: BpeTokenizer | null = null;
+  /** The worker of the user's reward functions, when the reward is `kind: 'function'`. */
+  private runner: RewardFunctionRunner | null = null;
   /** The running job's checkpoint, awaited between sampling and minibatch steps. */
   private stepHook: (() => Promise<void>) | null = null;
 
@@ -57,8 +62,14 @@ export class PpoHost {
       );
     const config = validatePpoConfig(setup.config);
     let reward: RewardSource;
+    let runner: RewardFunctionRunner | null = null;
     if (setup.reward.kind === 'reward-model') {
       reward = rewardSource(rewards.require(), tok.eotId);
+    } else if (setup.reward.kind === 'function') {
+      const why = checkSpecs(setup.reward.functions);
+      if (why) throw new InvalidInputError(why);
+      runner = new RewardFunctionRunner();
+      reward = functionRewardSource(setup.reward.functions, runner);
     } else {
       const labeller = labellerFromConfig(setup.reward.labeller);
       reward = rewardFromFunction((text, prompt) => labeller.score(text, prompt));
@@ -77,9 +88,12 @@ export class PpoHost {
       if (state) trainer.setState(state);
     } catch (e) {
       trainer.dispose();
+      runner?.dispose();
       throw e;
     }
     this.trainer?.dispose();
+    this.runner?.dispose();
+    this.runner = runner;
     this.trainer = trainer;
     this.setup = setup;
     this.reward = reward;
@@ -92,6 +106,7 @@ export class PpoHost {
 
   private poisonable(inner: RewardSource): RewardSource {
     return {
+      lastParts: inner.lastParts ? () => inner.lastParts!() : undefined,
       score: async (batch) => {
         const scores = await inner.score(batch);
         if (!this.poisonNext) return scores;
@@ -255,6 +270,8 @@ export class PpoHost {
   dispose(): void {
     this.trainer?.dispose();
     this.trainer = null;
+    this.runner?.dispose();
+    this.runner = null;
     this.setup = null;
   }
 }
