@@ -22,6 +22,7 @@ import { engineState } from './engine.svelte';
 import { notices } from './notices.svelte';
 import { until } from './reactive-wait.svelte';
 import { runsState } from './runs.svelte';
+import { rewardFnState } from './reward-fn.svelte';
 import type { RunParent } from '../lib/data/runs';
 
 export const PROMPT_SETS = [
@@ -147,7 +148,7 @@ let jobCounter = 0;
 export class TrainState {
   // ------------------------------------------------------------------ setup
   promptSet = $state<PromptSetId>(SETUP.promptSet);
-  rewardKind = $state<'reward-model' | 'labeller'>('labeller');
+  rewardKind = $state<PpoSetup['reward']['kind']>('labeller');
   labeller = $state<LabellerKind>(SETUP.labeller);
   gold = $state<LabellerKind | 'none'>(SETUP.gold);
   config = $state<PpoConfig>(structuredClone(DEFAULT_PPO_CONFIG) as PpoConfig);
@@ -182,6 +183,30 @@ export class TrainState {
   latest = $state.raw<{ prompts: string[]; texts: string[]; scores: number[] } | null>(null);
   /** Results of the phases of the iteration being stepped (slow mode). */
   phaseLog = $state.raw<PhaseResult[]>([]);
+
+  /** The run's reward functions differ from the editor's. */
+  readonly rewardFnsChanged = $derived.by(() => {
+    const r = this.setup?.reward;
+    return r?.kind === 'function' && JSON.stringify(r.functions) !== JSON.stringify(rewardFnState.functions);
+  });
+
+  /** Give a paused run rewarded by JavaScript functions the editor's code (weights and history stay). */
+  async applyRewardFunctions(): Promise<boolean> {
+    if (!this.created || this.busy || this.setup?.reward.kind !== 'function' || rewardFnState.problem) return false;
+    try {
+      this.busy = true;
+      const status = await engineState.engine.ppoSetRewardFunctions(rewardFnState.reward().functions);
+      this.setup = status.setup;
+      this.lastError = null;
+      notices.add('info', 'The run uses the new reward functions from the next batch.');
+      return true;
+    } catch (e) {
+      this.fail(e);
+      return false;
+    } finally {
+      this.busy = false;
+    }
+  }
 
   // ------------------------------------------------------------------ checkpoints
   /** The newest saved PPO run, offered for resuming when no run is loaded. */
@@ -236,11 +261,19 @@ export class TrainState {
       reward:
         this.rewardKind === 'reward-model'
           ? { kind: 'reward-model' }
-          : { kind: 'labeller', labeller: defaultLabellerConfig(this.labeller) },
+          : this.rewardKind === 'function'
+            ? rewardFnState.reward()
+            : { kind: 'labeller', labeller: defaultLabellerConfig(this.labeller) },
       gold: this.gold === 'none' ? undefined : { ...defaultLabellerConfig(this.gold), noise: 0 },
       ...(this.evalSamples !== 1 ? { evalSamples: this.evalSamples } : {}),
-      name: `PPO · ${this.promptSet} · ${this.rewardKind === 'reward-model' ? `RM ${this.activeRm ?? ''}` : this.labeller}`,
+      name: `PPO · ${this.promptSet} · ${this.rewardName()}`,
     };
+  }
+
+  private rewardName(): string {
+    if (this.rewardKind === 'reward-model') return `RM ${this.activeRm ?? ''}`;
+    if (this.rewardKind === 'function') return `JS ${rewardFnState.functions.map((f) => f.name).join('+')}`;
+    return this.labeller;
   }
 
   /** After the model loads: which reward model is active, and whether a run can be resumed. */
@@ -248,7 +281,7 @@ export class TrainState {
     try {
       const rm = await engineState.engine.activeRewardModel();
       this.activeRm = rm?.name ?? null;
-      if (!this.created) this.rewardKind = rm ? 'reward-model' : 'labeller';
+      if (!this.created && this.rewardKind !== 'function') this.rewardKind = rm ? 'reward-model' : 'labeller';
     } catch {
       this.activeRm = null;
     }
@@ -333,6 +366,8 @@ export class TrainState {
       this.runId = rec.id;
       this.config = structuredClone(status.config);
       this.evalSamples = rec.setup.evalSamples ?? 1;
+      this.rewardKind = rec.setup.reward.kind;
+      if (rec.setup.reward.kind === 'function') rewardFnState.functions = structuredClone(rec.setup.reward.functions);
       this.restoreViewFrom(rec);
       this.applyStatus(status);
       this.lastSavedIteration = rec.state.iteration;
@@ -517,7 +552,14 @@ export class TrainState {
       }
       this.busy = false;
       if (name === 'PpoDivergedError') await this.rollback((e as Error).message);
-      else this.fail(e);
+      else if (name === 'RewardFunctionError') {
+        this.pauseRequested = true;
+        this.fail(
+          new Error(
+            `${(e as Error).message} The run is paused at iteration ${this.iteration}; nothing was lost (no update was made on this batch). Fix the code, press “Apply to this run”, then Resume.`,
+          ),
+        );
+      } else this.fail(e);
       return false;
     } finally {
       this.busy = false;

@@ -17,6 +17,7 @@ import { PpoHost } from './ppo-host';
 import { TuneHost, sampleWithWeights } from './tune-host';
 import type { SftConfig, SftExample, DpoConfig, TuneEvent, TuneSample, TuneSummary } from './types';
 import { runBench } from './bench';
+import type { RewardFunctionSpec } from '../rlhf/reward-functions';
 import { generate } from '../model/sampling';
 import { configToHF, saveModelSafetensors } from '../model/weights';
 import type {
@@ -491,6 +492,10 @@ export class LocalEngine implements Engine {
 
   async ppoDispose(): Promise<void> {
     this.ppo.dispose();
+  }
+
+  async ppoSetRewardFunctions(functions: RewardFunctionSpec[]): Promise<PpoStatus> {
+    return this.ppo.setRewardFunctions(functions);
   }
 
   async bench(jobId: string, req: BenchRequest): Promise<BenchResult> {

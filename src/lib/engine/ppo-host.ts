@@ -25,7 +25,7 @@ import { validatePpoConfig, type PpoConfig } from '../rlhf/ppo-config';
 import { rewardSource } from '../rlhf/reward-model';
 import { InvalidInputError, NotReadyError } from './errors';
 import { functionRewardSource, RewardFunctionRunner } from './reward-fn-runner';
-import { checkSpecs } from '../rlhf/reward-functions';
+import { checkSpecs, type RewardFunctionSpec } from '../rlhf/reward-functions';
 import type { RewardHost } from './reward-host';
 import type { PpoEvalSample, PpoEvent, PpoRunRequest, PpoSetup, PpoStatus } from './types';
 
@@ -74,7 +74,8 @@ export class PpoHost {
       const labeller = labellerFromConfig(setup.reward.labeller);
       reward = rewardFromFunction((text, prompt) => labeller.score(text, prompt));
     }
-    reward = this.poisonable(reward);
+    const inner = reward;
+    reward = this.poisonable(() => this.inner);
     this.gold = setup.gold ? labellerFromConfig({ ...setup.gold, noise: 0 } as LabellerConfig).score : null;
     const trainer = new PpoTrainer({
       model,
@@ -96,6 +97,7 @@ export class PpoHost {
     this.runner = runner;
     this.trainer = trainer;
     this.setup = setup;
+    this.inner = inner;
     this.reward = reward;
     this.tok = tok;
     return this.status()!;
@@ -104,16 +106,38 @@ export class PpoHost {
   /** Test hook ({@link Engine.debugPoisonPpo}): the next scored batch gets NaN rewards. */
   poisonNext = false;
 
-  private poisonable(inner: RewardSource): RewardSource {
+  /** The reward source in use (`setRewardFunctions` swaps it between iterations). */
+  private inner: RewardSource | null = null;
+
+  private poisonable(inner: () => RewardSource | null): RewardSource {
     return {
-      lastParts: inner.lastParts ? () => inner.lastParts!() : undefined,
+      lastParts: () => inner()?.lastParts?.() ?? null,
       score: async (batch) => {
-        const scores = await inner.score(batch);
+        const scores = await inner()!.score(batch);
         if (!this.poisonNext) return scores;
         this.poisonNext = false;
         return scores.map(() => NaN);
       },
     };
+  }
+
+  /**
+   * New code for a run rewarded by the user's functions (e.g. after one failed and paused it): the
+   * weights, optimiser and history stay; the next scored batch uses the new functions.
+   */
+  setRewardFunctions(functions: RewardFunctionSpec[]): PpoStatus {
+    this.require();
+    if (this.setup?.reward.kind !== 'function')
+      throw new InvalidInputError('This run is not rewarded by JavaScript functions; start a new run to use them.');
+    const why = checkSpecs(functions);
+    if (why) throw new InvalidInputError(why);
+    const specs = functions.map(({ name, code, weight }) => ({ name, code, weight }));
+    const runner = new RewardFunctionRunner();
+    this.inner = functionRewardSource(specs, runner);
+    this.runner?.dispose();
+    this.runner = runner;
+    this.setup = { ...this.setup, reward: { kind: 'function', functions: specs } };
+    return this.status()!;
   }
 
   require(): PpoTrainer {

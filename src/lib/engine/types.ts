@@ -381,6 +381,8 @@ export interface Engine {
   ppoState(): Promise<PpoState>;
   ppoEvaluate(): Promise<PpoEvalSample[]>;
   ppoDispose(): Promise<void>;
+  /** New code for the run's JavaScript reward functions (the run keeps its weights); used from the next batch. */
+  ppoSetRewardFunctions(functions: import('../rlhf/reward-functions').RewardFunctionSpec[]): Promise<PpoStatus>;
   /** Benchmarks on the loaded model (see `bench.ts`). */
   bench(jobId: string, req: BenchRequest): Promise<BenchResult>;
   /** TF.js memory counters (tensors, bytes) for leak checks. */
