@@ -324,7 +324,7 @@ export class TrainState {
   async start(): Promise<void> {
     if (!(await this.createRun())) return;
     // Iteration 0 (the starting model): where the over-optimisation chart's √KL axis begins.
-    if (this.evalEvery > 0 && this.setup?.gold) await this.evaluateNow();
+    if (this.evalEvery > 0 && this.setup?.gold && !(await this.evaluateNow()) && this.lastError) return;
     void this.play();
   }
 
@@ -344,7 +344,8 @@ export class TrainState {
       this.flush();
       return true;
     } catch (e) {
-      this.fail(e);
+      if ((e as Error).name === 'RewardFunctionError') this.rewardFailed(e as Error);
+      else this.fail(e);
       return false;
     } finally {
       this.busy = false;
@@ -552,14 +553,8 @@ export class TrainState {
       }
       this.busy = false;
       if (name === 'PpoDivergedError') await this.rollback((e as Error).message);
-      else if (name === 'RewardFunctionError') {
-        this.pauseRequested = true;
-        this.fail(
-          new Error(
-            `${(e as Error).message} The run is paused at iteration ${this.iteration}; nothing was lost (no update was made on this batch). Fix the code, press “Apply to this run”, then Resume.`,
-          ),
-        );
-      } else this.fail(e);
+      else if (name === 'RewardFunctionError') this.rewardFailed(e as Error);
+      else this.fail(e);
       return false;
     } finally {
       this.busy = false;
@@ -622,6 +617,16 @@ export class TrainState {
     this.flushTimer = null;
     if (this.history.length !== this.rows.length) this.history = [...this.rows];
     if (this.evals.length !== this.evalRows.length) this.evals = [...this.evalRows];
+  }
+
+  /** The user's reward function failed: pause, say where and what to do (the run keeps its weights). */
+  private rewardFailed(e: Error): void {
+    this.pauseRequested = true;
+    this.fail(
+      new Error(
+        `${e.message} The run is paused at iteration ${this.iteration}; nothing was lost (no update was made on this batch). Fix the code, press “Apply to this run”, then Resume.`,
+      ),
+    );
   }
 
   private fail(e: unknown): void {
