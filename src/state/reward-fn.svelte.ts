@@ -28,6 +28,12 @@ export const REWARD_FN_PARAM = 'rewardfn';
 const SAVE_MS = 300;
 const TEST_SAMPLES = 4;
 
+/** What the `settings` store keeps under `REWARD_FN_KEY`. */
+interface SavedRewardFunctions {
+  functions: RewardFunctionSpec[];
+  selected: boolean;
+}
+
 export interface RewardTest {
   prompts: string[];
   completions: string[];
@@ -40,6 +46,8 @@ let jobCounter = 0;
 
 export class RewardFnState {
   functions = $state<RewardFunctionSpec[]>(structuredClone(DEFAULT_REWARD_SPECS) as RewardFunctionSpec[]);
+  /** The user chose these functions as the PPO reward (kept across reloads with the code). */
+  selected = $state(false);
   /** Functions from a shared link, shown and not run until the user accepts them. */
   fromLink = $state<RewardFunctionSpec[] | null>(null);
   testing = $state(false);
@@ -58,8 +66,9 @@ export class RewardFnState {
     this.loaded = true;
     try {
       const stores = await getStores();
-      const saved = await getSetting<RewardFunctionSpec[]>(stores.db, REWARD_FN_KEY);
-      if (Array.isArray(saved) && saved.length) this.functions = saved;
+      const saved = await getSetting<SavedRewardFunctions>(stores.db, REWARD_FN_KEY);
+      if (Array.isArray(saved?.functions) && saved.functions.length) this.functions = saved.functions;
+      if (saved?.selected) this.selected = true;
     } catch (e) {
       notices.add('error', toStorageError(e, 'read the reward functions').message);
     }
@@ -71,10 +80,18 @@ export class RewardFnState {
     this.saveTimer = null;
     try {
       const stores = await getStores();
-      await putSetting(stores.db, REWARD_FN_KEY, $state.snapshot(this.functions));
+      const value: SavedRewardFunctions = { functions: $state.snapshot(this.functions), selected: this.selected };
+      await putSetting(stores.db, REWARD_FN_KEY, value);
     } catch (e) {
       notices.add('error', `The reward functions were not saved: ${toStorageError(e, 'save them').message}`);
     }
+  }
+
+  /** The reward picker moved to or away from these functions. */
+  select(on: boolean): void {
+    if (this.selected === on) return;
+    this.selected = on;
+    void this.save();
   }
 
   changed(): void {

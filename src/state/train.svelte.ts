@@ -286,6 +286,8 @@ export class TrainState {
       this.activeRm = null;
     }
     if (this.created) return;
+    await rewardFnState.load();
+    if (rewardFnState.selected && this.rewardKind !== 'function') this.rewardKind = 'function';
     try {
       const stores = await getStores();
       const runs = (await stores.db.getAll('runs')) as { kind?: string }[];

@@ -133,7 +133,10 @@ describe('JavaScript reward functions', () => {
       await page.reload();
       await page.waitForSelector('[data-testid="stage-train"]');
       await page.waitForSelector('[data-testid="resume-run"]:not([disabled])', { timeout: MODEL_TIMEOUT });
-      await page.selectOption('[data-testid="reward-kind"]', 'function');
+      // The choice of reward is kept too.
+      await page.waitForFunction(
+        () => (document.querySelector('[data-testid="reward-kind"]') as HTMLSelectElement | null)?.value === 'function',
+      );
       await page.waitForFunction(
         (code) =>
           (document.querySelector('[data-testid="reward-fn-code"]') as HTMLTextAreaElement | null)?.value === code,
