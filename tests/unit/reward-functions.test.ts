@@ -22,7 +22,7 @@ import {
   definitionLine,
 } from '../../src/lib/rlhf/reward-functions';
 import { functionRewardSource, RewardFunctionRunner } from '../../src/lib/engine/reward-fn-runner';
-import { lockDown } from '../../src/lib/engine/reward-sandbox';
+import { lockDown, RewardEvaluator, type RewardBatchMessage } from '../../src/lib/engine/reward-sandbox';
 
 function errorOf(f: () => unknown): RewardFunctionError {
   try {
@@ -247,5 +247,52 @@ describe('lock-down', () => {
       'use strict';
       scope.fetch = () => 'back';
     }).toThrow(TypeError);
+  });
+});
+
+describe('runner time limit (a fake worker: Node has none)', () => {
+  /** Answers like the real worker, except that a batch whose code says HANG never answers. */
+  class FakeWorker extends EventTarget {
+    static made: FakeWorker[] = [];
+    terminated = false;
+    private evaluator = new RewardEvaluator();
+    constructor() {
+      super();
+      FakeWorker.made.push(this);
+      queueMicrotask(() => this.reply({ id: 0, ok: true, parts: [] }));
+    }
+    private reply(data: unknown) {
+      if (!this.terminated) this.dispatchEvent(new MessageEvent('message', { data }));
+    }
+    postMessage(msg: RewardBatchMessage) {
+      if (msg.functions.some((f) => f.code.includes('HANG'))) {
+        this.reply({ id: msg.id, started: msg.functions.findIndex((f) => f.code.includes('HANG')) });
+        return;
+      }
+      void this.evaluator.reply(msg).then((r) => this.reply(r));
+    }
+    terminate() {
+      this.terminated = true;
+    }
+  }
+
+  it('a batch past the limit fails naming the function that was running, and the next batch gets a fresh worker', async () => {
+    FakeWorker.made = [];
+    const runner = new RewardFunctionRunner(50, () => new FakeWorker() as unknown as Worker);
+    const ok = { name: 'ok', code: 'const reward = (p, c) => c.map(() => 1);' };
+    const hang = { name: 'slow', code: '// HANG\n\nfunction reward(p, c) {\n  while (true) {}\n}' };
+    const batch = { prompts: ['p', 'q'], completions: ['a', 'b'] };
+    expect(await runner.run([ok], batch)).toEqual([[1, 1]]);
+    const err = await runner.run([ok, hang], batch).catch((e) => e);
+    expect(err).toBeInstanceOf(RewardFunctionError);
+    expect(err.failure).toBe('timeout');
+    expect(err.message).toBe(
+      'Reward function "slow", line 3: did not finish a batch of 2 completions within 0.05 s (an endless loop?); it was stopped.',
+    );
+    expect(FakeWorker.made[0].terminated).toBe(true);
+    expect(await runner.run([ok], batch)).toEqual([[1, 1]]);
+    expect(FakeWorker.made.length).toBe(2);
+    expect(runner.starts).toBe(2);
+    runner.dispose();
   });
 });
