@@ -10,10 +10,6 @@ import {
   detectKind,
   DEFAULT_MAX_LINE_BYTES,
   firstLines,
-  parseJsonl,
-  preferenceRowsToRecords,
-  sftRowsToDemonstrations,
-  splitNative,
   toNativeJsonl,
   toTrlPreferenceJsonl,
   toTrlPromptJsonl,
@@ -21,9 +17,9 @@ import {
   toTrlUnpairedJsonl,
   type JsonlKind,
   type LineError,
-  type NativeItem,
 } from '../lib/data/jsonl';
-import { parsePromptSet } from '../lib/data/prompts';
+import { checkImport, type ImportCheck, type ImportCheckOptions } from '../lib/data/import-check';
+import { sentence } from '../lib/data/messages';
 import {
   FEEDBACK_MODES,
   PAIRWISE_LABELS,
@@ -42,7 +38,7 @@ import {
   openStores,
   requestPersistentStorage,
   STORES,
-  toStorageError,
+  writeTx,
   type PreferenceQuery,
   type Stores,
 } from '../lib/storage/db';
@@ -84,42 +80,23 @@ export async function saveAll(
   const s = await getStores();
   askPersistence();
   const what = prefs.length + demos.length === 1 ? 'save the label' : `save ${prefs.length + demos.length} items`;
-  let tx;
-  try {
-    tx = s.db.transaction([STORES.preferences, STORES.demonstrations], 'readwrite');
-  } catch (e) {
-    throw toStorageError(e, what);
-  }
-  const p = tx.objectStore(STORES.preferences);
-  const d = tx.objectStore(STORES.demonstrations);
-  try {
-    await Promise.all([...prefs.map((r) => p.add(r)), ...demos.map((x) => d.add(x)), tx.done]);
-  } catch (e) {
-    try {
-      tx.abort();
-    } catch {
-      // already finished
-    }
-    tx.done.catch(() => {});
-    throw toStorageError(e, what);
-  }
+  await writeTx(s.db, [STORES.preferences, STORES.demonstrations], what, (tx) => {
+    const p = tx.objectStore(STORES.preferences);
+    const d = tx.objectStore(STORES.demonstrations);
+    return Promise.all([...prefs.map((r) => p.add(r)), ...demos.map((x) => d.add(x))]);
+  });
   dataState.bump();
 }
 
 /** Delete records (and demonstrations) by id in one transaction; resolves after the commit. */
 export async function deleteAll(preferenceIds: readonly string[], demonstrationIds: readonly string[] = []) {
   const s = await getStores();
-  const tx = s.db.transaction([STORES.preferences, STORES.demonstrations], 'readwrite');
-  try {
-    await Promise.all([
+  await writeTx(s.db, [STORES.preferences, STORES.demonstrations], 'undo the label', (tx) =>
+    Promise.all([
       ...preferenceIds.map((id) => tx.objectStore(STORES.preferences).delete(id)),
       ...demonstrationIds.map((id) => tx.objectStore(STORES.demonstrations).delete(id)),
-      tx.done,
-    ]);
-  } catch (e) {
-    tx.done.catch(() => {});
-    throw toStorageError(e, 'undo the label');
-  }
+    ]),
+  );
   dataState.bump();
 }
 
@@ -213,14 +190,6 @@ function diagnose(bytes: Uint8Array): string {
     start = end + 1;
     lineNo++;
   }
-}
-
-interface Parsed {
-  kind: JsonlKind;
-  items: unknown[];
-  errors: LineError[];
-  errorCount: number;
-  linesRead: number;
 }
 
 // ---------------------------------------------------------------------------
@@ -490,49 +459,32 @@ export class DataState {
       this.preview = { ...base, problem: diagnose(bytes), valid: 0, errors: [], errorCount: 0, linesRead: 0 };
       return;
     }
-    const parsed = await this.parse(bytes, use);
+    const checked = await this.check(bytes, use, fileName);
     this.preview = {
       ...base,
-      problem:
-        use === 'unpaired'
-          ? 'Unpaired (KTO) rows say whether one completion is good, not which of two is better, so they cannot become comparisons here. Import preference or native files instead.'
-          : null,
-      valid: parsed.items.length,
-      errors: parsed.errors,
-      errorCount: parsed.errorCount,
-      linesRead: parsed.linesRead,
+      problem: checked.problem,
+      valid: checked.valid,
+      errors: checked.errors,
+      errorCount: checked.errorCount,
+      linesRead: checked.linesRead,
     };
   }
 
-  /** Parse (keeping the valid lines) and add the checks against what is already saved. */
-  private async parse(bytes: Uint8Array, kind: JsonlKind): Promise<Parsed> {
-    const res = parseJsonl(bytes, kind, { policy: 'valid-lines' });
-    const errors = [...res.errors];
-    let errorCount = res.errorCount;
-    let items: unknown[] = res.records;
-    if (kind === 'native' && items.length) {
-      // Existing records never change: an id that is already saved is an error on its line.
-      const lineOf = nativeLines(bytes, res.errors, res.errorCount);
+  /**
+   * Check the file as `kind` against what is already saved (src/lib/data/import-check.ts): the
+   * preview shows this, and the import saves what it returns.
+   */
+  private async check(bytes: Uint8Array, kind: JsonlKind, fileName: string): Promise<ImportCheck> {
+    let existing: ImportCheckOptions['existing'];
+    if (kind === 'native') {
       const s = await getStores();
       const [prefKeys, demoKeys] = await Promise.all([
         s.db.getAllKeys(STORES.preferences),
         s.db.getAllKeys(STORES.demonstrations),
       ]);
-      const have = { p: new Set(prefKeys as string[]), d: new Set(demoKeys as string[]) };
-      const keep: NativeItem[] = [];
-      (items as NativeItem[]).forEach((it, i) => {
-        const exists = 'mode' in it ? have.p.has(it.id) : have.d.has(it.id);
-        if (!exists) return keep.push(it);
-        errorCount++;
-        errors.push({
-          line: lineOf[i] ?? 0,
-          reason: `${'mode' in it ? 'a record' : 'a demonstration'} with id "${it.id}" is already saved (existing data is never changed)`,
-        });
-      });
-      items = keep;
-      errors.sort((a, b) => a.line - b.line);
+      existing = { preferences: new Set(prefKeys), demonstrations: new Set(demoKeys) };
     }
-    return { kind, items, errors: errors.slice(0, 500), errorCount, linesRead: res.linesRead };
+    return checkImport(bytes, kind, { fileName, existing });
   }
 
   /**
@@ -545,101 +497,57 @@ export class DataState {
     if (!p || !bytes || !p.kind || p.problem) return false;
     this.importing = true;
     try {
-      const parsed = await this.parse(bytes, p.kind);
-      if (parsed.errorCount > 0 && !validOnly) {
-        notices.add('error', `Nothing was imported: ${parsed.errorCount} line(s) have errors.`);
+      const checked = await this.check(bytes, p.kind, p.fileName);
+      if (checked.problem) {
+        notices.add('error', `Nothing was imported: ${sentence(checked.problem)}`);
         return false;
       }
-      const n = parsed.items.length;
-      if (n === 0) {
+      if (checked.errorCount > 0 && !validOnly) {
+        notices.add('error', `Nothing was imported: ${checked.errorCount} line(s) have errors.`);
+        return false;
+      }
+      if (checked.valid === 0) {
         notices.add('error', 'Nothing was imported: the file has no valid lines.');
         return false;
       }
       let what = '';
-      switch (parsed.kind) {
-        case 'native': {
-          const { preferences, demonstrations } = splitNative(parsed.items as NativeItem[]);
+      const { preferences, demonstrations, promptSet } = checked;
+      switch (checked.kind) {
+        case 'native':
           await saveAll(preferences, demonstrations);
           what = `${preferences.length} record(s) and ${demonstrations.length} demonstration(s)`;
           break;
-        }
-        case 'preference': {
-          const recs = preferenceRowsToRecords(parsed.items as Parameters<typeof preferenceRowsToRecords>[0], {
-            annotator: { name: 'imported', kind: 'human' },
-          });
-          await saveAll(recs);
-          what = `${recs.length} preference pair(s) (annotator “imported”)`;
+        case 'preference':
+          await saveAll(preferences);
+          what = `${preferences.length} preference pair(s) (annotator “imported”)`;
           break;
-        }
-        case 'prompt-completion': {
-          const demos = sftRowsToDemonstrations(parsed.items as Parameters<typeof sftRowsToDemonstrations>[0]);
-          await saveAll([], demos);
-          what = `${demos.length} demonstration(s)`;
+        case 'prompt-completion':
+          await saveAll([], demonstrations);
+          what = `${demonstrations.length} demonstration(s)`;
           break;
-        }
         case 'prompt': {
-          const set = parsePromptSet({
-            name: p.fileName.replace(/\.jsonl?$/i, '') || 'imported prompts',
-            description: `Imported from ${p.fileName}`,
-            prompts: (parsed.items as { prompt: string }[]).map((r) => r.prompt),
-          });
+          if (!promptSet) return false;
           const s = await getStores();
           askPersistence();
-          await s.prompts.add({ ...set, id: newId(), createdAt: Date.now() });
+          await s.prompts.add({ ...promptSet, id: newId(), createdAt: Date.now() });
           this.bump();
-          what = `a prompt set “${set.name}” with ${set.prompts.length} prompt(s) (pick it in the Feedback studio)`;
+          what = `a prompt set “${promptSet.name}” with ${promptSet.prompts.length} prompt(s) (pick it in the Feedback studio)`;
           break;
         }
         case 'unpaired':
           return false;
       }
-      const skipped = parsed.errorCount ? `; ${parsed.errorCount} bad line(s) left out` : '';
+      const skipped = checked.errorCount ? `; ${checked.errorCount} bad line(s) left out` : '';
       notices.add('info', `Imported ${what} from ${p.fileName}${skipped}.`);
       this.clearImport();
       return true;
     } catch (e) {
-      notices.add('error', `Nothing was imported: ${(e as Error).message}`);
+      notices.add('error', `Nothing was imported: ${sentence((e as Error).message)}`);
       return false;
     } finally {
       this.importing = false;
     }
   }
-}
-
-/**
- * The line number of each item `parseJsonl` kept from a native file: the
- * non-blank lines after the header that are not error lines, in order. Unknown
- * (empty array) when not every error was listed.
- */
-function nativeLines(bytes: Uint8Array, errors: LineError[], errorCount: number): number[] {
-  if (errorCount > errors.length) return [];
-  const bad = new Set(errors.map((e) => e.line));
-  const out: number[] = [];
-  let start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
-  let line = 0;
-  let header = false;
-  while (start <= bytes.length) {
-    let end = bytes.indexOf(0x0a, start);
-    if (end === -1) end = bytes.length;
-    line++;
-    let blank = true;
-    for (let i = start; i < end; i++) {
-      const c = bytes[i];
-      if (c !== 0x20 && c !== 0x09 && c !== 0x0d) {
-        blank = false;
-        break;
-      }
-    }
-    if (!blank && !bad.has(line)) {
-      if (header) out.push(line);
-      else header = true;
-    } else if (!blank && !header && bad.has(line)) {
-      header = true; // a bad header line is still the header
-    }
-    if (end >= bytes.length) break;
-    start = end + 1;
-  }
-  return out;
 }
 
 export const dataState = new DataState();

@@ -4,7 +4,7 @@
  * URL wins over it for that visit.
  */
 import { startEngine, type EngineHandle, type EngineMode } from '../lib/engine/client';
-import type { BackendChoice, BackendInfo, Engine } from '../lib/engine/types';
+import type { BackendChoice, BackendInfo, Engine, EngineTestHooks } from '../lib/engine/types';
 import { isBackendChoice } from '../lib/engine/types';
 import { notices } from './notices.svelte';
 
@@ -42,6 +42,12 @@ export class EngineState {
   get engine(): Engine {
     if (!this.handle) throw new Error('engine not started');
     return this.handle.engine;
+  }
+
+  /** Hooks for the end-to-end tests (`rlhf.engine.testHooks` in the page); never used by the app. */
+  get testHooks(): EngineTestHooks {
+    if (!this.handle) throw new Error('engine not started');
+    return this.handle.testHooks;
   }
 
   get ready(): boolean {

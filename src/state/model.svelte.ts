@@ -3,6 +3,7 @@
  * samples of the last generation (streamed while they grow) and the token view.
  */
 import type { GenerateResult, ModelInfo, SamplingSettings, TokenInfo } from '../lib/engine/types';
+import { JobCancelledError } from '../lib/engine/errors';
 import { engineState } from './engine.svelte';
 import { notices } from './notices.svelte';
 
@@ -158,7 +159,7 @@ export class ModelState {
         this.progress = p.step / p.total;
       });
     } catch (e) {
-      if ((e as Error).name !== 'JobCancelledError') notices.add('error', (e as Error).message);
+      if (!(e instanceof JobCancelledError)) notices.add('error', (e as Error).message);
     } finally {
       this.runningJob = null;
     }

@@ -3,33 +3,19 @@
  * worker with live metrics, the saved reward models (one active), and the
  * inspector's queries. Saved models live in IndexedDB's `rewardModels` store.
  */
-import { recordsToPairs, type PreferenceRecord } from '../lib/data/records';
+import { compareRecords, recordsToPairs, type PreferenceRecord } from '../lib/data/records';
 import { rewardDefaults, type RewardConfig, type RewardMode } from '../lib/rlhf/reward-config';
-import { getSetting, putSetting, toStorageError } from '../lib/storage/db';
-import type {
-  RewardModelState,
-  RewardModelSummary,
-  RewardTrainEvent,
-  TokenReward,
-  WrongPair,
-} from '../lib/engine/types';
+import { getSetting, putSetting, STORES, toStorageError, writeTx } from '../lib/storage/db';
+import type { MetricRow, SavedRewardModel } from '../lib/data/saved';
+import type { RewardTrainEvent, TokenReward, WrongPair } from '../lib/engine/types';
+import { JobCancelledError } from '../lib/engine/errors';
 import { engineState } from './engine.svelte';
 import { getStores } from './data.svelte';
 import { notices } from './notices.svelte';
 
 const ACTIVE_KEY = 'activeRewardModel';
 
-interface SavedRewardModel {
-  id: string;
-  summary: RewardModelSummary;
-  state: RewardModelState;
-  history: MetricRow[];
-}
-
-export interface MetricRow {
-  step: number;
-  metrics: Record<string, number>;
-}
+export type { MetricRow };
 
 /** The Reward page's settings: the whole reward-model table (src/lib/rlhf/reward-config.ts). */
 export type RewardSettings = RewardConfig;
@@ -70,8 +56,9 @@ export class RewardState {
   async refresh(): Promise<void> {
     try {
       const stores = await getStores();
-      this.records = await stores.preferences.getAll();
-      const saved = (await stores.db.getAll('rewardModels')) as SavedRewardModel[];
+      // A fixed order (not the store's id order), so the same labels train the same model.
+      this.records = (await stores.preferences.getAll()).sort(compareRecords);
+      const saved = await stores.db.getAll(STORES.rewardModels);
       this.saved = saved.sort((a, b) => b.summary.createdAt - a.summary.createdAt);
       this.activeId = (await getSetting<string>(stores.db, ACTIVE_KEY)) ?? null;
     } catch (e) {
@@ -144,7 +131,7 @@ export class RewardState {
       );
     } catch (e) {
       this.history = [...rows];
-      if ((e as Error).name !== 'JobCancelledError') {
+      if (!(e instanceof JobCancelledError)) {
         this.lastError = (e as Error).message;
         notices.add('error', `${(e as Error).message} The previous reward model stays active.`);
       }
@@ -160,10 +147,13 @@ export class RewardState {
   private async save(m: SavedRewardModel): Promise<void> {
     try {
       const stores = await getStores();
-      const tx = stores.db.transaction(['rewardModels', 'settings'], 'readwrite');
-      await tx.objectStore('rewardModels').put(m);
-      await tx.done;
-      await putSetting(stores.db, ACTIVE_KEY, m.id);
+      // The model and the setting that makes it the active one are saved together.
+      await writeTx(stores.db, [STORES.rewardModels, STORES.settings], 'save the reward model', (tx) =>
+        Promise.all([
+          tx.objectStore(STORES.rewardModels).put(m),
+          tx.objectStore(STORES.settings).put({ id: ACTIVE_KEY, value: m.id }),
+        ]),
+      );
       this.saved = [m, ...this.saved];
       this.activeId = m.id;
     } catch (e) {
@@ -195,7 +185,7 @@ export class RewardState {
     }
     try {
       const stores = await getStores();
-      await stores.db.delete('rewardModels', id);
+      await stores.db.delete(STORES.rewardModels, id);
       this.saved = this.saved.filter((m) => m.id !== id);
     } catch (e) {
       notices.add('error', toStorageError(e, 'delete the reward model').message);

@@ -22,7 +22,8 @@ import {
 } from '../lib/data/runs';
 import type { ModelFiles, SampleWeights, TuneSample, TuneSummary } from '../lib/engine/types';
 import { defaultLabellerConfig, labellerFromConfig, type LabellerKind } from '../lib/rlhf/labellers';
-import { Rng } from '../lib/model/rng';
+import { Rng, shuffleInPlace } from '../lib/model/rng';
+import { getSetting } from '../lib/storage/db';
 import { askPersistence, getStores } from './data.svelte';
 import { engineState } from './engine.svelte';
 import { modelState } from './model.svelte';
@@ -55,7 +56,8 @@ export interface BlindItem {
 
 let jobCounter = 0;
 
-async function runStore(): Promise<RunStore> {
+/** The runs store of the app's database (also the Train page's, for PPO checkpoints). */
+export async function runStore(): Promise<RunStore> {
   return new RunStore((await getStores()).db);
 }
 
@@ -185,10 +187,10 @@ export class RunsState {
       : '';
     if (!confirm(`Delete run "${run.name}" and its weights?${extra}`)) return;
     if (run.kind === 'reward') {
-      const settings = await getStores()
-        .then((s) => s.db.get('settings', 'activeRewardModel'))
+      const active = await getStores()
+        .then((s) => getSetting<string>(s.db, 'activeRewardModel'))
         .catch(() => undefined);
-      if ((settings as { value?: string } | undefined)?.value === run.id) {
+      if (active === run.id) {
         notices.add('warning', 'This reward model is the active one: make another one active (Reward page) first.');
         return;
       }
@@ -218,10 +220,9 @@ export class RunsState {
     if (run.kind === 'reward')
       throw new Error('A reward model scores text; it does not write any. Compare it by its curves.');
     if (run.kind === 'ppo') {
-      const raw = (await store.getRaw(run.id)) as { state?: { policy?: Record<string, Float32Array> } } | undefined;
-      if (!raw?.state?.policy)
-        throw new Error(`The weights of run "${run.name}" are gone. Its curves and samples stay readable.`);
-      return { kind: 'params', params: raw.state.policy };
+      const saved = await store.loadPpo(run.id);
+      if (!saved) throw new Error(`The weights of run "${run.name}" are gone. Its curves and samples stay readable.`);
+      return { kind: 'params', params: saved.state.policy };
     }
     return { kind: 'files', files: await store.loadCheckpoint(run) };
   }
@@ -305,16 +306,15 @@ export class RunsState {
       notices.add('warning', 'Sample at least two runs that write text first.');
       return;
     }
+    // Deliberately unseeded: a blind test's order and sides are new each time, so a person who
+    // repeats it cannot learn where each run sits. Nothing trains on these picks.
     const rng = new Rng(Date.now() % 1_000_000);
     const queue: BlindItem[] = [];
     for (let i = 0; i < cols.length; i++)
       for (let j = i + 1; j < cols.length; j++)
         for (let p = 0; p < RUN_EVAL_PROMPTS.length; p++)
           queue.push(rng.next() < 0.5 ? { prompt: p, left: i, right: j } : { prompt: p, left: j, right: i });
-    for (let k = queue.length - 1; k > 0; k--) {
-      const m = Math.floor(rng.next() * (k + 1));
-      [queue[k], queue[m]] = [queue[m], queue[k]];
-    }
+    shuffleInPlace(queue, rng);
     this.blind = { runIds: cols.map((c) => c.runId), queue, done: 0, table: emptyWinTable(cols.length) };
   }
 

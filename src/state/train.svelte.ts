@@ -10,20 +10,21 @@
 import reviewsJson from '../../static/prompts/reviews.json';
 import storiesJson from '../../static/prompts/stories.json';
 import requestsJson from '../../static/prompts/requests.json';
-import type { PpoEvalSample, PpoEvent, PpoPhase, PpoSetup, PpoState, PpoStatus } from '../lib/engine/types';
+import type { PpoEvent, PpoPhase, PpoSetup, PpoStatus } from '../lib/engine/types';
+import type { EvalPoint, MetricRow, PpoRunSave, SavedPpoRun } from '../lib/data/saved';
 import type { AdvantagesResult, RolloutResult, SampleTrace, ScoreResult, UpdateResult } from '../lib/rlhf/ppo';
 import { DEFAULT_PPO_CONFIG, type PpoConfig } from '../lib/rlhf/ppo-config';
 import { defaultLabellerConfig, type LabellerKind } from '../lib/rlhf/labellers';
 import { diversityMetrics } from '../lib/rlhf/diversity';
 import { settingsTable } from '../lib/settings/table';
 import { toStorageError } from '../lib/storage/db';
-import { askPersistence, getStores } from './data.svelte';
+import { JobCancelledError, PpoDivergedError, RewardFunctionError } from '../lib/engine/errors';
+import { askPersistence } from './data.svelte';
 import { engineState } from './engine.svelte';
 import { notices } from './notices.svelte';
 import { until } from './reactive-wait.svelte';
-import { runsState } from './runs.svelte';
+import { runStore, runsState } from './runs.svelte';
 import { rewardFnState } from './reward-fn.svelte';
-import type { RunParent } from '../lib/data/runs';
 
 export const PROMPT_SETS = [
   { id: 'reviews', name: reviewsJson.name, prompts: reviewsJson.prompts },
@@ -93,35 +94,13 @@ const FLUSH_MS = 250;
 /** Evaluations looked at by the reward-hacking check. */
 const HACK_WINDOW = 4;
 
-export interface MetricRow {
-  step: number;
-  metrics: Record<string, number>;
-}
-
-export interface EvalPoint {
-  iteration: number;
-  samples: PpoEvalSample[];
-}
+export type { EvalPoint, MetricRow };
 
 export type PhaseResult =
   | { phase: 'rollout'; iteration: number; result: RolloutResult }
   | { phase: 'score'; iteration: number; result: ScoreResult }
   | { phase: 'advantages'; iteration: number; result: AdvantagesResult }
   | { phase: 'update'; iteration: number; result: UpdateResult };
-
-/** One record per run in the `runs` store. */
-export interface SavedPpoRun {
-  id: string;
-  kind: 'ppo';
-  setup: PpoSetup;
-  state: PpoState;
-  history: MetricRow[];
-  evals: EvalPoint[];
-  updatedAt: number;
-  /** Added for the Runs page (absent in older saves): first save time, and what the run started from. */
-  createdAt?: number;
-  parent?: RunParent;
-}
 
 function mean(xs: number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
@@ -289,10 +268,7 @@ export class TrainState {
     await rewardFnState.load();
     if (rewardFnState.selected && this.rewardKind !== 'function') this.rewardKind = 'function';
     try {
-      const stores = await getStores();
-      const runs = (await stores.db.getAll('runs')) as { kind?: string }[];
-      const ppo = (runs.filter((r) => r.kind === 'ppo') as SavedPpoRun[]).sort((a, b) => b.updatedAt - a.updatedAt);
-      const r = ppo[0];
+      const r = await (await runStore()).latestPpo();
       this.savedRun = r
         ? { id: r.id, iteration: r.state.iteration, updatedAt: r.updatedAt, name: r.setup.name ?? 'PPO run' }
         : null;
@@ -346,7 +322,7 @@ export class TrainState {
       this.flush();
       return true;
     } catch (e) {
-      if ((e as Error).name === 'RewardFunctionError') this.rewardFailed(e as Error);
+      if (e instanceof RewardFunctionError) this.rewardFailed(e);
       else this.fail(e);
       return false;
     } finally {
@@ -360,10 +336,10 @@ export class TrainState {
     if (!saved || this.busy) return false;
     try {
       this.busy = true;
-      const stores = await getStores();
-      const rec = (await stores.db.get('runs', saved.id)) as SavedPpoRun | undefined;
-      if (!rec) throw new Error('The saved run is gone (deleted in another tab?).');
-      const status = await engineState.engine.ppoCreate(rec.setup, rec.state);
+      const loaded = await (await runStore()).loadPpo(saved.id);
+      if (!loaded) throw new Error('The saved run is gone (deleted in another tab?).');
+      const rec = loaded.run;
+      const status = await engineState.engine.ppoCreate(rec.setup, loaded.state);
       this.resetView();
       this.setup = rec.setup;
       this.runId = rec.id;
@@ -543,8 +519,7 @@ export class TrainState {
       return true;
     } catch (e) {
       this.flush();
-      const name = (e as Error).name;
-      if (name === 'JobCancelledError') {
+      if (e instanceof JobCancelledError) {
         try {
           const s = await engineState.engine.ppoStatus();
           if (s) this.applyStatus(s);
@@ -554,8 +529,8 @@ export class TrainState {
         return false;
       }
       this.busy = false;
-      if (name === 'PpoDivergedError') await this.rollback((e as Error).message);
-      else if (name === 'RewardFunctionError') this.rewardFailed(e as Error);
+      if (e instanceof PpoDivergedError) await this.rollback(e.message);
+      else if (e instanceof RewardFunctionError) this.rewardFailed(e);
       else this.fail(e);
       return false;
     } finally {
@@ -645,7 +620,7 @@ export class TrainState {
     this.saving = true;
     try {
       const state = await engineState.engine.ppoState();
-      const rec: SavedPpoRun = {
+      const rec: PpoRunSave = {
         id: this.runId,
         kind: 'ppo',
         setup: $state.snapshot(this.setup) as PpoSetup,
@@ -655,11 +630,8 @@ export class TrainState {
         updatedAt: Date.now(),
       };
       askPersistence();
-      const stores = await getStores();
-      const old = (await stores.db.get('runs', rec.id)) as SavedPpoRun | undefined;
-      rec.createdAt = old ? (old.createdAt ?? old.updatedAt) : rec.updatedAt;
-      rec.parent = old ? old.parent : runsState.currentParent();
-      await stores.db.put('runs', rec);
+      // One transaction; a run saved before keeps its first save time and its parent.
+      await (await runStore()).savePpo(rec, runsState.currentParent());
       this.lastSavedIteration = state.iteration;
     } catch (e) {
       notices.add('error', `The PPO checkpoint was not saved: ${toStorageError(e, 'save the PPO run').message}`);
@@ -681,10 +653,10 @@ export class TrainState {
     const setup = this.setup;
     if (!setup || !this.runId) return;
     try {
-      const stores = await getStores();
-      const rec = (await stores.db.get('runs', this.runId)) as SavedPpoRun | undefined;
-      const status = rec
-        ? await engineState.engine.ppoCreate(rec.setup, rec.state)
+      const loaded = await (await runStore()).loadPpo(this.runId);
+      const rec = loaded?.run;
+      const status = loaded
+        ? await engineState.engine.ppoCreate(loaded.run.setup, loaded.state)
         : await engineState.engine.ppoCreate(setup);
       if (rec) this.restoreViewFrom(rec);
       else this.resetView();

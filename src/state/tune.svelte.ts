@@ -9,6 +9,7 @@
  * (at most every `FLUSH_MS`).
  */
 import {
+  compareRecords,
   newId,
   recordsToPairs,
   type Demonstration,
@@ -16,6 +17,7 @@ import {
   type TrainingPair,
 } from '../lib/data/records';
 import type { TuneEvent, TuneSample, TuneSummary } from '../lib/engine/types';
+import { JobCancelledError, TuneInputError } from '../lib/engine/errors';
 import { DPO_SETTINGS, type DpoConfig } from '../lib/rlhf/dpo-config';
 import { SFT_SETTINGS, type SftConfig } from '../lib/rlhf/sft-config';
 import { deleteAll, getStores, saveAll } from './data.svelte';
@@ -95,7 +97,7 @@ export class TuneState {
     try {
       const s = await getStores();
       const [records, demos] = await Promise.all([s.preferences.getAll(), s.demonstrations.getAll()]);
-      this.records = records;
+      this.records = records.sort(compareRecords); // a fixed order: same labels, same run
       this.demonstrations = demos.sort((a, b) => a.createdAt - b.createdAt);
       this.loaded = true;
     } catch (e) {
@@ -212,10 +214,8 @@ export class TuneState {
       }
     } catch (e) {
       flush();
-      if ((e as Error).name !== 'JobCancelledError')
-        setError(
-          `${(e as Error).message}${(e as Error).name === 'TuneInputError' ? '' : ' The loaded model is unchanged.'}`,
-        );
+      if (!(e instanceof JobCancelledError))
+        setError(`${(e as Error).message}${e instanceof TuneInputError ? '' : ' The loaded model is unchanged.'}`);
     } finally {
       this.running = null;
     }

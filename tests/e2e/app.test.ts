@@ -114,14 +114,21 @@ describe('app shell', () => {
     try {
       assert.equal(await waitForBackend(app.page), 'webgpu');
       const result = await app.page.evaluate(async () => {
-        const engine = (
-          globalThis as unknown as { rlhf: { engine: { engine: import('../../src/lib/engine/types').Engine } } }
-        ).rlhf.engine.engine;
+        const { engine, testHooks } = (
+          globalThis as unknown as {
+            rlhf: {
+              engine: {
+                engine: import('../../src/lib/engine/types').Engine;
+                testHooks: import('../../src/lib/engine/types').EngineTestHooks;
+              };
+            };
+          }
+        ).rlhf.engine;
         let lost = false;
         const job = engine.busyJob('job-gpu', 100_000, (p) => {
           if (p.step === 3 && !lost) {
             lost = true;
-            void engine.debugLoseDevice();
+            void testHooks.debugLoseDevice();
           }
         });
         try {

@@ -279,6 +279,70 @@ describe('data page', () => {
     }
   });
 
+  it('the preview runs the import’s checks: a prompt too long for a prompt set is an error there, not after the click', async () => {
+    const app = await openApp('/#/data', { waitForBackend: false });
+    const { page } = app;
+    try {
+      await pick(page, 'long.jsonl', Buffer.from(JSON.stringify({ prompt: 'x'.repeat(2500) }) + '\n'));
+      assert.equal(await page.textContent('[data-testid="import-kind"]'), 'prompt');
+      assert.match(
+        (await page.textContent('[data-testid="import-errors"]'))!,
+        /line 1 "prompt" is 2500 characters long; at most 2000/,
+      );
+      assert.match((await page.textContent('[data-testid="import-summary"]'))!, /0 valid, 1 with errors/);
+      assert.equal(await page.locator('[data-testid="import-commit"]').count(), 0, 'no "Import 1" on offer');
+      assert.equal(await page.locator('[data-testid="import-valid"]').isDisabled(), true);
+
+      // A good line beside it: only that one is offered, and importing it adds a set of one prompt.
+      await page.click('[data-testid="import-cancel"]');
+      const two = [{ prompt: 'The movie was' }, { prompt: 'y'.repeat(2001) }].map((r) => JSON.stringify(r)).join('\n');
+      await pick(page, 'two.jsonl', Buffer.from(two));
+      assert.match((await page.textContent('[data-testid="import-summary"]'))!, /1 valid, 1 with errors/);
+      await page.click('[data-testid="import-valid"]');
+      await page.waitForSelector('[data-testid="import-preview"]', { state: 'detached' });
+      const notes = await page.locator('[data-testid="notice"]').allTextContents();
+      assert.ok(
+        notes.some((n) => /a prompt set “two” with 1 prompt\(s\).*1 bad line\(s\) left out\./.test(n)),
+        notes.join(' | '),
+      );
+      for (const n of notes) assert.doesNotMatch(n, /\.\./, `no notice ends a sentence twice: ${n}`);
+
+      // The Feedback studio's prompt import checks the same way and says so in one sentence.
+      await page.click('nav a[href="#/feedback"]');
+      const bad = { name: 'long.jsonl', mimeType: 'application/jsonl' };
+      await page.setInputFiles('[data-testid="prompt-file"]', {
+        ...bad,
+        buffer: Buffer.from(JSON.stringify({ prompt: 'x'.repeat(2500) }) + '\n'),
+      });
+      await page.waitForFunction(() =>
+        [...document.querySelectorAll('[data-testid="notice"]')].some((n) => n.textContent?.includes('long.jsonl')),
+      );
+      const studio = await page.locator('[data-testid="notice"]').allTextContents();
+      assert.ok(
+        studio.some((n) =>
+          n.includes('long.jsonl was not imported: line 1: "prompt" is 2500 characters long; at most 2000.'),
+        ),
+        studio.join(' | '),
+      );
+      await page.setInputFiles('[data-testid="prompt-file"]', {
+        name: 'set.json',
+        mimeType: 'application/json',
+        buffer: Buffer.from('{"name": "x", "prompts": ['),
+      });
+      await page.waitForFunction(() =>
+        [...document.querySelectorAll('[data-testid="notice"]')].some((n) => n.textContent?.includes('set.json')),
+      );
+      for (const n of await page.locator('[data-testid="notice"]').allTextContents()) {
+        assert.doesNotMatch(n, /\.\./, `no notice ends a sentence twice: ${n}`);
+        if (n.includes('set.json'))
+          assert.match(n, /set\.json: Prompt set is not valid JSON: .*[.!?] Nothing was imported\./);
+      }
+      assert.deepEqual(app.errors, []);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('pages through 10,000 records without rendering them all', async () => {
     const app = await openApp('/#/data', { waitForBackend: false });
     const { page } = app;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { openApp, type AppPage } from './harness';
-import type { Engine } from '../../src/lib/engine/types';
+import type { Engine, EngineTestHooks } from '../../src/lib/engine/types';
 
 const MODEL_DIR = 'public/models/tiny-gpt';
 
@@ -20,7 +20,7 @@ function modelFiles(weightsName: string, change: Record<string, unknown> = {}) {
   ];
 }
 
-type WithEngine = { rlhf: { engine: { engine: Engine } } };
+type WithEngine = { rlhf: { engine: { engine: Engine; testHooks: EngineTestHooks } } };
 
 /** The name of the model the engine holds (not what the page shows). */
 async function engineModelName(app: AppPage): Promise<string | null> {
@@ -223,7 +223,7 @@ describe('model page', () => {
       await page.waitForSelector('[data-testid="model-card"]', { timeout: 60_000 });
       const backend = (await page.textContent('[data-testid="backend-name"]'))!.trim();
       const armed = await page.evaluate(() =>
-        (globalThis as unknown as WithEngine).rlhf.engine.engine.debugTrapNextLoad(),
+        (globalThis as unknown as WithEngine).rlhf.engine.testHooks.debugTrapNextLoad(),
       );
       assert.equal(armed, true);
       await page.setInputFiles('[data-testid="model-files"]', modelFiles('other.safetensors'));

@@ -182,8 +182,10 @@ describe('train page (PPO)', () => {
       );
       const poisoned = await page.evaluate(() =>
         (
-          globalThis as unknown as { rlhf: { engine: { engine: import('../../src/lib/engine/types').Engine } } }
-        ).rlhf.engine.engine.debugPoisonPpo(),
+          globalThis as unknown as {
+            rlhf: { engine: { testHooks: import('../../src/lib/engine/types').EngineTestHooks } };
+          }
+        ).rlhf.engine.testHooks.debugPoisonPpo(),
       );
       assert.equal(poisoned, true);
       await page.waitForSelector('[data-testid="ppo-step"]:not([disabled])', { timeout: ITER_TIMEOUT });

@@ -13,7 +13,7 @@ import { Rng } from '../../src/lib/model/rng';
 import { dpoLoss } from '../../src/lib/rlhf';
 import { dpoMetrics, trainDpo, type DpoConfig } from '../../src/lib/rlhf/dpo-train';
 import type { TuneEvent } from '../../src/lib/rlhf/offline-train';
-import { TuneDivergedError, TuneInputError } from '../../src/lib/rlhf/tune-errors';
+import { TuneDivergedError, TuneInputError } from '../../src/lib/rlhf/errors';
 
 const V = 16;
 const EOT = 15;

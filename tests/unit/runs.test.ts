@@ -1,5 +1,6 @@
 import 'fake-indexeddb/auto';
 import { describe, expect, it } from 'vitest';
+import type { IDBPDatabase } from 'idb';
 import { deleteBlobChunked, openDb, STORES } from '../../src/lib/storage/db';
 import {
   CheckpointMissingError,
@@ -110,9 +111,11 @@ describe('run records', () => {
   it('bad records are skipped with a notice; PPO runs and reward models are listed as runs', async () => {
     const db = await openDb(freshName());
     const store = new RunStore(db);
-    await db.put(STORES.runs, { id: 'junk', version: 1, kind: 'sft' });
-    await db.put(STORES.runs, { ...run('future'), version: 7 });
-    await db.put(STORES.runs, {
+    // Records the typed store would refuse (junk, a future version), written as another app version might.
+    const raw = db as unknown as IDBPDatabase;
+    await raw.put(STORES.runs, { id: 'junk', version: 1, kind: 'sft' });
+    await raw.put(STORES.runs, { ...run('future'), version: 7 });
+    await raw.put(STORES.runs, {
       id: 'ppo1',
       kind: 'ppo',
       setup: { name: 'PPO · reviews', prompts: ['a'], evalPrompts: ['p'], config: {}, reward: { kind: 'labeller' } },
@@ -121,7 +124,7 @@ describe('run records', () => {
       evals: [{ iteration: 2, samples: [{ prompt: 'p', text: 'good good', score: 1, gold: 0.5 }] }],
       updatedAt: 5,
     });
-    await db.put(STORES.rewardModels, {
+    await raw.put(STORES.rewardModels, {
       id: 'rm1',
       summary: { name: 'RM 1', createdAt: 3, mode: 'head', pairs: 10, accuracy: 0.8, evalAccuracy: 0.7 },
       state: {},

@@ -11,7 +11,7 @@ import { REWARD_SETTINGS, rewardDefaults } from '../../src/lib/rlhf/reward-confi
 import { RewardTrainingError } from '../../src/lib/rlhf/reward-train';
 import { SFT_SETTINGS } from '../../src/lib/rlhf/sft-config';
 import { DEFAULT_SFT_CONFIG, resolveSftConfig } from '../../src/lib/rlhf/sft';
-import { TuneInputError } from '../../src/lib/rlhf/tune-errors';
+import { TuneInputError } from '../../src/lib/rlhf/errors';
 import { SettingsError, decimal, settingsTable } from '../../src/lib/settings/table';
 
 interface Toy {

@@ -16,7 +16,7 @@ import {
   type TuneEvent,
 } from '../../src/lib/rlhf/offline-train';
 import { evaluateSft, trainSft, type SftExample } from '../../src/lib/rlhf/sft';
-import { TuneDivergedError, TuneInputError } from '../../src/lib/rlhf/tune-errors';
+import { TuneDivergedError, TuneInputError } from '../../src/lib/rlhf/errors';
 
 const V = 16;
 const EOT = 15;

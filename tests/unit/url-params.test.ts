@@ -130,14 +130,15 @@ describe('URL settings table', () => {
 
   it('every row of every settings table is a URL parameter (but the ones marked url: false), quick included', () => {
     const names = new Set(URL_PARAMS.map((p) => p.name));
-    for (const [table, prefix] of [
+    for (const [t, prefix] of [
       [PPO_SETTINGS, ''],
       [REWARD_SETTINGS, 'rm'],
       [SFT_SETTINGS, 'sft'],
       [DPO_SETTINGS, 'dpo'],
     ] as const)
-      for (const k of table.keys as readonly string[]) {
-        const name = (table as typeof SFT_SETTINGS).urlName(k as never);
+      for (const k of t.keys as readonly string[]) {
+        const table = t as unknown as typeof SFT_SETTINGS;
+        const name = table.urlName(k as never);
         if ((table.spec(k as never) as { url?: unknown }).url === false) expect(name).toBeNull();
         else {
           expect(name!.startsWith(prefix)).toBe(true);

@@ -208,6 +208,8 @@ export interface ParseOptions {
 
 export interface ParseResult<T> {
   records: T[];
+  /** The 1-based line of each record in `records`. */
+  lines: number[];
   errors: LineError[];
   /** Total number of errors (only the first `MAX_LISTED_ERRORS` are listed). */
   errorCount: number;
@@ -423,6 +425,7 @@ export function parseJsonl<K extends JsonlKind>(
 ): ParseResult<JsonlRowTypes[K]> {
   const maxBytes = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
   const records: JsonlRowTypes[K][] = [];
+  const lines: number[] = [];
   const errors: LineError[] = [];
   let errorCount = 0;
   let linesRead = 0;
@@ -471,6 +474,7 @@ export function parseJsonl<K extends JsonlKind>(
         if (first !== undefined) throw new LineProblem(`duplicate id "${item.id}" (first on line ${first})`);
         seen.set(key, raw.line);
         records.push(item as JsonlRowTypes[K]);
+        lines.push(raw.line);
       } else {
         const parser = PARSERS[kind as Exclude<JsonlKind, 'native'>] as RowParser<JsonlRowTypes[K]>;
         const row = parser.parse(o);
@@ -479,6 +483,7 @@ export function parseJsonl<K extends JsonlKind>(
         if (first !== undefined) throw new LineProblem(`duplicate of line ${first}`);
         seen.set(key, raw.line);
         records.push(row);
+        lines.push(raw.line);
       }
     } catch (e) {
       if (!(e instanceof LineProblem)) throw e;
@@ -490,8 +495,10 @@ export function parseJsonl<K extends JsonlKind>(
   }
   if (kind !== 'native' && linesRead === 0) addError(1, 'empty file: no JSON lines found');
   const policy = opts.policy ?? 'all-or-nothing';
+  const none = errorCount > 0 && policy === 'all-or-nothing';
   return {
-    records: errorCount > 0 && policy === 'all-or-nothing' ? [] : records,
+    records: none ? [] : records,
+    lines: none ? [] : lines,
     errors,
     errorCount,
     linesRead,

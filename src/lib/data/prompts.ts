@@ -8,6 +8,7 @@
  */
 
 import { parseJsonl, type LineError } from './jsonl';
+import { sentenceEnd } from './messages';
 
 export interface PromptSet {
   name: string;
@@ -23,6 +24,20 @@ export const MAX_PROMPT_CHARS = 2_000;
 
 export class PromptSetError extends Error {
   override name = 'PromptSetError';
+}
+
+/**
+ * What is wrong with one prompt, as the end of a sentence that starts with its name ("is empty",
+ * "is 2500 characters long; at most 2000"), or null when it is fine. Checked on the prompt
+ * trimmed at the end, as it is kept.
+ */
+export function promptProblem(p: unknown): string | null {
+  if (typeof p !== 'string') return 'is not text';
+  const t = p.trimEnd();
+  if (t.trim() === '') return 'is empty';
+  if (t.length > MAX_PROMPT_CHARS) return `is ${t.length} characters long; at most ${MAX_PROMPT_CHARS}`;
+  if (t.includes('\u0000')) return 'contains a NUL character';
+  return null;
 }
 
 /**
@@ -56,13 +71,9 @@ export function parsePromptSet(json: unknown): PromptSet {
   const prompts: string[] = [];
   const seen = new Set<string>();
   o.prompts.forEach((p, i) => {
-    if (typeof p !== 'string') throw new PromptSetError(`Prompt ${i + 1} is not text.`);
-    const t = p.trimEnd();
-    if (t.trim() === '') throw new PromptSetError(`Prompt ${i + 1} is empty.`);
-    if (t.length > MAX_PROMPT_CHARS) {
-      throw new PromptSetError(`Prompt ${i + 1} is ${t.length} characters long; at most ${MAX_PROMPT_CHARS}.`);
-    }
-    if (t.includes('\u0000')) throw new PromptSetError(`Prompt ${i + 1} contains a NUL character.`);
+    const problem = promptProblem(p);
+    if (problem) throw new PromptSetError(`Prompt ${i + 1} ${problem}.`);
+    const t = (p as string).trimEnd();
     if (!seen.has(t)) {
       seen.add(t);
       prompts.push(t);
@@ -72,24 +83,42 @@ export function parsePromptSet(json: unknown): PromptSet {
 }
 
 /**
- * A prompt set from prompt-only JSONL. With the default all-or-nothing policy,
- * any bad line gives `set: null` and the errors.
+ * A prompt set from prompt-only JSONL. Every line is checked as `parsePromptSet` checks a prompt
+ * (the errors name the line). With the default all-or-nothing policy, any bad line gives
+ * `set: null` and the errors; with 'valid-lines' the good lines make the set.
  */
 export function promptSetFromJsonl(
   input: string | Uint8Array,
   name: string,
   opts: { policy?: 'all-or-nothing' | 'valid-lines'; description?: string } = {},
 ): { set: PromptSet | null; errors: LineError[] } {
-  const res = parseJsonl(input, 'prompt', { policy: opts.policy });
-  if (res.records.length === 0) return { set: null, errors: res.errors };
+  const res = parseJsonl(input, 'prompt', { policy: 'valid-lines' });
+  const { prompts, errors } = checkPromptRows(res.records, res.lines);
+  const all = [...res.errors, ...errors].sort((a, b) => a.line - b.line);
+  if (prompts.length === 0 || (all.length > 0 && opts.policy !== 'valid-lines')) return { set: null, errors: all };
   try {
-    const set = parsePromptSet({
-      name,
-      description: opts.description ?? '',
-      prompts: res.records.map((r) => r.prompt),
-    });
-    return { set, errors: res.errors };
+    const set = parsePromptSet({ name, description: opts.description ?? '', prompts });
+    return { set, errors: all };
   } catch (e) {
-    return { set: null, errors: [...res.errors, { line: 0, reason: (e as Error).message }] };
+    return { set: null, errors: [...all, { line: 0, reason: sentenceEnd((e as Error).message) }] };
   }
+}
+
+/** The prompts of prompt-only rows that `parsePromptSet` will take, and an error on the line of each other. */
+export function checkPromptRows(
+  rows: readonly { prompt: string }[],
+  lines: readonly number[],
+): { prompts: string[]; lines: number[]; errors: LineError[] } {
+  const prompts: string[] = [];
+  const kept: number[] = [];
+  const errors: LineError[] = [];
+  rows.forEach((r, i) => {
+    const problem = promptProblem(r.prompt);
+    if (problem) errors.push({ line: lines[i] ?? 0, reason: `"prompt" ${problem}` });
+    else {
+      prompts.push(r.prompt);
+      kept.push(lines[i] ?? 0);
+    }
+  });
+  return { prompts, lines: kept, errors };
 }

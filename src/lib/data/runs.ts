@@ -5,78 +5,51 @@
  * evaluation samples with their diversity metrics (distinct-n, self-BLEU; see
  * `src/lib/rlhf/diversity.ts`).
  *
- * SFT and DPO runs are written here as `RunRecord`s in the `runs` store. PPO runs stay as the
- * Train page saves them (`SavedPpoRun`, kind 'ppo', same store) and reward models stay in the
- * `rewardModels` store; both are read as `RunRecord`s through `ppoToRunRecord` and
- * `rewardToRunRecord` (a link, no copy of their weights). Records read back are validated: a
- * bad one is skipped with a notice (`RunList.skipped`), never a crash.
+ * SFT and DPO runs are written here as `RunRecord`s in the `runs` store. PPO runs are saved
+ * by the Train page through `savePpo` (`SavedPpoRun`, kind 'ppo', same store; its tensors in
+ * chunks) and reward models stay in the `rewardModels` store; both are read as `RunRecord`s
+ * through `ppoToRunRecord` and `rewardToRunRecord` (a link, no copy of their weights). Records
+ * read back are validated: a bad one is skipped with a notice (`RunList.skipped`), never a crash.
+ * The shapes themselves live in `./saved.ts`. Every save and delete is one transaction.
  *
  * Run tracking in the manner of experiment trackers (e.g. TRL's `report_to` logs): metric names
  * are kept as each trainer logs them, so overlays of different kinds compare like with like.
  */
-import type { IDBPDatabase } from 'idb';
-import { deleteBlobChunked, getBlobChunked, putBlobChunked, STORES, StorageError, toStorageError } from '../storage/db';
+import {
+  chunkRange,
+  getBlobChunked,
+  joinChunks,
+  STORES,
+  StorageError,
+  toStorageError,
+  writeChunks,
+  writeTx,
+  type Db,
+} from '../storage/db';
 import { diversityMetrics } from '../rlhf/diversity';
+import type { PpoState } from '../engine/types';
+import {
+  isSavedPpoRun,
+  packPpoTensors,
+  ppoBlobId,
+  RUN_KINDS,
+  RUN_RECORD_VERSION,
+  RUN_STATUSES,
+  unpackPpoTensors,
+  type CheckpointMeta,
+  type PpoRunSave,
+  type RunEval,
+  type RunKind,
+  type RunMetricRow,
+  type RunParent,
+  type RunRecord,
+  type RunSample,
+  type RunStatus,
+  type SavedPpoRun,
+} from './saved';
 
-type Db = IDBPDatabase<unknown>;
-
-export const RUN_RECORD_VERSION = 1;
-export const RUN_KINDS = ['reward', 'sft', 'ppo', 'dpo'] as const;
-export type RunKind = (typeof RUN_KINDS)[number];
-export const RUN_STATUSES = ['finished', 'running', 'paused', 'failed'] as const;
-export type RunStatus = (typeof RUN_STATUSES)[number];
-
-export interface RunMetricRow {
-  step: number;
-  metrics: Record<string, number>;
-}
-
-/** What a run started from: the base (loaded) model, or the weights of another run. */
-export interface RunParent {
-  kind: 'base' | 'run';
-  id?: string;
-  name: string;
-}
-
-export interface RunSample {
-  prompt: string;
-  text: string;
-}
-
-/** Samples on the evaluation prompts at one step, and their diversity metrics. */
-export interface RunEval {
-  step: number;
-  samples: RunSample[];
-  metrics: Record<string, number>;
-}
-
-export interface RunRecord {
-  version: typeof RUN_RECORD_VERSION;
-  id: string;
-  kind: RunKind;
-  name: string;
-  createdAt: number;
-  updatedAt: number;
-  config: Record<string, unknown>;
-  parent: RunParent;
-  /** Where the weights are: a checkpoint (SFT/DPO), the PPO run itself, the reward model id; null: none. */
-  checkpointId: string | null;
-  history: RunMetricRow[];
-  evals: RunEval[];
-  status: RunStatus;
-}
-
-/** A model's files without the weights, kept beside the weight chunks. */
-export interface CheckpointMeta {
-  id: string;
-  runId: string;
-  name: string;
-  config: string;
-  tokenizer: string;
-  card?: string;
-  byteLength: number;
-  createdAt: number;
-}
+export { RUN_KINDS, RUN_RECORD_VERSION, RUN_STATUSES };
+export type { CheckpointMeta, RunEval, RunKind, RunMetricRow, RunParent, RunRecord, RunSample, RunStatus };
 
 /** The files of a checkpoint (same shape as the engine's `ModelFiles`). */
 export interface CheckpointFiles {
@@ -265,44 +238,94 @@ export interface RunList {
 export class RunStore {
   constructor(private readonly db: Db) {}
 
-  /** Save a run and (when given) its weights as its checkpoint; nothing is half-saved. */
+  /** Save a run and (when given) its weights as its checkpoint, in one transaction: nothing is half-saved. */
   async save(record: RunRecord, files?: Omit<CheckpointFiles, 'source'>): Promise<RunRecord> {
     const rec = validateRunRecord(record);
-    if (files) {
-      if (!rec.checkpointId) throw new RunRecordError(`run ${rec.id}: weights given without a checkpoint id`);
-      const meta: CheckpointMeta = {
-        id: rec.checkpointId,
-        runId: rec.id,
-        name: files.name,
-        config: files.config,
-        tokenizer: files.tokenizer,
-        card: files.card,
-        byteLength: files.weights.byteLength,
-        createdAt: Date.now(),
-      };
-      await putBlobChunked(this.db, rec.checkpointId, new Uint8Array(files.weights));
-      const tx = this.db.transaction([STORES.runs, STORES.checkpoints], 'readwrite');
-      try {
-        await Promise.all([
-          tx.objectStore(STORES.checkpoints).put(meta),
-          tx.objectStore(STORES.runs).put(rec),
-          tx.done,
-        ]);
-      } catch (e) {
-        tx.done.catch(() => {});
-        await deleteBlobChunked(this.db, rec.checkpointId).catch(() => {});
-        throw toStorageError(e, 'save the run');
-      }
+    if (!files) {
+      await writeTx(this.db, [STORES.runs], 'save the run', (tx) => tx.objectStore(STORES.runs).put(rec));
       return rec;
     }
-    const tx = this.db.transaction(STORES.runs, 'readwrite');
-    try {
-      await Promise.all([tx.store.put(rec), tx.done]);
-    } catch (e) {
-      tx.done.catch(() => {});
-      throw toStorageError(e, 'save the run');
-    }
+    const checkpointId = rec.checkpointId;
+    if (!checkpointId) throw new RunRecordError(`run ${rec.id}: weights given without a checkpoint id`);
+    const meta: CheckpointMeta = {
+      id: checkpointId,
+      runId: rec.id,
+      name: files.name,
+      config: files.config,
+      tokenizer: files.tokenizer,
+      card: files.card,
+      byteLength: files.weights.byteLength,
+      createdAt: Date.now(),
+    };
+    await writeTx(this.db, [STORES.runs, STORES.checkpoints, STORES.chunks], 'save the run', (tx) =>
+      Promise.all([
+        writeChunks(tx.objectStore(STORES.chunks), checkpointId, new Uint8Array(files.weights)),
+        tx.objectStore(STORES.checkpoints).put(meta),
+        tx.objectStore(STORES.runs).put(rec),
+      ]),
+    );
     return rec;
+  }
+
+  /**
+   * Save a PPO run (between iterations): the record with the state's small fields, and the
+   * tensors (policy, value model, Adam moments) in chunks, in one transaction. A run saved before
+   * keeps its first save time and its parent; a new one gets `parent`.
+   */
+  async savePpo(run: PpoRunSave, parent: RunParent): Promise<SavedPpoRun> {
+    const { meta, index, bytes } = packPpoTensors(run.state, ppoBlobId(run.id));
+    return writeTx(this.db, [STORES.runs, STORES.chunks], 'save the PPO run', async (tx) => {
+      const runs = tx.objectStore(STORES.runs);
+      const old = await runs.get(run.id);
+      const prev = isSavedPpoRun(old) ? old : undefined;
+      const rec: SavedPpoRun = {
+        ...run,
+        state: meta,
+        tensors: index,
+        createdAt: prev ? (prev.createdAt ?? prev.updatedAt) : (run.createdAt ?? run.updatedAt),
+        parent: prev ? prev.parent : (run.parent ?? parent),
+      };
+      await Promise.all([writeChunks(tx.objectStore(STORES.chunks), index.blobId, bytes), runs.put(rec)]);
+      return rec;
+    });
+  }
+
+  /** A saved PPO run with its whole state (tensors read back from the chunks), or undefined if there is none. */
+  async loadPpo(id: string): Promise<{ run: SavedPpoRun; state: PpoState } | undefined> {
+    let run: SavedPpoRun | undefined;
+    let bytes: Uint8Array | undefined;
+    try {
+      const tx = this.db.transaction([STORES.runs, STORES.chunks], 'readonly');
+      const rec = await tx.objectStore(STORES.runs).get(id);
+      if (isSavedPpoRun(rec)) {
+        run = rec;
+        bytes = joinChunks(
+          run.tensors.blobId,
+          await tx.objectStore(STORES.chunks).getAll(chunkRange(run.tensors.blobId)),
+        );
+      }
+      await tx.done;
+    } catch (e) {
+      throw toStorageError(e, 'read the PPO run', false);
+    }
+    if (!run) return undefined;
+    if (!bytes)
+      throw new CheckpointMissingError(
+        `The weights of PPO run "${run.setup.name ?? run.id}" are gone. Its curves and samples stay readable.`,
+      );
+    return { run, state: unpackPpoTensors(run.state, run.tensors, bytes) };
+  }
+
+  /** The most recently saved PPO run (without its tensors), or undefined if there is none. */
+  async latestPpo(): Promise<SavedPpoRun | undefined> {
+    let rows: (RunRecord | SavedPpoRun)[];
+    try {
+      rows = await this.db.getAll(STORES.runs);
+    } catch (e) {
+      throw toStorageError(e, 'read the saved runs', false);
+    }
+    const ppo = rows.filter(isSavedPpoRun);
+    return ppo.sort((a, b) => b.updatedAt - a.updatedAt)[0];
   }
 
   /** Every run, newest first; unreadable records are listed in `skipped`. */
@@ -329,39 +352,24 @@ export class RunStore {
     return { runs, skipped };
   }
 
-  /** The raw stored value of a run in the `runs` store (e.g. a PPO run's state). */
-  async getRaw(id: string): Promise<unknown> {
-    try {
-      return await this.db.get(STORES.runs, id);
-    } catch (e) {
-      throw toStorageError(e, 'read the run', false);
-    }
-  }
-
-  /** Delete a run and its checkpoint (reward models are deleted from their own store). */
+  /** Delete a run and its weights in one transaction (reward models are deleted from their own store). */
   async delete(run: Pick<RunRecord, 'id' | 'kind' | 'checkpointId'>): Promise<void> {
     if (run.kind === 'reward') {
-      const tx = this.db.transaction(STORES.rewardModels, 'readwrite');
-      try {
-        await Promise.all([tx.store.delete(run.id), tx.done]);
-      } catch (e) {
-        tx.done.catch(() => {});
-        throw toStorageError(e, 'delete the reward model');
-      }
+      await writeTx(this.db, [STORES.rewardModels], 'delete the reward model', (tx) =>
+        tx.objectStore(STORES.rewardModels).delete(run.id),
+      );
       return;
     }
-    const stores = [STORES.runs, STORES.checkpoints];
-    const tx = this.db.transaction(stores, 'readwrite');
-    try {
+    // A PPO run's tensors are chunks of its own; an SFT/DPO run's weights are its checkpoint.
+    const blobId = run.kind === 'ppo' ? ppoBlobId(run.id) : run.checkpointId !== run.id ? run.checkpointId : null;
+    await writeTx(this.db, [STORES.runs, STORES.checkpoints, STORES.chunks], 'delete the run', (tx) => {
       const ops: Promise<unknown>[] = [tx.objectStore(STORES.runs).delete(run.id)];
-      if (run.checkpointId && run.checkpointId !== run.id)
-        ops.push(tx.objectStore(STORES.checkpoints).delete(run.checkpointId));
-      await Promise.all([...ops, tx.done]);
-    } catch (e) {
-      tx.done.catch(() => {});
-      throw toStorageError(e, 'delete the run');
-    }
-    if (run.checkpointId && run.checkpointId !== run.id) await deleteBlobChunked(this.db, run.checkpointId);
+      if (blobId) {
+        if (run.kind !== 'ppo') ops.push(tx.objectStore(STORES.checkpoints).delete(blobId));
+        ops.push(tx.objectStore(STORES.chunks).delete(chunkRange(blobId)));
+      }
+      return Promise.all(ops);
+    });
   }
 
   /** The model files of a run's checkpoint; `CheckpointMissingError` when they are gone. */
@@ -373,7 +381,7 @@ export class RunStore {
     if (!run.checkpointId) throw gone();
     let meta: CheckpointMeta | undefined;
     try {
-      meta = (await this.db.get(STORES.checkpoints, run.checkpointId)) as CheckpointMeta | undefined;
+      meta = await this.db.get(STORES.checkpoints, run.checkpointId);
     } catch (e) {
       throw toStorageError(e, 'read the checkpoint', false);
     }

@@ -5,13 +5,15 @@
  * passed to it are wrapped in `Comlink.proxy` automatically.
  */
 import * as Comlink from 'comlink';
-import { reviveError } from './errors';
-import type { Engine } from './types';
+import { installErrorTransfer, reviveError } from './errors';
+import type { Engine, EngineTestHooks } from './types';
 
 export type EngineMode = 'worker' | 'in-thread';
 
 export interface EngineHandle {
   engine: Engine;
+  /** The same engine seen through its test hooks (end-to-end tests only). */
+  testHooks: EngineTestHooks;
   mode: EngineMode;
   /** Why the engine runs in-thread, when it does. */
   fallbackReason?: string;
@@ -21,7 +23,7 @@ export interface EngineHandle {
 const WORKER_START_TIMEOUT_MS = 20_000;
 
 /** Wrap an engine (remote or local) so errors come back as named classes and callbacks cross the boundary. */
-function wrap(target: Engine, remote: boolean): Engine {
+function wrap<T extends object>(target: T, remote: boolean): T {
   return new Proxy(target, {
     get(obj, prop) {
       const value = Reflect.get(obj, prop) as unknown;
@@ -39,12 +41,15 @@ function wrap(target: Engine, remote: boolean): Engine {
   });
 }
 
-async function startWorker(): Promise<{ engine: Engine; worker: Worker }> {
+type EngineObject = Engine & EngineTestHooks;
+
+async function startWorker(): Promise<{ engine: EngineObject; worker: Worker }> {
+  installErrorTransfer(); // errors arrive with their own data (`details`) for reviveError
   const worker = new Worker(new URL('../../workers/engine.worker.ts', import.meta.url), {
     type: 'module',
     name: 'engine',
   });
-  const remote = Comlink.wrap<Engine>(worker) as unknown as Engine;
+  const remote = Comlink.wrap<EngineObject>(worker) as unknown as EngineObject;
   // A worker that fails to load its module fires `error` and never answers; race a ping against it.
   const failed = new Promise<never>((_, reject) => {
     worker.addEventListener('error', (e) => reject(new Error(e.message || 'the worker script failed to load')), {
@@ -61,7 +66,8 @@ export async function startEngine(opts: { forceInThread?: boolean } = {}): Promi
   if (!opts.forceInThread && typeof Worker !== 'undefined') {
     try {
       const { engine, worker } = await startWorker();
-      return { engine: wrap(engine, true), mode: 'worker', terminate: () => worker.terminate() };
+      const wrapped = wrap(engine, true);
+      return { engine: wrapped, testHooks: wrapped, mode: 'worker', terminate: () => worker.terminate() };
     } catch (e) {
       reason = (e as Error).message;
     }
@@ -69,5 +75,6 @@ export async function startEngine(opts: { forceInThread?: boolean } = {}): Promi
     reason = 'this browser has no Web Workers';
   }
   const { createEngine } = await import('./engine');
-  return { engine: wrap(createEngine(), false), mode: 'in-thread', fallbackReason: reason, terminate: () => {} };
+  const wrapped = wrap(createEngine(), false);
+  return { engine: wrapped, testHooks: wrapped, mode: 'in-thread', fallbackReason: reason, terminate: () => {} };
 }

@@ -25,6 +25,7 @@ import type {
   BackendInfo,
   Engine,
   EngineInitOptions,
+  EngineTestHooks,
   EventCallback,
   ExportedModel,
   GenerateProgress,
@@ -104,7 +105,7 @@ function lostWithin(device: GPUDevice, ms: number): Promise<boolean> {
   return Promise.race([device.lost.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
 }
 
-export class LocalEngine implements Engine {
+export class LocalEngine implements Engine, EngineTestHooks {
   private info: BackendInfo | null = null;
   private opts: EngineInitOptions | null = null;
   private listeners: EventCallback[] = [];
@@ -508,6 +509,8 @@ export class LocalEngine implements Engine {
     return this.jobs.cancel(jobId);
   }
 
+  // ------------------------------------------------------------------ EngineTestHooks
+
   async debugLoseDevice(): Promise<boolean> {
     const device = activeWebGPUDevice();
     if (!device) return false;
@@ -629,6 +632,6 @@ export class LocalEngine implements Engine {
   }
 }
 
-export function createEngine(): Engine {
+export function createEngine(): Engine & EngineTestHooks {
   return new LocalEngine();
 }

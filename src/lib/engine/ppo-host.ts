@@ -103,7 +103,7 @@ export class PpoHost {
     return this.status()!;
   }
 
-  /** Test hook ({@link Engine.debugPoisonPpo}): the next scored batch gets NaN rewards. */
+  /** Test hook ({@link EngineTestHooks.debugPoisonPpo}): the next scored batch gets NaN rewards. */
   poisonNext = false;
 
   /** The reward source in use (`setRewardFunctions` swaps it between iterations). */

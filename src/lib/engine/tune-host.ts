@@ -18,31 +18,7 @@ import { resolveSftConfig, trainSft, type SftConfig, type SftExample } from '../
 import { InvalidInputError, NotReadyError } from './errors';
 import type { Checkpoint } from './jobs';
 import { ModelSlot } from './model-slot';
-import type { ModelFiles, ModelInfo, SampleWeights, SampleWithRequest } from './types';
-
-/** What a finished SFT or DPO run produced (plain data). */
-export interface TuneSummary {
-  method: 'sft' | 'dpo';
-  /** The model it started from (and, for DPO, its reference). */
-  baseName: string;
-  createdAt: number;
-  config: SftConfig | DpoConfig;
-  steps: number;
-  epochs: number;
-  /** Training and held-out examples (SFT) or pairs (DPO). */
-  train: number;
-  val: number;
-  valPrompts: string[];
-  final: Record<string, number>;
-  seconds: number;
-}
-
-/** One prompt sampled from the loaded model and from the tuned one (same seed). */
-export interface TuneSample {
-  prompt: string;
-  base: string;
-  tuned: string;
-}
+import type { ModelFiles, ModelInfo, SampleWeights, SampleWithRequest, TuneSample, TuneSummary } from './types';
 
 let counter = 0;
 

@@ -319,8 +319,30 @@ export type SftExample = import('../rlhf/sft').SftExample;
 export type SftConfig = import('../rlhf/sft').SftConfig;
 export type DpoConfig = import('../rlhf/dpo-train').DpoConfig;
 export type TuneEvent = import('../rlhf/offline-train').TuneEvent;
-export type TuneSummary = import('./tune-host').TuneSummary;
-export type TuneSample = import('./tune-host').TuneSample;
+
+/** What a finished SFT or DPO run produced (plain data). */
+export interface TuneSummary {
+  method: 'sft' | 'dpo';
+  /** The model it started from (and, for DPO, its reference). */
+  baseName: string;
+  createdAt: number;
+  config: SftConfig | DpoConfig;
+  steps: number;
+  epochs: number;
+  /** Training and held-out examples (SFT) or pairs (DPO). */
+  train: number;
+  val: number;
+  valPrompts: string[];
+  final: Record<string, number>;
+  seconds: number;
+}
+
+/** One prompt sampled from the loaded model and from the tuned one (same seed). */
+export interface TuneSample {
+  prompt: string;
+  base: string;
+  tuned: string;
+}
 
 export interface Engine {
   /** Answers at once; used to check the worker started. */
@@ -338,12 +360,6 @@ export interface Engine {
   busyJob(jobId: string, steps: number, onProgress?: ProgressCallback): Promise<number>;
   /** Cancel a running job; its promise rejects with `JobCancelledError`. */
   cancel(jobId: string): Promise<boolean>;
-  /** Test hook: destroy the WebGPU device to simulate a device loss. */
-  debugLoseDevice(): Promise<boolean>;
-  /** Test hook: the next PPO reward batch is NaN, to exercise the divergence guard (false: no run). */
-  debugPoisonPpo(): Promise<boolean>;
-  /** Test hook: the next model load fails as a wasm trap would, mid-build (the engine restarts the backend). */
-  debugTrapNextLoad(): Promise<boolean>;
   /** Load a model from its files; the model already loaded stays when this fails. */
   loadModel(files: ModelFiles): Promise<ModelInfo>;
   /** Fetch the bundled model from the app's own origin (`baseUrl` ends in `/`) and load it. */
@@ -417,6 +433,19 @@ export interface Engine {
    * the loaded model and a running PPO job are not touched. Cancellable.
    */
   sampleWith(jobId: string, weights: SampleWeights, req: SampleWithRequest): Promise<string[]>;
+}
+
+/**
+ * Hooks for the end-to-end tests, kept out of `Engine` so the app cannot call them. The engine
+ * object implements both; `EngineHandle.testHooks` (`rlhf.engine.testHooks` in the page) is this view of it.
+ */
+export interface EngineTestHooks {
+  /** Destroy the WebGPU device to simulate a device loss (false: not on WebGPU). */
+  debugLoseDevice(): Promise<boolean>;
+  /** The next PPO reward batch is NaN, to exercise the divergence guard (false: no run). */
+  debugPoisonPpo(): Promise<boolean>;
+  /** The next model load fails as a wasm trap would, mid-build (the engine restarts the backend). */
+  debugTrapNextLoad(): Promise<boolean>;
 }
 
 /** Weights to sample from: model files, or a PPO policy's parameters (the loaded model's architecture and tokenizer). */

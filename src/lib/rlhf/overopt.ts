@@ -5,6 +5,11 @@
  * imitate) against d = √KL(π ‖ π_ref). The proxy keeps rising with d; the gold rises, peaks and
  * falls (Goodhart's law). Pure functions over evaluation rows, shared by the app's chart
  * (src/ui/train/OveroptChart.svelte) and the Node experiment scripts/experiments/pipeline.ts.
+ *
+ * The chart's trend line (`loessTrend`) is local linear regression, the LOESS of Cleveland 1979,
+ * "Robust locally weighted regression and smoothing scatterplots" (JASA 74:829), with a Gaussian
+ * kernel of fixed width instead of tricube weights over the nearest neighbours (so the curve has
+ * no kinks where the set of neighbours changes) and without the robustness iterations.
  */
 
 /** One evaluation: means over its samples. */
@@ -212,4 +217,79 @@ export function overoptView(evals: readonly EvalLike[]): OveroptView {
         `${f(top.gold - end.gold)}${inStd(top.gold - end.gold, gs)} below that at √KL ${f(end.sqrtKl)}, while the ` +
         `proxy ${signed(end.proxy - top.proxy, ps)}: not (yet) a clear over-optimisation peak.`;
   return { rows, base, points, peakIndex: k, shown: false, summary };
+}
+
+/** A point of a scatter or a trend: x (here √KL) and y (a score). */
+export interface XY {
+  x: number;
+  y: number;
+}
+
+/** How `loessTrend` smooths. */
+export interface TrendOptions {
+  /** Kernel width (the Gaussian's σ) as a share of the x range. Default 0.12. */
+  bandwidth?: number;
+  /**
+   * Share of the points (at least 3) that lie within one σ of every x on the curve: where the
+   * points are sparse the kernel widens to reach them, so a gap is bridged, not extrapolated
+   * (LOESS's nearest-neighbour span). Default 0.25.
+   */
+  span?: number;
+  /** Points on the curve, evenly spaced from the smallest x to the largest. Default 40. */
+  samples?: number;
+}
+
+/**
+ * A smoothed trend of y against x, sorted by x: at each of `samples` evenly spaced x from min to
+ * max, the value there of a straight line fitted by least squares to all points, each weighted by
+ * a Gaussian of its distance (σ = `bandwidth` × the x range, or the distance to the `span`·n-th
+ * nearest point where that is larger), kept within the range of the points' y. The order the
+ * points come in (iteration order, where KL goes back and forth) does not matter; a straight line
+ * is reproduced exactly. Fewer than 3 distinct x: the mean y at each distinct x, joined.
+ * Non-finite points are left out.
+ */
+export function loessTrend(points: readonly XY[], opts: TrendOptions = {}): XY[] {
+  const pts = points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y)).sort((a, b) => a.x - b.x);
+  if (!pts.length) return [];
+  const distinct = new Map<number, number[]>();
+  for (const p of pts) distinct.set(p.x, [...(distinct.get(p.x) ?? []), p.y]);
+  if (distinct.size < 3) return [...distinct].map(([x, ys]) => ({ x, y: mean(ys) }));
+  const lo = pts[0].x;
+  const hi = pts[pts.length - 1].x;
+  const h = (opts.bandwidth ?? 0.12) * (hi - lo);
+  const k = Math.min(pts.length, Math.max(3, Math.ceil((opts.span ?? 0.25) * pts.length)));
+  const yLo = Math.min(...pts.map((p) => p.y));
+  const yHi = Math.max(...pts.map((p) => p.y));
+  const samples = Math.max(2, Math.floor(opts.samples ?? 40));
+  const out: XY[] = [];
+  for (let i = 0; i < samples; i++) {
+    const x0 = i === samples - 1 ? hi : lo + ((hi - lo) * i) / (samples - 1);
+    const kth = pts.map((p) => Math.abs(p.x - x0)).sort((a, b) => a - b)[k - 1];
+    const y = localLinear(pts, x0, Math.max(h, kth));
+    out.push({ x: x0, y: Math.min(yHi, Math.max(yLo, y)) });
+  }
+  return out;
+}
+
+/** The local fit at x0: Gaussian-weighted (σ = h) least-squares line through the points, read at x0. */
+function localLinear(pts: readonly XY[], x0: number, h: number): number {
+  const w = pts.map((p) => Math.exp(-0.5 * ((p.x - x0) / h) ** 2));
+  let sw = 0;
+  let sx = 0;
+  let sy = 0;
+  pts.forEach((p, i) => {
+    sw += w[i];
+    sx += w[i] * p.x;
+    sy += w[i] * p.y;
+  });
+  const mx = sx / sw;
+  const my = sy / sw;
+  let sxx = 0;
+  let sxy = 0;
+  pts.forEach((p, i) => {
+    sxx += w[i] * (p.x - mx) ** 2;
+    sxy += w[i] * (p.x - mx) * (p.y - my);
+  });
+  // All the weight on one x: no slope to fit, the weighted mean is the fit.
+  return sxx > 1e-12 * h * h * sw ? my + (sxy / sxx) * (x0 - mx) : my;
 }

@@ -12,9 +12,19 @@
  *   says what to do, e.g. `QuotaExceededStorageError`.
  * - Records are validated before they are written (`validateRecord`), so a bad
  *   record never reaches the database.
+ * - The stores are typed (`RlhfDb`, an idb `DBSchema`); the shapes of saved runs and
+ *   models live in `src/lib/data/saved.ts`. A write that spans stores goes through
+ *   `writeTx` (one transaction, all or nothing).
  */
 
-import { openDB, type IDBPDatabase, type IDBPTransaction } from 'idb';
+import {
+  openDB,
+  type DBSchema,
+  type IDBPDatabase,
+  type IDBPObjectStore,
+  type IDBPTransaction,
+  type StoreNames,
+} from 'idb';
 import {
   PAIRWISE_LABELS,
   FEEDBACK_MODES,
@@ -26,6 +36,15 @@ import {
   type PreferenceRecord,
 } from '../data/records';
 import type { PromptSet } from '../data/prompts';
+import {
+  packPpoTensors,
+  ppoBlobId,
+  type CheckpointMeta,
+  type RunRecord,
+  type SavedPpoRun,
+  type SavedRewardModel,
+} from '../data/saved';
+import type { PpoState } from '../engine/types';
 import type { LabellerConfig } from '../rlhf/labellers';
 import {
   StorageError,
@@ -52,11 +71,68 @@ export const STORES = {
 } as const;
 export type StoreName = (typeof STORES)[keyof typeof STORES];
 
-type Db = IDBPDatabase<unknown>;
-type UpgradeTx = IDBPTransaction<unknown, string[], 'versionchange'>;
+/** A chunked binary value's manifest: key [blobId, -1]. */
+export interface ChunkManifest {
+  blobId: string;
+  index: -1;
+  byteLength: number;
+  chunkCount: number;
+  chunkSize: number;
+}
 
-/** Schema migrations; entry i upgrades version i to i + 1. */
-export const MIGRATIONS: ReadonlyArray<(db: Db, tx: UpgradeTx) => void> = [
+/** One chunk of a binary value: key [blobId, index ≥ 0]. */
+export interface ChunkRow {
+  blobId: string;
+  index: number;
+  data: ArrayBuffer;
+}
+
+/** A row of the `settings` store. */
+export interface SettingRow {
+  id: string;
+  value: unknown;
+}
+
+/** The database's stores, their keys, values and indexes (idb `DBSchema`). */
+export interface RlhfDb extends DBSchema {
+  preferences: {
+    key: string;
+    value: PreferenceRecord;
+    indexes: {
+      annotator: string;
+      mode: FeedbackMode;
+      label: PairwiseLabel;
+      createdAt: number;
+      prompt: string;
+      'annotator+createdAt': [string, number];
+      'mode+createdAt': [FeedbackMode, number];
+      'label+createdAt': [PairwiseLabel, number];
+    };
+  };
+  demonstrations: { key: string; value: Demonstration; indexes: { createdAt: number; prompt: string } };
+  annotators: { key: string; value: AnnotatorProfile };
+  prompts: { key: string; value: StoredPromptSet };
+  settings: { key: string; value: SettingRow };
+  /** SFT/DPO run records, and PPO runs (`kind: 'ppo'`) as the Train page saves them. */
+  runs: { key: string; value: RunRecord | SavedPpoRun };
+  checkpoints: { key: string; value: CheckpointMeta };
+  rewardModels: { key: string; value: SavedRewardModel };
+  /** Large binary values split into chunks: key [blobId, index]; index -1 is the manifest. */
+  chunks: { key: [string, number]; value: ChunkManifest | ChunkRow };
+}
+
+export type Db = IDBPDatabase<RlhfDb>;
+type UpgradeTx = IDBPTransaction<RlhfDb, StoreNames<RlhfDb>[], 'versionchange'>;
+/** A store of a transaction that may write (a read-write one, or the upgrade's). */
+type WritableStore<N extends StoreName> = IDBPObjectStore<
+  RlhfDb,
+  ArrayLike<StoreNames<RlhfDb>>,
+  N,
+  'readwrite' | 'versionchange'
+>;
+
+/** Schema migrations; entry i upgrades version i to i + 1. Async ones use only the upgrade transaction. */
+export const MIGRATIONS: ReadonlyArray<(db: Db, tx: UpgradeTx) => void | Promise<void>> = [
   // v1
   (db) => {
     const prefs = db.createObjectStore(STORES.preferences, { keyPath: 'id' });
@@ -85,7 +161,38 @@ export const MIGRATIONS: ReadonlyArray<(db: Db, tx: UpgradeTx) => void> = [
     // Large binary values split into chunks: key [blobId, index]; index -1 is the manifest.
     db.createObjectStore(STORES.chunks, { keyPath: ['blobId', 'index'] });
   },
+  // v2: a PPO run's tensors (policy, value model, Adam moments) move from its record into chunks.
+  async (_db, tx) => {
+    let cursor = await tx.objectStore(STORES.runs).openCursor();
+    while (cursor) {
+      const moved = inlinePpoToChunked(cursor.value);
+      if (moved) {
+        await Promise.all([
+          writeChunks(tx.objectStore(STORES.chunks), moved.run.tensors.blobId, moved.bytes),
+          cursor.update(moved.run),
+        ]);
+      }
+      cursor = await cursor.continue();
+    }
+  },
 ];
+
+/**
+ * A PPO run saved before v2 (its whole state, tensors included, in the record) in the v2 shape,
+ * or null when `x` is not one (other runs; a record too broken to convert stays as it is and
+ * is reported when the runs are listed).
+ */
+export function inlinePpoToChunked(x: unknown): { run: SavedPpoRun; bytes: Uint8Array } | null {
+  const r = x as { kind?: unknown; id?: unknown; state?: Partial<PpoState>; tensors?: unknown };
+  if (r?.kind !== 'ppo' || typeof r.id !== 'string' || r.tensors !== undefined || typeof r.state !== 'object')
+    return null;
+  const st = r.state;
+  const isMap = (m: unknown) =>
+    typeof m === 'object' && m !== null && Object.values(m).every((a) => a instanceof Float32Array);
+  if (!st || !isMap(st.policy) || !isMap(st.value) || !isMap(st.adamM) || !isMap(st.adamV)) return null;
+  const { meta, index, bytes } = packPpoTensors(st as PpoState, ppoBlobId(r.id));
+  return { run: { ...(r as unknown as SavedPpoRun), state: meta, tensors: index }, bytes };
+}
 
 export const DB_VERSION = MIGRATIONS.length;
 
@@ -97,9 +204,23 @@ export const DB_VERSION = MIGRATIONS.length;
 export async function openDb(name: string = DB_NAME): Promise<Db> {
   if (typeof indexedDB === 'undefined') throw new StorageUnavailableError(UNAVAILABLE_MESSAGE);
   try {
-    const db = await openDB(name, DB_VERSION, {
+    const db = await openDB<RlhfDb>(name, DB_VERSION, {
       upgrade(db, oldVersion, _newVersion, tx) {
-        for (let v = oldVersion; v < DB_VERSION; v++) MIGRATIONS[v](db, tx);
+        // Run the migrations in order, each after the one before has queued its requests; a
+        // failing one aborts the upgrade, so the database stays at its old version, untouched.
+        const from = (v: number): void | Promise<void> => {
+          for (; v < DB_VERSION; v++) {
+            const pending = MIGRATIONS[v](db, tx);
+            if (pending) return pending.then(() => from(v + 1));
+          }
+        };
+        void from(oldVersion)?.catch(() => {
+          try {
+            tx.abort();
+          } catch {
+            // already finished
+          }
+        });
       },
       blocking() {
         db.close();
@@ -129,52 +250,62 @@ export async function requestPersistentStorage(): Promise<boolean> {
   }
 }
 
-/** Bytes used and available to this origin, or null where the browser does not say. */
-export async function storageEstimate(): Promise<{ usage: number; quota: number } | null> {
-  const storage = (globalThis as { navigator?: { storage?: StorageManager } }).navigator?.storage;
-  if (!storage?.estimate) return null;
+// ---------------------------------------------------------------------------
+// Transactions
+
+/**
+ * One read-write transaction over `stores`: `fn` queues its requests, and this resolves with
+ * its result after the commit. Any failing request (or a throw in `fn`) aborts the whole
+ * transaction, so nothing is half-written, and comes out as a `StorageError` about `what`
+ * ("save the run").
+ */
+export async function writeTx<const S extends StoreName[], R>(
+  db: Db,
+  stores: S,
+  what: string,
+  fn: (tx: IDBPTransaction<RlhfDb, S, 'readwrite'>) => Promise<R>,
+): Promise<R> {
+  let tx: IDBPTransaction<RlhfDb, S, 'readwrite'>;
   try {
-    const e = await storage.estimate();
-    return { usage: e.usage ?? 0, quota: e.quota ?? 0 };
-  } catch {
-    return null;
+    tx = db.transaction(stores, 'readwrite');
+  } catch (e) {
+    throw toStorageError(e, what);
+  }
+  try {
+    const [result] = await Promise.all([fn(tx), tx.done]);
+    return result;
+  } catch (e) {
+    try {
+      tx.abort();
+    } catch {
+      // already finished or aborted
+    }
+    // The abort makes tx.done reject too; that rejection is expected.
+    tx.done.catch(() => {});
+    throw toStorageError(e, what);
   }
 }
 
 // ---------------------------------------------------------------------------
 // A store of records with string ids
 
-export class RecordStore<T extends { id: string }> {
+type RecordStoreName = 'preferences' | 'demonstrations' | 'annotators' | 'prompts';
+
+/** The value type of store `N`. */
+type Value<N extends StoreName> = RlhfDb[N]['value'];
+
+export class RecordStore<N extends RecordStoreName> {
   constructor(
     protected readonly db: Db,
-    protected readonly storeName: StoreName,
+    protected readonly storeName: N,
     /** Validates (and may normalise) a value before it is written; throws on a bad one. */
-    protected readonly validate: (x: unknown) => T = (x) => x as T,
+    protected readonly validate: (x: unknown) => Value<N> = (x) => x as Value<N>,
     /** Noun for messages: "save the preference". */
     protected readonly noun = 'record',
   ) {}
 
-  protected async write<R>(what: string, fn: (tx: IDBPTransaction<unknown, [StoreName], 'readwrite'>) => Promise<R>) {
-    let tx: IDBPTransaction<unknown, [StoreName], 'readwrite'>;
-    try {
-      tx = this.db.transaction(this.storeName, 'readwrite');
-    } catch (e) {
-      throw toStorageError(e, what);
-    }
-    try {
-      // Run the requests and wait for the commit; a failing request aborts the whole transaction.
-      const [result] = await Promise.all([fn(tx), tx.done]);
-      return result;
-    } catch (e) {
-      try {
-        tx.abort();
-      } catch {
-        // already finished or aborted
-      }
-      // The abort makes tx.done reject too; that rejection is expected.
-      tx.done.catch(() => {});
-      throw toStorageError(e, what);
-    }
+  protected write<R>(what: string, fn: (tx: IDBPTransaction<RlhfDb, [N], 'readwrite'>) => Promise<R>): Promise<R> {
+    return writeTx(this.db, [this.storeName], what, fn);
   }
 
   protected async read<R>(what: string, fn: () => Promise<R>): Promise<R> {
@@ -186,14 +317,14 @@ export class RecordStore<T extends { id: string }> {
   }
 
   /** Add a new record; rejects with `RecordConflictError` if the id exists. Resolves after commit. */
-  async add(record: T): Promise<T> {
+  async add(record: Value<N>): Promise<Value<N>> {
     const value = this.validate(record);
     await this.write(`save the ${this.noun}`, (tx) => tx.store.add(value));
     return value;
   }
 
   /** Add many records in one transaction: all are saved, or (on any bad or conflicting record) none. */
-  async addMany(records: readonly T[]): Promise<T[]> {
+  async addMany(records: readonly Value<N>[]): Promise<Value<N>[]> {
     const values = records.map((r, i) => {
       try {
         return this.validate(r);
@@ -219,14 +350,14 @@ export class RecordStore<T extends { id: string }> {
   }
 
   /** Insert or replace. */
-  async put(record: T): Promise<T> {
+  async put(record: Value<N>): Promise<Value<N>> {
     const value = this.validate(record);
     await this.write(`save the ${this.noun}`, (tx) => tx.store.put(value));
     return value;
   }
 
   /** Replace an existing record; rejects with `RecordConflictError` if it does not exist. */
-  async update(record: T): Promise<T> {
+  async update(record: Value<N>): Promise<Value<N>> {
     const value = this.prepareUpdate(this.validate(record));
     await this.write(`update the ${this.noun}`, async (tx) => {
       const old = await tx.store.get(value.id);
@@ -236,31 +367,31 @@ export class RecordStore<T extends { id: string }> {
     return value;
   }
 
-  protected prepareUpdate(value: T): T {
+  protected prepareUpdate(value: Value<N>): Value<N> {
     return value;
   }
 
   /** Delete by id and return what was deleted (keep it for undo via `restore`), or undefined if absent. */
-  async delete(id: string): Promise<T | undefined> {
+  async delete(id: string): Promise<Value<N> | undefined> {
     return this.write(`delete the ${this.noun}`, async (tx) => {
-      const old = (await tx.store.get(id)) as T | undefined;
+      const old = await tx.store.get(id);
       if (old !== undefined) await tx.store.delete(id);
       return old;
     });
   }
 
   /** Put back a record returned by `delete` (undo). */
-  async restore(record: T): Promise<T> {
+  async restore(record: Value<N>): Promise<Value<N>> {
     return this.put(record);
   }
 
-  async get(id: string): Promise<T | undefined> {
-    return this.read(`read the ${this.noun}`, () => this.db.get(this.storeName, id) as Promise<T | undefined>);
+  async get(id: string): Promise<Value<N> | undefined> {
+    return this.read(`read the ${this.noun}`, () => this.db.get(this.storeName, id));
   }
 
   /** Every record (ordered by id). For big stores prefer a paginated query. */
-  async getAll(): Promise<T[]> {
-    return this.read(`read the ${this.noun}s`, () => this.db.getAll(this.storeName) as Promise<T[]>);
+  async getAll(): Promise<Value<N>[]> {
+    return this.read(`read the ${this.noun}s`, () => this.db.getAll(this.storeName));
   }
 
   async count(): Promise<number> {
@@ -303,7 +434,7 @@ function matchesSearch(r: PreferenceRecord, needle: string): boolean {
   return r.mode === 'edit' && r.label.edited.toLowerCase().includes(needle);
 }
 
-export class PreferenceStore extends RecordStore<PreferenceRecord> {
+export class PreferenceStore extends RecordStore<'preferences'> {
   constructor(db: Db) {
     super(db, STORES.preferences, validateRecord, 'preference');
   }
@@ -321,10 +452,10 @@ export class PreferenceStore extends RecordStore<PreferenceRecord> {
     const offset = Math.max(0, Math.floor(q.offset ?? 0));
     const limit = Math.max(0, Math.floor(q.limit ?? 50));
     const needle = q.search?.trim().toLowerCase() ?? '';
-    let indexName = 'createdAt';
+    let indexName: 'createdAt' | `${'annotator' | 'mode' | 'label'}+createdAt` = 'createdAt';
     let range: IDBKeyRange | null = null;
     const rest: ((r: PreferenceRecord) => boolean)[] = [];
-    const byKey = (name: string, value: string) => {
+    const byKey = (name: 'annotator' | 'mode' | 'label', value: string) => {
       if (indexName === 'createdAt') {
         indexName = `${name}+createdAt`;
         range = IDBKeyRange.bound([value, -Infinity], [value, Infinity]);
@@ -350,7 +481,7 @@ export class PreferenceStore extends RecordStore<PreferenceRecord> {
           let cursor = await index.openCursor(range, 'prev');
           if (cursor && offset > 0) cursor = await cursor.advance(offset);
           while (cursor && records.length < limit) {
-            records.push(cursor.value as PreferenceRecord);
+            records.push(cursor.value);
             cursor = await cursor.continue();
           }
         }
@@ -358,7 +489,7 @@ export class PreferenceStore extends RecordStore<PreferenceRecord> {
         total = 0;
         let cursor = await index.openCursor(range, 'prev');
         while (cursor) {
-          const r = cursor.value as PreferenceRecord;
+          const r = cursor.value;
           if (rest.every((f) => f(r))) {
             if (total >= offset && records.length < limit) records.push(r);
             total++;
@@ -400,7 +531,7 @@ export class PreferenceStore extends RecordStore<PreferenceRecord> {
       const names: string[] = [];
       let cursor = await tx.store.index('annotator').openKeyCursor(null, 'nextunique');
       while (cursor) {
-        names.push(cursor.key as string);
+        names.push(cursor.key);
         cursor = await cursor.continue();
       }
       await tx.done;
@@ -412,7 +543,7 @@ export class PreferenceStore extends RecordStore<PreferenceRecord> {
 // ---------------------------------------------------------------------------
 // The other stores
 
-export class DemonstrationStore extends RecordStore<Demonstration> {
+export class DemonstrationStore extends RecordStore<'demonstrations'> {
   constructor(db: Db) {
     super(db, STORES.demonstrations, validateDemonstration, 'demonstration');
   }
@@ -432,30 +563,28 @@ export interface StoredPromptSet extends PromptSet {
   createdAt: number;
 }
 
+/** A setting's value (the caller says its type: settings are small values of many kinds). */
 export async function getSetting<T>(db: Db, key: string): Promise<T | undefined> {
   try {
-    const row = (await db.get(STORES.settings, key)) as { id: string; value: T } | undefined;
-    return row?.value;
+    const row = await db.get(STORES.settings, key);
+    return row?.value as T | undefined;
   } catch (e) {
     throw toStorageError(e, 'read the settings', false);
   }
 }
 
 export async function putSetting<T>(db: Db, key: string, value: T): Promise<void> {
-  const tx = db.transaction(STORES.settings, 'readwrite');
-  try {
-    await Promise.all([tx.store.put({ id: key, value }), tx.done]);
-  } catch (e) {
-    throw toStorageError(e, 'save the settings');
-  }
+  await writeTx(db, [STORES.settings], 'save the settings', (tx) =>
+    tx.objectStore(STORES.settings).put({ id: key, value }),
+  );
 }
 
 export interface Stores {
   db: Db;
   preferences: PreferenceStore;
   demonstrations: DemonstrationStore;
-  annotators: RecordStore<AnnotatorProfile>;
-  prompts: RecordStore<StoredPromptSet>;
+  annotators: RecordStore<'annotators'>;
+  prompts: RecordStore<'prompts'>;
 }
 
 /** Open the database and wrap its stores. */
@@ -465,8 +594,8 @@ export async function openStores(name: string = DB_NAME): Promise<Stores> {
     db,
     preferences: new PreferenceStore(db),
     demonstrations: new DemonstrationStore(db),
-    annotators: new RecordStore<AnnotatorProfile>(db, STORES.annotators, undefined, 'annotator'),
-    prompts: new RecordStore<StoredPromptSet>(db, STORES.prompts, undefined, 'prompt set'),
+    annotators: new RecordStore(db, STORES.annotators, undefined, 'annotator'),
+    prompts: new RecordStore(db, STORES.prompts, undefined, 'prompt set'),
   };
 }
 
@@ -479,75 +608,67 @@ export async function openStores(name: string = DB_NAME): Promise<Stores> {
  */
 export const CHUNK_SIZE = 64 * 1024 * 1024;
 
-interface ChunkManifest {
-  blobId: string;
-  index: -1;
-  byteLength: number;
-  chunkCount: number;
-  chunkSize: number;
-}
-
-interface ChunkRow {
-  blobId: string;
-  index: number;
-  data: ArrayBuffer;
-}
-
 function blobRange(id: string): IDBKeyRange {
   return IDBKeyRange.bound([id, -1], [id, Infinity]);
+}
+
+/**
+ * Queue the writes that store `bytes` under `id` in chunks (replacing any previous value) on the
+ * `chunks` store of a transaction the caller owns, so a value and the record pointing to it are
+ * written together. Copies each chunk before the transaction commits.
+ */
+export function writeChunks(store: WritableStore<'chunks'>, id: string, bytes: Uint8Array, chunkSize = CHUNK_SIZE) {
+  if (!(chunkSize > 0)) throw new RangeError('chunkSize must be > 0');
+  const chunkCount = Math.ceil(bytes.byteLength / chunkSize);
+  const manifest: ChunkManifest = { blobId: id, index: -1, byteLength: bytes.byteLength, chunkCount, chunkSize };
+  const writes: Promise<unknown>[] = [store.delete(blobRange(id)), store.put(manifest)];
+  for (let i = 0; i < chunkCount; i++) {
+    // slice() copies into a fresh ArrayBuffer holding only this chunk.
+    const data = bytes.slice(i * chunkSize, Math.min(bytes.byteLength, (i + 1) * chunkSize)).buffer;
+    writes.push(store.put({ blobId: id, index: i, data } satisfies ChunkRow));
+  }
+  return Promise.all(writes);
+}
+
+/** The rows of a chunked value joined again, or undefined if there is none; throws when parts are missing. */
+export function joinChunks(id: string, rows: readonly (ChunkRow | ChunkManifest)[]): Uint8Array | undefined {
+  const manifest = rows.find((r): r is ChunkManifest => r.index === -1);
+  if (!manifest) return undefined;
+  const chunks = rows.filter((r): r is ChunkRow => r.index >= 0);
+  if (chunks.length !== manifest.chunkCount) {
+    throw new StorageError(
+      `The saved checkpoint "${id}" is incomplete (${chunks.length} of ${manifest.chunkCount} parts). Delete it and save again.`,
+    );
+  }
+  const out = new Uint8Array(manifest.byteLength);
+  for (const c of chunks) out.set(new Uint8Array(c.data), c.index * manifest.chunkSize);
+  return out;
+}
+
+/** The chunk rows of value `id` (for `joinChunks`), in a transaction the caller owns. */
+export function chunkRange(id: string): IDBKeyRange {
+  return blobRange(id);
 }
 
 /** Store `bytes` under `id` in chunks, in one transaction (replacing any previous value). */
 export async function putBlobChunked(db: Db, id: string, bytes: Uint8Array, chunkSize = CHUNK_SIZE): Promise<void> {
   if (!(chunkSize > 0)) throw new RangeError('chunkSize must be > 0');
-  const chunkCount = Math.ceil(bytes.byteLength / chunkSize);
-  const tx = db.transaction(STORES.chunks, 'readwrite');
-  try {
-    const writes = async () => {
-      await tx.store.delete(blobRange(id));
-      const manifest: ChunkManifest = { blobId: id, index: -1, byteLength: bytes.byteLength, chunkCount, chunkSize };
-      const puts: Promise<unknown>[] = [tx.store.put(manifest)];
-      for (let i = 0; i < chunkCount; i++) {
-        // slice() copies into a fresh ArrayBuffer holding only this chunk.
-        const data = bytes.slice(i * chunkSize, Math.min(bytes.byteLength, (i + 1) * chunkSize)).buffer;
-        puts.push(tx.store.put({ blobId: id, index: i, data } satisfies ChunkRow));
-      }
-      await Promise.all(puts);
-    };
-    await Promise.all([writes(), tx.done]);
-  } catch (e) {
-    tx.done.catch(() => {});
-    throw toStorageError(e, 'save the checkpoint');
-  }
+  await writeTx(db, [STORES.chunks], 'save the checkpoint', (tx) =>
+    writeChunks(tx.objectStore(STORES.chunks), id, bytes, chunkSize),
+  );
 }
 
 /** Read a value stored by `putBlobChunked`, or undefined if there is none. */
 export async function getBlobChunked(db: Db, id: string): Promise<Uint8Array | undefined> {
   try {
-    const tx = db.transaction(STORES.chunks, 'readonly');
-    const rows = (await tx.store.getAll(blobRange(id))) as (ChunkRow | ChunkManifest)[];
-    await tx.done;
-    const manifest = rows.find((r) => r.index === -1) as ChunkManifest | undefined;
-    if (!manifest) return undefined;
-    const chunks = rows.filter((r): r is ChunkRow => r.index >= 0);
-    if (chunks.length !== manifest.chunkCount) {
-      throw new StorageError(
-        `The saved checkpoint "${id}" is incomplete (${chunks.length} of ${manifest.chunkCount} parts). Delete it and save again.`,
-      );
-    }
-    const out = new Uint8Array(manifest.byteLength);
-    for (const c of chunks) out.set(new Uint8Array(c.data), c.index * manifest.chunkSize);
-    return out;
+    return joinChunks(id, await db.getAll(STORES.chunks, blobRange(id)));
   } catch (e) {
     throw toStorageError(e, 'read the checkpoint', false);
   }
 }
 
 export async function deleteBlobChunked(db: Db, id: string): Promise<void> {
-  const tx = db.transaction(STORES.chunks, 'readwrite');
-  try {
-    await Promise.all([tx.store.delete(blobRange(id)), tx.done]);
-  } catch (e) {
-    throw toStorageError(e, 'delete the checkpoint');
-  }
+  await writeTx(db, [STORES.chunks], 'delete the checkpoint', (tx) =>
+    tx.objectStore(STORES.chunks).delete(blobRange(id)),
+  );
 }

@@ -1,0 +1,171 @@
+/**
+ * The shapes of what the app saves in IndexedDB: run records (reward model, SFT, PPO, DPO),
+ * saved PPO runs with their checkpoint, saved reward models, and model checkpoints' metadata.
+ * `src/lib/storage/db.ts` types its stores with them (`RlhfDb`), so this file imports nothing
+ * from storage (no import circle).
+ *
+ * A PPO checkpoint keeps its small fields (config, iteration, β, Adam step, RNG, prompt order,
+ * history) in the run record and its tensors (policy, value model, both Adam moments) as one
+ * binary value in the `chunks` store, split like SFT/DPO weights (`writeChunks` in db.ts; TabGPT
+ * stores model state in 64 MB chunks because single giant values fail). `packPpoTensors` and
+ * `unpackPpoTensors` turn the tensors into those bytes and back.
+ */
+import type { PpoEvalSample, PpoSetup, PpoState, RewardModelState, RewardModelSummary } from '../engine/types';
+
+// ------------------------------------------------------------------------------- run records
+
+export const RUN_RECORD_VERSION = 1;
+export const RUN_KINDS = ['reward', 'sft', 'ppo', 'dpo'] as const;
+export type RunKind = (typeof RUN_KINDS)[number];
+export const RUN_STATUSES = ['finished', 'running', 'paused', 'failed'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+export interface RunMetricRow {
+  step: number;
+  metrics: Record<string, number>;
+}
+
+/** What a run started from: the base (loaded) model, or the weights of another run. */
+export interface RunParent {
+  kind: 'base' | 'run';
+  id?: string;
+  name: string;
+}
+
+export interface RunSample {
+  prompt: string;
+  text: string;
+}
+
+/** Samples on the evaluation prompts at one step, and their diversity metrics. */
+export interface RunEval {
+  step: number;
+  samples: RunSample[];
+  metrics: Record<string, number>;
+}
+
+export interface RunRecord {
+  version: typeof RUN_RECORD_VERSION;
+  id: string;
+  kind: RunKind;
+  name: string;
+  createdAt: number;
+  updatedAt: number;
+  config: Record<string, unknown>;
+  parent: RunParent;
+  /** Where the weights are: a checkpoint (SFT/DPO), the PPO run itself, the reward model id; null: none. */
+  checkpointId: string | null;
+  history: RunMetricRow[];
+  evals: RunEval[];
+  status: RunStatus;
+}
+
+/** A model's files without the weights, kept beside the weight chunks. */
+export interface CheckpointMeta {
+  id: string;
+  runId: string;
+  name: string;
+  config: string;
+  tokenizer: string;
+  card?: string;
+  byteLength: number;
+  createdAt: number;
+}
+
+// ------------------------------------------------------------------------------- reward models
+
+/** A metric row of a trainer's history (reward model, PPO). */
+export type MetricRow = RunMetricRow;
+
+/** A reward model in the `rewardModels` store (its weights are small: they stay in the record). */
+export interface SavedRewardModel {
+  id: string;
+  summary: RewardModelSummary;
+  state: RewardModelState;
+  history: MetricRow[];
+}
+
+// ------------------------------------------------------------------------------- PPO runs
+
+/** Evaluation samples of a PPO run at one iteration. */
+export interface EvalPoint {
+  iteration: number;
+  samples: PpoEvalSample[];
+}
+
+/** The tensor groups of a PPO checkpoint. */
+export const PPO_TENSOR_GROUPS = ['policy', 'value', 'adamM', 'adamV'] as const;
+export type PpoTensorGroup = (typeof PPO_TENSOR_GROUPS)[number];
+
+/** A PPO state without its tensors (what the run record holds). */
+export type PpoStateMeta = Omit<PpoState, PpoTensorGroup>;
+
+/** Where each tensor of a PPO checkpoint lies in its chunked bytes (offsets in float32 elements). */
+export interface PpoTensorIndex {
+  /** Id of the chunked value in the `chunks` store. */
+  blobId: string;
+  byteLength: number;
+  entries: { group: PpoTensorGroup; name: string; offset: number; length: number }[];
+}
+
+/** One record per PPO run in the `runs` store; its tensors are in `chunks` under `tensors.blobId`. */
+export interface SavedPpoRun {
+  id: string;
+  kind: 'ppo';
+  setup: PpoSetup;
+  state: PpoStateMeta;
+  tensors: PpoTensorIndex;
+  history: MetricRow[];
+  evals: EvalPoint[];
+  updatedAt: number;
+  /** First save time, and what the run started from (absent in saves older than the Runs page). */
+  createdAt?: number;
+  parent?: RunParent;
+}
+
+/** A record of the `runs` store is a PPO run (its tensors in chunks). */
+export function isSavedPpoRun(x: RunRecord | SavedPpoRun | undefined): x is SavedPpoRun {
+  return x?.kind === 'ppo' && 'tensors' in x;
+}
+
+/** A PPO run as the Train page has it: the record's fields with the whole state, tensors included. */
+export type PpoRunSave = Omit<SavedPpoRun, 'state' | 'tensors'> & { state: PpoState };
+
+/** The id of the chunked tensors of PPO run `runId`. */
+export const ppoBlobId = (runId: string): string => `ppo-state:${runId}`;
+
+/** Split a PPO state into its record part and its tensors as one byte array. */
+export function packPpoTensors(
+  state: PpoState,
+  blobId: string,
+): { meta: PpoStateMeta; index: PpoTensorIndex; bytes: Uint8Array } {
+  const { policy, value, adamM, adamV, ...meta } = state;
+  const groups: Record<PpoTensorGroup, Record<string, Float32Array>> = { policy, value, adamM, adamV };
+  const entries: PpoTensorIndex['entries'] = [];
+  let total = 0;
+  for (const group of PPO_TENSOR_GROUPS)
+    for (const [name, a] of Object.entries(groups[group])) {
+      entries.push({ group, name, offset: total, length: a.length });
+      total += a.length;
+    }
+  const all = new Float32Array(total);
+  for (const e of entries) all.set(groups[e.group][e.name], e.offset);
+  const bytes = new Uint8Array(all.buffer);
+  return { meta, index: { blobId, byteLength: bytes.byteLength, entries }, bytes };
+}
+
+/** The whole PPO state back from its record part and its bytes; throws when they do not match. */
+export function unpackPpoTensors(meta: PpoStateMeta, index: PpoTensorIndex, bytes: Uint8Array): PpoState {
+  if (bytes.byteLength !== index.byteLength || bytes.byteLength % 4 !== 0)
+    throw new RangeError(`PPO checkpoint: ${bytes.byteLength} bytes where ${index.byteLength} were saved`);
+  // Copy into an aligned buffer (a view on chunk bytes may start at any offset).
+  const all = new Float32Array(bytes.byteLength / 4);
+  new Uint8Array(all.buffer).set(bytes);
+  const groups: Record<PpoTensorGroup, Record<string, Float32Array>> = { policy: {}, value: {}, adamM: {}, adamV: {} };
+  for (const e of index.entries) {
+    if (!PPO_TENSOR_GROUPS.includes(e.group) || e.offset < 0 || e.offset + e.length > all.length)
+      throw new RangeError(`PPO checkpoint: tensor ${e.group}/${e.name} lies outside the saved bytes`);
+    groups[e.group][e.name] = all.slice(e.offset, e.offset + e.length);
+  }
+  return { ...meta, ...groups };
+}
