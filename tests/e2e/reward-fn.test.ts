@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { OUT_DIR, openApp } from './harness';
 import { encodeCode } from '../../src/lib/rlhf/reward-functions';
@@ -48,6 +49,26 @@ const SNOOP = `function reward(prompts, completions) {
   return completions.map(() => 1);
 }
 `;
+
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/** Serious and critical axe-core violations on the page as it is now. */
+async function axeViolations(page: Page): Promise<string[]> {
+  if (!(await page.evaluate(() => 'axe' in globalThis))) await page.evaluate(AXE_SOURCE);
+  const violations = await page.evaluate(async () => {
+    type Result = { violations: { id: string; impact: string | null; nodes: { target: unknown[] }[] }[] };
+    const axe = (globalThis as unknown as { axe: { run(ctx: Document, opts: object): Promise<Result> } }).axe;
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      targets: v.nodes.map((n) => JSON.stringify(n.target)),
+    }));
+  });
+  return violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.impact} ${v.id}: ${v.targets.slice(0, 4).join(' ')}`);
+}
 
 async function iteration(page: Page): Promise<number> {
   return Number(await page.textContent('[data-testid="ppo-iteration"]'));
@@ -246,6 +267,44 @@ describe('JavaScript reward functions', () => {
       assert.deepEqual(app.errors, []);
     } finally {
       await app.close();
+    }
+  });
+  it('Copy link carries the code; the reopened link offers it; the panel passes axe', async () => {
+    const perms = { context: { permissions: ['clipboard-read', 'clipboard-write'] } };
+    const a = await openApp(`/?${TINY}#/train`, perms);
+    let link: string;
+    try {
+      const { page } = a;
+      await page.waitForSelector('[data-testid="ppo-start"]:not([disabled])', { timeout: MODEL_TIMEOUT });
+      await page.selectOption('[data-testid="reward-kind"]', 'function');
+      await page.fill('[data-testid="reward-fn-name"]', 'longer');
+      await setCode(page, GOOD);
+      await page.click('[data-testid="reward-fn-test"]');
+      await page.waitForSelector('[data-testid="reward-fn-test-result"]', { timeout: MODEL_TIMEOUT });
+      assert.deepEqual(await axeViolations(page), []);
+      await page.click('[data-testid="copy-link"]');
+      await page.waitForFunction(
+        () =>
+          document.querySelector('[data-testid="copy-status"]')?.textContent === 'Link copied' ||
+          document.querySelector('[data-testid="share-url"]'),
+      );
+      link = (await page.locator('[data-testid="share-url"]').count())
+        ? await page.inputValue('[data-testid="share-url"]')
+        : await page.evaluate(() => navigator.clipboard.readText());
+      assert.match(link, /[?&]rewardfn=[A-Za-z0-9_-]+(&|#|$)/);
+    } finally {
+      await a.close();
+    }
+    const b = await openApp(link.slice(new URL(link).origin.length), perms);
+    try {
+      const { page } = b;
+      await page.waitForSelector('[data-testid="reward-fn-link"]', { timeout: MODEL_TIMEOUT });
+      assert.equal(await page.textContent('[data-testid="reward-fn-link-code"]'), GOOD);
+      assert.match((await page.textContent('[data-testid="reward-fn-link"]'))!, /longer \(weight 1\)/);
+      assert.deepEqual(await axeViolations(page), []);
+      assert.deepEqual(b.errors, []);
+    } finally {
+      await b.close();
     }
   });
 });
