@@ -18,12 +18,13 @@ import { defaultLabellerConfig, type LabellerKind } from '../lib/rlhf/labellers'
 import { diversityMetrics } from '../lib/rlhf/diversity';
 import { settingsTable } from '../lib/settings/table';
 import { toStorageError } from '../lib/storage/db';
-import { JobCancelledError, PpoDivergedError } from '../lib/engine/errors';
+import { JobCancelledError, PpoDivergedError, RewardFunctionError } from '../lib/engine/errors';
 import { askPersistence } from './data.svelte';
 import { engineState } from './engine.svelte';
 import { notices } from './notices.svelte';
 import { until } from './reactive-wait.svelte';
 import { runStore, runsState } from './runs.svelte';
+import { rewardFnState } from './reward-fn.svelte';
 
 export const PROMPT_SETS = [
   { id: 'reviews', name: reviewsJson.name, prompts: reviewsJson.prompts },
@@ -126,7 +127,7 @@ let jobCounter = 0;
 export class TrainState {
   // ------------------------------------------------------------------ setup
   promptSet = $state<PromptSetId>(SETUP.promptSet);
-  rewardKind = $state<'reward-model' | 'labeller'>('labeller');
+  rewardKind = $state<PpoSetup['reward']['kind']>('labeller');
   labeller = $state<LabellerKind>(SETUP.labeller);
   gold = $state<LabellerKind | 'none'>(SETUP.gold);
   config = $state<PpoConfig>(structuredClone(DEFAULT_PPO_CONFIG) as PpoConfig);
@@ -161,6 +162,30 @@ export class TrainState {
   latest = $state.raw<{ prompts: string[]; texts: string[]; scores: number[] } | null>(null);
   /** Results of the phases of the iteration being stepped (slow mode). */
   phaseLog = $state.raw<PhaseResult[]>([]);
+
+  /** The run's reward functions differ from the editor's. */
+  readonly rewardFnsChanged = $derived.by(() => {
+    const r = this.setup?.reward;
+    return r?.kind === 'function' && JSON.stringify(r.functions) !== JSON.stringify(rewardFnState.functions);
+  });
+
+  /** Give a paused run rewarded by JavaScript functions the editor's code (weights and history stay). */
+  async applyRewardFunctions(): Promise<boolean> {
+    if (!this.created || this.busy || this.setup?.reward.kind !== 'function' || rewardFnState.problem) return false;
+    try {
+      this.busy = true;
+      const status = await engineState.engine.ppoSetRewardFunctions(rewardFnState.reward().functions);
+      this.setup = status.setup;
+      this.lastError = null;
+      notices.add('info', 'The run uses the new reward functions from the next batch.');
+      return true;
+    } catch (e) {
+      this.fail(e);
+      return false;
+    } finally {
+      this.busy = false;
+    }
+  }
 
   // ------------------------------------------------------------------ checkpoints
   /** The newest saved PPO run, offered for resuming when no run is loaded. */
@@ -215,11 +240,19 @@ export class TrainState {
       reward:
         this.rewardKind === 'reward-model'
           ? { kind: 'reward-model' }
-          : { kind: 'labeller', labeller: defaultLabellerConfig(this.labeller) },
+          : this.rewardKind === 'function'
+            ? rewardFnState.reward()
+            : { kind: 'labeller', labeller: defaultLabellerConfig(this.labeller) },
       gold: this.gold === 'none' ? undefined : { ...defaultLabellerConfig(this.gold), noise: 0 },
       ...(this.evalSamples !== 1 ? { evalSamples: this.evalSamples } : {}),
-      name: `PPO · ${this.promptSet} · ${this.rewardKind === 'reward-model' ? `RM ${this.activeRm ?? ''}` : this.labeller}`,
+      name: `PPO · ${this.promptSet} · ${this.rewardName()}`,
     };
+  }
+
+  private rewardName(): string {
+    if (this.rewardKind === 'reward-model') return `RM ${this.activeRm ?? ''}`;
+    if (this.rewardKind === 'function') return `JS ${rewardFnState.functions.map((f) => f.name).join('+')}`;
+    return this.labeller;
   }
 
   /** After the model loads: which reward model is active, and whether a run can be resumed. */
@@ -227,11 +260,13 @@ export class TrainState {
     try {
       const rm = await engineState.engine.activeRewardModel();
       this.activeRm = rm?.name ?? null;
-      if (!this.created) this.rewardKind = rm ? 'reward-model' : 'labeller';
+      if (!this.created && this.rewardKind !== 'function') this.rewardKind = rm ? 'reward-model' : 'labeller';
     } catch {
       this.activeRm = null;
     }
     if (this.created) return;
+    await rewardFnState.load();
+    if (rewardFnState.selected && this.rewardKind !== 'function') this.rewardKind = 'function';
     try {
       const r = await (await runStore()).latestPpo();
       this.savedRun = r
@@ -267,7 +302,7 @@ export class TrainState {
   async start(): Promise<void> {
     if (!(await this.createRun())) return;
     // Iteration 0 (the starting model): where the over-optimisation chart's √KL axis begins.
-    if (this.evalEvery > 0 && this.setup?.gold) await this.evaluateNow();
+    if (this.evalEvery > 0 && this.setup?.gold && !(await this.evaluateNow()) && this.lastError) return;
     void this.play();
   }
 
@@ -287,7 +322,8 @@ export class TrainState {
       this.flush();
       return true;
     } catch (e) {
-      this.fail(e);
+      if (e instanceof RewardFunctionError) this.rewardFailed(e);
+      else this.fail(e);
       return false;
     } finally {
       this.busy = false;
@@ -309,6 +345,8 @@ export class TrainState {
       this.runId = rec.id;
       this.config = structuredClone(status.config);
       this.evalSamples = rec.setup.evalSamples ?? 1;
+      this.rewardKind = rec.setup.reward.kind;
+      if (rec.setup.reward.kind === 'function') rewardFnState.functions = structuredClone(rec.setup.reward.functions);
       this.restoreViewFrom(rec);
       this.applyStatus(status);
       this.lastSavedIteration = rec.state.iteration;
@@ -492,6 +530,7 @@ export class TrainState {
       }
       this.busy = false;
       if (e instanceof PpoDivergedError) await this.rollback(e.message);
+      else if (e instanceof RewardFunctionError) this.rewardFailed(e);
       else this.fail(e);
       return false;
     } finally {
@@ -555,6 +594,16 @@ export class TrainState {
     this.flushTimer = null;
     if (this.history.length !== this.rows.length) this.history = [...this.rows];
     if (this.evals.length !== this.evalRows.length) this.evals = [...this.evalRows];
+  }
+
+  /** The user's reward function failed: pause, say where and what to do (the run keeps its weights). */
+  private rewardFailed(e: Error): void {
+    this.pauseRequested = true;
+    this.fail(
+      new Error(
+        `${e.message} The run is paused at iteration ${this.iteration}; nothing was lost (no update was made on this batch). Fix the code, press “Apply to this run”, then Resume.`,
+      ),
+    );
   }
 
   private fail(e: unknown): void {

@@ -84,6 +84,9 @@ export type UrlSettings = { [G in Group]: Partial<GroupSettings[G]> } & {
   scenario?: string;
   hide: string[];
   presenter: boolean;
+  /** JavaScript reward functions (base64url of their JSON, src/lib/rlhf/reward-functions.ts `specsToLink`):
+   *  foreign code, shown to the user and run only when they accept it. */
+  rewardFn?: string;
 };
 
 export interface ParsedUrl {
@@ -116,7 +119,7 @@ export const URL_PARAMS: readonly UrlParam[] = GROUPS.flatMap((group) => {
 
 const BY_NAME = new Map(URL_PARAMS.map((p) => [p.name, p]));
 /** Parameters outside the groups, handled by name below. */
-const SHELL_PARAMS = ['scenario', 'hide', 'presenter', 'backend', 'engine'];
+const SHELL_PARAMS = ['scenario', 'hide', 'presenter', 'backend', 'engine', 'rewardfn'];
 
 const quote = (raw: string) => `"${raw.slice(0, 40)}${raw.length > 40 ? '…' : ''}"`;
 
@@ -188,6 +191,9 @@ export function parseUrlParams(search: string): ParsedUrl {
       } else problems.push(`hide=${quote(part)} in the URL is not a panel (${PANEL_IDS.join(', ')}); ignored.`);
     }
   }
+
+  const rewardFn = params.get('rewardfn');
+  if (rewardFn !== null) settings.rewardFn = rewardFn;
 
   const group = (g: Group) => settings[g] as Record<string, unknown>;
   const seen = new Set<string>();

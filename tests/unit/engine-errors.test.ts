@@ -30,6 +30,7 @@ import {
   TuneDivergedError,
   TuneInputError,
   WeightsFormatError,
+  RewardFunctionError,
   errorDetails,
   installErrorTransfer,
   reviveError,
@@ -69,6 +70,7 @@ const SAMPLES: [new (...a: never[]) => Error, Error][] = [
   [RlooConfigError, thrown(() => RLOO_SETTINGS.validate({ beta: -1 }))],
   [GroupDivergedError, new GroupDivergedError('NaN loss')],
   [GroupPhaseError, new GroupPhaseError('update() before advantages()')],
+  [RewardFunctionError, new RewardFunctionError('Reward function "f", line 2: TypeError: x.', 'f', 2, 'exception')],
 ];
 
 describe('errors across a Comlink MessageChannel', () => {
@@ -133,6 +135,13 @@ describe('errors across a Comlink MessageChannel', () => {
     expect(back.constructor).toBe(Error);
     expect(back.name).toBe('SomethingElseError');
     await expect(remote.failWith('plain text')).rejects.toBe('plain text');
+  });
+
+  it('RewardFunctionError keeps the function, its line and the kind of failure', async () => {
+    const e = SAMPLES.find(([C]) => C === RewardFunctionError)![1] as RewardFunctionError;
+    const back = (await roundTrip(e)) as RewardFunctionError;
+    expect(back).toBeInstanceOf(RewardFunctionError);
+    expect([back.fn, back.line, back.failure]).toEqual(['f', 2, 'exception']);
   });
 
   it('errorDetails carries own data only', () => {

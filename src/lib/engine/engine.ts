@@ -19,6 +19,7 @@ import { PretrainHost } from './pretrain-host';
 import type { SftConfig, SftExample, DpoConfig, TuneEvent, TuneSample, TuneSummary } from './types';
 import type { PretrainEvent, PretrainRequest, PretrainStatus } from './types';
 import { runBench } from './bench';
+import type { RewardFunctionSpec } from '../rlhf/reward-functions';
 import { generate } from '../model/sampling';
 import { configToHF, saveModelSafetensors } from '../model/weights';
 import type {
@@ -495,6 +496,10 @@ export class LocalEngine implements Engine, EngineTestHooks {
 
   async ppoDispose(): Promise<void> {
     this.ppo.dispose();
+  }
+
+  async ppoSetRewardFunctions(functions: RewardFunctionSpec[]): Promise<PpoStatus> {
+    return this.ppo.setRewardFunctions(functions);
   }
 
   async bench(jobId: string, req: BenchRequest): Promise<BenchResult> {

@@ -26,11 +26,12 @@ import { PpoConfigError } from '../rlhf/ppo-config';
 import { GrpoConfigError } from '../rlhf/grpo-config';
 import { RlooConfigError } from '../rlhf/rloo-config';
 import { SettingsError } from '../settings/table';
+import { RewardFunctionError, type RewardFailure } from '../rlhf/reward-functions';
 
 export { ModelLoadError, WeightsFormatError, TokenizerError };
 export { TuneInputError, TuneDivergedError, PpoDivergedError, PpoPhaseError, RewardTrainingError };
 export { PpoConfigError, LabellerConfigError, SettingsError, GrpoConfigError, RlooConfigError };
-export { GroupDivergedError, GroupPhaseError };
+export { GroupDivergedError, GroupPhaseError, RewardFunctionError };
 
 export class EngineError extends Error {
   override name = 'EngineError';
@@ -114,6 +115,14 @@ const REVIVERS: Record<string, Reviver> = {
   GrpoConfigError: withFields(GrpoConfigError),
   RlooConfigError: withFields(RlooConfigError),
   PpoConfigError: withFields(PpoConfigError),
+  // The user's JavaScript reward functions (src/lib/rlhf/reward-functions.ts): which one, and its line.
+  RewardFunctionError: (message, d) =>
+    new RewardFunctionError(
+      message,
+      typeof d.fn === 'string' ? d.fn : '',
+      typeof d.line === 'number' ? d.line : null,
+      typeof d.failure === 'string' ? (d.failure as RewardFailure) : 'exception',
+    ),
 };
 
 /** Names of the classes `reviveError` rebuilds. */

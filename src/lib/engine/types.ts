@@ -203,8 +203,12 @@ export interface PpoSetup {
   /** Fixed prompts sampled every few iterations to show how the text changes. */
   evalPrompts: string[];
   config: Partial<PpoConfig>;
-  /** The reward: the active reward model, or a scripted labeller's score used directly. */
-  reward: { kind: 'reward-model' } | { kind: 'labeller'; labeller: LabellerConfig };
+  /** The reward: the active reward model, a scripted labeller's score used directly, or the user's
+   *  JavaScript functions summed with weights (src/lib/rlhf/reward-functions.ts). */
+  reward:
+    | { kind: 'reward-model' }
+    | { kind: 'labeller'; labeller: LabellerConfig }
+    | { kind: 'function'; functions: import('../rlhf/reward-functions').RewardFunctionSpec[] };
   /** A noise-free labeller scoring the evaluation samples ("gold"), to spot reward hacking. */
   gold?: LabellerConfig;
   /** Samples per evaluation prompt (default 1); more make the eval means (gold, proxy, KL) steadier. */
@@ -440,6 +444,8 @@ export interface Engine {
   ppoState(): Promise<PpoState>;
   ppoEvaluate(): Promise<PpoEvalSample[]>;
   ppoDispose(): Promise<void>;
+  /** New code for the run's JavaScript reward functions (the run keeps its weights); used from the next batch. */
+  ppoSetRewardFunctions(functions: import('../rlhf/reward-functions').RewardFunctionSpec[]): Promise<PpoStatus>;
   /** Benchmarks on the loaded model (see `bench.ts`). */
   bench(jobId: string, req: BenchRequest): Promise<BenchResult>;
   /** TF.js memory counters (tensors, bytes) for leak checks. */

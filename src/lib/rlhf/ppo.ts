@@ -54,6 +54,7 @@ import { gae } from './gae';
 import { AdaptiveKlController, klPerToken } from './kl';
 import { PPO_SETTINGS, PpoConfigError, validatePpoConfig, type PpoConfig } from './ppo-config';
 import { ppoPolicyLossT, ppoValueLossT } from './ppo-loss';
+import { rewardPartMetrics } from './reward-functions';
 import { ValueModel } from './value-model';
 import { maskedMeanT, whiten, type Matrix } from './whiten';
 
@@ -79,9 +80,11 @@ export interface RewardInput {
   finished: boolean;
 }
 
-/** Anything that scores responses: a reward model, or a scripted labeller's `score`. */
+/** Anything that scores responses: a reward model, a scripted labeller's `score`, the user's functions. */
 export interface RewardSource {
   score(batch: RewardInput[]): Promise<number[]>;
+  /** A weighted sum's parts' scores of the last batch (logged as `rewards/<name>/mean|std`). */
+  lastParts?(): { name: string; scores: number[] }[] | null;
 }
 
 /** A RewardSource from a plain `(text, prompt) → number`, e.g. a labeller's `score`. */
@@ -123,6 +126,8 @@ export interface PpoMetrics {
   response_length: number;
   beta: number;
   'time/iteration_s': number;
+  /** Per reward function of a weighted sum (TRL's names). */
+  [part: `rewards/${string}`]: number;
 }
 
 export interface RolloutResult {
@@ -270,6 +275,8 @@ interface Batch {
   returns?: Matrix;
   beta?: number;
   advMetrics?: AdvantagesResult['metrics'];
+  /** `rewards/<name>/mean|std` of the reward source's parts. */
+  partMetrics?: Record<`rewards/${string}`, number>;
   seconds: number;
 }
 
@@ -529,6 +536,12 @@ export class PpoTrainer {
     const penalty = this.config.missingEosPenalty;
     const penalised = b.finished.map((f) => penalty !== null && !f);
     b.scores = raw.map((s, i) => (penalised[i] ? s - penalty! : s));
+    const parts = this.reward.lastParts?.();
+    if (parts)
+      b.partMetrics = rewardPartMetrics(
+        parts.map((p) => p.name),
+        parts.map((p) => p.scores),
+      ) as Record<`rewards/${string}`, number>;
     const seconds = (performance.now() - t0) / 1000;
     b.seconds += seconds;
     this.phase = 'advantages';
@@ -649,6 +662,7 @@ export class PpoTrainer {
     const metrics: PpoMetrics = {
       iteration: this.completedIterations,
       ...b.advMetrics!,
+      ...b.partMetrics,
       'policy/approxkl_avg': avg('approxKl'),
       'policy/clipfrac_avg': avg('clipfrac'),
       'loss/policy_avg': avg('policyLoss'),

@@ -10,6 +10,7 @@ import { engineState } from '../../state/engine.svelte';
 import { notices } from '../../state/notices.svelte';
 import { scenarioState } from '../../state/scenario.svelte';
 import { trainState } from '../../state/train.svelte';
+import { rewardFnState } from '../../state/reward-fn.svelte';
 import { uiPrefs } from '../../state/ui-prefs.svelte';
 import { serialiseSettings, type ShareableState, type UrlSettings } from '../../state/url-params';
 import type { PpoConfig } from '../../lib/rlhf/ppo-config';
@@ -37,6 +38,10 @@ export function applyUrlSettings(s: UrlSettings): void {
   tuneState.sft = { ...tuneState.sft, ...s.sft };
   tuneState.dpo = { ...tuneState.dpo, ...s.dpo };
   pretrainState.config = { ...pretrainState.config, ...s.pretrain };
+  if (s.rewardFn !== undefined) {
+    t.rewardKind = 'function';
+    rewardFnState.offerLink(s.rewardFn);
+  }
 }
 
 /** The current setup, as the URL table sees it. */
@@ -66,6 +71,10 @@ export function currentShareable(): ShareableState {
 
 /** The link that reopens this setup on this stage. */
 export function shareUrl(): string {
-  const q = serialiseSettings(currentShareable());
+  let q = serialiseSettings(currentShareable());
+  if (trainState.rewardKind === 'function') {
+    const code = rewardFnState.linkValue(); // null (and a notice) when too long for a link
+    if (code) q += `${q ? '&' : ''}rewardfn=${code}`;
+  }
   return `${location.origin}${location.pathname}${q ? `?${q}` : ''}${location.hash}`;
 }
