@@ -434,6 +434,8 @@ export class TrainState {
   /** Edit a hyper-parameter; during a run it applies from the next iteration. */
   async setConfig<K extends keyof PpoConfig>(key: K, value: PpoConfig[K]): Promise<void> {
     const prev = this.config[key];
+    // A blur after a refused edit repeats the value the input shows again: nothing to do.
+    if (JSON.stringify(prev) === JSON.stringify(value)) return;
     this.config[key] = value;
     this.configError = null;
     if (!this.created) return;

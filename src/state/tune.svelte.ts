@@ -26,9 +26,15 @@ import { modelState } from './model.svelte';
 import { notices } from './notices.svelte';
 import { RUN_EVAL_PROMPTS, runsState } from './runs.svelte';
 
-export type TuneMethod = 'ppo' | 'dpo' | 'sft';
+export type TuneMethod = 'ppo' | 'grpo' | 'rloo' | 'dpo' | 'sft';
 export const TUNE_METHODS: readonly { id: TuneMethod; label: string; hint: string }[] = [
   { id: 'ppo', label: 'PPO', hint: 'Reinforcement learning against a reward model or a scripted reward.' },
+  {
+    id: 'grpo',
+    label: 'GRPO',
+    hint: 'Group-relative policy optimisation: G samples per prompt, the group as the baseline; no value model.',
+  },
+  { id: 'rloo', label: 'RLOO', hint: 'REINFORCE leave-one-out: each sample’s baseline is the mean of the others.' },
   { id: 'dpo', label: 'DPO', hint: 'Direct Preference Optimization on the preference pairs; no reward model.' },
   { id: 'sft', label: 'SFT', hint: 'Supervised fine-tuning on demonstrations (prompt → good completion).' },
 ];

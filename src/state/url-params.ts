@@ -1,7 +1,7 @@
 /**
  * Every setting a URL can carry, in one table built from the settings tables: the PPO
  * hyper-parameters (seed included; src/lib/rlhf/ppo-config.ts), the reward model's (`rm…`,
- * reward-config.ts), SFT's (`sft…`), DPO's (`dpo…`) and pretraining's (`pt…`, src/lib/pretrain/config.ts), the Train page's setup and the scenario
+ * reward-config.ts), SFT's (`sft…`), DPO's (`dpo…`), GRPO's (`grpo…`), RLOO's (`rloo…`) and pretraining's (`pt…`, src/lib/pretrain/config.ts), the Train page's setup and the scenario
  * runner's `quick` (their tables live in train.svelte.ts and scenario.svelte.ts), plus the shell's
  * scenario, presenter's `hide=` flags, `presenter=1` and the engine's backend. The whole setup
  * round-trips: `serialiseSettings(current)` → query string → `parseUrlParams` → the same setup.
@@ -20,6 +20,8 @@ import { PPO_SETTINGS, type PpoConfig } from '../lib/rlhf/ppo-config';
 import { REWARD_SETTINGS, rewardDefaults, type RewardConfig } from '../lib/rlhf/reward-config';
 import { SFT_SETTINGS, type SftConfig } from '../lib/rlhf/sft-config';
 import { PRETRAIN_SETTINGS, type PretrainConfig } from '../lib/pretrain/config';
+import { GRPO_SETTINGS, type GrpoConfig } from '../lib/rlhf/grpo-config';
+import { RLOO_SETTINGS, type RlooConfig } from '../lib/rlhf/rloo-config';
 import { booleanText, type SettingsTable } from '../lib/settings/table';
 import { STAGES } from './router.svelte';
 import { SCENARIO_RUN_SETTINGS, type ScenarioRunSettings } from './scenario.svelte';
@@ -49,6 +51,8 @@ export interface GroupSettings {
   dpo: DpoConfig;
   run: ScenarioRunSettings;
   pretrain: PretrainConfig;
+  grpo: GrpoConfig;
+  rloo: RlooConfig;
 }
 export type Group = keyof GroupSettings;
 
@@ -60,6 +64,8 @@ export const GROUP_TABLES: { readonly [G in Group]: SettingsTable<GroupSettings[
   dpo: DPO_SETTINGS,
   run: SCENARIO_RUN_SETTINGS,
   pretrain: PRETRAIN_SETTINGS,
+  grpo: GRPO_SETTINGS,
+  rloo: RLOO_SETTINGS,
 };
 const GROUPS = Object.keys(GROUP_TABLES) as Group[];
 /** The groups a scenario sets up: a link with a scenario writes all their values. */
@@ -155,6 +161,8 @@ export function parseUrlParams(search: string): ParsedUrl {
     dpo: {},
     run: {},
     pretrain: {},
+    grpo: {},
+    rloo: {},
     hide: [],
     presenter: false,
   };

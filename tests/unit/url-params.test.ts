@@ -15,6 +15,8 @@ import { SFT_SETTINGS } from '../../src/lib/rlhf/sft-config';
 import { REWARD_SETTINGS } from '../../src/lib/rlhf/reward-config';
 import { PPO_SETTINGS } from '../../src/lib/rlhf/ppo-config';
 import { PRETRAIN_SETTINGS } from '../../src/lib/pretrain/config';
+import { GRPO_SETTINGS } from '../../src/lib/rlhf/grpo-config';
+import { RLOO_SETTINGS } from '../../src/lib/rlhf/rloo-config';
 
 function defaults(): ShareableState {
   return {
@@ -26,6 +28,8 @@ function defaults(): ShareableState {
     dpo: { ...DPO_SETTINGS.defaults },
     run: { quick: false },
     pretrain: { ...PRETRAIN_SETTINGS.defaults },
+    grpo: { ...GRPO_SETTINGS.defaults },
+    rloo: { ...RLOO_SETTINGS.defaults },
     hide: [],
     presenter: false,
     backend: 'auto',
@@ -138,6 +142,8 @@ describe('URL settings table', () => {
       [SFT_SETTINGS, 'sft'],
       [DPO_SETTINGS, 'dpo'],
       [PRETRAIN_SETTINGS, 'pt'],
+      [GRPO_SETTINGS, 'grpo'],
+      [RLOO_SETTINGS, 'rloo'],
     ] as const)
       for (const k of t.keys as readonly string[]) {
         const table = t as unknown as typeof SFT_SETTINGS;

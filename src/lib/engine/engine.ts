@@ -14,6 +14,9 @@ import { ModelSlot } from './model-slot';
 import type { TrainingPair } from '../data/records';
 import { RewardHost } from './reward-host';
 import { PpoHost } from './ppo-host';
+import { GroupHost } from './group-host';
+import type { GrpoConfig } from '../rlhf/grpo-config';
+import type { RlooConfig } from '../rlhf/rloo-config';
 import { TuneHost, sampleWithWeights } from './tune-host';
 import { PretrainHost } from './pretrain-host';
 import type { SftConfig, SftExample, DpoConfig, TuneEvent, TuneSample, TuneSummary } from './types';
@@ -38,6 +41,10 @@ import type {
   BenchRequest,
   BenchResult,
   PpoConfig,
+  GroupEvent,
+  GroupRunRequest,
+  GroupSetup,
+  GroupStatus,
   PpoEvalSample,
   PpoEvent,
   PpoRunRequest,
@@ -116,6 +123,7 @@ export class LocalEngine implements Engine, EngineTestHooks {
   private slot = new ModelSlot();
   private rewards = new RewardHost();
   private ppo = new PpoHost();
+  private group = new GroupHost();
   private tune = new TuneHost();
   private pretrain = new PretrainHost();
   /** Model loads run one at a time, in the order they were asked for (`serialLoad`). */
@@ -330,7 +338,12 @@ export class LocalEngine implements Engine, EngineTestHooks {
     this.jobs.failAll(`${why}; it was restarted.`);
     this.slot.drop();
     // Everything else on the backend dies with it: a PPO run (its checkpoints are saved) and an unadopted tuned model.
-    for (const drop of [() => this.ppo.dispose(), () => this.tune.discard(), () => this.pretrain.dispose()]) {
+    for (const drop of [
+      () => this.ppo.dispose(),
+      () => this.group.dispose(),
+      () => this.tune.discard(),
+      () => this.pretrain.dispose(),
+    ]) {
       try {
         drop();
       } catch {
@@ -492,6 +505,29 @@ export class LocalEngine implements Engine, EngineTestHooks {
 
   async ppoEvaluate(): Promise<PpoEvalSample[]> {
     return this.ppo.evaluate();
+  }
+
+  async groupCreate(setup: GroupSetup): Promise<GroupStatus> {
+    this.requireInit();
+    const { model, tokenizer } = this.slot.require();
+    return this.group.create(model, tokenizer, this.rewards, setup);
+  }
+
+  async groupStatus(): Promise<GroupStatus | null> {
+    return this.group.status();
+  }
+
+  async groupRun(jobId: string, req: GroupRunRequest, onEvent?: (e: GroupEvent) => void): Promise<GroupStatus> {
+    this.requireInit();
+    return this.runJob(jobId, (checkpoint) => this.group.run(req, onEvent, checkpoint));
+  }
+
+  async groupUpdateConfig(change: Partial<GrpoConfig> & Partial<RlooConfig>): Promise<GroupStatus['config']> {
+    return this.group.updateConfig(change);
+  }
+
+  async groupDispose(): Promise<void> {
+    this.group.dispose();
   }
 
   async ppoDispose(): Promise<void> {

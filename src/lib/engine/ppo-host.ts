@@ -13,20 +13,13 @@ import { generate } from '../model/sampling';
 import { labellerFromConfig, type LabellerConfig } from '../rlhf/labellers';
 import { diversityMetrics } from '../rlhf/diversity';
 import { logprobsOfTokens } from '../rlhf/entropy';
-import {
-  PpoTrainer,
-  rewardFromFunction,
-  type IterationResult,
-  type PpoPhase,
-  type PpoState,
-  type RewardSource,
-} from '../rlhf/ppo';
+import { PpoTrainer, type IterationResult, type PpoPhase, type PpoState, type RewardSource } from '../rlhf/ppo';
 import { validatePpoConfig, type PpoConfig } from '../rlhf/ppo-config';
-import { rewardSource } from '../rlhf/reward-model';
 import { InvalidInputError, NotReadyError } from './errors';
 import { functionRewardSource, RewardFunctionRunner } from './reward-fn-runner';
 import { checkSpecs, type RewardFunctionSpec } from '../rlhf/reward-functions';
 import type { RewardHost } from './reward-host';
+import { buildRewardSource } from './reward-sources';
 import type { PpoEvalSample, PpoEvent, PpoRunRequest, PpoSetup, PpoStatus } from './types';
 
 /** Most samples per evaluation prompt (`PpoSetup.evalSamples`). */
@@ -61,21 +54,10 @@ export class PpoHost {
         `Samples per evaluation prompt must be a whole number from 1 to ${MAX_EVAL_SAMPLES}, got ${String(es)}.`,
       );
     const config = validatePpoConfig(setup.config);
-    let reward: RewardSource;
-    let runner: RewardFunctionRunner | null = null;
-    if (setup.reward.kind === 'reward-model') {
-      reward = rewardSource(rewards.require(), tok.eotId);
-    } else if (setup.reward.kind === 'function') {
-      const why = checkSpecs(setup.reward.functions);
-      if (why) throw new InvalidInputError(why);
-      runner = new RewardFunctionRunner();
-      reward = functionRewardSource(setup.reward.functions, runner);
-    } else {
-      const labeller = labellerFromConfig(setup.reward.labeller);
-      reward = rewardFromFunction((text, prompt) => labeller.score(text, prompt));
-    }
-    const inner = reward;
-    reward = this.poisonable(() => this.inner);
+    const built = buildRewardSource(setup.reward, rewards, tok);
+    const { runner } = built;
+    const inner = built.reward;
+    const reward = this.poisonable(() => this.inner);
     this.gold = setup.gold ? labellerFromConfig({ ...setup.gold, noise: 0 } as LabellerConfig).score : null;
     const trainer = new PpoTrainer({
       model,

@@ -224,6 +224,37 @@ export interface PpoStatus {
   setup: PpoSetup;
 }
 
+// ---------------------------------------------------------------- GRPO / RLOO
+
+/** A critic-free run (src/lib/rlhf/grpo.ts): the algorithm, its settings table's values, prompts, reward. */
+export interface GroupSetup {
+  algo: 'grpo' | 'rloo';
+  config: Partial<import('../rlhf/grpo-config').GrpoConfig> | Partial<import('../rlhf/rloo-config').RlooConfig>;
+  prompts: string[];
+  reward: PpoSetup['reward'];
+  name?: string;
+}
+
+export interface GroupStatus {
+  algo: 'grpo' | 'rloo';
+  iteration: number;
+  /** The settings of the next iteration. */
+  config: import('../rlhf/grpo-config').GrpoConfig | import('../rlhf/rloo-config').RlooConfig;
+  setup: GroupSetup;
+}
+
+export interface GroupRunRequest {
+  iterations: number;
+  /** Groups of each iteration sent to the page for the inspector (default 8). */
+  groupsShown?: number;
+}
+
+export type GroupEvent = {
+  kind: 'iteration';
+  metrics: import('../rlhf/grpo').GroupMetrics;
+  groups: import('../rlhf/grpo').GroupView[];
+};
+
 export interface PpoRunRequest {
   /** Whole iterations to run (ignored when `phase` is set). */
   iterations: number;
@@ -444,6 +475,16 @@ export interface Engine {
   ppoState(): Promise<PpoState>;
   ppoEvaluate(): Promise<PpoEvalSample[]>;
   ppoDispose(): Promise<void>;
+  /** Start a GRPO or RLOO run on the loaded model (replacing the previous one). */
+  groupCreate(setup: GroupSetup): Promise<GroupStatus>;
+  groupStatus(): Promise<GroupStatus | null>;
+  /** Run iterations; cancel with `cancel(jobId)` (a half-done iteration is dropped). */
+  groupRun(jobId: string, req: GroupRunRequest, onEvent?: (e: GroupEvent) => void): Promise<GroupStatus>;
+  /** Change settings; they apply from the next iteration (the settings table says which may change). */
+  groupUpdateConfig(
+    change: Partial<import('../rlhf/grpo-config').GrpoConfig> & Partial<import('../rlhf/rloo-config').RlooConfig>,
+  ): Promise<GroupStatus['config']>;
+  groupDispose(): Promise<void>;
   /** New code for the run's JavaScript reward functions (the run keeps its weights); used from the next batch. */
   ppoSetRewardFunctions(functions: import('../rlhf/reward-functions').RewardFunctionSpec[]): Promise<PpoStatus>;
   /** Benchmarks on the loaded model (see `bench.ts`). */

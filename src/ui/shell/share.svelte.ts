@@ -6,6 +6,7 @@ import { rewardDefaults } from '../../lib/rlhf/reward-config';
 import { rewardState } from '../../state/reward.svelte';
 import { tuneState } from '../../state/tune.svelte';
 import { pretrainState } from '../../state/pretrain.svelte';
+import { groupState } from '../../state/group.svelte';
 import { engineState } from '../../state/engine.svelte';
 import { notices } from '../../state/notices.svelte';
 import { scenarioState } from '../../state/scenario.svelte';
@@ -38,6 +39,8 @@ export function applyUrlSettings(s: UrlSettings): void {
   tuneState.sft = { ...tuneState.sft, ...s.sft };
   tuneState.dpo = { ...tuneState.dpo, ...s.dpo };
   pretrainState.config = { ...pretrainState.config, ...s.pretrain };
+  groupState.grpo = { ...groupState.grpo, ...s.grpo };
+  groupState.rloo = { ...groupState.rloo, ...s.rloo };
   if (s.rewardFn !== undefined) {
     t.rewardKind = 'function';
     rewardFnState.offerLink(s.rewardFn);
@@ -62,6 +65,8 @@ export function currentShareable(): ShareableState {
     dpo: $state.snapshot(tuneState.dpo),
     run: { quick: scenarioState.quick },
     pretrain: $state.snapshot(pretrainState.config),
+    grpo: $state.snapshot(groupState.grpo),
+    rloo: $state.snapshot(groupState.rloo),
     hide: [...uiPrefs.hiddenIds],
     presenter: uiPrefs.presenter,
     backend: engineState.requested,
