@@ -618,14 +618,32 @@ export class TrainState {
 
   /** Save the run's state, setup, history and samples (only between iterations). */
   async save(): Promise<void> {
-    if (!this.runId || !this.setup || this.busy || this.nextPhase !== 'rollout' || this.saving) return;
+    // A save asked for while one is writing waits for it, then saves again if the run moved on since.
+    let waited = false;
+    while (this.inFlightSave) {
+      waited = true;
+      await this.inFlightSave;
+    }
+    if (!this.runId || !this.setup || this.busy || this.nextPhase !== 'rollout') return;
+    if (waited && this.lastSavedIteration === this.iteration) return;
+    this.inFlightSave = this.writeCheckpoint(this.runId, this.setup);
+    try {
+      await this.inFlightSave;
+    } finally {
+      this.inFlightSave = null;
+    }
+  }
+
+  private inFlightSave: Promise<void> | null = null;
+
+  private async writeCheckpoint(runId: string, setup: PpoSetup): Promise<void> {
     this.saving = true;
     try {
       const state = await engineState.engine.ppoState();
       const rec: PpoRunSave = {
-        id: this.runId,
+        id: runId,
         kind: 'ppo',
-        setup: $state.snapshot(this.setup) as PpoSetup,
+        setup: $state.snapshot(setup) as PpoSetup,
         state,
         history: this.rows.filter((r) => r.step <= state.iteration),
         evals: this.evalRows.filter((e) => e.iteration <= state.iteration),
