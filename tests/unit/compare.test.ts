@@ -164,8 +164,8 @@ describe('compare runs of different algorithms', () => {
 
     const fn = (code: string) =>
       record('f', 'rloo', 'r', { reward: { kind: 'function', functions: [{ name: 'bang', code, weight: 1 }] } }, []);
-    expect(rewardOf(fn('return 1')).label).toBe('JS bang');
-    expect(rewardOf(fn('return 1')).key).not.toBe(rewardOf(fn('return 2')).key);
+    expect(rewardOf(fn('return 1'))!.label).toBe('JS bang');
+    expect(rewardOf(fn('return 1'))!.key).not.toBe(rewardOf(fn('return 2'))!.key);
     expect(rewardOf(record('n', 'ppo', 'x', {}, []))).toEqual({ key: 'unknown', label: 'reward not recorded' });
     expect(rewardOf(DPO)).toBeNull();
     // A kind the table does not know (added later) is listed as not logging the metric, not a crash.
