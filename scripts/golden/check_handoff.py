@@ -50,6 +50,8 @@ right-padded with pad_token_id into one batch, as TRL's GRPOTrainer / RLOOTraine
 `scoreResponses`). With config.json's rlhf_playground.pooling "last" HF's scores must match; with
 "mean" (no counterpart in HF's class) the app's scores must match a mean over each row's real tokens
 of the same per-token logits (the weights are right), and the script reports how far HF's scores are.
+The bundle's rlhf_reward.py (the reward function the TRL configs use for mean pooling) is imported
+and its pooling code is run on this script's forward pass; it must give the app's scores.
 
 Exit status 0 = everything matched.
 """
@@ -207,6 +209,45 @@ def check_reward_model(bundle, expect_path, tol):
                       f"GPT2ForSequenceClassification (last token) differs from the app by up to {hf_err:.3g}")
 
 
+def check_reward_function(bundle, expect_path, tol):
+    """Run the bundle's rlhf_reward.py pooling code (the TRL reward function) on this script's own
+    forward pass: `model.transformer(...)` and `model.score` are stand-ins built on gpt2_hidden."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rlhf_reward", os.path.join(bundle, "rlhf_reward.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # imports transformers only when its reward_model() first loads
+    rdir = os.path.join(bundle, "reward_model")
+    cfg = json.load(open(os.path.join(rdir, "config.json")))
+    sd, _, _ = read_safetensors(os.path.join(rdir, "model.safetensors"))
+
+    class Out:
+        def __init__(self, h):
+            self.last_hidden_state = h
+
+    class Model:
+        def transformer(self, input_ids, attention_mask):
+            return Out(gpt2_hidden(sd, cfg, input_ids, attention_mask))
+
+        def score(self, h):
+            return h @ sd["score.weight"].T
+
+    exp = json.load(open(expect_path))
+    rows = exp["ids"]
+    T = max(len(r) for r in rows)
+    ids = torch.full((len(rows), T), cfg["pad_token_id"], dtype=torch.long)
+    attn = torch.zeros((len(rows), T), dtype=torch.long)
+    for b, r in enumerate(rows):
+        ids[b, : len(r)] = torch.tensor(r)
+        attn[b, : len(r)] = 1
+    how = mod.pooling(rdir)
+    got = mod.pooled_scores(Model(), ids, attn, how)
+    err = (got - torch.tensor(exp["scores"], dtype=torch.float64)).abs().max().item()
+    if not err <= tol:
+        return [f"rlhf_reward.py ({how} pooling) differs from the app's scores by up to {err:.3g} (tolerance {tol})"], None
+    return [], f"rlhf_reward.py ({how} pooling) reproduces the app within {err:.2e}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bundle")
@@ -268,6 +309,12 @@ def main():
     if os.path.isdir(os.path.join(args.bundle, "reward_model")):
         rp, reward_line = check_reward_model(args.bundle, args.expect_reward, args.tol)
         problems += rp
+        fn_line = None
+        if not rp and args.expect_reward and os.path.exists(os.path.join(args.bundle, "rlhf_reward.py")):
+            fp, fn_line = check_reward_function(args.bundle, args.expect_reward, args.tol)
+            problems += fp
+        if fn_line:
+            reward_line += "\nok: " + fn_line
     elif args.expect_reward:
         problems.append("--expect-reward given but the bundle has no reward_model/ folder")
     if problems:

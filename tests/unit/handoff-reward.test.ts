@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { engineWithBundledModel } from './bundled-engine';
@@ -213,8 +213,16 @@ describe('reward model in the hand-off bundle', () => {
     );
     const cfg = JSON.parse(dec.decode(files.get('reward_model/config.json'))) as Record<string, unknown>;
     expect(cfg.rlhf_playground).toMatchObject({ pooling: 'mean', exact: false });
-    expect(dec.decode(files.get('README.md'))).toMatch(/Not the tab's scores.*mean pooling/s);
-    expect(dec.decode(files.get('configs/trl_grpo.yaml'))).toMatch(/NOT the tab's/);
+    expect(dec.decode(files.get('README.md'))).toMatch(
+      /Not the tab's scores from the HF class alone.*mean\s+> pooling/s,
+    );
+    // The TRL configs use the bundle's reward function (mean pooling), not the HF class.
+    for (const f of ['configs/trl_grpo.yaml', 'configs/trl_rloo.yaml']) {
+      const y = dec.decode(files.get(f));
+      expect(y).toMatch(/^reward_funcs:\n {2}- rlhf_reward\.reward_model$/m);
+      expect(y).not.toMatch(/^reward_model_name_or_path/m);
+    }
+    expect(dec.decode(files.get('rlhf_reward.py'))).toMatch(/^def reward_model\(prompts, completions, \*\*kwargs\):$/m);
 
     const input = { pairs: [], recordCount: 0, model, rewardModel: { name: 'x', state } };
     expect(() => handoffFiles({ ...input, prompts: [] })).toThrow(/No prompts/);
@@ -273,6 +281,7 @@ describe('reward model in the hand-off bundle', () => {
             expect(out).toMatch(
               /^ok: reward model: 53 tensors; GPT2ForSequenceClassification scores match the app within/m,
             );
+            expect(out).toMatch(/^ok: rlhf_reward\.py \(last pooling\) reproduces the app within/m);
             // It can fail: scores that are not the tab's are caught.
             writeFileSync(
               join(dir, 'reward.json'),
@@ -287,6 +296,12 @@ describe('reward model in the hand-off bundle', () => {
             expect(m).not.toBeNull();
             expect(Number(m![1])).toBeLessThan(2e-4);
             expect(Number(m![2])).toBeGreaterThan(1e-3);
+            // The reward function the TRL configs use pools as the tab does.
+            expect(out).toMatch(/^ok: rlhf_reward\.py \(mean pooling\) reproduces the app within/m);
+            // It can fail: a reward function that reads the last token instead is caught.
+            const py = join(dir, 'rlhf_reward.py');
+            writeFileSync(py, readFileSync(py, 'utf8').replace('if how == "mean":', 'if how == "MEAN":'));
+            expect(run).toThrow(/rlhf_reward\.py \(mean pooling\) differs from the app's scores/);
           }
         } finally {
           rmSync(dir, { recursive: true, force: true });

@@ -203,6 +203,70 @@ export function rewardModelToHf(rm: HandoffRewardModel, eotId: number, vocabSize
   return { config, weights: bytes, pooling, exact: pooling === 'last', foldedBias: cst };
 }
 
+/**
+ * `rlhf_reward.py` at the bundle's root: the reward model as a TRL reward function
+ * (`reward_funcs: [rlhf_reward.reward_model]`, a dotted path TRL's scripts import from the working
+ * folder), pooling as the tab does, read from config.json's `rlhf_playground.pooling`. Exact for
+ * 'mean' pooling, which `GPT2ForSequenceClassification` itself cannot do. `pooled_scores` takes any
+ * object with `.transformer(input_ids=, attention_mask=).last_hidden_state` and `.score`, so
+ * scripts/golden/check_handoff.py runs this very code on its own forward pass.
+ */
+export const RLHF_REWARD_PY = `"""The RLHF Playground reward model as a TRL reward function, pooling as the tab does.
+
+    # configs/trl_grpo.yaml / trl_rloo.yaml, run from the bundle's folder:
+    reward_funcs:
+      - rlhf_reward.reward_model
+
+GPT2ForSequenceClassification reads the last non-pad token; a reward model trained with "mean"
+pooling averages the per-token scores over every real token instead (<|endoftext|> and the prompt
+included). The per-token score is the class's own: score(transformer(ids).last_hidden_state),
+with the head bias and the normalisation already folded into the weights (README).
+"""
+import json
+import os
+
+_HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reward_model")
+_loaded = {}
+
+
+def pooling(path=_HERE):
+    with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+        return (json.load(f).get("rlhf_playground") or {}).get("pooling", "last")
+
+
+def pooled_scores(model, input_ids, attention_mask, how):
+    """Rewards [B] of right-padded rows: the mean over real tokens ("mean") or the last real token ("last")."""
+    import torch
+
+    with torch.no_grad():
+        hidden = model.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        per_token = model.score(hidden)[..., 0]  # [B, T]
+    mask = attention_mask.to(per_token.dtype)
+    if how == "mean":
+        return (per_token * mask).sum(-1) / mask.sum(-1)
+    last = attention_mask.sum(-1) - 1
+    return per_token[torch.arange(per_token.shape[0]), last]
+
+
+def _load(path=_HERE):
+    if path not in _loaded:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1).eval()
+        _loaded[path] = (model, AutoTokenizer.from_pretrained(path), pooling(path))
+    return _loaded[path]
+
+
+def reward_model(prompts, completions, **kwargs):
+    """TRL's reward-function shape: one float per completion, the tab's normalised reward."""
+    model, tok, how = _load()
+    enc = tok([p + c for p, c in zip(prompts, completions)], return_tensors="pt", padding=True,
+              padding_side="right", add_special_tokens=False)
+    device = next(model.parameters()).device
+    scores = pooled_scores(model, enc["input_ids"].to(device), enc["attention_mask"].to(device), how)
+    return scores.float().cpu().tolist()
+`;
+
 /** One `{"prompt": …}` JSON line per distinct prompt, each starting with `<|endoftext|>` as the tab's texts do. */
 export function promptsJsonl(prompts: readonly string[], eot: string): string {
   const seen = new Set<string>();
@@ -250,11 +314,17 @@ function groupHeader(what: 'grpo' | 'rloo', blockSize: number, exact: boolean): 
   return `# TRL ${what.toUpperCase()} against the tab's reward model.  Run from the bundle's folder:
 #   trl ${what} --config configs/trl_${what}.yaml
 # Fields: trl ${what === 'grpo' ? 'GRPOScriptArguments, GRPOConfig' : 'RLOOScriptArguments, RLOOConfig'}, ModelConfig (trl/scripts/${what}.py).
-# reward_model_name_or_path becomes the ${Trainer}'s reward_funcs: AutoModelForSequenceClassification
-# (num_labels=1) loads ./reward_model; its logit on prompt + completion is the reward${exact ? " (= the tab's normalised reward)" : " (NOT the tab's: see README, 'mean' pooling)"}.
+${
+  exact
+    ? `# reward_model_name_or_path becomes the ${Trainer}'s reward_funcs: AutoModelForSequenceClassification
+# (num_labels=1) loads ./reward_model; its logit on prompt + completion is the tab's normalised reward.`
+    : `# The tab's reward model averages over tokens ('mean' pooling), which GPT2ForSequenceClassification
+# cannot (reward_model_name_or_path: ./reward_model would read the last token only): rlhf_reward.py
+# loads ./reward_model and pools as the tab does, as a reward function.`
+}
 # Settings are the tab's ${what.toUpperCase()} settings table at download time, in TRL's names.
 model_name_or_path: ./model
-reward_model_name_or_path: ./reward_model
+${exact ? 'reward_model_name_or_path: ./reward_model' : 'reward_funcs:\n  - rlhf_reward.reward_model'}
 # One {"prompt": "<|endoftext|>…"} per line: the Train page's prompts, each starting with the start token the tab uses.
 dataset_name: ./prompts
 dataset_train_split: train

@@ -31,6 +31,7 @@ import { writeZip, type ZipEntry } from './zip';
 import { BpeTokenizer } from '../model/tokenizer';
 import {
   promptsJsonl,
+  RLHF_REWARD_PY,
   rewardModelToHf,
   trlGrpoYaml,
   trlRlooYaml,
@@ -128,6 +129,7 @@ export const HANDOFF_REWARD_FILES = [
   'prompts/prompts.jsonl',
   'configs/trl_grpo.yaml',
   'configs/trl_rloo.yaml',
+  'rlhf_reward.py',
 ] as const;
 
 function parse(text: string, what: string): Record<string, unknown> {
@@ -198,12 +200,14 @@ function rewardSection(input: HandoffInput, rm: HfRewardExport, c: BundleConfig,
     ? `**Exact.** The tab's model reads the last real token, as \`GPT2ForSequenceClassification\` does, so
 HF's logit is the tab's normalised reward on the same ids (checked to ~1e-5 by
 \`scripts/golden/check_handoff.py\`).`
-    : `> **Not the tab's scores.** This reward model was trained with **mean pooling** (the Reward page's
-> default): the tab averages the head over every token of the text, while
+    : `> **Not the tab's scores from the HF class alone.** This reward model was trained with **mean
+> pooling** (the Reward page's default): the tab averages the head over every token of the text, while
 > \`GPT2ForSequenceClassification\` reads the last real token only, and no setting of HF's class averages.
-> The weights are the tab's, so HF loads them, but its scores differ from the tab's (they rank texts
-> differently). For an exact hand-off, train a reward model with pooling **last** on the Reward page and
-> download the bundle again.`;
+> The weights are the tab's, so HF loads them, but \`model(...).logits\` differ from the tab's scores
+> (they rank texts differently). **\`rlhf_reward.py\`** (bundle root) pools as the tab does on the same
+> weights, and the GRPO / RLOO configs use it (\`reward_funcs: [rlhf_reward.reward_model]\`); in your own
+> code, call \`rlhf_reward.reward_model(prompts, completions)\`. Or train a reward model with pooling
+> **last** on the Reward page for a plain HF reward model.`;
   return `## The reward model (\`reward_model/\`)
 
 **${name}** (${input.rewardModel!.state.mode} mode, ${rm.pooling} pooling) as a Hugging Face
@@ -238,8 +242,13 @@ trl rloo --config configs/trl_rloo.yaml     # RLOO policy  -> ./out/rloo-policy
 \`\`\`
 
 Both train \`./model\` on the ${prompts} prompt(s) of \`prompts/prompts.jsonl\` (the Train page's) with
-\`reward_model_name_or_path: ./reward_model\`, which TRL's scripts put into the trainer's
-\`reward_funcs\`. The settings are the tab's GRPO / RLOO settings tables at download time, in TRL's
+${
+  rm.exact
+    ? `\`reward_model_name_or_path: ./reward_model\`, which TRL's scripts put into the trainer's
+\`reward_funcs\``
+    : `\`reward_funcs: [rlhf_reward.reward_model]\` (the mean-pooled reward of \`./reward_model\`; TRL's
+scripts import it from the folder they run in)`
+}. The settings are the tab's GRPO / RLOO settings tables at download time, in TRL's
 names: \`numGenerations\` → \`num_generations\`, \`batchSize\` → \`per_device_train_batch_size\` (one device,
 \`gradient_accumulation_steps: 1\`), \`maxCompletionLength\` → \`max_completion_length\`, \`temperature\`,
 \`beta\`, \`epsilon\`, \`epsilonHigh\` → \`epsilon_high\`, \`numIterations\` → \`num_iterations\`,
@@ -284,7 +293,7 @@ ${empty}Made ${created.toISOString()} by RLHF Playground, in the browser; nothin
   tokens, vocabulary ${c.vocabSize}.
 ${
   rm
-    ? `- **Reward model:** ${input.rewardModel!.name}, as \`GPT2ForSequenceClassification\` in \`reward_model/\`${rm.exact ? " (HF's scores are the tab's)" : " (**mean pooling: HF's scores differ from the tab's**, see below)"}; TRL GRPO / RLOO configs use it.\n`
+    ? `- **Reward model:** ${input.rewardModel!.name}, as \`GPT2ForSequenceClassification\` in \`reward_model/\`${rm.exact ? " (HF's scores are the tab's)" : ' (**mean pooling**: the HF class alone reads the last token and differs from the tab; \`rlhf_reward.py\` pools as the tab does, see below)'}; TRL GRPO / RLOO configs use it.\n`
     : ''
 }
 ## Files
@@ -303,6 +312,7 @@ ${
     ? `| \`reward_model/\` | the reward model: \`GPT2ForSequenceClassification\` config, weights, tokenizer files |
 | \`prompts/prompts.jsonl\` | the Train page's prompts, \`{"prompt": "${eot}…"}\` |
 | \`configs/trl_grpo.yaml\`, \`configs/trl_rloo.yaml\` | TRL GRPO / RLOO against the reward model |
+| \`rlhf_reward.py\` | the reward model as a TRL reward function, pooled as the tab does (needed for mean pooling) |
 `
     : ''
 }
@@ -469,6 +479,7 @@ export function handoffFiles(input: HandoffInput): ZipEntry[] {
         name: 'configs/trl_rloo.yaml',
         data: trlRlooYaml(input.rloo ?? DEFAULT_RLOO_CONFIG, config.blockSize, rm.exact),
       },
+      { name: 'rlhf_reward.py', data: RLHF_REWARD_PY },
     );
   }
   return entries;
