@@ -233,6 +233,10 @@ ${how}
   sampled ids. They agree unless the policy spelled a word with unusual tokens.
 - **Context.** ${c.blockSize} positions: \`${eot}\` + prompt + completion must fit.
 
+Check (PyTorch only): \`python3 scripts/golden/check_handoff.py <this folder>\` also loads
+\`reward_model/\` by \`GPT2ForSequenceClassification\`'s names into its own forward pass; with
+\`--expect-reward\` it compares scores with the tab's, and runs \`rlhf_reward.py\`'s pooling.
+
 ## GRPO and RLOO with TRL (\`configs/trl_grpo.yaml\`, \`configs/trl_rloo.yaml\`)
 
 \`\`\`sh
