@@ -32,6 +32,27 @@ LayerNorm, logits = h @ lm_head.weightᵀ. float64 maths.
 --expect: a JSON file {"ids": [[...], ...], "logprobs": [[...], ...]} where logprobs[b][t] is
 log p(ids[b][t+1] | ids[b][..t]) from the app (the tests write it from the engine's
 `inspectTokens`). Without it, the script checks names, shapes, finiteness and the tokenizer files.
+
+The reward model (bundle folder reward_model/, when present) is checked the same way against
+`GPT2ForSequenceClassification` (modeling_gpt2.py, the class TRL's reward models and
+`reward_model_name_or_path` load): the names above without lm_head.weight, plus
+
+    score.weight                          [num_labels, n_embd]  nn.Linear(n_embd, num_labels, bias=False)
+
+and its forward, written here from the class's published code (transformers >= 4.49,
+huggingface/transformers#35911): hidden = GPT2Model(input_ids, attention_mask) after ln_f,
+logits = hidden @ score.weightᵀ [B, T, 1], and the score of row b is logits[b, last_b] where
+last_b = argmax_t(t · [input_ids[b, t] != pad_token_id]), the rightmost non-pad token. Rows are
+right-padded with pad_token_id into one batch, as TRL's GRPOTrainer / RLOOTrainer do.
+
+--expect-reward: a JSON file {"ids": [[...], ...], "scores": [...]}: the app's input ids
+([eot] + prompt + response) and its normalised rewards (the tests write it from the engine's
+`scoreResponses`). With config.json's rlhf_playground.pooling "last" HF's scores must match; with
+"mean" (no counterpart in HF's class) the app's scores must match a mean over each row's real tokens
+of the same per-token logits (the weights are right), and the script reports how far HF's scores are.
+The bundle's rlhf_reward.py (the reward function the TRL configs use for mean pooling) is imported
+and its pooling code is run on this script's forward pass; it must give the app's scores.
+
 Exit status 0 = everything matched.
 """
 import argparse
@@ -96,32 +117,142 @@ def gelu_new(x):
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
 
 
-def gpt2_logits(sd, cfg, ids):
-    """ids: LongTensor [T] -> logits [T, V], as GPT2LMHeadModel.forward (eval mode, no cache)."""
+def gpt2_hidden(sd, cfg, ids, attention_mask=None):
+    """ids: LongTensor [B, T] -> hidden states after ln_f [B, T, C], as GPT2Model.forward (eval
+    mode, no cache). attention_mask [B, T] (1 = real token) masks padded keys, as HF does."""
     C, H, L, eps = cfg["n_embd"], cfg["n_head"], cfg["n_layer"], cfg["layer_norm_epsilon"]
-    T = ids.shape[0]
+    B, T = ids.shape
     hd = C // H
     x = sd["transformer.wte.weight"][ids] + sd["transformer.wpe.weight"][torch.arange(T)]
-    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    mask = torch.ones(T, T, dtype=torch.bool).tril().expand(B, 1, T, T)
+    if attention_mask is not None:
+        mask = mask & attention_mask.bool()[:, None, None, :]
     for i in range(L):
         p = f"transformer.h.{i}."
         a = ln(x, sd[p + "ln_1.weight"], sd[p + "ln_1.bias"], eps)
         q, k, v = (a @ sd[p + "attn.c_attn.weight"] + sd[p + "attn.c_attn.bias"]).split(C, dim=-1)
-        q, k, v = (z.reshape(T, H, hd).permute(1, 0, 2) for z in (q, k, v))  # [H, T, hd]
-        w = (q @ k.transpose(1, 2)) / math.sqrt(hd)
+        q, k, v = (z.reshape(B, T, H, hd).permute(0, 2, 1, 3) for z in (q, k, v))  # [B, H, T, hd]
+        w = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
         w = w.masked_fill(~mask, float("-inf")).softmax(-1)
-        y = (w @ v).permute(1, 0, 2).reshape(T, C)
+        y = (w @ v).permute(0, 2, 1, 3).reshape(B, T, C)
         x = x + y @ sd[p + "attn.c_proj.weight"] + sd[p + "attn.c_proj.bias"]
         m = ln(x, sd[p + "ln_2.weight"], sd[p + "ln_2.bias"], eps)
         x = x + gelu_new(m @ sd[p + "mlp.c_fc.weight"] + sd[p + "mlp.c_fc.bias"]) @ sd[p + "mlp.c_proj.weight"] + sd[p + "mlp.c_proj.bias"]
-    x = ln(x, sd["transformer.ln_f.weight"], sd["transformer.ln_f.bias"], eps)
-    return x @ sd["lm_head.weight"].T
+    return ln(x, sd["transformer.ln_f.weight"], sd["transformer.ln_f.bias"], eps)
+
+
+def gpt2_logits(sd, cfg, ids):
+    """ids: LongTensor [T] -> logits [T, V], as GPT2LMHeadModel.forward (eval mode, no cache)."""
+    return gpt2_hidden(sd, cfg, ids[None])[0] @ sd["lm_head.weight"].T
+
+
+def seq_cls_scores(sd, cfg, rows):
+    """GPT2ForSequenceClassification.forward on rows right-padded with pad_token_id (as TRL's
+    reward_processing_class(..., padding=True, padding_side="right") does): returns the pooled
+    scores [B] (HF: rightmost non-pad token), the per-token logits [B, T] and the padding mask."""
+    pad = cfg["pad_token_id"]
+    T = max(len(r) for r in rows)
+    ids = torch.full((len(rows), T), pad, dtype=torch.long)
+    attn = torch.zeros((len(rows), T), dtype=torch.long)
+    for b, r in enumerate(rows):
+        ids[b, : len(r)] = torch.tensor(r)
+        attn[b, : len(r)] = 1
+    logits = gpt2_hidden(sd, cfg, ids, attn) @ sd["score.weight"].T  # [B, T, num_labels]
+    non_pad = (ids != pad).to(torch.int64)
+    last = (torch.arange(T) * non_pad).argmax(-1)
+    return logits[torch.arange(len(rows)), last, 0], logits[..., 0], attn
+
+
+def check_reward_model(bundle, expect_path, tol):
+    """Problems (list of str) and a summary line for reward_model/ in the bundle."""
+    rdir = os.path.join(bundle, "reward_model")
+    cfg = json.load(open(os.path.join(rdir, "config.json")))
+    problems = []
+    if cfg.get("model_type") != "gpt2" or cfg.get("architectures") != ["GPT2ForSequenceClassification"]:
+        problems.append(f"reward_model/config.json: model_type {cfg.get('model_type')!r}, architectures {cfg.get('architectures')!r}")
+    num_labels = cfg.get("num_labels", len(cfg.get("id2label") or {}))
+    if num_labels != 1 or cfg.get("id2label") not in (None, {"0": "LABEL_0"}):
+        problems.append(f"reward_model/config.json: num_labels {num_labels!r}, id2label {cfg.get('id2label')!r}; a reward model has 1 label")
+    if not isinstance(cfg.get("pad_token_id"), int):
+        problems.append("reward_model/config.json: pad_token_id must be set (HF finds the last token by it)")
+    tensors, meta, _ = read_safetensors(os.path.join(rdir, "model.safetensors"))
+    if meta.get("format") != "pt":
+        problems.append(f"reward_model safetensors __metadata__.format is {meta.get('format')!r}, transformers wants 'pt'")
+    want = {k: v for k, v in gpt2_state_dict_shapes(cfg).items() if k != "lm_head.weight"}
+    want["score.weight"] = [1, cfg["n_embd"]]
+    if set(tensors) != set(want):
+        problems.append(f"reward_model names: missing {sorted(set(want) - set(tensors))}, unexpected {sorted(set(tensors) - set(want))}")
+    for name in set(tensors) & set(want):
+        if list(tensors[name].shape) != want[name]:
+            problems.append(f"reward_model {name}: shape {list(tensors[name].shape)}, GPT2ForSequenceClassification has {want[name]}")
+        if not torch.isfinite(tensors[name]).all():
+            problems.append(f"reward_model {name}: non-finite values")
+    for f in ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json"):
+        if not os.path.exists(os.path.join(rdir, f)):
+            problems.append(f"reward_model/{f} is missing (TRL loads the reward tokenizer from the reward model's folder)")
+    if problems or not expect_path:
+        return problems, f"reward model: {len(tensors)} tensors under GPT2ForSequenceClassification names"
+    exp = json.load(open(expect_path))
+    hf, per_token, attn = seq_cls_scores(tensors, cfg, exp["ids"])
+    app = torch.tensor(exp["scores"], dtype=torch.float64)
+    pooling = (cfg.get("rlhf_playground") or {}).get("pooling", "last")
+    hf_err = (hf - app).abs().max().item()
+    if pooling == "last":
+        if not hf_err <= tol:
+            problems.append(f"reward model: GPT2ForSequenceClassification scores differ from the app's by up to {hf_err:.3g} (tolerance {tol})")
+        return problems, f"reward model: {len(tensors)} tensors; GPT2ForSequenceClassification scores match the app within {hf_err:.2e}"
+    mean = (per_token * attn).sum(-1) / attn.sum(-1)
+    mean_err = (mean - app).abs().max().item()
+    if not mean_err <= tol:
+        problems.append(f"reward model (mean pooling): the mean of the per-token scores differs from the app's by up to {mean_err:.3g} (tolerance {tol})")
+    return problems, (f"reward model: {len(tensors)} tensors; mean pooling reproduces the app within {mean_err:.2e}; "
+                      f"GPT2ForSequenceClassification (last token) differs from the app by up to {hf_err:.3g}")
+
+
+def check_reward_function(bundle, expect_path, tol):
+    """Run the bundle's rlhf_reward.py pooling code (the TRL reward function) on this script's own
+    forward pass: `model.transformer(...)` and `model.score` are stand-ins built on gpt2_hidden."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rlhf_reward", os.path.join(bundle, "rlhf_reward.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # imports transformers only when its reward_model() first loads
+    rdir = os.path.join(bundle, "reward_model")
+    cfg = json.load(open(os.path.join(rdir, "config.json")))
+    sd, _, _ = read_safetensors(os.path.join(rdir, "model.safetensors"))
+
+    class Out:
+        def __init__(self, h):
+            self.last_hidden_state = h
+
+    class Model:
+        def transformer(self, input_ids, attention_mask):
+            return Out(gpt2_hidden(sd, cfg, input_ids, attention_mask))
+
+        def score(self, h):
+            return h @ sd["score.weight"].T
+
+    exp = json.load(open(expect_path))
+    rows = exp["ids"]
+    T = max(len(r) for r in rows)
+    ids = torch.full((len(rows), T), cfg["pad_token_id"], dtype=torch.long)
+    attn = torch.zeros((len(rows), T), dtype=torch.long)
+    for b, r in enumerate(rows):
+        ids[b, : len(r)] = torch.tensor(r)
+        attn[b, : len(r)] = 1
+    how = mod.pooling(rdir)
+    got = mod.pooled_scores(Model(), ids, attn, how)
+    err = (got - torch.tensor(exp["scores"], dtype=torch.float64)).abs().max().item()
+    if not err <= tol:
+        return [f"rlhf_reward.py ({how} pooling) differs from the app's scores by up to {err:.3g} (tolerance {tol})"], None
+    return [], f"rlhf_reward.py ({how} pooling) reproduces the app within {err:.2e}"
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bundle")
     ap.add_argument("--expect")
+    ap.add_argument("--expect-reward")
     ap.add_argument("--tol", type=float, default=2e-4)
     args = ap.parse_args()
     problems = []
@@ -174,9 +305,26 @@ def main():
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 1
+    reward_line = None
+    if os.path.isdir(os.path.join(args.bundle, "reward_model")):
+        rp, reward_line = check_reward_model(args.bundle, args.expect_reward, args.tol)
+        problems += rp
+        fn_line = None
+        if not rp and args.expect_reward and os.path.exists(os.path.join(args.bundle, "rlhf_reward.py")):
+            fp, fn_line = check_reward_function(args.bundle, args.expect_reward, args.tol)
+            problems += fp
+        if fn_line:
+            reward_line += "\nok: " + fn_line
+    elif args.expect_reward:
+        problems.append("--expect-reward given but the bundle has no reward_model/ folder")
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 1
     n = sum(t.numel() for t in tensors.values())
     print(f"ok: {len(tensors)} tensors ({n} parameters, {sorted(set(dtypes.values()))}) under GPT2LMHeadModel names"
           + (f"; log-probs match the app within {worst:.2e}" if args.expect else ""))
+    if reward_line:
+        print("ok: " + reward_line)
     return 0
 
 

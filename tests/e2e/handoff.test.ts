@@ -3,12 +3,19 @@
  * page, unzip it here with our store-only reader, and check that every JSONL line parses and has
  * exactly TRL's keys (prompt, chosen, rejected), that config.json is a GPT2Config and that
  * model.safetensors has a valid header with GPT2LMHeadModel names. Asking for the PPO policy
- * before any run is a clear error and downloads nothing.
+ * before any run is a clear error and downloads nothing. With a trained reward model the bundle
+ * carries it as GPT2ForSequenceClassification with TRL GRPO / RLOO configs, which
+ * scripts/golden/check_handoff.py accepts; a mean-pooled one is flagged and its configs use
+ * rlhf_reward.py.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { openApp } from './harness';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { labelWithSentimentBot, openApp } from './harness';
 import { readZip } from '../../src/lib/data/zip';
 
 const PAIRS = [
@@ -170,6 +177,97 @@ describe('hand-off bundle', () => {
       assert.match(new TextDecoder().decode(policy.files.get('README.md')), /No preference pairs yet/);
       const base = await weightsOf('base');
       assert.notDeepEqual(policy.files.get('model/model.safetensors'), base.files.get('model/model.safetensors'));
+      assert.deepEqual(app.foreignRequests, []);
+      assert.deepEqual(app.errors, []);
+    } finally {
+      await app.close();
+    }
+  });
+  it('with a reward model: GPT2ForSequenceClassification + TRL GRPO / RLOO configs; mean pooling is flagged', async () => {
+    const app = await openApp('/#/reward');
+    const { page } = app;
+    const dec = new TextDecoder();
+    const train = async (pooling: 'last' | 'mean', n: number) => {
+      await page.click('nav a[href="#/reward"]');
+      await page.click('text=Reload data');
+      await page.getByLabel('Pooling').selectOption(pooling);
+      await page.click('[data-testid="train-rm"]');
+      await page.waitForFunction((k) => document.querySelectorAll('[data-testid="rm-item"]').length === k, n, {
+        timeout: 300_000,
+      });
+    };
+    const download = async () => {
+      await page.click('nav a[href="#/data"]');
+      await page.waitForSelector('[data-testid="handoff-download"]:not([disabled])', { timeout: 120_000 });
+      await page.waitForSelector('[data-testid="handoff-reward"]');
+      assert.equal(await page.isChecked('[data-testid="handoff-reward"]'), true);
+      const [d] = await Promise.all([
+        page.waitForEvent('download', { timeout: 60_000 }),
+        page.click('[data-testid="handoff-download"]'),
+      ]);
+      await page.waitForSelector('[data-testid="handoff-status"]:has-text("With the reward model")');
+      return readZip(new Uint8Array(readFileSync((await d.path())!)));
+    };
+    try {
+      await page.waitForSelector('[data-testid="stage-reward"]');
+      await labelWithSentimentBot(page, 20);
+
+      // A last-token reward model: the HF class scores as the tab does.
+      await train('last', 1);
+      const files = await download();
+      assert.equal(await page.locator('[data-testid="handoff-reward-mean"]').count(), 0);
+      for (const f of [
+        'reward_model/config.json',
+        'reward_model/model.safetensors',
+        'reward_model/tokenizer.json',
+        'prompts/prompts.jsonl',
+        'configs/trl_grpo.yaml',
+        'configs/trl_rloo.yaml',
+        'rlhf_reward.py',
+      ])
+        assert.ok(files.has(f), `${f} is in the bundle`);
+      const cfg = JSON.parse(dec.decode(files.get('reward_model/config.json'))) as Record<string, unknown>;
+      assert.deepEqual(cfg.architectures, ['GPT2ForSequenceClassification']);
+      assert.equal(cfg.num_labels, 1);
+      assert.equal(cfg.pad_token_id, 1280);
+      for (const f of ['configs/trl_grpo.yaml', 'configs/trl_rloo.yaml'])
+        assert.match(dec.decode(files.get(f)), /^reward_model_name_or_path: \.\/reward_model$/m);
+      assert.match(dec.decode(files.get('configs/trl_grpo.yaml')), /^num_generations: 4$/m);
+      const prompts = dec.decode(files.get('prompts/prompts.jsonl')).trim().split('\n');
+      assert.ok(prompts.length >= 4, `${prompts.length} prompts`);
+      for (const l of prompts) assert.match((JSON.parse(l) as { prompt: string }).prompt, /^<\|endoftext\|>\S/);
+
+      // The independent PyTorch check accepts the names, shapes and config (when Debian's torch is here).
+      const python = '/usr/bin/python3';
+      let torch = existsSync(python);
+      try {
+        if (torch) execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
+      } catch {
+        torch = false;
+      }
+      if (torch) {
+        const dir = mkdtempSync(join(tmpdir(), 'e2e-handoff-'));
+        try {
+          for (const [name, data] of files) {
+            mkdirSync(dirname(join(dir, name)), { recursive: true });
+            writeFileSync(join(dir, name), data);
+          }
+          const out = execFileSync(python, ['scripts/golden/check_handoff.py', dir], { encoding: 'utf8' });
+          assert.match(out, /^ok: reward model: 53 tensors under GPT2ForSequenceClassification names$/m);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      } else console.log('skipped the PyTorch check: /usr/bin/python3 has no torch');
+
+      // A mean-pooled reward model (the Reward page's default): flagged, and the configs use rlhf_reward.py.
+      await train('mean', 2);
+      const meanFiles = await download();
+      await page.waitForSelector('[data-testid="handoff-reward-mean"]');
+      assert.match(
+        dec.decode(meanFiles.get('configs/trl_grpo.yaml')),
+        /^reward_funcs:\n {2}- rlhf_reward\.reward_model$/m,
+      );
+      assert.match(dec.decode(meanFiles.get('README.md')), /Not the tab's scores from the HF class alone/);
       assert.deepEqual(app.foreignRequests, []);
       assert.deepEqual(app.errors, []);
     } finally {

@@ -11,6 +11,11 @@
  *   model/tokenizer_config.json, special_tokens_map.json  so AutoTokenizer loads it as GPT-2's
  *   configs/trl_reward.yaml     `trl reward --config …` (trl/scripts/reward.py)
  *   configs/trl_dpo.yaml        `trl dpo --config …` (trl/scripts/dpo.py)
+ * With the tab's reward model (handoff-reward.ts), also:
+ *   reward_model/…              GPT2ForSequenceClassification (config, safetensors, tokenizer files)
+ *   prompts/prompts.jsonl       the Train page's prompts, {"prompt": "<|endoftext|>…"}
+ *   configs/trl_grpo.yaml, trl_rloo.yaml  `trl grpo|rloo --config …` with the tab's GRPO / RLOO
+ *                               settings and `reward_model_name_or_path: ./reward_model`
  *   README.md                   the exact commands, also for OpenRLHF's openrlhf.cli.train_rm /
  *                               train_dpo (--prompt_key/--chosen_key/--rejected_key)
  *
@@ -24,6 +29,17 @@ import { pairsToTrlPreferenceJsonl } from './jsonl';
 import type { TrainingPair } from './records';
 import { writeZip, type ZipEntry } from './zip';
 import { BpeTokenizer } from '../model/tokenizer';
+import {
+  promptsJsonl,
+  RLHF_REWARD_PY,
+  rewardModelToHf,
+  trlGrpoYaml,
+  trlRlooYaml,
+  type HandoffRewardModel,
+  type HfRewardExport,
+} from './handoff-reward';
+import { DEFAULT_GRPO_CONFIG, type GrpoConfig } from '../rlhf/grpo-config';
+import { DEFAULT_RLOO_CONFIG, type RlooConfig } from '../rlhf/rloo-config';
 
 /** The config fields the bundle needs (read here: `model/weights.ts` would pull TF.js into the page). */
 interface BundleConfig {
@@ -78,6 +94,13 @@ export interface HandoffInput {
   model: HandoffModel;
   /** Stamped in the README and on the ZIP entries (default now). */
   createdAt?: Date;
+  /** The tab's reward model: adds `reward_model/`, `prompts/` and the GRPO / RLOO configs. */
+  rewardModel?: HandoffRewardModel;
+  /** Prompts of the GRPO / RLOO configs (the Train page's); with `rewardModel`. */
+  prompts?: readonly string[];
+  /** The tab's GRPO / RLOO settings (default: the tables' defaults). */
+  grpo?: GrpoConfig;
+  rloo?: RlooConfig;
 }
 
 export const HANDOFF_FILES = [
@@ -92,6 +115,21 @@ export const HANDOFF_FILES = [
   'model/special_tokens_map.json',
   'configs/trl_reward.yaml',
   'configs/trl_dpo.yaml',
+] as const;
+
+/** Appended to `HANDOFF_FILES` when the bundle carries the reward model. */
+export const HANDOFF_REWARD_FILES = [
+  'reward_model/config.json',
+  'reward_model/model.safetensors',
+  'reward_model/tokenizer.json',
+  'reward_model/vocab.json',
+  'reward_model/merges.txt',
+  'reward_model/tokenizer_config.json',
+  'reward_model/special_tokens_map.json',
+  'prompts/prompts.jsonl',
+  'configs/trl_grpo.yaml',
+  'configs/trl_rloo.yaml',
+  'rlhf_reward.py',
 ] as const;
 
 function parse(text: string, what: string): Record<string, unknown> {
@@ -155,7 +193,86 @@ seed: 0
 `;
 }
 
-function readme(input: HandoffInput, c: BundleConfig, eot: string, created: Date, rows: number): string {
+/** The README's reward-model section: what the HF class computes, and how far it is the tab's. */
+function rewardSection(input: HandoffInput, rm: HfRewardExport, c: BundleConfig, eot: string, prompts: number): string {
+  const name = input.rewardModel!.name;
+  const how = rm.exact
+    ? `**Exact.** The tab's model reads the last real token, as \`GPT2ForSequenceClassification\` does, so
+HF's logit is the tab's normalised reward on the same ids (checked to ~1e-5 by
+\`scripts/golden/check_handoff.py\`).`
+    : `> **Not the tab's scores from the HF class alone.** This reward model was trained with **mean
+> pooling** (the Reward page's default): the tab averages the head over every token of the text, while
+> \`GPT2ForSequenceClassification\` reads the last real token only, and no setting of HF's class averages.
+> The weights are the tab's, so HF loads them, but \`model(...).logits\` differ from the tab's scores
+> (they rank texts differently). **\`rlhf_reward.py\`** (bundle root) pools as the tab does on the same
+> weights, and the GRPO / RLOO configs use it (\`reward_funcs: [rlhf_reward.reward_model]\`); in your own
+> code, call \`rlhf_reward.reward_model(prompts, completions)\`. Or train a reward model with pooling
+> **last** on the Reward page for a plain HF reward model.`;
+  return `## The reward model (\`reward_model/\`)
+
+**${name}** (${input.rewardModel!.state.mode} mode, ${rm.pooling} pooling) as a Hugging Face
+\`GPT2ForSequenceClassification\`: \`num_labels: 1\`, \`score.weight\` [1, ${c.nEmbd}] without bias, the trunk
+under the same \`transformer.*\` names as the policy, \`pad_token_id\` ${c.vocabSize - 1} (\`${eot}\`).
+\`AutoModelForSequenceClassification.from_pretrained("./reward_model")\` loads it;
+\`model(**tok(texts, padding=True)).logits[:, 0]\` are the rewards. HF picks the rightmost token that is
+not \`pad_token_id\` (transformers ≥ 4.49; older versions took the token before the first pad, which the
+leading \`${eot}\` breaks in padded batches).
+
+${how}
+
+- **Bias and normalisation folded in.** The tab's head has a bias \`b\` and its rewards are normalised,
+  \`gain · (w·h + b) + bias\` (mean 0, std 1 on base-model samples). HF's head has no bias, so the export
+  stores \`score.weight = gain · w\` and adds \`(gain · b + bias) · score.weight / |score.weight|²\` to
+  \`transformer.ln_f.bias\`: ln_f's bias is a constant input of the head, so \`score.weight · ln_f(x)\`
+  gains exactly that constant (${rm.foldedBias.toPrecision(4)} here). ln_f feeds only the score in this class.
+  The raw values are in \`config.json\` under \`rlhf_playground\`.
+- **Start token.** The tab scores \`${eot}\` + prompt + response. \`prompts/prompts.jsonl\` starts every
+  prompt with \`${eot}\` (the tokenizer turns it into id ${c.vocabSize - 1}), so TRL's policy and reward
+  model see what the tab's do. Without it, scores move a little.
+- **Re-tokenised text.** TRL scores \`prompt + completion\` as text, tokenised again; the tab scores the
+  sampled ids. They agree unless the policy spelled a word with unusual tokens.
+- **Context.** ${c.blockSize} positions: \`${eot}\` + prompt + completion must fit.
+
+Check (PyTorch only): \`python3 scripts/golden/check_handoff.py <this folder>\` also loads
+\`reward_model/\` by \`GPT2ForSequenceClassification\`'s names into its own forward pass; with
+\`--expect-reward\` it compares scores with the tab's, and runs \`rlhf_reward.py\`'s pooling.
+
+## GRPO and RLOO with TRL (\`configs/trl_grpo.yaml\`, \`configs/trl_rloo.yaml\`)
+
+\`\`\`sh
+cd <this folder>
+trl grpo --config configs/trl_grpo.yaml     # GRPO policy  -> ./out/grpo-policy
+trl rloo --config configs/trl_rloo.yaml     # RLOO policy  -> ./out/rloo-policy
+\`\`\`
+
+Both train \`./model\` on the ${prompts} prompt(s) of \`prompts/prompts.jsonl\` (the Train page's) with
+${
+  rm.exact
+    ? `\`reward_model_name_or_path: ./reward_model\`, which TRL's scripts put into the trainer's
+\`reward_funcs\``
+    : `\`reward_funcs: [rlhf_reward.reward_model]\` (the mean-pooled reward of \`./reward_model\`; TRL's
+scripts import it from the folder they run in)`
+}. The settings are the tab's GRPO / RLOO settings tables at download time, in TRL's
+names: \`numGenerations\` → \`num_generations\`, \`batchSize\` → \`per_device_train_batch_size\` (one device,
+\`gradient_accumulation_steps: 1\`), \`maxCompletionLength\` → \`max_completion_length\`, \`temperature\`,
+\`beta\`, \`epsilon\`, \`epsilonHigh\` → \`epsilon_high\`, \`numIterations\` → \`num_iterations\`,
+\`maskTruncatedCompletions\` → \`mask_truncated_completions\`, \`learningRate\` → \`learning_rate\`,
+\`maxGradNorm\` → \`max_grad_norm\`, \`seed\`; GRPO also \`scaleRewards\` → \`scale_rewards\`, \`lossType\` →
+\`loss_type\`; RLOO \`normalizeAdvantages\` → \`normalize_advantages\`. Override any of them on the command
+line (\`--beta 0.02\`). TRL samples with \`top_k: 0\`, \`top_p: 1\`, as the tab's GRPO / RLOO do.
+
+`;
+}
+
+function readme(
+  input: HandoffInput,
+  c: BundleConfig,
+  eot: string,
+  created: Date,
+  rows: number,
+  rm: HfRewardExport | null,
+  prompts: number,
+): string {
   const m = input.model;
   const what =
     m.which === 'policy'
@@ -178,7 +295,11 @@ ${empty}Made ${created.toISOString()} by RLHF Playground, in the browser; nothin
   \`prompt\`, \`chosen\`, \`rejected\`.
 - **Model:** ${what}. ${c.nLayer} layers, ${c.nHead} heads, width ${c.nEmbd}, context ${c.blockSize}
   tokens, vocabulary ${c.vocabSize}.
-
+${
+  rm
+    ? `- **Reward model:** ${input.rewardModel!.name}, as \`GPT2ForSequenceClassification\` in \`reward_model/\`${rm.exact ? " (HF's scores are the tab's)" : ' (**mean pooling**: the HF class alone reads the last token and differs from the tab; \`rlhf_reward.py\` pools as the tab does, see below)'}; TRL GRPO / RLOO configs use it.\n`
+    : ''
+}
 ## Files
 
 | file | what |
@@ -190,7 +311,15 @@ ${empty}Made ${created.toISOString()} by RLHF Playground, in the browser; nothin
 | \`model/vocab.json\`, \`model/merges.txt\` | the same tokenizer as \`GPT2Tokenizer\` files |
 | \`model/tokenizer_config.json\`, \`special_tokens_map.json\` | special tokens: \`${eot}\` is BOS, EOS, UNK and PAD |
 | \`configs/trl_reward.yaml\`, \`configs/trl_dpo.yaml\` | TRL CLI configs |
-
+${
+  rm
+    ? `| \`reward_model/\` | the reward model: \`GPT2ForSequenceClassification\` config, weights, tokenizer files |
+| \`prompts/prompts.jsonl\` | the Train page's prompts, \`{"prompt": "${eot}…"}\` |
+| \`configs/trl_grpo.yaml\`, \`configs/trl_rloo.yaml\` | TRL GRPO / RLOO against the reward model |
+| \`rlhf_reward.py\` | the reward model as a TRL reward function, pooled as the tab does (needed for mean pooling) |
+`
+    : ''
+}
 ## Is it GPT-2?
 
 Yes, architecturally: pre-LayerNorm decoder blocks, learned position embeddings, GELU (tanh form,
@@ -236,7 +365,7 @@ reads explicit-prompt rows from TRL 0.25 on (older versions want \`chosen\`/\`re
 prompt inside each); \`DPOTrainer\` reads them in every recent version. The DPO config and the app's
 DPO use the same loss, \`-log σ(β·((log π(chosen) - log π_ref(chosen)) - (log π(rejected) - log π_ref(rejected))))\`.
 
-## Continue with OpenRLHF
+${rm ? rewardSection(input, rm, c, eot, prompts) : ''}## Continue with OpenRLHF
 
 \`\`\`sh
 pip install openrlhf
@@ -266,7 +395,10 @@ keys; the Export panel's "TRL preference" file can add a \`margin\` column.
 `;
 }
 
-/** The files of the bundle, in `HANDOFF_FILES` order. Throws `HandoffError` on an unusable model. */
+/**
+ * The files of the bundle, in `HANDOFF_FILES` order (then `HANDOFF_REWARD_FILES` with a reward
+ * model). Throws `HandoffError` on an unusable model or reward model.
+ */
 export function handoffFiles(input: HandoffInput): ZipEntry[] {
   const m = input.model;
   if (m.which !== 'base' && m.which !== 'policy')
@@ -310,8 +442,19 @@ export function handoffFiles(input: HandoffInput): ZipEntry[] {
   const jsonl = pairsToTrlPreferenceJsonl(input.pairs, { includeMargin: false });
   const rows = input.pairs.length;
   const pretty = (o: unknown) => JSON.stringify(o, null, 2) + '\n';
-  return [
-    { name: 'README.md', data: readme(input, config, eot, created, rows) },
+  let rm: HfRewardExport | null = null;
+  const prompts = input.rewardModel ? promptsJsonl(input.prompts ?? [], eot) : '';
+  if (input.rewardModel) {
+    try {
+      rm = rewardModelToHf(input.rewardModel, tok.eotId, config.vocabSize);
+    } catch (e) {
+      throw new HandoffError((e as Error).message);
+    }
+    if (!prompts) throw new HandoffError('No prompts for the GRPO / RLOO configs: add prompts on the Train page.');
+  }
+  const promptCount = prompts ? prompts.split('\n').length - 1 : 0;
+  const entries: ZipEntry[] = [
+    { name: 'README.md', data: readme(input, config, eot, created, rows, rm, promptCount) },
     { name: 'data/preferences.jsonl', data: jsonl },
     { name: 'model/config.json', data: pretty(fullConfig) },
     { name: 'model/model.safetensors', data: weights },
@@ -323,6 +466,27 @@ export function handoffFiles(input: HandoffInput): ZipEntry[] {
     { name: 'configs/trl_reward.yaml', data: trlRewardYaml(config) },
     { name: 'configs/trl_dpo.yaml', data: trlDpoYaml(config) },
   ];
+  if (rm) {
+    const tokFiles = entries.filter((e) => e.name.startsWith('model/') && e.name !== 'model/config.json');
+    entries.push(
+      { name: 'reward_model/config.json', data: pretty(rm.config) },
+      { name: 'reward_model/model.safetensors', data: rm.weights },
+      ...tokFiles
+        .filter((e) => e.name !== 'model/model.safetensors')
+        .map((e) => ({ ...e, name: e.name.replace(/^model\//, 'reward_model/') })),
+      { name: 'prompts/prompts.jsonl', data: prompts },
+      {
+        name: 'configs/trl_grpo.yaml',
+        data: trlGrpoYaml(input.grpo ?? DEFAULT_GRPO_CONFIG, config.blockSize, rm.exact),
+      },
+      {
+        name: 'configs/trl_rloo.yaml',
+        data: trlRlooYaml(input.rloo ?? DEFAULT_RLOO_CONFIG, config.blockSize, rm.exact),
+      },
+      { name: 'rlhf_reward.py', data: RLHF_REWARD_PY },
+    );
+  }
+  return entries;
 }
 
 /** The bundle as one ZIP (stored entries). */
