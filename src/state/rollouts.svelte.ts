@@ -5,9 +5,10 @@
  *   `rollout` event field) to `record`; a `RolloutWriter` writes them in the background, one
  *   transaction at a time, so training never waits for IndexedDB; the size cap (a setting, in
  *   the `settings` store) drops the oldest iterations first, with a notice the first time.
- * - Browsing: one run's iterations are listed from keys only; the scrubber reads just the
- *   iteration on screen (a newer request supersedes one in flight), so a long history never
- *   loads at once. Search and sort work on that iteration's rows; a row opens its tokens.
+ * - Browsing (`RolloutBrowser`, one per history view): one run's iterations are listed from keys
+ *   only; the scrubber reads just the iteration on screen (a newer request supersedes one in
+ *   flight), so a long history never loads at once. Search and sort work on that iteration's
+ *   rows; a row opens its tokens.
  * - Export: JSONL, one completion per line, read iteration by iteration.
  */
 import {
@@ -44,32 +45,15 @@ export function rolloutStore(): Promise<RolloutStore> {
 }
 
 export class RolloutsState {
-  // ------------------------------------------------------------------ settings
   keep = $state(ROLLOUT_SETTINGS.defaults.keep);
   capMb = $state(ROLLOUT_SETTINGS.defaults.capMb);
   settingsError = $state<string | null>(null);
   /** Bytes and iterations stored over all runs (after the latest write). */
   usage = $state.raw<{ bytes: number; iterations: number } | null>(null);
-  private settingsLoaded: Promise<void> | null = null;
-
-  // ------------------------------------------------------------------ browsing
-  runId = $state<string | null>(null);
-  iterations = $state.raw<number[]>([]);
-  /** Position in `iterations` of the one on screen. */
-  index = $state(0);
-  log = $state.raw<RolloutLog | null>(null);
-  rows = $state.raw<RolloutRow[]>([]);
-  search = $state('');
-  sort = $state<RolloutSort>('order');
-  /** Row (index in the iteration) whose tokens are open. */
-  selected = $state<number | null>(null);
-  loading = $state(false);
-  error = $state<string | null>(null);
   exporting = $state(false);
-
-  readonly visible = $derived(filterRows(this.rows, this.search, this.sort));
-  readonly tokens = $derived(this.log && this.selected !== null ? rowTokens(this.log, this.selected) : null);
-  readonly iteration = $derived(this.iterations[this.index] ?? null);
+  private settingsLoaded: Promise<void> | null = null;
+  /** Open history views, told about every committed write. */
+  private readonly browsers = new Set<RolloutBrowser>();
 
   private writer = new RolloutWriter(
     () => rolloutStore(),
@@ -82,7 +66,7 @@ export class RolloutsState {
         ),
       onWritten: (result, logs) => {
         this.usage = { bytes: result.totalBytes, iterations: result.iterations };
-        this.afterWrite(logs, result.dropped);
+        for (const b of this.browsers) b.afterWrite(logs, result.dropped);
       },
       onError: (e, logs) =>
         notices.add(
@@ -91,8 +75,12 @@ export class RolloutsState {
         ),
     },
   );
-  /** The latest `show` request (older ones in flight are dropped when they land). */
-  private want = 0;
+
+  /** A history view registers while it is on screen (returns the unregister function). */
+  watch(b: RolloutBrowser): () => void {
+    this.browsers.add(b);
+    return () => this.browsers.delete(b);
+  }
 
   /** Read the settings once (called before the first write and by the view). */
   loadSettings(): Promise<void> {
@@ -114,7 +102,7 @@ export class RolloutsState {
     try {
       this.usage = await (await rolloutStore()).usage();
     } catch (e) {
-      this.error = (e as Error).message;
+      this.settingsError = (e as Error).message;
     }
   }
 
@@ -137,7 +125,7 @@ export class RolloutsState {
         const r = await (await rolloutStore()).trim(next.capMb * MB);
         if (r.dropped.length) {
           notices.add('info', `Dropped the ${r.dropped.length} oldest iterations to fit the new ${next.capMb} MB cap.`);
-          if (this.runId) await this.open(this.runId, this.iteration ?? undefined);
+          for (const b of this.browsers) if (b.runId) await b.open(b.runId, b.iteration ?? undefined);
         }
         await this.refreshUsage();
       }
@@ -148,7 +136,7 @@ export class RolloutsState {
     }
   }
 
-  /** Keep one finished iteration (its `runId` filled in by the caller); returns at once. */
+  /** Keep one finished iteration (its `runId` filled in here); returns at once. */
   record(log: RolloutLog, runId: string): void {
     if (!this.keep) return;
     this.writer.add(withBytes({ ...log, runId }));
@@ -164,19 +152,69 @@ export class RolloutsState {
     try {
       await this.writer.flushed();
       await (await rolloutStore()).deleteRun(runId, afterIteration);
-      if (this.runId === runId) await this.open(runId);
+      for (const b of this.browsers) if (b.runId === runId) await b.open(runId);
     } catch (e) {
       notices.add('warning', toStorageError(e, 'trim the rollout history').message);
     }
   }
 
-  /** A run was deleted elsewhere (its rows went with it): forget cached sizes and the view. */
+  /** A run was deleted (its rows went with it): forget cached sizes and close its views. */
   forget(runId: string): void {
     void rolloutStore().then((s) => s.invalidate());
-    if (this.runId === runId) this.close();
+    for (const b of this.browsers) if (b.runId === runId) b.close();
   }
 
-  private afterWrite(logs: readonly RolloutLog[], dropped: [string, number][]): void {
+  /** Download a run's whole history as JSONL (read one iteration at a time). */
+  async exportJsonl(runId: string | null): Promise<void> {
+    if (!runId || this.exporting) return;
+    this.exporting = true;
+    try {
+      await this.writer.flushed();
+      const store = await rolloutStore();
+      const parts: string[] = [];
+      for (const it of await store.iterations(runId)) {
+        const log = await store.get(runId, it);
+        if (log) parts.push(rolloutJsonl(log).join('\n') + '\n');
+      }
+      if (!parts.length) {
+        notices.add('info', 'No rollouts kept for this run yet.');
+        return;
+      }
+      download(`rollouts-${runId.slice(0, 8)}.jsonl`, new Blob(parts, { type: 'application/jsonl' }));
+    } catch (e) {
+      notices.add('error', toStorageError(e, 'export the rollout history').message);
+    } finally {
+      this.exporting = false;
+    }
+  }
+}
+
+export const rolloutsState = new RolloutsState();
+
+/** One history view's browsing state: which run, which iteration, search, sort, the row opened. */
+export class RolloutBrowser {
+  runId = $state<string | null>(null);
+  iterations = $state.raw<number[]>([]);
+  /** Position in `iterations` of the one on screen. */
+  index = $state(0);
+  log = $state.raw<RolloutLog | null>(null);
+  rows = $state.raw<RolloutRow[]>([]);
+  search = $state('');
+  sort = $state<RolloutSort>('order');
+  /** Row (index in the iteration) whose tokens are open. */
+  selected = $state<number | null>(null);
+  loading = $state(false);
+  error = $state<string | null>(null);
+
+  readonly visible = $derived(filterRows(this.rows, this.search, this.sort));
+  readonly tokens = $derived(this.log && this.selected !== null ? rowTokens(this.log, this.selected) : null);
+  readonly iteration = $derived(this.iterations[this.index] ?? null);
+
+  /** The latest `show` request (older ones in flight are dropped when they land). */
+  private want = 0;
+
+  /** New iterations of this run join the scrubber (followed when the newest was on screen). */
+  afterWrite(logs: readonly RolloutLog[], dropped: [string, number][]): void {
     if (!this.runId) return;
     const mine = logs.filter((l) => l.runId === this.runId).map((l) => l.iteration);
     const gone = new Set(dropped.filter((k) => k[0] === this.runId).map((k) => k[1]));
@@ -189,17 +227,16 @@ export class RolloutsState {
     else this.index = next.indexOf(current);
   }
 
-  // ------------------------------------------------------------------ browsing
-
   /** Browse a run's history, at `iteration` (default the newest). */
   async open(runId: string, iteration?: number): Promise<void> {
     if (this.runId !== runId) {
       this.search = '';
       this.sort = 'order';
+      this.selected = null;
     }
     this.runId = runId;
     this.error = null;
-    void this.loadSettings();
+    void rolloutsState.loadSettings();
     try {
       const its = await (await rolloutStore()).iterations(runId);
       if (this.runId !== runId) return;
@@ -246,30 +283,4 @@ export class RolloutsState {
       if (ticket === this.want) this.loading = false;
     }
   }
-
-  /** Download the run's whole history as JSONL (read one iteration at a time). */
-  async exportJsonl(runId = this.runId): Promise<void> {
-    if (!runId || this.exporting) return;
-    this.exporting = true;
-    try {
-      await this.writer.flushed();
-      const store = await rolloutStore();
-      const parts: string[] = [];
-      for (const it of await store.iterations(runId)) {
-        const log = await store.get(runId, it);
-        if (log) parts.push(rolloutJsonl(log).join('\n') + '\n');
-      }
-      if (!parts.length) {
-        notices.add('info', 'No rollouts kept for this run yet.');
-        return;
-      }
-      download(`rollouts-${runId.slice(0, 8)}.jsonl`, new Blob(parts, { type: 'application/jsonl' }));
-    } catch (e) {
-      notices.add('error', toStorageError(e, 'export the rollout history').message);
-    } finally {
-      this.exporting = false;
-    }
-  }
 }
-
-export const rolloutsState = new RolloutsState();

@@ -114,5 +114,26 @@ describe('PPO iterations carry their whole batch for the rollout history', () =>
     expect(await store.iterations('r')).toEqual([2, 3]);
     db.close();
     await engine.ppoDispose();
+
+    // GRPO: each iteration's groups (prompt G times, rewards, advantages), no per-token arrays.
+    await engine.groupCreate({
+      algo: 'grpo',
+      config: { batchSize: 4, numGenerations: 2, maxCompletionLength: 5, seed: 1 },
+      prompts: ['The movie was', 'Once upon'],
+      reward: { kind: 'labeller', labeller: defaultLabellerConfig('sentiment') },
+    });
+    let group: RolloutLog | undefined;
+    await engine.groupRun('g', { iterations: 1, keepRollouts: true }, (e) => (group = e.rollout));
+    expect(group!.algo).toBe('grpo');
+    expect(group!.iteration).toBe(1);
+    expect(Array.from(group!.group!)).toEqual([0, 0, 1, 1]);
+    expect(group!.prompts[0]).toBe(group!.prompts[1]);
+    expect(group!.sources[0].name).toBe('sentiment');
+    expect(group!.rowAdvantage).toHaveLength(4);
+    expect(group!.tokens).toBeNull();
+    let none: unknown = 'unset';
+    await engine.groupRun('g2', { iterations: 1 }, (e) => (none = e.rollout));
+    expect(none).toBeUndefined();
+    await engine.groupDispose();
   });
 });

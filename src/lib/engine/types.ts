@@ -247,12 +247,16 @@ export interface GroupRunRequest {
   iterations: number;
   /** Groups of each iteration sent to the page for the inspector (default 8). */
   groupsShown?: number;
+  /** Send each iteration's whole batch (`rollout`) for the rollout history. */
+  keepRollouts?: boolean;
 }
 
 export type GroupEvent = {
   kind: 'iteration';
   metrics: import('../rlhf/grpo').GroupMetrics;
   groups: import('../rlhf/grpo').GroupView[];
+  /** The whole batch, packed, when `keepRollouts` (its `runId` is empty: the page fills it in). */
+  rollout?: import('../data/rollouts').RolloutLog;
 };
 
 export interface PpoRunRequest {
