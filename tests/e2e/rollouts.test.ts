@@ -297,6 +297,19 @@ describe('rollout history and run report', () => {
       assert.equal(await page.isVisible('[data-testid="report-title"]'), true);
       await page.emulateMedia({ media: 'screen' });
 
+      // On a phone: the report, and a row's heatmap in the history, fit the width (tokens wrap).
+      await page.setViewportSize({ width: 360, height: 800 });
+      const fits = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+      assert.equal(await fits(), true, 'the report fits 360 px');
+      await page.evaluate(() => (location.hash = '#/runs'));
+      await page.click(`[data-testid="run-row"][data-id="${runId}"] [data-testid="run-history"]`);
+      await page.waitForSelector('[data-testid="rollout-row"]');
+      await page.click('[data-testid="rollout-row"] >> nth=0');
+      await page.waitForSelector('[data-testid="rollout-heatmap"]');
+      assert.equal(await fits(), true, 'the history and its heatmap fit 360 px');
+      const heat = await page.$eval('[data-testid="rollout-heatmap"]', (el) => [el.scrollWidth, el.clientWidth]);
+      assert.ok(heat[0] <= heat[1], `the heatmap wraps its tokens (${heat[0]} > ${heat[1]})`);
+
       assert.deepEqual(app.errors, []);
     } finally {
       await app.close();

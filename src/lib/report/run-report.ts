@@ -331,7 +331,7 @@ ${s.rows.map((x) => `<tr><td>${e(x.prompt)}</td><td class="text">${e(x.completio
 <style>
 body{font:14px/1.45 system-ui,sans-serif;color:#111;max-width:960px;margin:1.5rem auto;padding:0 1rem}
 h1{font-size:1.4rem;margin:0 0 .3rem}h2{font-size:1.1rem;margin:1.4rem 0 .4rem;border-bottom:1px solid #ddd}h3{font-size:.95rem;margin:.8rem 0 .3rem}
-.meta{color:#555}table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{border:1px solid #ddd;padding:.2rem .4rem;text-align:left;vertical-align:top}
+.meta{color:#555}table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{border:1px solid #ddd;padding:.2rem .4rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 .settings th{width:35%;font-weight:500;color:#333}.text{white-space:pre-wrap}.charts{display:flex;flex-wrap:wrap;gap:.6rem}
 .chart{margin:0;break-inside:avoid}figcaption{font-size:.8rem;color:#333}svg{max-width:100%;height:auto}section{break-inside:avoid-page}
 @media print{body{margin:0;max-width:none}h2{break-after:avoid}}
