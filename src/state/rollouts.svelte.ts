@@ -31,6 +31,8 @@ import { download, getStores } from './data.svelte';
 import { notices } from './notices.svelte';
 
 const MB = 1024 * 1024;
+/** Failed writes in a row after which keeping stops for the visit. */
+const MAX_FAILURES = 3;
 
 let storePromise: Promise<RolloutStore> | null = null;
 /** The app's rollout store (one, so its table of sizes is shared by the writer and the view). */
@@ -52,6 +54,8 @@ export class RolloutsState {
   usage = $state.raw<{ bytes: number; iterations: number } | null>(null);
   exporting = $state(false);
   private settingsLoaded: Promise<void> | null = null;
+  /** Failed writes in a row. */
+  private failures = 0;
   /** Open history views, told about every committed write. */
   private readonly browsers = new Set<RolloutBrowser>();
 
@@ -65,14 +69,23 @@ export class RolloutsState {
           `The rollout history reached its ${this.capMb} MB cap: the oldest iterations are now dropped as new ones are kept. Change the cap under “Rollout history”.`,
         ),
       onWritten: (result, logs) => {
+        this.failures = 0;
         this.usage = { bytes: result.totalBytes, iterations: result.iterations };
         for (const b of this.browsers) b.afterWrite(logs, result.dropped);
       },
-      onError: (e, logs) =>
-        notices.add(
-          'warning',
-          `The rollouts of iteration ${logs.map((l) => l.iteration).join(', ')} were not kept: ${toStorageError(e, 'save the rollout history').message} Training goes on.`,
-        ),
+      onError: (e, logs) => {
+        const why = toStorageError(e, 'save the rollout history').message;
+        // One notice, not one per iteration; after a few failures in a row keeping stops for this visit.
+        if (++this.failures === 1)
+          notices.add(
+            'warning',
+            `The rollouts of iteration ${logs.map((l) => l.iteration).join(', ')} were not kept: ${why} Training goes on.`,
+          );
+        else if (this.failures === MAX_FAILURES) {
+          this.keep = false;
+          notices.add('warning', `Stopped keeping rollouts for this visit after ${MAX_FAILURES} failed writes: ${why}`);
+        }
+      },
     },
   );
 
