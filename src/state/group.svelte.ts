@@ -3,7 +3,8 @@
  * rloo-config.ts), a run in the worker one iteration per job so pause is responsive, live
  * TRL-named metrics, and each iteration's groups for the group inspector. Prompts and the reward
  * are the Train page's (the same reward sources as PPO: a reward model, a scripted labeller or
- * the user's JavaScript functions).
+ * the user's JavaScript functions). Each iteration's whole batch goes to the rollout history
+ * (`rollouts.svelte.ts`) under the run's id.
  */
 import type { GroupEvent, GroupStatus } from '../lib/engine/types';
 import type { GroupView } from '../lib/rlhf/grpo';
@@ -12,6 +13,7 @@ import { RLOO_SETTINGS, type RlooConfig } from '../lib/rlhf/rloo-config';
 import { JobCancelledError } from '../lib/engine/errors';
 import { engineState } from './engine.svelte';
 import { trainState } from './train.svelte';
+import { rolloutsState } from './rollouts.svelte';
 
 export type GroupAlgo = 'grpo' | 'rloo';
 
@@ -31,6 +33,8 @@ export class GroupRunState {
 
   /** The algorithm of the run in the engine, when there is one. */
   created = $state<GroupAlgo | null>(null);
+  /** Id of the run in the engine (its rollouts are kept under it). */
+  runId = $state<string | null>(null);
   running = $state(false);
   iteration = $state(0);
   history = $state.raw<MetricRow[]>([]);
@@ -74,6 +78,7 @@ export class GroupRunState {
     this.error = null;
     const ppo = trainState.buildSetup();
     try {
+      await rolloutsState.loadSettings();
       const status: GroupStatus = await engineState.engine.groupCreate({
         algo: this.algo,
         config: $state.snapshot(this.config()),
@@ -82,6 +87,7 @@ export class GroupRunState {
         name: `${this.algo.toUpperCase()} · ${trainState.promptSet}`,
       });
       this.created = status.algo;
+      this.runId = crypto.randomUUID();
       this.iteration = 0;
       this.history = [];
       this.groups = [];
@@ -100,7 +106,11 @@ export class GroupRunState {
     try {
       while (!this.pauseRequested) {
         this.jobId = `group-${++jobCounter}`;
-        const status = await engineState.engine.groupRun(this.jobId, { iterations: 1 }, (e) => this.onEvent(e));
+        const status = await engineState.engine.groupRun(
+          this.jobId,
+          { iterations: 1, keepRollouts: rolloutsState.keep },
+          (e) => this.onEvent(e),
+        );
         this.iteration = status.iteration;
       }
     } catch (e) {
@@ -122,6 +132,7 @@ export class GroupRunState {
     if (this.jobId) await engineState.engine.cancel(this.jobId).catch(() => false);
     await engineState.engine.groupDispose().catch(() => undefined);
     this.created = null;
+    this.runId = null;
     this.iteration = 0;
     this.history = [];
     this.groups = [];
@@ -129,6 +140,7 @@ export class GroupRunState {
   }
 
   private onEvent(e: GroupEvent): void {
+    if (e.rollout && this.runId) rolloutsState.record(e.rollout, this.runId);
     const m = e.metrics;
     const row: Record<string, number> = {};
     for (const [k, v] of Object.entries(m)) if (typeof v === 'number' && k !== 'iteration') row[k] = v;

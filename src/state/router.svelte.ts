@@ -1,4 +1,5 @@
-/** Hash routing between the stages: `#/model`, `#/feedback`, … */
+/** Hash routing between the stages: `#/model`, `#/feedback`, …, and pages outside the stage menu
+ *  that take a parameter: `#/report/<runId>` (a run's report). */
 export const STAGES = [
   { id: 'start', label: 'Start', hint: 'One-click scenarios: label → reward model → PPO, and a guided tour.' },
   { id: 'pretrain', label: 'Pretrain', hint: 'Pretrain a small model on your own text; use it as the base model.' },
@@ -12,17 +13,35 @@ export const STAGES = [
 
 export type StageId = (typeof STAGES)[number]['id'];
 
-function fromHash(hash: string): StageId {
+/** Pages reached by links, not shown in the stage menu. */
+export const PAGES = [{ id: 'report', label: 'Run report' }] as const;
+export type PageId = (typeof PAGES)[number]['id'];
+
+function fromHash(hash: string): StageId | PageId {
   const id = hash.replace(/^#\/?/, '').split(/[/?]/)[0];
-  return (STAGES.find((s) => s.id === id)?.id ?? 'start') as StageId;
+  return (STAGES.find((s) => s.id === id)?.id ?? PAGES.find((p) => p.id === id)?.id ?? 'start') as StageId | PageId;
+}
+
+/** The part after the page id (`#/report/<runId>` → the run id), decoded; '' when none. */
+function paramOf(hash: string): string {
+  const raw = hash.replace(/^#\/?/, '').split('?')[0].split('/').slice(1).join('/');
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
 }
 
 class Router {
-  stage = $state<StageId>(fromHash(typeof location === 'undefined' ? '' : location.hash));
+  stage = $state<StageId | PageId>(fromHash(typeof location === 'undefined' ? '' : location.hash));
+  param = $state(paramOf(typeof location === 'undefined' ? '' : location.hash));
 
   constructor() {
     if (typeof window !== 'undefined') {
-      window.addEventListener('hashchange', () => (this.stage = fromHash(location.hash)));
+      window.addEventListener('hashchange', () => {
+        this.stage = fromHash(location.hash);
+        this.param = paramOf(location.hash);
+      });
     }
   }
 

@@ -2,7 +2,8 @@
  * Train stage (PPO): the run's setup, the loop that calls `ppoRun` one iteration (or one phase)
  * at a time so pause is responsive, live metric history, evaluation samples, per-token traces,
  * checkpoints in IndexedDB's `runs` store (one record per run), and the guards: divergence
- * rollback, KL far past target, and gold-vs-proxy "reward hacking" detection.
+ * rollback, KL far past target, and gold-vs-proxy "reward hacking" detection. Each finished
+ * iteration's whole batch goes to the rollout history (`rollouts.svelte.ts`), written in the background.
  *
  * Drawing is batched: worker events land in plain arrays and are copied into `$state.raw`
  * fields at most every `FLUSH_MS` (GAN Lab's "draw less often than you train").
@@ -25,6 +26,7 @@ import { notices } from './notices.svelte';
 import { until } from './reactive-wait.svelte';
 import { runStore, runsState } from './runs.svelte';
 import { rewardFnState } from './reward-fn.svelte';
+import { rolloutsState } from './rollouts.svelte';
 
 export const PROMPT_SETS = [
   { id: 'reviews', name: reviewsJson.name, prompts: reviewsJson.prompts },
@@ -363,6 +365,8 @@ export class TrainState {
 
   private restoreViewFrom(rec: SavedPpoRun): void {
     const n = rec.state.iteration;
+    // Iterations after the checkpoint will run again: their kept rollouts go.
+    void rolloutsState.truncate(rec.id, n);
     this.rows = rec.history.filter((r) => r.step <= n);
     this.evalRows = rec.evals.filter((e) => e.iteration <= n);
     this.history = [...this.rows];
@@ -456,6 +460,7 @@ export class TrainState {
     this.resetView();
     try {
       this.busy = true;
+      await rolloutsState.loadSettings();
       const status = await engineState.engine.ppoCreate(setup);
       this.setup = setup;
       this.runId = crypto.randomUUID();
@@ -501,13 +506,20 @@ export class TrainState {
     return this.call({ iterations: 1, phase: true, evalEvery: this.evalEvery });
   }
 
-  private async call(req: { iterations: number; phase?: boolean; evalEvery: number }): Promise<boolean> {
+  private async call(req: {
+    iterations: number;
+    phase?: boolean;
+    evalEvery: number;
+    keepRollouts?: boolean;
+  }): Promise<boolean> {
     const jobId = `ppo-${++jobCounter}`;
     this.jobId = jobId;
     this.busy = true;
     if (this.nextPhase === 'rollout') this.iterStart = performance.now();
     try {
-      const status = await engineState.engine.ppoRun(jobId, req, (e) => this.onEvent(e));
+      const status = await engineState.engine.ppoRun(jobId, { ...req, keepRollouts: rolloutsState.keep }, (e) =>
+        this.onEvent(e),
+      );
       this.applyStatus(status);
       this.flush();
       if (status.nextPhase === 'rollout') {
@@ -543,6 +555,7 @@ export class TrainState {
   }
 
   private onEvent(e: PpoEvent): void {
+    if (e.kind !== 'eval' && e.rollout && this.runId) rolloutsState.record(e.rollout, this.runId);
     if (e.kind === 'iteration') {
       this.pushMetrics(e.metrics as unknown as Record<string, number>);
       this.traces = e.traces;
@@ -679,7 +692,10 @@ export class TrainState {
         ? await engineState.engine.ppoCreate(loaded.run.setup, loaded.state)
         : await engineState.engine.ppoCreate(setup);
       if (rec) this.restoreViewFrom(rec);
-      else this.resetView();
+      else {
+        this.resetView();
+        void rolloutsState.truncate(this.runId, 0);
+      }
       this.applyStatus(status);
       this.traces = [];
       this.phaseLog = [];

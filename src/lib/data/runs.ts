@@ -362,14 +362,23 @@ export class RunStore {
     }
     // A PPO run's tensors are chunks of its own; an SFT/DPO run's weights are its checkpoint.
     const blobId = run.kind === 'ppo' ? ppoBlobId(run.id) : run.checkpointId !== run.id ? run.checkpointId : null;
-    await writeTx(this.db, [STORES.runs, STORES.checkpoints, STORES.chunks], 'delete the run', (tx) => {
-      const ops: Promise<unknown>[] = [tx.objectStore(STORES.runs).delete(run.id)];
-      if (blobId) {
-        if (run.kind !== 'ppo') ops.push(tx.objectStore(STORES.checkpoints).delete(blobId));
-        ops.push(tx.objectStore(STORES.chunks).delete(chunkRange(blobId)));
-      }
-      return Promise.all(ops);
-    });
+    await writeTx(
+      this.db,
+      [STORES.runs, STORES.checkpoints, STORES.chunks, STORES.rollouts],
+      'delete the run',
+      (tx) => {
+        const ops: Promise<unknown>[] = [
+          tx.objectStore(STORES.runs).delete(run.id),
+          // Its rollout history (schema v3) goes with it.
+          tx.objectStore(STORES.rollouts).delete(IDBKeyRange.bound([run.id, -Infinity], [run.id, Infinity])),
+        ];
+        if (blobId) {
+          if (run.kind !== 'ppo') ops.push(tx.objectStore(STORES.checkpoints).delete(blobId));
+          ops.push(tx.objectStore(STORES.chunks).delete(chunkRange(blobId)));
+        }
+        return Promise.all(ops);
+      },
+    );
   }
 
   /** The model files of a run's checkpoint; `CheckpointMissingError` when they are gone. */

@@ -3,8 +3,11 @@
  * GRPOTrainer / RLOOTrainer) on the loaded model, rewarded by any reward source
  * (`reward-sources.ts`), run iteration by iteration as a cancellable job. Each iteration's
  * metrics (TRL's names) and its groups (each prompt's G completions with reward, advantage and
- * length, zero-spread groups flagged) go to the page for the curves and the group inspector.
+ * length, zero-spread groups flagged) go to the page for the curves and the group inspector;
+ * with `keepRollouts`, the whole batch too (packed, `src/lib/data/rollouts.ts`) for the rollout history.
  */
+import { packGroupLog } from '../data/rollouts';
+import type { RewardSource } from '../rlhf/ppo';
 import type { GPT } from '../model/gpt';
 import type { BpeTokenizer } from '../model/tokenizer';
 import { GrpoTrainer, RlooTrainer, type GroupAlgo } from '../rlhf/grpo';
@@ -23,6 +26,7 @@ export class GroupHost {
   private setup: GroupSetup | null = null;
   private runner: RewardFunctionRunner | null = null;
   private stepHook: (() => Promise<void>) | null = null;
+  private reward: RewardSource | null = null;
 
   status(): GroupStatus | null {
     if (!this.trainer || !this.setup) return null;
@@ -58,6 +62,7 @@ export class GroupHost {
       throw e;
     }
     this.dispose();
+    this.reward = reward;
     this.trainer = trainer;
     this.runner = runner;
     this.setup = setup;
@@ -88,10 +93,28 @@ export class GroupHost {
     try {
       for (let i = 0; i < req.iterations; i++) {
         const it = await t.iteration();
+        const spec = this.setup?.reward;
+        const name =
+          spec?.kind === 'labeller' ? spec.labeller.kind : spec?.kind === 'reward-model' ? 'reward model' : 'reward';
+        // The reward source's last batch is this iteration's (nothing else scores in between).
+        const parts = this.reward?.lastParts?.() ?? null;
+        const rollout = req.keepRollouts
+          ? packGroupLog('', t.completedIterations, t.algo, {
+              prompts: it.rollout.prompts,
+              completions: it.rollout.texts,
+              finished: it.rollout.finished,
+              reward: it.score.rewards,
+              sources: parts?.length ? parts : [{ name, scores: it.score.rewards }],
+              groupSize: it.rollout.groupSize,
+              advantages: it.advantages.advantages,
+              klPerSequence: it.advantages.klPerSequence,
+            })
+          : undefined;
         onEvent?.({
           kind: 'iteration',
           metrics: it.metrics,
           groups: it.advantages.groups.slice(0, req.groupsShown ?? 8),
+          ...(rollout ? { rollout } : {}),
         });
         await checkpoint();
       }
@@ -109,6 +132,7 @@ export class GroupHost {
     this.trainer = null;
     this.runner?.dispose();
     this.runner = null;
+    this.reward = null;
     this.setup = null;
   }
 }

@@ -4,7 +4,8 @@
  * their own worker, `reward-fn-runner.ts`) as the reward, runs it phase by
  * phase or iteration by iteration as a cancellable job, samples fixed evaluation
  * prompts every few iterations (with a noise-free "gold" labeller score, to spot
- * reward hacking), and hands out plain-data state for checkpoints.
+ * reward hacking), hands out plain-data state for checkpoints, and (when asked) packs each
+ * iteration's whole batch for the rollout history (`src/lib/data/rollouts.ts`).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BpeTokenizer } from '../model/tokenizer';
@@ -13,7 +14,17 @@ import { generate } from '../model/sampling';
 import { labellerFromConfig, type LabellerConfig } from '../rlhf/labellers';
 import { diversityMetrics } from '../rlhf/diversity';
 import { logprobsOfTokens } from '../rlhf/entropy';
-import { PpoTrainer, type IterationResult, type PpoPhase, type PpoState, type RewardSource } from '../rlhf/ppo';
+import {
+  PpoTrainer,
+  type AdvantagesResult,
+  type IterationResult,
+  type PpoPhase,
+  type PpoState,
+  type RewardSource,
+  type RolloutResult,
+  type ScoreResult,
+} from '../rlhf/ppo';
+import { packRolloutLog, type RolloutLog } from '../data/rollouts';
 import { validatePpoConfig, type PpoConfig } from '../rlhf/ppo-config';
 import { InvalidInputError, NotReadyError } from './errors';
 import { functionRewardSource, RewardFunctionRunner } from './reward-fn-runner';
@@ -35,6 +46,8 @@ export class PpoHost {
   private runner: RewardFunctionRunner | null = null;
   /** The running job's checkpoint, awaited between sampling and minibatch steps. */
   private stepHook: (() => Promise<void>) | null = null;
+  /** Phase results of the iteration being stepped phase by phase (for its rollout log). */
+  private stepped: { rollout?: RolloutResult; score?: ScoreResult; advantages?: AdvantagesResult } = {};
 
   status(): PpoStatus | null {
     if (!this.trainer || !this.setup) return null;
@@ -150,7 +163,17 @@ export class PpoHost {
       if (req.phase) {
         const phase: PpoPhase = t.nextPhase;
         const result = await this.runPhase(t, phase);
-        onEvent?.({ kind: 'phase', phase, result, iteration: t.completedIterations });
+        if (phase === 'rollout') this.stepped = { rollout: result as RolloutResult };
+        else if (phase !== 'update') this.stepped[phase] = result as never;
+        const log =
+          phase === 'update' &&
+          req.keepRollouts &&
+          this.stepped.rollout &&
+          this.stepped.score &&
+          this.stepped.advantages
+            ? this.rolloutLog(t.completedIterations, this.stepped.rollout, this.stepped.score, this.stepped.advantages)
+            : undefined;
+        onEvent?.({ kind: 'phase', phase, result, iteration: t.completedIterations, ...(log ? { rollout: log } : {}) });
         if (phase === 'update') await this.afterIteration(t, req, onEvent);
         return this.status()!;
       }
@@ -160,10 +183,25 @@ export class PpoHost {
           const next = (): PpoPhase => t.nextPhase; // re-read after each phase (no narrowing)
           for (let phase = next(); phase !== 'rollout'; phase = next()) {
             const result = await this.runPhase(t, phase);
-            onEvent?.({ kind: 'phase', phase, result, iteration: t.completedIterations });
+            if (phase !== 'update') this.stepped[phase] = result as never;
+            const { rollout, score, advantages } = this.stepped;
+            const log =
+              phase === 'update' && req.keepRollouts && rollout && score && advantages
+                ? this.rolloutLog(t.completedIterations, rollout, score, advantages)
+                : undefined;
+            onEvent?.({
+              kind: 'phase',
+              phase,
+              result,
+              iteration: t.completedIterations,
+              ...(log ? { rollout: log } : {}),
+            });
           }
         } else {
           const it: IterationResult = await t.iteration();
+          const log = req.keepRollouts
+            ? this.rolloutLog(t.completedIterations, it.rollout, it.score, it.advantages)
+            : undefined;
           onEvent?.({
             kind: 'iteration',
             metrics: it.metrics,
@@ -171,6 +209,7 @@ export class PpoHost {
             prompts: it.rollout.prompts.slice(0, 4),
             scores: it.score.scores.slice(0, 4),
             traces: it.advantages.samples,
+            ...(log ? { rollout: log } : {}),
           });
         }
         await this.afterIteration(t, req, onEvent);
@@ -185,6 +224,33 @@ export class PpoHost {
     } finally {
       this.stepHook = null;
     }
+  }
+
+  /**
+   * The whole batch of a finished iteration, packed for the rollout history: the run id is the
+   * page's to fill in. Rewards per source are a weighted sum's parts, else the one source's raw
+   * score; the gold labeller (noise-free) scores every row when the run has one.
+   */
+  private rolloutLog(iteration: number, r: RolloutResult, s: ScoreResult, a: AdvantagesResult): RolloutLog {
+    const tok = this.tok!;
+    const spec = this.setup?.reward;
+    const name =
+      spec?.kind === 'labeller' ? spec.labeller.kind : spec?.kind === 'reward-model' ? 'reward model' : 'reward';
+    const gold = this.gold;
+    return packRolloutLog('', iteration, 'ppo', {
+      prompts: r.prompts,
+      completions: r.texts,
+      finished: r.finished,
+      reward: s.scores,
+      sources: s.parts?.length ? s.parts : [{ name, scores: s.rawScores }],
+      gold: gold ? r.texts.map((text, i) => gold(text, r.prompts[i])) : null,
+      tokens: a.rows.responseIds.map((ids) => ids.map((id) => tok.decode([id]))),
+      logprob: a.rows.logprobs,
+      refLogprob: a.rows.refLogprobs,
+      kl: a.rows.kl,
+      advantage: a.rows.advantages,
+      entropy: a.rows.entropy,
+    });
   }
 
   private async runPhase(t: PpoTrainer, phase: PpoPhase) {

@@ -247,12 +247,16 @@ export interface GroupRunRequest {
   iterations: number;
   /** Groups of each iteration sent to the page for the inspector (default 8). */
   groupsShown?: number;
+  /** Send each iteration's whole batch (`rollout`) for the rollout history. */
+  keepRollouts?: boolean;
 }
 
 export type GroupEvent = {
   kind: 'iteration';
   metrics: import('../rlhf/grpo').GroupMetrics;
   groups: import('../rlhf/grpo').GroupView[];
+  /** The whole batch, packed, when `keepRollouts` (its `runId` is empty: the page fills it in). */
+  rollout?: import('../data/rollouts').RolloutLog;
 };
 
 export interface PpoRunRequest {
@@ -262,6 +266,8 @@ export interface PpoRunRequest {
   phase?: boolean;
   /** Sample the evaluation prompts every N iterations (0 = never). */
   evalEvery?: number;
+  /** Send each finished iteration's whole batch (`rollout` of the iteration / update event) for the rollout history. */
+  keepRollouts?: boolean;
 }
 
 export interface PpoEvalSample {
@@ -281,6 +287,8 @@ export type PpoEvent =
       texts: string[];
       scores: number[];
       traces: import('../rlhf/ppo').SampleTrace[];
+      /** The whole batch, packed, when `keepRollouts` (its `runId` is empty: the page fills it in). */
+      rollout?: import('../data/rollouts').RolloutLog;
     }
   | {
       kind: 'phase';
@@ -291,6 +299,8 @@ export type PpoEvent =
         | import('../rlhf/ppo').ScoreResult
         | import('../rlhf/ppo').AdvantagesResult
         | import('../rlhf/ppo').UpdateResult;
+      /** With the update phase, when `keepRollouts`: the iteration's whole batch, packed. */
+      rollout?: import('../data/rollouts').RolloutLog;
     }
   | {
       kind: 'eval';

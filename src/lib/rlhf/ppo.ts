@@ -148,6 +148,8 @@ export interface ScoreResult {
   rawScores: number[];
   /** Which rows got the missing-EOS penalty. */
   penalised: boolean[];
+  /** A weighted sum's parts' raw scores of this batch (null for a single source). */
+  parts?: { name: string; scores: number[] }[] | null;
   seconds: number;
 }
 
@@ -167,8 +169,22 @@ export interface SampleTrace {
   score: number;
 }
 
+/** Per-token data of every row of the batch (arrays over each row's response tokens). */
+export interface BatchTokenData {
+  responseIds: number[][];
+  logprobs: number[][];
+  refLogprobs: number[][];
+  kl: number[][];
+  /** Whitened. */
+  advantages: number[][];
+  /** Entropy (nats) of the policy's next-token distribution at the sampling temperature. */
+  entropy: number[][];
+}
+
 export interface AdvantagesResult {
   samples: SampleTrace[];
+  /** Every row's per-token data (the rollout history keeps it). */
+  rows: BatchTokenData;
   /** Per row: KL summed over its tokens. */
   klPerSequence: number[];
   metrics: Pick<
@@ -268,6 +284,8 @@ interface Batch {
   mask: Matrix;
   /** [B][R] log-probs (at temperature) of the response tokens under the rollout policy. */
   oldLogprobs: Matrix;
+  /** [B][R] entropy of the rollout policy (at temperature) before each response token. */
+  entropy: Matrix;
   scores?: number[];
   refLogprobs?: Matrix;
   values?: Matrix;
@@ -486,19 +504,25 @@ export class PpoTrainer {
       R,
       mask,
       oldLogprobs: [],
+      entropy: [],
       seconds: 0,
     };
     // Old log-probs recomputed by a plain forward pass (TRL does the same), so that the first
     // minibatch's ratio is 1 up to float rounding of identical computations.
     const rowsAll = Array.from({ length: B }, (_, b) => b);
+    // The same pass gives each position's entropy (for the rollout history), in the same read-back.
     const lp = tf.tidy(() => {
       const t = this.rowTensors(partial, rowsAll);
       const { logits } = this.policy.forward(t.seq);
-      return this.select(logprobsOfTokens(logits, t.targets, temperature), t.sel);
+      const logp = this.select(logprobsOfTokens(logits, t.targets, temperature), t.sel);
+      const scaled = temperature === 1 ? logits : (tf.div(logits, temperature) as tf.Tensor3D);
+      const ent = this.select(entropyFromLogitsT(scaled, t.posMask).perToken, t.sel);
+      return tf.stack([logp, ent]);
     });
     const data = (await lp.data()) as Float32Array;
     lp.dispose();
     partial.oldLogprobs = unflatten(data, B, R);
+    partial.entropy = unflatten(data, B, R, B * R);
     let logprobMismatch = 0;
     rows.forEach((r, b) =>
       r.logprobs.forEach((lpS, j) => {
@@ -536,7 +560,7 @@ export class PpoTrainer {
     const penalty = this.config.missingEosPenalty;
     const penalised = b.finished.map((f) => penalty !== null && !f);
     b.scores = raw.map((s, i) => (penalised[i] ? s - penalty! : s));
-    const parts = this.reward.lastParts?.();
+    const parts = this.reward.lastParts?.() ?? null;
     if (parts)
       b.partMetrics = rewardPartMetrics(
         parts.map((p) => p.name),
@@ -545,7 +569,13 @@ export class PpoTrainer {
     const seconds = (performance.now() - t0) / 1000;
     b.seconds += seconds;
     this.phase = 'advantages';
-    return { scores: [...b.scores], rawScores: [...raw], penalised, seconds };
+    return {
+      scores: [...b.scores],
+      rawScores: [...raw],
+      penalised,
+      parts: parts?.map((p) => ({ name: p.name, scores: [...p.scores] })) ?? null,
+      seconds,
+    };
   }
 
   /** Reference log-probs, per-token KL penalty, values, GAE, whitened advantages. */
@@ -610,10 +640,20 @@ export class PpoTrainer {
         score: scores[i],
       });
     }
+    const lengths = b.responses.map((r) => r.length);
+    const cut = (m: Matrix) => m.map((row, i) => row.slice(0, lengths[i]));
+    const rows: BatchTokenData = {
+      responseIds: b.responses.map((r) => [...r]),
+      logprobs: cut(b.oldLogprobs),
+      refLogprobs: cut(ref),
+      kl: cut(kl),
+      advantages: cut(adv),
+      entropy: cut(b.entropy),
+    };
     const seconds = (performance.now() - t0) / 1000;
     b.seconds += seconds;
     this.phase = 'update';
-    return { samples, klPerSequence, metrics, seconds };
+    return { samples, rows, klPerSequence, metrics, seconds };
   }
 
   /**

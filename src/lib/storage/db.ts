@@ -68,6 +68,7 @@ export const STORES = {
   checkpoints: 'checkpoints',
   rewardModels: 'rewardModels',
   chunks: 'chunks',
+  rollouts: 'rollouts',
 } as const;
 export type StoreName = (typeof STORES)[keyof typeof STORES];
 
@@ -119,6 +120,13 @@ export interface RlhfDb extends DBSchema {
   rewardModels: { key: string; value: SavedRewardModel };
   /** Large binary values split into chunks: key [blobId, index]; index -1 is the manifest. */
   chunks: { key: [string, number]; value: ChunkManifest | ChunkRow };
+  /** Every iteration's rollouts (`src/lib/data/rollouts.ts`): key [runId, iteration]; `age` is
+   *  [createdAt, bytes], so the size cap sums and drops oldest-first from keys alone. */
+  rollouts: {
+    key: [string, number];
+    value: import('../data/rollouts').RolloutLog;
+    indexes: { age: [number, number] };
+  };
 }
 
 export type Db = IDBPDatabase<RlhfDb>;
@@ -174,6 +182,11 @@ export const MIGRATIONS: ReadonlyArray<(db: Db, tx: UpgradeTx) => void | Promise
       }
       cursor = await cursor.continue();
     }
+  },
+  // v3: every iteration's rollouts (prompts, completions, rewards, per-token arrays), capped in size.
+  (db) => {
+    const rollouts = db.createObjectStore(STORES.rollouts, { keyPath: ['runId', 'iteration'] });
+    rollouts.createIndex('age', ['createdAt', 'bytes']);
   },
 ];
 
