@@ -86,10 +86,11 @@ export async function runBench(
       [B, T],
       'int32',
     );
+    const losses: number[] = [];
     const ms = await time(
       async () => {
         const loss = opt.minimize(() => policy.loss(x, y), true, vars);
-        await loss!.data();
+        losses.push((await loss!.data())[0]);
         loss!.dispose();
         await yieldNow();
       },
@@ -100,6 +101,7 @@ export async function runBench(
       ...stats(`train step b${B}×${T} (fwd+bwd+Adam)`, ms),
       value: ((B * T) / stats('', ms).medianMs) * 1000,
       unit: 'tokens/s',
+      losses,
     });
     tf.dispose([x, y]);
     opt.dispose();
