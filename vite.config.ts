@@ -98,6 +98,9 @@ function tfjsWasm(): Plugin {
         const name = url.startsWith('/' + WASM_PUBLIC) ? url.slice(WASM_PUBLIC.length + 1) : '';
         const file = files.get(name);
         if (!file) return next();
+        // The dev server's `headers` do not reach a middleware's own answer; a pthread worker's
+        // script without COEP would be refused in an isolated page.
+        for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
         res.setHeader('Content-Type', name.endsWith('.wasm') ? 'application/wasm' : 'text/javascript');
         res.end(file());
       });
