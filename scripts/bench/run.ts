@@ -268,7 +268,7 @@ function printTable(reports: BackendReport[], torch: { threads: number; ms: numb
       const base = one.rows.find((x) => x.name === row.name);
       if (base)
         console.log(
-          `  ${pad(row.name, 40)} ${pad(base.medianMs.toFixed(1), 9)} → ${pad(row.medianMs.toFixed(1), 9)} ${(base.medianMs / row.medianMs).toFixed(2)}× faster`,
+          `  ${pad(row.name, 40)} ${pad(base.medianMs.toFixed(1), 9)} → ${pad(row.medianMs.toFixed(1), 9)} speed-up ${(base.medianMs / row.medianMs).toFixed(2)}×`,
         );
     }
   }
