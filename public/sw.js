@@ -10,12 +10,28 @@
  *
  * The pattern is the "cache, falling back to network" / "network falling back to cache" pair of
  * Jake Archibald's "The offline cookbook" (web.dev/articles/offline-cookbook).
+ *
+ * Every response it serves carries `Cross-Origin-Opener-Policy: same-origin` and
+ * `Cross-Origin-Embedder-Policy: require-corp` (as vite.config.ts's servers send them), so the
+ * app is cross-origin isolated, and TF.js wasm runs on threads, from the second visit on even on
+ * a static host that cannot set headers (the idea of github.com/gzuidhof/coi-serviceworker).
  */
 /* eslint-env serviceworker */
 
 const PRECACHE = /* precache: */ { version: 'dev', files: [] }; /* :precache */
 const PREFIX = 'rlhf-playground-';
 const CACHE = PREFIX + PRECACHE.version;
+
+/** Cross-origin isolation headers (vite.config.ts `ISOLATION_HEADERS`). */
+const ISOLATION = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
+
+/** The same response with the isolation headers; opaque and error responses cannot be copied. */
+function isolated(res) {
+  if (!res || res.status === 0 || res.type === 'opaque' || res.type === 'opaqueredirect') return res;
+  const headers = new Headers(res.headers);
+  for (const [k, v] of Object.entries(ISOLATION)) headers.set(k, v);
+  return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+}
 
 /** Absolute URL of a path relative to the app's base (where this file lives). */
 const abs = (path) => new URL(path, self.registration.scope).href;
@@ -44,13 +60,18 @@ self.addEventListener('fetch', (event) => {
   if (req.method !== 'GET' || new URL(req.url).origin !== self.location.origin) return;
   if (req.mode === 'navigate') {
     event.respondWith(
-      fetch(req).catch(async () => (await caches.match(abs('index.html'), { cacheName: CACHE })) ?? Response.error()),
+      fetch(req)
+        .catch(async () => (await caches.match(abs('index.html'), { cacheName: CACHE })) ?? Response.error())
+        .then(isolated),
     );
     return;
   }
   // ignoreVary: the server answers `Vary: Origin`, and module scripts send an Origin header that
   // the precache requests did not.
   event.respondWith(
-    (async () => (await caches.match(req, { cacheName: CACHE, ignoreSearch: true, ignoreVary: true })) ?? fetch(req))(),
+    (async () =>
+      isolated(
+        (await caches.match(req, { cacheName: CACHE, ignoreSearch: true, ignoreVary: true })) ?? (await fetch(req)),
+      ))(),
   );
 });

@@ -54,7 +54,7 @@ export class EngineState {
     return this.status === 'ready';
   }
 
-  async start(opts: { backend?: BackendChoice; inThread?: boolean }): Promise<void> {
+  async start(opts: { backend?: BackendChoice; inThread?: boolean; threads?: number }): Promise<void> {
     this.requested = opts.backend ?? storedBackend();
     try {
       this.handle = await startEngine({ forceInThread: opts.inThread });
@@ -69,7 +69,11 @@ export class EngineState {
         this.info = e.backend;
         notices.add(e.kind === 'device-lost' ? 'warning' : 'info', e.message);
       });
-      this.info = await this.handle.engine.init({ backend: this.requested, wasmPath: wasmPath() });
+      this.info = await this.handle.engine.init({
+        backend: this.requested,
+        wasmPath: wasmPath(),
+        wasmThreads: opts.threads,
+      });
       this.reportNotes(this.info);
       this.status = 'ready';
     } catch (e) {

@@ -87,6 +87,8 @@ export type UrlSettings = { [G in Group]: Partial<GroupSettings[G]> } & {
   backend?: BackendChoice;
   /** Run the engine on the main thread (debugging, and the fallback test). */
   inThread: boolean;
+  /** Threads for the wasm backend (the bench's A/B; default: the machine's cores). */
+  threads?: number;
   scenario?: string;
   hide: string[];
   presenter: boolean;
@@ -125,7 +127,7 @@ export const URL_PARAMS: readonly UrlParam[] = GROUPS.flatMap((group) => {
 
 const BY_NAME = new Map(URL_PARAMS.map((p) => [p.name, p]));
 /** Parameters outside the groups, handled by name below. */
-const SHELL_PARAMS = ['scenario', 'hide', 'presenter', 'backend', 'engine', 'rewardfn'];
+const SHELL_PARAMS = ['scenario', 'hide', 'presenter', 'backend', 'engine', 'rewardfn', 'threads'];
 
 const quote = (raw: string) => `"${raw.slice(0, 40)}${raw.length > 40 ? '…' : ''}"`;
 
@@ -172,6 +174,12 @@ export function parseUrlParams(search: string): ParsedUrl {
     const b = backend.trim().toLowerCase();
     if (isBackendChoice(b)) settings.backend = b;
     else problems.push(`Unknown backend "${backend.slice(0, 40)}" in the URL; using automatic choice.`);
+  }
+  const threads = params.get('threads');
+  if (threads !== null) {
+    const n = Number(threads);
+    if (/^\d+$/.test(threads.trim()) && n >= 1 && n <= 64) settings.threads = n;
+    else problems.push(`threads=${quote(threads)} in the URL must be a whole number from 1 to 64; using the cores.`);
   }
   const inThread = params.get('engine');
   if (inThread !== null) {

@@ -107,6 +107,16 @@ describe('URL settings table', () => {
     expect(problems.some((p) => p.includes('"foo"'))).toBe(true);
   });
 
+  it('threads=N sets the wasm thread count (the bench A/B); anything else is a notice and the cores', () => {
+    expect(parseUrlParams('?threads=1').settings.threads).toBe(1);
+    expect(parseUrlParams('?threads=4&backend=wasm').problems).toEqual([]);
+    for (const bad of ['0', '65', 'two', '1.5', '']) {
+      const { settings, problems } = parseUrlParams(`?threads=${bad}`);
+      expect(settings.threads).toBeUndefined();
+      expect(problems).toEqual([`threads="${bad}" in the URL must be a whole number from 1 to 64; using the cores.`]);
+    }
+  });
+
   it('drops values that are fine alone but not together (miniBatches must divide batchSize)', () => {
     const a = parseUrlParams('?batchSize=12&miniBatches=5');
     expect(a.settings.ppo).toEqual({ batchSize: 12 });

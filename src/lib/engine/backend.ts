@@ -9,15 +9,19 @@
  *   decide with `navigator.gpu.requestAdapter()` first.
  * - A software adapter (SwiftShader, `info.isFallbackAdapter`) is ~25× slower
  *   than wasm, so `auto` skips it.
- * - Threaded wasm hangs `setBackend` after minification, so threads are off
- *   (https://github.com/tensorflow/tfjs/issues/7634 and friends).
+ * - Threaded wasm hung `setBackend` in the built app: TF.js starts its pthread
+ *   workers from `blob:` scripts, which our CSP refuses and which minification
+ *   breaks. vite.config.ts (`tfjsWasmThreads`) makes them load real files of our
+ *   origin instead (https://github.com/tensorflow/tfjs/issues/7634 and friends).
+ *   Threads need `crossOriginIsolated` (COOP + COEP headers, vite.config.ts and
+ *   public/sw.js); without it wasm runs on one thread and says why.
  * - The `.wasm` files must be served by the app and `setWasmPaths` called in
  *   every worker.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-backend-cpu';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { attentionKernelReady, prepareAttentionKernel } from '../model/kernels/attention-kernel';
 import { BackendInitError } from './errors';
 import { WASM_HEAP_MAX_BYTES, type BackendLimits } from '../model/plan';
@@ -42,11 +46,59 @@ async function ensureRegistered(name: BackendName): Promise<boolean> {
 
 let wasmPathSet: string | null = null;
 
-export function configureWasm(path: string): void {
+/**
+ * Emscripten starts the pthread workers of TF.js's threaded build before `setBackend` returns: a
+ * pool of 8 (`PTHREAD_POOL_SIZE` in tfjs-backend-wasm-threaded-simd.js). More threads than that
+ * would wait for workers created while the engine worker is blocked, so we stay inside the pool.
+ */
+export const WASM_MAX_THREADS = 8;
+
+/** How the wasm backend will run: threads, and why it is one when it is. */
+export interface WasmThreadPlan {
+  threads: number;
+  /** Why threads are off, for the header; null when they are on. */
+  reason: string | null;
+}
+
+/**
+ * Threads for the wasm backend: `requested` (the `?threads=` URL parameter) or the machine's
+ * logical cores, capped at `WASM_MAX_THREADS`; one when the context is not cross-origin isolated
+ * (no `SharedArrayBuffer`) or has a single core. Pure, so it is unit-tested.
+ */
+export function planWasmThreads(env: {
+  isolated: boolean;
+  cores: number | undefined;
+  requested?: number;
+}): WasmThreadPlan {
+  if (!env.isolated) return { threads: 1, reason: 'not cross-origin isolated' };
+  const want = env.requested ?? env.cores ?? 1;
+  const threads = Math.max(1, Math.min(WASM_MAX_THREADS, Math.floor(want)));
+  if (threads > 1) return { threads, reason: null };
+  return { threads: 1, reason: env.requested === 1 ? 'one thread asked for' : 'one core' };
+}
+
+let wasmPlan: WasmThreadPlan = { threads: 1, reason: 'not configured' };
+
+/** Where the `.wasm` files are, and how many threads wasm may use (`threads`: the URL's override). */
+export function configureWasm(path: string, threads?: number): void {
   if (wasmPathSet === path) return;
-  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  const g = globalThis as { crossOriginIsolated?: boolean; navigator?: { hardwareConcurrency?: number } };
+  // In Node (tests, scripts) TF.js has no threads: keep the flag's own answer there (false).
+  const isolated = !!g.crossOriginIsolated && typeof SharedArrayBuffer === 'function';
+  wasmPlan = planWasmThreads({ isolated, cores: g.navigator?.hardwareConcurrency, requested: threads });
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', wasmPlan.threads > 1);
+  if (wasmPlan.threads > 1) setThreadsCount(wasmPlan.threads);
   setWasmPaths(path);
   wasmPathSet = path;
+}
+
+/** Threads the active wasm backend runs on (XNNPACK's pool), 1 before it starts. */
+export function wasmThreads(): number {
+  try {
+    return getThreadsCount();
+  } catch {
+    return 1;
+  }
 }
 
 interface AdapterProbe {
@@ -106,7 +158,9 @@ export function describeActive(name: BackendName, webgpuDescription?: string): s
     }
     case 'wasm': {
       const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
-      return `WebAssembly${simd ? ' SIMD' : ''}, 1 thread${attentionKernelReady() ? ', own attention kernel' : ''}`;
+      const n = wasmThreads();
+      const why = n === 1 && wasmPlan.reason ? ` (${wasmPlan.reason})` : '';
+      return `WebAssembly${simd ? ' SIMD' : ''}, ${n} thread${n === 1 ? '' : 's'}${why}${attentionKernelReady() ? ', own attention kernel' : ''}`;
     }
     case 'webgl': {
       try {
@@ -210,6 +264,7 @@ export async function chooseBackend(opts: ChooseOptions): Promise<BackendInfo> {
       adapter: describeActive(name, name === 'webgpu' ? webgpuDescription : undefined),
       isFallbackAdapter: name === 'webgpu' && webgpuFallback,
       notes,
+      ...(name === 'wasm' ? { threads: wasmThreads() } : {}),
     };
   }
   throw new BackendInitError(

@@ -1,7 +1,8 @@
 /**
  * Benchmarks that run inside the engine (in the worker, in the browser, as users run it):
  * sampling with and without the KV cache, one training step of the loaded model, one PPO
- * iteration and one reward-model step, and TF.js memory before and after. Timings are
+ * iteration (and its phases: rollout, reward scoring, reference and value forward passes,
+ * update) and one reward-model step, and TF.js memory before and after. Timings are
  * medians over repeats after warm-up; every timed section ends with a read-back so the
  * GPU backends are measured, not just queued.
  */
@@ -60,8 +61,10 @@ export async function runBench(
             );
             await yieldNow();
           },
-          warmup,
-          repeats,
+          // Full recompute is only the slow reference the cache is compared with (8× at batch 16):
+          // one run without warm-up is enough for the ratio and keeps `npm run bench` short.
+          useCache ? warmup : 0,
+          useCache ? repeats : 1,
         );
         const tokens = batch * Math.min(newTokens, T - 4);
         const row = stats(`sample b${batch} ${useCache ? 'cache' : 'no cache'}`, ms);
@@ -86,10 +89,11 @@ export async function runBench(
       [B, T],
       'int32',
     );
+    const losses: number[] = [];
     const ms = await time(
       async () => {
         const loss = opt.minimize(() => policy.loss(x, y), true, vars);
-        await loss!.data();
+        losses.push((await loss!.data())[0]);
         loss!.dispose();
         await yieldNow();
       },
@@ -100,6 +104,7 @@ export async function runBench(
       ...stats(`train step b${B}×${T} (fwd+bwd+Adam)`, ms),
       value: ((B * T) / stats('', ms).medianMs) * 1000,
       unit: 'tokens/s',
+      losses,
     });
     tf.dispose([x, y]);
     opt.dispose();
@@ -146,12 +151,25 @@ export async function runBench(
     const before = tf.memory().numTensors;
     const iters = req.ppoIterations ?? repeats;
     const ms: number[] = [];
+    const phases = {
+      rollout: [] as number[],
+      score: [] as number[],
+      advantages: [] as number[],
+      update: [] as number[],
+    };
     for (let i = 0; i < warmup + iters; i++) {
       const t0 = performance.now();
-      await trainer.iteration();
-      if (i >= warmup) ms.push(performance.now() - t0);
+      const r = await trainer.iteration();
+      if (i < warmup) continue;
+      ms.push(performance.now() - t0);
+      for (const k of Object.keys(phases) as (keyof typeof phases)[]) phases[k].push(r[k].seconds * 1000);
     }
     rows.push({ ...stats('PPO iteration (defaults)', ms), tensorsGrowth: tf.memory().numTensors - before });
+    // Where an iteration's time goes (each phase times itself, src/lib/rlhf/ppo.ts).
+    rows.push(stats('  PPO rollout (sampling + old log-probs)', phases.rollout));
+    rows.push(stats('  PPO reward scoring', phases.score));
+    rows.push(stats('  PPO reference + value forward, GAE', phases.advantages));
+    rows.push(stats('  PPO update (minibatches × epochs)', phases.update));
     trainer.dispose();
   }
 

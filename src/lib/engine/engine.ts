@@ -133,7 +133,7 @@ export class LocalEngine implements Engine, EngineTestHooks {
   async init(opts: EngineInitOptions): Promise<BackendInfo> {
     if (!isBackendChoice(opts.backend)) throw new InvalidInputError(`Unknown backend "${String(opts.backend)}".`);
     this.opts = opts;
-    configureWasm(opts.wasmPath);
+    configureWasm(opts.wasmPath, opts.wasmThreads);
     return this.switchTo(opts.backend);
   }
 

@@ -23,6 +23,8 @@ export interface BackendInfo {
   isFallbackAdapter: boolean;
   /** What happened on the way: backends skipped or failed, and why. */
   notes: string[];
+  /** On wasm: the threads its pool runs (1 without cross-origin isolation). */
+  threads?: number;
 }
 
 export interface EngineInitOptions {
@@ -31,6 +33,8 @@ export interface EngineInitOptions {
   wasmPath: string;
   /** Milliseconds one backend may take to initialise before the next is tried. */
   backendTimeoutMs?: number;
+  /** Threads for wasm (`?threads=`); default: the machine's cores where cross-origin isolated. */
+  wasmThreads?: number;
 }
 
 /** Progress of a long job, reported through a `Comlink.proxy` callback. */
@@ -332,6 +336,8 @@ export interface BenchRow {
   value?: number;
   unit?: string;
   tensorsGrowth?: number;
+  /** The training step's loss after each step, warm-up included (same seed: same numbers on any thread count). */
+  losses?: number[];
 }
 
 export interface BenchResult {
