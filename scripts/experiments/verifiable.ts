@@ -9,7 +9,7 @@
  *   options: --iterations N (default: the scenario's) --config '{"learningRate":1e-4}' (over the
  *            scenario's grpo settings) --eval-samples 16 --eval-seed 1234 --eval-every 0
  *            --fn reward.js (code instead of the scenario's functions; defines `reward`)
- *            --threshold 1 --out runs/verifiable --backend wasm
+ *            --threshold 1 --out runs/verifiable --backend wasm --loss-types grpo,dapo (length lab)
  *
  * Prompts: the scenario's prompt set split by prompt with the scenario's seed (a quarter held
  * out, `passRateSplit`, as the app splits it); GRPO trains on the rest. Each seed trains from
@@ -38,6 +38,8 @@ const { values: a } = parseArgs({
     iterations: { type: 'string' },
     config: { type: 'string', default: '{}' },
     fn: { type: 'string' },
+    /** Length lab: only these loss types (comma-separated), e.g. to run them in parallel. */
+    'loss-types': { type: 'string' },
     threshold: { type: 'string' },
     'eval-samples': { type: 'string' },
     'eval-seed': { type: 'string', default: '1234' },
@@ -68,7 +70,10 @@ async function main(): Promise<void> {
   const seeds = a.seeds!.split(',').map(Number);
   const all = readPrompts(`static/prompts/${sc.prompts}.json`);
   const { train, heldOut } = passRateSplit(all, sc.seed);
-  const lossTypes = sc.kind === 'length-lab' ? sc.lossTypes : [null];
+  const lossTypes =
+    sc.kind === 'length-lab'
+      ? sc.lossTypes.filter((t) => !a['loss-types'] || a['loss-types'].split(',').includes(t))
+      : [null];
   mkdirSync(OUT, { recursive: true });
   const runner = new RewardFunctionRunner();
   const reward = functionRewardSource(functions, runner);
@@ -150,7 +155,10 @@ async function main(): Promise<void> {
       `  seed ${r.seed}${sc.kind === 'length-lab' ? ` ${String(r.lossType).padEnd(8)}` : ''}: base ${((r.basePassRate as number) * 100).toFixed(1)}% → final ${((r.finalPassRate as number) * 100).toFixed(1)}%, length ${(r.lengthFirst10 as number).toFixed(1)} → ${(r.lengthLast10 as number).toFixed(1)}, ${(r.seconds as number).toFixed(0)} s`,
     );
   writeFileSync(
-    join(OUT, `${sc.id}-summary.json`),
+    join(
+      OUT,
+      `${sc.id}-seeds${seeds.join('_')}${a['loss-types'] ? `-${a['loss-types'].replace(/,/g, '_')}` : ''}-summary.json`,
+    ),
     JSON.stringify({ scenario: sc.id, threshold, evalSamples, evalSeed, heldOut, runs: summary }, null, 2) + '\n',
   );
   runner.dispose();
