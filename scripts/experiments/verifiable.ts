@@ -17,6 +17,12 @@
  * base pass rate is measured on the same random numbers. A length-bias lab scenario runs each of
  * its loss types in turn (per seed) and prints the completion lengths.
  *
+ * Measured (2026-12-03, wasm, 16 samples × 8 held-out prompts, seeds 0 / 1 / 2, on a machine
+ * shared by many jobs, load 30–45 on 2 cores, so the seconds are ~15× an idle machine's):
+ *  - mention-word, 30 iterations: base 6.3 % → 99.2 / 99.2 / 94.5 % (≈ 45 min per seed here).
+ *  - exact-words, 60 iterations: base 13.3 % → 69.5 / 79.7 / 63.3 %: short of 80 %, while the
+ *    training reward reaches 0.86–0.93; with a 0/1 reward, lr 2e-4 and 40 iterations, 65.6 % (seed 0).
+ *
  * Writes `<out>/<scenario>-seed<k>[-<lossType>].jsonl` (TRL-named metrics per iteration) and
  * `<out>/<scenario>-summary.json`.
  */
