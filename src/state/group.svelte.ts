@@ -6,7 +6,7 @@
  * the user's JavaScript functions). Each iteration's whole batch goes to the rollout history
  * (`rollouts.svelte.ts`) under the run's id.
  */
-import type { GroupEvent, GroupStatus } from '../lib/engine/types';
+import type { GroupEvent, GroupSetup, GroupStatus } from '../lib/engine/types';
 import type { GroupView } from '../lib/rlhf/grpo';
 import { GRPO_SETTINGS, type GrpoConfig } from '../lib/rlhf/grpo-config';
 import { RLOO_SETTINGS, type RlooConfig } from '../lib/rlhf/rloo-config';
@@ -96,6 +96,56 @@ export class GroupRunState {
       return;
     }
     await this.play();
+  }
+
+  /**
+   * A new run with the given setup, not started (the scenario runner drives it with
+   * `playUntil`); its settings become the form's. Throws the engine's error.
+   */
+  async createRun(setup: GroupSetup): Promise<void> {
+    if (this.running) throw new Error('A GRPO or RLOO run is going on: pause it first.');
+    this.error = null;
+    const status: GroupStatus = await engineState.engine.groupCreate(setup);
+    this.algo = status.algo;
+    if (status.algo === 'grpo') this.grpo = { ...(status.config as GrpoConfig) };
+    else this.rloo = { ...(status.config as RlooConfig) };
+    this.created = status.algo;
+    this.iteration = 0;
+    this.history = [];
+    this.groups = [];
+  }
+
+  /**
+   * Iterations until `iteration` reaches `target`; when `signal` aborts, the iteration under way
+   * is cancelled (dropped) and the signal's reason is thrown. Other failures are thrown too.
+   */
+  async playUntil(target: number, signal: AbortSignal, onIteration?: () => void): Promise<void> {
+    if (!this.created) throw new Error('No GRPO or RLOO run to play.');
+    if (this.running) throw new Error('The run is already going on.');
+    signal.throwIfAborted();
+    this.running = true;
+    this.pauseRequested = false;
+    const cancel = () => {
+      if (this.jobId) void engineState.engine.cancel(this.jobId).catch(() => false);
+    };
+    signal.addEventListener('abort', cancel, { once: true });
+    try {
+      while (this.iteration < target) {
+        this.jobId = `group-${++jobCounter}`;
+        const status = await engineState.engine.groupRun(this.jobId, { iterations: 1 }, (e) => this.onEvent(e));
+        this.iteration = status.iteration;
+        onIteration?.();
+        signal.throwIfAborted();
+      }
+    } catch (e) {
+      signal.throwIfAborted();
+      this.error = (e as Error).message;
+      throw e;
+    } finally {
+      signal.removeEventListener('abort', cancel);
+      this.running = false;
+      this.jobId = null;
+    }
   }
 
   /** Iterations until paused. */

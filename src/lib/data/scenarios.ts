@@ -4,10 +4,20 @@
  *
  * A scenario is plain JSON; `validateScenario` checks every field and throws a
  * `ScenarioError` that names the field (and the file, when given).
+ *
+ * GRPO scenarios (`static/scenarios/grpo/*.json`, listed in their own `index.json`) have a
+ * `kind`: `verifiable` — a JavaScript reward function states a rule, GRPO trains on the prompt
+ * set's training prompts, and the held-out pass rate (src/lib/rlhf/pass-rate.ts) is measured
+ * before and after; `length-lab` — the same run once per loss type, to overlay completion length
+ * against iteration (Liu et al. 2025, "Understanding R1-Zero-Like Training: A Critical
+ * Perspective", the length bias of GRPO's per-sequence normalisation). `validateGroupScenario`
+ * checks them the same way.
  */
 import { validateLabellerConfig, type LabellerConfig } from '../rlhf/labellers';
 import { validatePpoConfig, type PpoConfig } from '../rlhf/ppo-config';
 import { REWARD_SETTINGS, type RewardConfig } from '../rlhf/reward-config';
+import { GRPO_SETTINGS, type GrpoConfig, type GrpoLossType } from '../rlhf/grpo-config';
+import { checkSpecs, type RewardFunctionSpec } from '../rlhf/reward-functions';
 
 export const SCENARIO_PROMPT_SETS = ['reviews', 'stories', 'requests'] as const;
 export type ScenarioPromptSet = (typeof SCENARIO_PROMPT_SETS)[number];
@@ -224,4 +234,149 @@ export function validateFirstScreen(x: unknown): FirstScreen {
       if (typeof r[k] !== 'number' || !Number.isFinite(r[k])) fail(`samples[${i}].${k}`, 'must be a number');
   });
   return o as unknown as FirstScreen;
+}
+
+// ------------------------------------------------------------------ GRPO scenarios
+
+/** Fields every GRPO scenario has. */
+interface GroupScenarioBase {
+  id: string;
+  title: string;
+  summary: string;
+  explain: string;
+  prompts: ScenarioPromptSet;
+  /** The reward (TRL's shape; summed with weights): a verifiable rule. */
+  rewardFunctions: RewardFunctionSpec[];
+  /** A completion passes when its reward is ≥ this. */
+  passThreshold: number;
+  /** Partial GRPO settings over the table's defaults (not the seed: the scenario's). */
+  grpo: Partial<GrpoConfig>;
+  iterations: number;
+  /** Seed of the held-out split, prompt order and sampling. */
+  seed: number;
+  /** Samples per held-out prompt for the pass rate. */
+  evalSamples: number;
+}
+
+export interface VerifiableScenario extends GroupScenarioBase {
+  kind: 'verifiable';
+}
+
+export interface LengthLabScenario extends GroupScenarioBase {
+  kind: 'length-lab';
+  /** The loss types run one after another on the same seed (each from the bundled model). */
+  lossTypes: GrpoLossType[];
+}
+
+export type GroupScenario = VerifiableScenario | LengthLabScenario;
+
+/** Any scenario the Start page lists. */
+export type AnyScenario = Scenario | GroupScenario;
+
+export function isGroupScenario(s: AnyScenario): s is GroupScenario {
+  return 'kind' in s && (s.kind === 'verifiable' || s.kind === 'length-lab');
+}
+
+const GROUP_KNOWN = [
+  'kind',
+  'id',
+  'title',
+  'summary',
+  'explain',
+  'prompts',
+  'rewardFunctions',
+  'passThreshold',
+  'grpo',
+  'iterations',
+  'seed',
+  'evalSamples',
+  'lossTypes',
+];
+
+/** Validate a GRPO scenario (parsed JSON); throws `ScenarioError` naming the field. */
+export function validateGroupScenario(x: unknown, source = 'scenario'): GroupScenario {
+  const fail = (field: string | null, msg: string): never => {
+    throw new ScenarioError(`${source}: ${field ? `"${field}" ` : ''}${msg}`, field);
+  };
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) fail(null, 'must be a JSON object');
+  const o = x as Obj;
+  if (o.kind !== 'verifiable' && o.kind !== 'length-lab')
+    fail('kind', `must be "verifiable" or "length-lab", got ${JSON.stringify(o.kind)}`);
+  const kind = o.kind as GroupScenario['kind'];
+  const text = (k: string, max = 2000): string => {
+    const v = o[k];
+    if (typeof v !== 'string' || v.trim() === '') fail(k, 'must be non-empty text');
+    if ((v as string).length > max) fail(k, `is longer than ${max} characters`);
+    return (v as string).trim();
+  };
+  const int = (k: string, min: number, max: number): number => {
+    const v = o[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+      fail(k, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    return v as number;
+  };
+  const id = text('id', 64);
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(id)) fail('id', 'must be lower-case letters, digits and dashes');
+  const title = text('title', 80);
+  const summary = text('summary', 300);
+  const explain = text('explain');
+  if (!(SCENARIO_PROMPT_SETS as readonly unknown[]).includes(o.prompts))
+    fail('prompts', `must be one of ${SCENARIO_PROMPT_SETS.join(', ')}, got ${JSON.stringify(o.prompts)}`);
+  if (!Array.isArray(o.rewardFunctions)) fail('rewardFunctions', 'must be a list of { name, code, weight }');
+  const rewardFunctions = (o.rewardFunctions as unknown[]).map((f, i) => {
+    if (typeof f !== 'object' || f === null || Array.isArray(f))
+      return fail(`rewardFunctions[${i}]`, 'must be an object { name, code, weight }');
+    const r = f as Obj;
+    const extra = Object.keys(r).filter((k) => !['name', 'code', 'weight'].includes(k));
+    if (extra.length) fail(`rewardFunctions[${i}].${extra[0]}`, 'is not a reward-function field');
+    return { name: r.name, code: r.code, weight: r.weight === undefined ? 1 : r.weight } as RewardFunctionSpec;
+  });
+  const why = checkSpecs(rewardFunctions);
+  if (why) fail('rewardFunctions', why);
+  const passThreshold = o.passThreshold;
+  if (typeof passThreshold !== 'number' || !Number.isFinite(passThreshold))
+    fail('passThreshold', `must be a number, got ${JSON.stringify(passThreshold)}`);
+  const grpoIn = o.grpo ?? {};
+  if (typeof grpoIn !== 'object' || grpoIn === null || Array.isArray(grpoIn)) fail('grpo', 'must be an object');
+  if ('seed' in (grpoIn as Obj)) fail('grpo.seed', 'set the scenario\'s "seed" instead');
+  const extraGrpo = Object.keys(grpoIn as Obj).filter((k) => !(GRPO_SETTINGS.keys as readonly string[]).includes(k));
+  if (extraGrpo.length) fail(`grpo.${extraGrpo[0]}`, 'is not a GRPO setting');
+  try {
+    GRPO_SETTINGS.validate(grpoIn);
+  } catch (e) {
+    const fields = (e as { fields?: Record<string, string> }).fields ?? {};
+    const first = Object.keys(fields)[0];
+    fail(first && first !== '_' ? `grpo.${first}` : 'grpo', first ? fields[first] : (e as Error).message);
+  }
+  const iterations = int('iterations', 1, 2000);
+  const seed = int('seed', 0, 2 ** 31 - 1);
+  const evalSamples = int('evalSamples', 1, 64);
+  let lossTypes: GrpoLossType[] = [];
+  if (kind === 'length-lab') {
+    const choices = (GRPO_SETTINGS.spec('lossType') as { choices: readonly string[] }).choices;
+    if (!Array.isArray(o.lossTypes) || o.lossTypes.length < 2)
+      fail('lossTypes', `must list at least two of ${choices.join(', ')}`);
+    (o.lossTypes as unknown[]).forEach((t, i) => {
+      if (!choices.includes(t as string)) fail(`lossTypes[${i}]`, `must be one of ${choices.join(', ')}`);
+    });
+    lossTypes = o.lossTypes as GrpoLossType[];
+    if (new Set(lossTypes).size !== lossTypes.length) fail('lossTypes', 'lists a loss type twice');
+    if ('lossType' in (grpoIn as Obj)) fail('grpo.lossType', 'is set per run by "lossTypes"');
+  } else if (o.lossTypes !== undefined) fail('lossTypes', 'belongs to length-lab scenarios only');
+  const unknown = Object.keys(o).filter((k) => !GROUP_KNOWN.includes(k));
+  if (unknown.length) fail(unknown[0], 'is not a scenario field');
+  const base: GroupScenarioBase = {
+    id,
+    title,
+    summary,
+    explain,
+    prompts: o.prompts as ScenarioPromptSet,
+    rewardFunctions,
+    passThreshold: passThreshold as number,
+    grpo: { ...(grpoIn as Partial<GrpoConfig>) },
+    iterations,
+    seed,
+    evalSamples,
+  };
+  return kind === 'length-lab' ? { ...base, kind, lossTypes: [...lossTypes] } : { ...base, kind };
 }

@@ -17,6 +17,7 @@ import { PpoHost } from './ppo-host';
 import { GroupHost } from './group-host';
 import type { GrpoConfig } from '../rlhf/grpo-config';
 import type { RlooConfig } from '../rlhf/rloo-config';
+import type { PassRateResult } from '../rlhf/pass-rate';
 import { TuneHost, sampleWithWeights } from './tune-host';
 import { PretrainHost } from './pretrain-host';
 import type { SftConfig, SftExample, DpoConfig, TuneEvent, TuneSample, TuneSummary } from './types';
@@ -42,6 +43,7 @@ import type {
   BenchResult,
   PpoConfig,
   GroupEvent,
+  GroupPassRateRequest,
   GroupRunRequest,
   GroupSetup,
   GroupStatus,
@@ -528,6 +530,11 @@ export class LocalEngine implements Engine, EngineTestHooks {
 
   async groupDispose(): Promise<void> {
     this.group.dispose();
+  }
+
+  async groupPassRate(jobId: string, req: GroupPassRateRequest): Promise<PassRateResult> {
+    this.requireInit();
+    return this.runJob(jobId, (checkpoint) => this.group.passRate(req, checkpoint));
   }
 
   async ppoDispose(): Promise<void> {

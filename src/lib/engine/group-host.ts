@@ -5,19 +5,22 @@
  * metrics (TRL's names) and its groups (each prompt's G completions with reward, advantage and
  * length, zero-spread groups flagged) go to the page for the curves and the group inspector;
  * with `keepRollouts`, the whole batch too (packed, `src/lib/data/rollouts.ts`) for the rollout history.
+ * `passRate` samples the current policy on held-out prompts and counts the completions the
+ * run's reward passes (src/lib/rlhf/pass-rate.ts), for the verifiable-reward scenarios.
  */
 import { packGroupLog } from '../data/rollouts';
-import type { RewardSource } from '../rlhf/ppo';
 import type { GPT } from '../model/gpt';
 import type { BpeTokenizer } from '../model/tokenizer';
 import { GrpoTrainer, RlooTrainer, type GroupAlgo } from '../rlhf/grpo';
+import { evaluatePassRate, type PassRateResult } from '../rlhf/pass-rate';
+import type { RewardSource } from '../rlhf/ppo';
 import type { GrpoConfig } from '../rlhf/grpo-config';
 import type { RlooConfig } from '../rlhf/rloo-config';
 import { InvalidInputError, NotReadyError } from './errors';
 import type { RewardFunctionRunner } from './reward-fn-runner';
 import type { RewardHost } from './reward-host';
 import { buildRewardSource } from './reward-sources';
-import type { GroupEvent, GroupRunRequest, GroupSetup, GroupStatus } from './types';
+import type { GroupEvent, GroupPassRateRequest, GroupRunRequest, GroupSetup, GroupStatus } from './types';
 
 type Trainer = GrpoTrainer | RlooTrainer;
 
@@ -25,8 +28,9 @@ export class GroupHost {
   private trainer: Trainer | null = null;
   private setup: GroupSetup | null = null;
   private runner: RewardFunctionRunner | null = null;
-  private stepHook: (() => Promise<void>) | null = null;
   private reward: RewardSource | null = null;
+  private tok: BpeTokenizer | null = null;
+  private stepHook: (() => Promise<void>) | null = null;
 
   status(): GroupStatus | null {
     if (!this.trainer || !this.setup) return null;
@@ -47,6 +51,7 @@ export class GroupHost {
     const opts = {
       model,
       reward,
+      rewardName: rewardName(setup.reward),
       tokenizer: tok,
       prompts: setup.prompts,
       onStep: () => this.stepHook?.(),
@@ -62,9 +67,10 @@ export class GroupHost {
       throw e;
     }
     this.dispose();
-    this.reward = reward;
     this.trainer = trainer;
     this.runner = runner;
+    this.reward = reward;
+    this.tok = tok;
     this.setup = setup;
     return this.status()!;
   }
@@ -127,14 +133,43 @@ export class GroupHost {
     }
   }
 
+  /**
+   * The held-out pass rate of the run's current policy: `req.samples` samples of each prompt at
+   * the run's temperature and completion length, scored by the run's reward.
+   */
+  async passRate(req: GroupPassRateRequest, checkpoint: () => Promise<void>): Promise<PassRateResult> {
+    const t = this.require();
+    if (t.nextPhase !== 'rollout') throw new InvalidInputError('Finish or cancel the iteration under way first.');
+    if (!req.prompts.length) throw new InvalidInputError('No held-out prompts to measure the pass rate on.');
+    if (!Number.isFinite(req.threshold)) throw new InvalidInputError('The pass threshold must be a number.');
+    const c = t.config;
+    return evaluatePassRate(t.policy, this.tok!, this.reward!, req.prompts, {
+      samples: req.samples,
+      seed: req.seed,
+      temperature: c.temperature,
+      maxNewTokens: c.maxCompletionLength,
+      threshold: req.threshold,
+      query: (p) => t.queryFor(t.encodePrompt(p)),
+      onChunk: checkpoint,
+    });
+  }
+
   dispose(): void {
+    this.reward = null;
     this.trainer?.dispose();
     this.trainer = null;
     this.runner?.dispose();
     this.runner = null;
-    this.reward = null;
+    this.tok = null;
     this.setup = null;
   }
 }
 
 const label = (a: GroupAlgo) => a.toUpperCase();
+
+/** The name a reward source without parts is logged under (`rewards/<name>/mean`). */
+function rewardName(spec: GroupSetup['reward']): string {
+  if (spec.kind === 'reward-model') return 'reward_model';
+  if (spec.kind === 'labeller') return spec.labeller.kind;
+  return 'reward';
+}

@@ -255,6 +255,17 @@ export interface GroupRunRequest {
   keepRollouts?: boolean;
 }
 
+/** Held-out pass rate of a GRPO / RLOO run's policy (src/lib/rlhf/pass-rate.ts). */
+export interface GroupPassRateRequest {
+  prompts: string[];
+  /** Samples per prompt. */
+  samples: number;
+  /** Sampling seed (the same seed before and after training: a fair comparison). */
+  seed: number;
+  /** A completion passes when its reward is ≥ this. */
+  threshold: number;
+}
+
 export type GroupEvent = {
   kind: 'iteration';
   metrics: import('../rlhf/grpo').GroupMetrics;
@@ -501,6 +512,8 @@ export interface Engine {
     change: Partial<import('../rlhf/grpo-config').GrpoConfig> & Partial<import('../rlhf/rloo-config').RlooConfig>,
   ): Promise<GroupStatus['config']>;
   groupDispose(): Promise<void>;
+  /** Held-out pass rate of the run's policy under its reward; cancel with `cancel(jobId)`. */
+  groupPassRate(jobId: string, req: GroupPassRateRequest): Promise<import('../rlhf/pass-rate').PassRateResult>;
   /** New code for the run's JavaScript reward functions (the run keeps its weights); used from the next batch. */
   ppoSetRewardFunctions(functions: import('../rlhf/reward-functions').RewardFunctionSpec[]): Promise<PpoStatus>;
   /** Benchmarks on the loaded model (see `bench.ts`). */

@@ -53,6 +53,7 @@ import {
   rlooAdvantages,
   rlooLossT,
 } from './grpo-loss';
+import { rewardPartMetrics } from './reward-functions';
 import type { FieldProblems, SettingsTable } from '../settings/table';
 import type { Matrix } from './whiten';
 
@@ -84,6 +85,9 @@ export interface GroupMetrics {
   learning_rate: number;
   beta: number;
   'time/iteration_s': number;
+  /** Mean and Bessel std of each reward function's (or the one source's) scores, TRL's
+   *  `rewards/<name>/mean|std`: the parts before weighting, so each rule's progress shows. */
+  [part: `rewards/${string}`]: number;
 }
 
 export interface GroupRolloutResult {
@@ -100,6 +104,8 @@ export interface GroupRolloutResult {
 
 export interface GroupScoreResult {
   rewards: number[];
+  /** Each reward function's scores (a weighted sum's parts; one part named `rewardName` otherwise). */
+  parts: { name: string; scores: number[] }[];
   seconds: number;
 }
 
@@ -181,6 +187,9 @@ export interface GroupTrainerOptions<C extends GroupConfig> {
    *  owned, never changed. */
   reference?: GPT;
   reward: RewardSource;
+  /** The reward's name in `rewards/<name>/mean|std` when the source has no parts of its own
+   *  (TRL names a reward model by its checkpoint, a function by its name); default 'reward'. */
+  rewardName?: string;
   tokenizer: PpoTokenizer;
   /** Prompt texts, visited in a seeded shuffled order, one epoch after another. */
   prompts: string[];
@@ -207,6 +216,7 @@ interface Batch {
   oldLogprobs: Matrix;
   refLogprobs: Matrix | null;
   rewards?: number[];
+  partMetrics?: Record<`rewards/${string}`, number>;
   advantages?: number[];
   advMetrics?: Pick<GroupMetrics, 'reward' | 'reward_std' | 'frac_reward_zero_std' | 'kl'>;
   seconds: number;
@@ -239,6 +249,7 @@ abstract class GroupTrainer<C extends GroupConfig> {
 
   private readonly ownsReference: boolean;
   private readonly reward: RewardSource;
+  private readonly rewardName: string;
   private readonly tokenizer: PpoTokenizer;
   private readonly prompts: string[];
   private readonly promptIds: number[][];
@@ -275,6 +286,7 @@ abstract class GroupTrainer<C extends GroupConfig> {
       opts.reference ??
       (this.cfg.beta !== 0 ? opts.model.clone({ trainable: false, namePrefix: `${tag}/ref/` }) : null);
     this.reward = opts.reward;
+    this.rewardName = opts.rewardName ?? 'reward';
     this.tokenizer = opts.tokenizer;
     this.prompts = [...opts.prompts];
     this.promptIds = this.prompts.map((p) => this.encodePrompt(p));
@@ -463,10 +475,15 @@ abstract class GroupTrainer<C extends GroupConfig> {
     if (!Array.isArray(raw) || raw.length !== inputs.length)
       throw new RangeError(`reward source returned ${raw?.length} scores for ${inputs.length} completions`);
     b.rewards = [...raw];
+    const parts = this.reward.lastParts?.() ?? [{ name: this.rewardName, scores: [...raw] }];
+    b.partMetrics = rewardPartMetrics(
+      parts.map((p) => p.name),
+      parts.map((p) => p.scores),
+    ) as Record<`rewards/${string}`, number>;
     const seconds = (performance.now() - t0) / 1000;
     b.seconds += seconds;
     this.phase = 'advantages';
-    return { rewards: [...raw], seconds };
+    return { rewards: [...raw], parts: parts.map((p) => ({ name: p.name, scores: [...p.scores] })), seconds };
   }
 
   /** Group advantages (GRPO: scaled by the std; RLOO: leave-one-out after the KL term). */
@@ -574,6 +591,7 @@ abstract class GroupTrainer<C extends GroupConfig> {
     const metrics: GroupMetrics = {
       iteration: this.completedIterations,
       ...b.advMetrics!,
+      ...b.partMetrics,
       'completions/mean_length': mean(lengths),
       'completions/min_length': Math.min(...lengths),
       'completions/max_length': Math.max(...lengths),

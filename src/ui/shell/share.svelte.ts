@@ -10,6 +10,7 @@ import { groupState } from '../../state/group.svelte';
 import { engineState } from '../../state/engine.svelte';
 import { notices } from '../../state/notices.svelte';
 import { scenarioState } from '../../state/scenario.svelte';
+import { groupScenarioState } from '../../state/group-scenario.svelte';
 import { trainState } from '../../state/train.svelte';
 import { rewardFnState } from '../../state/reward-fn.svelte';
 import { uiPrefs } from '../../state/ui-prefs.svelte';
@@ -21,7 +22,7 @@ export function applyUrlSettings(s: UrlSettings): void {
   uiPrefs.setPresenter(s.presenter);
   uiPrefs.setHidden(s.hide);
   if (s.scenario) {
-    if (!scenarioState.select(s.scenario))
+    if (!scenarioState.select(s.scenario) && !groupScenarioState.select(s.scenario))
       notices.add('warning', `Unknown scenario "${s.scenario}" in the URL; starting without one.`);
   }
   // Explicit values win over the scenario's, also when the scenario runner sets up PPO and the

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { openApp } from './harness';
+
+const MODEL_TIMEOUT = 120_000;
+const RUN_TIMEOUT = 400_000;
+
+async function run(page: Page, id: string): Promise<void> {
+  const card = `[data-testid="group-scenario-card"][data-id="${id}"]`;
+  await page.click(`${card} h3 button`);
+  await page.waitForSelector(`${card} [data-testid="group-scenario-run"]:enabled`, { timeout: MODEL_TIMEOUT });
+  await page.click(`${card} [data-testid="group-scenario-run"]`);
+  await page.waitForSelector('[data-testid="group-scenario-done"], [data-testid="group-stage"][data-status="failed"]', {
+    timeout: RUN_TIMEOUT,
+  });
+  const failed = page.locator('[data-testid="group-stage"][data-status="failed"]');
+  if ((await failed.count()) > 0) assert.fail(`stage failed: ${await failed.first().textContent()}`);
+}
+
+describe('GRPO scenarios on the start page', () => {
+  it('a verifiable-reward scenario runs base → GRPO → held-out pass rate and shows both pass rates', async () => {
+    const app = await openApp('/?quick=1');
+    const { page } = app;
+    try {
+      // Listed apart from the RLHF scenarios (whose count stays).
+      assert.equal(await page.locator('[data-testid="scenario-card"]').count(), 7);
+      assert.ok((await page.locator('[data-testid="group-scenario-card"][data-kind="verifiable"]').count()) >= 2);
+      await run(page, 'exact-words');
+      const stages = await page.$$eval('[data-testid="group-stage"]', (els) =>
+        els.map((e) => [e.getAttribute('data-stage'), e.getAttribute('data-status')]),
+      );
+      assert.deepEqual(stages, [
+        ['base', 'done'],
+        ['grpo', 'done'],
+        ['final', 'done'],
+      ]);
+      const line = page.locator('[data-testid="pass-rate-line"]');
+      assert.equal(await line.getAttribute('data-done'), 'true');
+      const base = Number(await line.getAttribute('data-base'));
+      const final = Number(await line.getAttribute('data-final'));
+      for (const x of [base, final]) assert.ok(x >= 0 && x <= 1, `pass rate ${x}`);
+      assert.match((await line.textContent())!, /base\s+\d+ %\s+→ after GRPO\s+\d+ %/);
+      // One sample per held-out prompt, before and after, each marked pass or fail.
+      assert.ok((await page.locator('[data-testid="pass-sample"]').count()) > 0);
+      // The run is the Train page's: 2 quick iterations with the reward function's own curve.
+      await page.click('[data-testid="group-scenario-inspect"]');
+      await page.click('[data-testid="method-grpo"]');
+      await page.waitForSelector('[data-metric="rewards/five_words/mean"] [data-testid="chart-value"]:not(:empty)');
+      assert.equal(await page.textContent('[data-testid="group-iteration"]'), '2');
+      assert.deepEqual(app.errors, []);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('the length-bias lab overlays completion length for grpo, dapo and dr_grpo in one chart', async () => {
+    const app = await openApp('/?quick=1');
+    const { page } = app;
+    try {
+      await run(page, 'length-bias-lab');
+      const chart = page.locator('[data-testid="length-lab-chart"] [data-testid="overlay-chart"]');
+      assert.equal(await chart.getAttribute('data-series'), '3');
+      const points = await page.$$eval('[data-testid="length-lab-chart"] [data-testid="overlay-series"]', (els) =>
+        els.map((e) => Number(e.getAttribute('data-points'))),
+      );
+      assert.deepEqual(points, [3, 3, 3]);
+      const legend = await page.locator('[data-testid="length-lab-chart"] .legend li').allTextContents();
+      assert.deepEqual(
+        legend.map((t) => t.trim()),
+        ['grpo', 'dapo', 'dr_grpo'],
+      );
+      assert.deepEqual(app.errors, []);
+    } finally {
+      await app.close();
+    }
+  });
+});
