@@ -10,7 +10,7 @@
  *
  *   npx tsx scripts/experiments/online-dpo.ts --pairs 300 --noise 0.1 --iterations 100 --seed 0
  *   options: --model public/models/tiny-gpt --prompts static/prompts/reviews.json --labeller sentiment
- *            --config '{"beta":0.1,"learningRate":1e-4}' --eval-samples 16 --eval-seed 7
+ *            --config '{"beta":0.1,"learningRate":1e-4}' --eval-samples 16 --eval-seed 7 --eval-every 25
  *            --out runs/online-dpo --backend wasm
  *
  * `onlineDpoStage` is the RL stage alone (a base model, a reward source, prompts → the trained
@@ -64,6 +64,9 @@ export interface OnlineDpoStageOptions {
   evalSeed: number;
   /** Called with each iteration's metrics (e.g. to append to a log). */
   onIteration?: (m: OnlineDpoMetrics) => void;
+  /** Every K iterations (0 = never), the held-out gold lift and KL so far, with a quarter of the samples. */
+  evalEvery?: number;
+  onEval?: (row: { iteration: number; gold: number; riseInBaseStd: number; kl: number }) => void;
 }
 
 export interface OnlineDpoStageResult {
@@ -97,8 +100,21 @@ export async function onlineDpoStage(o: OnlineDpoStageOptions): Promise<OnlineDp
   };
   const before = await evaluatePolicy(o.base, o.base, o.tok, o.heldOut, o.gold, evalOpts);
   const t0 = performance.now();
-  for (let i = 0; i < o.iterations; i++) o.onIteration?.((await trainer.iteration()).metrics);
-  const secs = (performance.now() - t0) / 1000;
+  const every = o.evalEvery ?? 0;
+  let evalSecs = 0;
+  for (let i = 0; i < o.iterations; i++) {
+    o.onIteration?.((await trainer.iteration()).metrics);
+    if (every > 0 && (i + 1) % every === 0 && i + 1 < o.iterations) {
+      const e0 = performance.now();
+      const samples = Math.max(4, Math.round(o.evalSamples / 4));
+      const mid = await evaluatePolicy(trainer.policy, o.base, o.tok, o.heldOut, o.gold, { ...evalOpts, samples });
+      const sb = stats(before.scores);
+      const g = stats(mid.scores).mean;
+      o.onEval?.({ iteration: i + 1, gold: g, riseInBaseStd: (g - sb.mean) / sb.std, kl: stats(mid.kl).mean });
+      evalSecs += (performance.now() - e0) / 1000;
+    }
+  }
+  const secs = (performance.now() - t0) / 1000 - evalSecs;
   const after = await evaluatePolicy(trainer.policy, o.base, o.tok, o.heldOut, o.gold, evalOpts);
   const sb = stats(before.scores);
   const sa = stats(after.scores);
@@ -127,6 +143,8 @@ async function main(): Promise<void> {
       config: { type: 'string', default: '{}' },
       'eval-samples': { type: 'string', default: '16' },
       'eval-seed': { type: 'string', default: '7' },
+      /** Held-out gold and KL every K iterations too (a quarter of the samples), to <out>/eval.jsonl. */
+      'eval-every': { type: 'string', default: '0' },
       out: { type: 'string', default: 'runs/online-dpo' },
       backend: { type: 'string', default: 'wasm' },
     },
@@ -195,6 +213,7 @@ async function main(): Promise<void> {
   // 3. Online DPO against the reward model.
   const logFile = join(OUT, 'log.jsonl');
   writeFileSync(logFile, '');
+  writeFileSync(join(OUT, 'eval.jsonl'), '');
   const r = await onlineDpoStage({
     base,
     tok,
@@ -206,6 +225,13 @@ async function main(): Promise<void> {
     iterations: num('iterations'),
     evalSamples: num('eval-samples'),
     evalSeed: num('eval-seed'),
+    evalEvery: num('eval-every'),
+    onEval: (row) => {
+      appendFileSync(join(OUT, 'eval.jsonl'), JSON.stringify(row) + '\n');
+      console.log(
+        `   eval @${row.iteration}: gold ${row.gold.toFixed(3)} = rise ${row.riseInBaseStd.toFixed(2)} base std, KL ${row.kl.toFixed(2)}`,
+      );
+    },
     onIteration: (m) => {
       appendFileSync(logFile, JSON.stringify(m) + '\n');
       console.log(
