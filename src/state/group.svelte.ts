@@ -1,21 +1,27 @@
 /**
- * GRPO and RLOO on the Train page: the settings (their tables, src/lib/rlhf/grpo-config.ts and
- * rloo-config.ts), a run in the worker one iteration per job so pause is responsive, live
- * TRL-named metrics, and each iteration's groups for the group inspector. Prompts and the reward
- * are the Train page's (the same reward sources as PPO: a reward model, a scripted labeller or
- * the user's JavaScript functions). Each iteration's whole batch goes to the rollout history
+ * GRPO, RLOO and online DPO on the Train page: the settings (their tables,
+ * src/lib/rlhf/grpo-config.ts, rloo-config.ts, online-dpo-config.ts), a run in the worker one
+ * iteration per job so pause is responsive, live TRL-named metrics, and each iteration's groups
+ * (GRPO / RLOO) or judged pairs (online DPO) for the inspectors. Prompts and the reward are the
+ * Train page's (the same reward sources as PPO: a reward model, a scripted labeller or the
+ * user's JavaScript functions). Each iteration's whole batch goes to the rollout history
  * (`rollouts.svelte.ts`) under the run's id.
  */
 import type { GroupEvent, GroupSetup, GroupStatus } from '../lib/engine/types';
 import type { GroupView } from '../lib/rlhf/grpo';
 import { GRPO_SETTINGS, type GrpoConfig } from '../lib/rlhf/grpo-config';
 import { RLOO_SETTINGS, type RlooConfig } from '../lib/rlhf/rloo-config';
+import type { OnlinePairView } from '../lib/rlhf/online-dpo';
+import { ONLINE_DPO_SETTINGS, type OnlineDpoConfig } from '../lib/rlhf/online-dpo-config';
 import { JobCancelledError } from '../lib/engine/errors';
 import { engineState } from './engine.svelte';
 import { trainState } from './train.svelte';
 import { rolloutsState } from './rollouts.svelte';
 
-export type GroupAlgo = 'grpo' | 'rloo';
+export type GroupAlgo = 'grpo' | 'rloo' | 'online-dpo';
+
+/** How the page names an algorithm. */
+export const algoLabel = (a: GroupAlgo): string => (a === 'online-dpo' ? 'Online DPO' : a.toUpperCase());
 
 export interface MetricRow {
   step: number;
@@ -30,6 +36,7 @@ export class GroupRunState {
   algo = $state<GroupAlgo>('grpo');
   grpo = $state<GrpoConfig>({ ...GRPO_SETTINGS.defaults });
   rloo = $state<RlooConfig>({ ...RLOO_SETTINGS.defaults });
+  odpo = $state<OnlineDpoConfig>({ ...ONLINE_DPO_SETTINGS.defaults });
 
   /** The algorithm of the run in the engine, when there is one. */
   created = $state<GroupAlgo | null>(null);
@@ -40,17 +47,21 @@ export class GroupRunState {
   history = $state.raw<MetricRow[]>([]);
   /** Each iteration's groups (newest last), for the inspector. */
   groups = $state.raw<{ iteration: number; groups: GroupView[] }[]>([]);
+  /** Online DPO: each iteration's judged pairs (newest last), for the pair inspector. */
+  pairs = $state.raw<{ iteration: number; pairs: OnlinePairView[] }[]>([]);
   error = $state<string | null>(null);
   configError = $state<string | null>(null);
 
   private pauseRequested = false;
   private jobId: string | null = null;
 
-  readonly table = $derived(this.algo === 'grpo' ? GRPO_SETTINGS : RLOO_SETTINGS);
+  readonly table = $derived(
+    this.algo === 'grpo' ? GRPO_SETTINGS : this.algo === 'rloo' ? RLOO_SETTINGS : ONLINE_DPO_SETTINGS,
+  );
 
   /** The shown algorithm's settings. */
-  config(): GrpoConfig | RlooConfig {
-    return this.algo === 'grpo' ? this.grpo : this.rloo;
+  config(): GrpoConfig | RlooConfig | OnlineDpoConfig {
+    return this.algo === 'grpo' ? this.grpo : this.algo === 'rloo' ? this.rloo : this.odpo;
   }
 
   /** Edit a setting; during a run of this algorithm it applies from the next iteration (or is refused with a message). */
@@ -65,7 +76,8 @@ export class GroupRunState {
     try {
       const next = await engineState.engine.groupUpdateConfig({ [key]: value });
       if (this.algo === 'grpo') this.grpo = { ...(next as GrpoConfig) };
-      else this.rloo = { ...(next as RlooConfig) };
+      else if (this.algo === 'rloo') this.rloo = { ...(next as RlooConfig) };
+      else this.odpo = { ...(next as OnlineDpoConfig) };
     } catch (e) {
       c[key] = prev;
       this.configError = (e as Error).message;
@@ -84,13 +96,14 @@ export class GroupRunState {
         config: $state.snapshot(this.config()),
         prompts: ppo.prompts,
         reward: ppo.reward,
-        name: `${this.algo.toUpperCase()} · ${trainState.promptSet}`,
+        name: `${algoLabel(this.algo)} · ${trainState.promptSet}`,
       });
       this.created = status.algo;
       this.runId = crypto.randomUUID();
       this.iteration = 0;
       this.history = [];
       this.groups = [];
+      this.pairs = [];
     } catch (e) {
       this.error = (e as Error).message;
       return;
@@ -186,6 +199,7 @@ export class GroupRunState {
     this.iteration = 0;
     this.history = [];
     this.groups = [];
+    this.pairs = [];
     this.error = null;
   }
 
@@ -195,7 +209,8 @@ export class GroupRunState {
     const row: Record<string, number> = {};
     for (const [k, v] of Object.entries(m)) if (typeof v === 'number' && k !== 'iteration') row[k] = v;
     this.history = [...this.history, { step: m.iteration, metrics: row }];
-    this.groups = [...this.groups, { iteration: m.iteration, groups: e.groups }].slice(-KEEP_GROUPS);
+    if (e.pairs) this.pairs = [...this.pairs, { iteration: m.iteration, pairs: e.pairs }].slice(-KEEP_GROUPS);
+    else this.groups = [...this.groups, { iteration: m.iteration, groups: e.groups }].slice(-KEEP_GROUPS);
     this.iteration = m.iteration;
   }
 }

@@ -26,7 +26,7 @@ import { modelState } from './model.svelte';
 import { notices } from './notices.svelte';
 import { RUN_EVAL_PROMPTS, runsState } from './runs.svelte';
 
-export type TuneMethod = 'ppo' | 'grpo' | 'rloo' | 'dpo' | 'sft';
+export type TuneMethod = 'ppo' | 'grpo' | 'rloo' | 'online-dpo' | 'dpo' | 'sft';
 export const TUNE_METHODS: readonly { id: TuneMethod; label: string; hint: string }[] = [
   { id: 'ppo', label: 'PPO', hint: 'Reinforcement learning against a reward model or a scripted reward.' },
   {
@@ -35,6 +35,11 @@ export const TUNE_METHODS: readonly { id: TuneMethod; label: string; hint: strin
     hint: 'Group-relative policy optimisation: G samples per prompt, the group as the baseline; no value model.',
   },
   { id: 'rloo', label: 'RLOO', hint: 'REINFORCE leave-one-out: each sample’s baseline is the mean of the others.' },
+  {
+    id: 'online-dpo',
+    label: 'Online DPO',
+    hint: 'DPO on pairs sampled from the current policy each iteration and judged by the reward (Guo et al. 2024).',
+  },
   { id: 'dpo', label: 'DPO', hint: 'Direct Preference Optimization on the preference pairs; no reward model.' },
   { id: 'sft', label: 'SFT', hint: 'Supervised fine-tuning on demonstrations (prompt → good completion).' },
 ];

@@ -1,7 +1,7 @@
 /**
  * Every setting a URL can carry, in one table built from the settings tables: the PPO
  * hyper-parameters (seed included; src/lib/rlhf/ppo-config.ts), the reward model's (`rm…`,
- * reward-config.ts), SFT's (`sft…`), DPO's (`dpo…`), GRPO's (`grpo…`), RLOO's (`rloo…`) and pretraining's (`pt…`, src/lib/pretrain/config.ts), the Train page's setup and the scenario
+ * reward-config.ts), SFT's (`sft…`), DPO's (`dpo…`), GRPO's (`grpo…`), RLOO's (`rloo…`), online DPO's (`odpo…`) and pretraining's (`pt…`, src/lib/pretrain/config.ts), the Train page's setup and the scenario
  * runner's `quick` (their tables live in train.svelte.ts and scenario.svelte.ts), plus the shell's
  * scenario, presenter's `hide=` flags, `presenter=1` and the engine's backend. The whole setup
  * round-trips: `serialiseSettings(current)` → query string → `parseUrlParams` → the same setup.
@@ -22,6 +22,7 @@ import { SFT_SETTINGS, type SftConfig } from '../lib/rlhf/sft-config';
 import { PRETRAIN_SETTINGS, type PretrainConfig } from '../lib/pretrain/config';
 import { GRPO_SETTINGS, type GrpoConfig } from '../lib/rlhf/grpo-config';
 import { RLOO_SETTINGS, type RlooConfig } from '../lib/rlhf/rloo-config';
+import { ONLINE_DPO_SETTINGS, type OnlineDpoConfig } from '../lib/rlhf/online-dpo-config';
 import { booleanText, type SettingsTable } from '../lib/settings/table';
 import { STAGES } from './router.svelte';
 import { SCENARIO_RUN_SETTINGS, type ScenarioRunSettings } from './scenario.svelte';
@@ -53,6 +54,7 @@ export interface GroupSettings {
   pretrain: PretrainConfig;
   grpo: GrpoConfig;
   rloo: RlooConfig;
+  odpo: OnlineDpoConfig;
 }
 export type Group = keyof GroupSettings;
 
@@ -66,6 +68,7 @@ export const GROUP_TABLES: { readonly [G in Group]: SettingsTable<GroupSettings[
   pretrain: PRETRAIN_SETTINGS,
   grpo: GRPO_SETTINGS,
   rloo: RLOO_SETTINGS,
+  odpo: ONLINE_DPO_SETTINGS,
 };
 const GROUPS = Object.keys(GROUP_TABLES) as Group[];
 /** The groups a scenario sets up: a link with a scenario writes all their values. */
@@ -165,6 +168,7 @@ export function parseUrlParams(search: string): ParsedUrl {
     pretrain: {},
     grpo: {},
     rloo: {},
+    odpo: {},
     hide: [],
     presenter: false,
   };

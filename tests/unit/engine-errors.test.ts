@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { SettingsError } from '../../src/lib/settings/table';
 import { GRPO_SETTINGS, GrpoConfigError } from '../../src/lib/rlhf/grpo-config';
 import { RLOO_SETTINGS, RlooConfigError } from '../../src/lib/rlhf/rloo-config';
+import { ONLINE_DPO_SETTINGS, OnlineDpoConfigError } from '../../src/lib/rlhf/online-dpo-config';
 import { GroupDivergedError, GroupPhaseError } from '../../src/lib/rlhf/errors';
 import { fileURLToPath } from 'node:url';
 import {
@@ -68,6 +69,7 @@ const SAMPLES: [new (...a: never[]) => Error, Error][] = [
   [SettingsError, new SettingsError('toy', { n: 'must be a whole number ≥ 1, got 0' })],
   [GrpoConfigError, thrown(() => GRPO_SETTINGS.validate({ numGenerations: 1 }))],
   [RlooConfigError, thrown(() => RLOO_SETTINGS.validate({ beta: -1 }))],
+  [OnlineDpoConfigError, thrown(() => ONLINE_DPO_SETTINGS.validate({ lossType: 'hinge' }))],
   [GroupDivergedError, new GroupDivergedError('NaN loss')],
   [GroupPhaseError, new GroupPhaseError('update() before advantages()')],
   [RewardFunctionError, new RewardFunctionError('Reward function "f", line 2: TypeError: x.', 'f', 2, 'exception')],

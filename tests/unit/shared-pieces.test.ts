@@ -1,7 +1,9 @@
 /**
  * The pieces every trainer shares (issue 15, "one of each"): the seeded permutation and seed
  * derivation (`model/rng.ts`), the prompt split (`data/split.ts`), and the `Adam` class around
- * the golden-tested `adamUpdate` (`rlhf/adam.ts`).
+ * the golden-tested `adamUpdate` (`rlhf/adam.ts`), and what the on-policy trainers (PPO, GRPO /
+ * RLOO, online DPO) share in `rlhf/policy-batch.ts`: prompt → query, the settings change that waits
+ * for an iteration boundary, and the completion-token tensors.
  */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
@@ -9,6 +11,13 @@ import '@tensorflow/tfjs-backend-cpu';
 import { deriveSeed, permutation, Rng, shuffleInPlace } from '../../src/lib/model/rng';
 import { splitByPrompt } from '../../src/lib/data/split';
 import { Adam, adamUpdate, clipScale, zerosSlot } from '../../src/lib/rlhf/adam';
+import {
+  completionTensors,
+  encodePromptIds,
+  LiveConfig,
+  queryIds,
+  selectCompletion,
+} from '../../src/lib/rlhf/policy-batch';
 
 describe('seeded permutation', () => {
   it('is the Fisher–Yates stream the trainers drew before (j = rng.int(i + 1) from the end)', () => {
@@ -142,5 +151,71 @@ describe('Adam (one optimiser for every trainer)', () => {
     adam.dispose();
     expect(tf.memory().numTensors).toBe(before - 4);
     tf.dispose([w, b]);
+  });
+});
+
+describe('policy-batch: what PPO, GRPO / RLOO and online DPO share', () => {
+  it('queryIds: [eot] + prompt, cropped from the left to leave room for the completion', () => {
+    expect(queryIds(9, [1, 2, 3], 8, 4)).toEqual([9, 1, 2, 3]);
+    expect(queryIds(9, [1, 2, 3, 4, 5], 8, 4)).toEqual([2, 3, 4, 5]);
+    expect(queryIds(9, [1, 2, 3, 4, 5], 8, 7)).toEqual([5]);
+  });
+
+  it('encodePromptIds prefers the tokenizer’s prompt encoding', () => {
+    const tok = { eotId: 0, encode: (t: string) => [...t].map((c) => c.charCodeAt(0)) };
+    expect(encodePromptIds(tok, 'ab ')).toEqual([97, 98, 32]);
+    expect(encodePromptIds({ ...tok, encodePrompt: (t: string) => ({ ids: tok.encode(t.trimEnd()) }) }, 'ab ')).toEqual(
+      [97, 98],
+    );
+  });
+
+  it('LiveConfig: a change waits for the boundary unless none is under way; apply reports old and new', () => {
+    const live = new LiveConfig({ beta: 1 });
+    expect(live.stage({ beta: 2 }, false)).toBeNull();
+    expect(live.current.beta).toBe(1);
+    expect(live.next.beta).toBe(2);
+    expect(live.apply()).toEqual({ prev: { beta: 1 }, next: { beta: 2 } });
+    expect(live.apply()).toBeNull();
+    expect(live.stage({ beta: 3 }, true)).toEqual({ prev: { beta: 2 }, next: { beta: 3 } });
+    live.stage({ beta: 4 }, false);
+    live.reset({ beta: 5 });
+    expect([live.current.beta, live.next.beta]).toEqual([5, 5]);
+  });
+
+  it('completionTensors + selectCompletion pick each completion token’s value, 0 on padding', async () => {
+    const rows = {
+      queries: [[7, 1], [7]],
+      responses: [[2, 3], [4]],
+      mask: [
+        [1, 1],
+        [1, 0],
+      ],
+      L: 4,
+      R: 2,
+    };
+    const t = completionTensors(rows, [0, 1], 7);
+    expect(await t.seq.array()).toEqual([
+      [7, 1, 2, 3],
+      [7, 4, 7, 7],
+    ]);
+    expect(await t.targets.array()).toEqual([
+      [1, 2, 3, 7],
+      [4, 7, 7, 7],
+    ]);
+    // Position q − 1 + j predicts completion token j: use the position index as the value.
+    const pos = tf.tensor2d([
+      [0, 1, 2, 3],
+      [10, 11, 12, 13],
+    ]);
+    const picked = selectCompletion(pos, t.sel);
+    expect(await picked.array()).toEqual([
+      [1, 2],
+      [10, 0],
+    ]);
+    expect(await t.posMask.array()).toEqual([
+      [0, 1, 1, 0],
+      [1, 0, 0, 0],
+    ]);
+    tf.dispose([t.seq, t.targets, t.sel, t.posMask, pos, picked]);
   });
 });

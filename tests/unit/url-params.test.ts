@@ -17,6 +17,7 @@ import { PPO_SETTINGS } from '../../src/lib/rlhf/ppo-config';
 import { PRETRAIN_SETTINGS } from '../../src/lib/pretrain/config';
 import { GRPO_SETTINGS } from '../../src/lib/rlhf/grpo-config';
 import { RLOO_SETTINGS } from '../../src/lib/rlhf/rloo-config';
+import { ONLINE_DPO_SETTINGS } from '../../src/lib/rlhf/online-dpo-config';
 
 function defaults(): ShareableState {
   return {
@@ -30,6 +31,7 @@ function defaults(): ShareableState {
     pretrain: { ...PRETRAIN_SETTINGS.defaults },
     grpo: { ...GRPO_SETTINGS.defaults },
     rloo: { ...RLOO_SETTINGS.defaults },
+    odpo: { ...ONLINE_DPO_SETTINGS.defaults },
     hide: [],
     presenter: false,
     backend: 'auto',
@@ -128,6 +130,22 @@ describe('URL settings table', () => {
     expect(b.problems[0]).toMatch(/batchSize="7"/);
   });
 
+  it('online DPO settings round-trip through the URL under odpo…, apart from DPO’s dpo…', () => {
+    const s = defaults();
+    s.odpo = { ...s.odpo, beta: 0.25, lossType: 'ipo', missingEosPenalty: 2, batchSize: 4, seed: 9 };
+    s.dpo = { ...s.dpo, beta: 0.3 };
+    const q = serialiseSettings(s);
+    expect(q).toContain('odpoBeta=0.25');
+    expect(q).toContain('dpoBeta=0.3');
+    const { settings, problems } = parseUrlParams('?' + q);
+    expect(problems).toEqual([]);
+    expect({ ...ONLINE_DPO_SETTINGS.defaults, ...settings.odpo }).toEqual(s.odpo);
+    expect(settings.dpo).toEqual({ beta: 0.3 });
+    const bad = parseUrlParams('?odpoLossType=hinge&odpoBeta=0');
+    expect(bad.settings.odpo).toEqual({});
+    expect(bad.problems).toHaveLength(2);
+  });
+
   it('parses the PPO value forms: off, target,horizon, booleans, case', () => {
     const { settings, problems } = parseUrlParams(
       '?adaptiveKl=2,32&whitenRewards=yes&klEstimator=K3&missingEosPenalty=off&targetKlEarlyStop=0.5',
@@ -154,6 +172,7 @@ describe('URL settings table', () => {
       [PRETRAIN_SETTINGS, 'pt'],
       [GRPO_SETTINGS, 'grpo'],
       [RLOO_SETTINGS, 'rloo'],
+      [ONLINE_DPO_SETTINGS, 'odpo'],
     ] as const)
       for (const k of t.keys as readonly string[]) {
         const table = t as unknown as typeof SFT_SETTINGS;

@@ -18,6 +18,7 @@ import { GroupHost } from './group-host';
 import type { GrpoConfig } from '../rlhf/grpo-config';
 import type { RlooConfig } from '../rlhf/rloo-config';
 import type { PassRateResult } from '../rlhf/pass-rate';
+import type { OnlineDpoConfig } from '../rlhf/online-dpo-config';
 import { TuneHost, sampleWithWeights } from './tune-host';
 import { PretrainHost } from './pretrain-host';
 import type { SftConfig, SftExample, DpoConfig, TuneEvent, TuneSample, TuneSummary } from './types';
@@ -524,7 +525,9 @@ export class LocalEngine implements Engine, EngineTestHooks {
     return this.runJob(jobId, (checkpoint) => this.group.run(req, onEvent, checkpoint));
   }
 
-  async groupUpdateConfig(change: Partial<GrpoConfig> & Partial<RlooConfig>): Promise<GroupStatus['config']> {
+  async groupUpdateConfig(
+    change: Partial<GrpoConfig> & Partial<RlooConfig> & Partial<OnlineDpoConfig>,
+  ): Promise<GroupStatus['config']> {
     return this.group.updateConfig(change);
   }
 

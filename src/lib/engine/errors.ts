@@ -25,12 +25,13 @@ import { LabellerConfigError } from '../rlhf/labellers';
 import { PpoConfigError } from '../rlhf/ppo-config';
 import { GrpoConfigError } from '../rlhf/grpo-config';
 import { RlooConfigError } from '../rlhf/rloo-config';
+import { OnlineDpoConfigError } from '../rlhf/online-dpo-config';
 import { SettingsError } from '../settings/table';
 import { RewardFunctionError, type RewardFailure } from '../rlhf/reward-functions';
 
 export { ModelLoadError, WeightsFormatError, TokenizerError };
 export { TuneInputError, TuneDivergedError, PpoDivergedError, PpoPhaseError, RewardTrainingError };
-export { PpoConfigError, LabellerConfigError, SettingsError, GrpoConfigError, RlooConfigError };
+export { PpoConfigError, LabellerConfigError, SettingsError, GrpoConfigError, RlooConfigError, OnlineDpoConfigError };
 export { GroupDivergedError, GroupPhaseError, RewardFunctionError };
 
 export class EngineError extends Error {
@@ -114,6 +115,7 @@ const REVIVERS: Record<string, Reviver> = {
   },
   GrpoConfigError: withFields(GrpoConfigError),
   RlooConfigError: withFields(RlooConfigError),
+  OnlineDpoConfigError: withFields(OnlineDpoConfigError),
   PpoConfigError: withFields(PpoConfigError),
   // The user's JavaScript reward functions (src/lib/rlhf/reward-functions.ts): which one, and its line.
   RewardFunctionError: (message, d) =>

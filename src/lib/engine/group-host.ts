@@ -1,28 +1,32 @@
 /**
- * The engine's critic-free run: a `GrpoTrainer` or `RlooTrainer` (src/lib/rlhf/grpo.ts, TRL's
- * GRPOTrainer / RLOOTrainer) on the loaded model, rewarded by any reward source
- * (`reward-sources.ts`), run iteration by iteration as a cancellable job. Each iteration's
- * metrics (TRL's names) and its groups (each prompt's G completions with reward, advantage and
- * length, zero-spread groups flagged) go to the page for the curves and the group inspector;
- * with `keepRollouts`, the whole batch too (packed, `src/lib/data/rollouts.ts`) for the rollout history.
+ * The engine's on-policy run without a value model: a `GrpoTrainer` or `RlooTrainer`
+ * (src/lib/rlhf/grpo.ts, TRL's GRPOTrainer / RLOOTrainer) or an `OnlineDpoTrainer`
+ * (src/lib/rlhf/online-dpo.ts, TRL's OnlineDPOTrainer) on the loaded model, rewarded by any
+ * reward source (`reward-sources.ts`), run iteration by iteration as a cancellable job. Each
+ * iteration's metrics (TRL's names) go to the page for the curves, with its groups (each
+ * prompt's G completions with reward, advantage and length, zero-spread groups flagged) or, for
+ * online DPO, its judged pairs, for the inspectors; with `keepRollouts`, a GRPO / RLOO batch
+ * also goes whole (packed, `src/lib/data/rollouts.ts`) to the rollout history.
  * `passRate` samples the current policy on held-out prompts and counts the completions the
  * run's reward passes (src/lib/rlhf/pass-rate.ts), for the verifiable-reward scenarios.
  */
 import { packGroupLog } from '../data/rollouts';
 import type { GPT } from '../model/gpt';
 import type { BpeTokenizer } from '../model/tokenizer';
-import { GrpoTrainer, RlooTrainer, type GroupAlgo } from '../rlhf/grpo';
+import { GrpoTrainer, RlooTrainer } from '../rlhf/grpo';
 import { evaluatePassRate, type PassRateResult } from '../rlhf/pass-rate';
 import type { RewardSource } from '../rlhf/ppo';
 import type { GrpoConfig } from '../rlhf/grpo-config';
 import type { RlooConfig } from '../rlhf/rloo-config';
+import { OnlineDpoTrainer } from '../rlhf/online-dpo';
+import type { OnlineDpoConfig } from '../rlhf/online-dpo-config';
 import { InvalidInputError, NotReadyError } from './errors';
 import type { RewardFunctionRunner } from './reward-fn-runner';
 import type { RewardHost } from './reward-host';
 import { buildRewardSource } from './reward-sources';
-import type { GroupEvent, GroupPassRateRequest, GroupRunRequest, GroupSetup, GroupStatus } from './types';
+import type { GroupEvent, GroupPassRateRequest, GroupRunAlgo, GroupRunRequest, GroupSetup, GroupStatus } from './types';
 
-type Trainer = GrpoTrainer | RlooTrainer;
+type Trainer = GrpoTrainer | RlooTrainer | OnlineDpoTrainer;
 
 export class GroupHost {
   private trainer: Trainer | null = null;
@@ -45,8 +49,8 @@ export class GroupHost {
   create(model: GPT, tok: BpeTokenizer, rewards: RewardHost, setup: GroupSetup): GroupStatus {
     if (!setup.prompts.length)
       throw new InvalidInputError(`${label(setup.algo)} needs at least one prompt to train on.`);
-    if (setup.algo !== 'grpo' && setup.algo !== 'rloo')
-      throw new InvalidInputError(`Unknown algorithm "${String(setup.algo)}": 'grpo' or 'rloo'.`);
+    if (setup.algo !== 'grpo' && setup.algo !== 'rloo' && setup.algo !== 'online-dpo')
+      throw new InvalidInputError(`Unknown algorithm "${String(setup.algo)}": 'grpo', 'rloo' or 'online-dpo'.`);
     const { reward, runner } = buildRewardSource(setup.reward, rewards, tok);
     const opts = {
       model,
@@ -61,7 +65,9 @@ export class GroupHost {
       trainer =
         setup.algo === 'grpo'
           ? new GrpoTrainer({ ...opts, config: setup.config as Partial<GrpoConfig> })
-          : new RlooTrainer({ ...opts, config: setup.config as Partial<RlooConfig> });
+          : setup.algo === 'rloo'
+            ? new RlooTrainer({ ...opts, config: setup.config as Partial<RlooConfig> })
+            : new OnlineDpoTrainer({ ...opts, config: setup.config as Partial<OnlineDpoConfig> });
     } catch (e) {
       runner?.dispose();
       throw e;
@@ -76,14 +82,19 @@ export class GroupHost {
   }
 
   require(): Trainer {
-    if (!this.trainer) throw new NotReadyError('No GRPO or RLOO run yet: start one first.');
+    if (!this.trainer) throw new NotReadyError('No GRPO, RLOO or online DPO run yet: start one first.');
     return this.trainer;
   }
 
   /** Settings changed during a run: checked against the table, applied at the next iteration. */
-  updateConfig(change: Partial<GrpoConfig> & Partial<RlooConfig>): GrpoConfig | RlooConfig {
+  updateConfig(
+    change: Partial<GrpoConfig> & Partial<RlooConfig> & Partial<OnlineDpoConfig>,
+  ): GrpoConfig | RlooConfig | OnlineDpoConfig {
     const t = this.require();
-    const next = (t as GrpoTrainer).updateConfig(change as Partial<GrpoConfig>);
+    const next =
+      t instanceof OnlineDpoTrainer
+        ? t.updateConfig(change)
+        : (t as GrpoTrainer).updateConfig(change as Partial<GrpoConfig>);
     if (this.setup) this.setup = { ...this.setup, config: next };
     return next;
   }
@@ -98,30 +109,40 @@ export class GroupHost {
     this.stepHook = checkpoint;
     try {
       for (let i = 0; i < req.iterations; i++) {
-        const it = await t.iteration();
-        const spec = this.setup?.reward;
-        const name =
-          spec?.kind === 'labeller' ? spec.labeller.kind : spec?.kind === 'reward-model' ? 'reward model' : 'reward';
-        // The reward source's last batch is this iteration's (nothing else scores in between).
-        const parts = this.reward?.lastParts?.() ?? null;
-        const rollout = req.keepRollouts
-          ? packGroupLog('', t.completedIterations, t.algo, {
-              prompts: it.rollout.prompts,
-              completions: it.rollout.texts,
-              finished: it.rollout.finished,
-              reward: it.score.rewards,
-              sources: parts?.length ? parts : [{ name, scores: it.score.rewards }],
-              groupSize: it.rollout.groupSize,
-              advantages: it.advantages.advantages,
-              klPerSequence: it.advantages.klPerSequence,
-            })
-          : undefined;
-        onEvent?.({
-          kind: 'iteration',
-          metrics: it.metrics,
-          groups: it.advantages.groups.slice(0, req.groupsShown ?? 8),
-          ...(rollout ? { rollout } : {}),
-        });
+        if (t instanceof OnlineDpoTrainer) {
+          const it = await t.iteration();
+          onEvent?.({
+            kind: 'iteration',
+            metrics: it.metrics,
+            groups: [],
+            pairs: it.pairs.pairs.slice(0, req.groupsShown ?? 8),
+          });
+        } else {
+          const it = await t.iteration();
+          const spec = this.setup?.reward;
+          const name =
+            spec?.kind === 'labeller' ? spec.labeller.kind : spec?.kind === 'reward-model' ? 'reward model' : 'reward';
+          // The reward source's last batch is this iteration's (nothing else scores in between).
+          const parts = this.reward?.lastParts?.() ?? null;
+          const rollout = req.keepRollouts
+            ? packGroupLog('', t.completedIterations, t.algo, {
+                prompts: it.rollout.prompts,
+                completions: it.rollout.texts,
+                finished: it.rollout.finished,
+                reward: it.score.rewards,
+                sources: parts?.length ? parts : [{ name, scores: it.score.rewards }],
+                groupSize: it.rollout.groupSize,
+                advantages: it.advantages.advantages,
+                klPerSequence: it.advantages.klPerSequence,
+              })
+            : undefined;
+          onEvent?.({
+            kind: 'iteration',
+            metrics: it.metrics,
+            groups: it.advantages.groups.slice(0, req.groupsShown ?? 8),
+            ...(rollout ? { rollout } : {}),
+          });
+        }
         await checkpoint();
       }
       return this.status()!;
@@ -139,6 +160,8 @@ export class GroupHost {
    */
   async passRate(req: GroupPassRateRequest, checkpoint: () => Promise<void>): Promise<PassRateResult> {
     const t = this.require();
+    if (t instanceof OnlineDpoTrainer)
+      throw new InvalidInputError('The held-out pass rate is measured for GRPO and RLOO runs.');
     if (t.nextPhase !== 'rollout') throw new InvalidInputError('Finish or cancel the iteration under way first.');
     if (!req.prompts.length) throw new InvalidInputError('No held-out prompts to measure the pass rate on.');
     if (!Number.isFinite(req.threshold)) throw new InvalidInputError('The pass threshold must be a number.');
@@ -165,7 +188,7 @@ export class GroupHost {
   }
 }
 
-const label = (a: GroupAlgo) => a.toUpperCase();
+const label = (a: GroupRunAlgo) => (a === 'online-dpo' ? 'Online DPO' : a.toUpperCase());
 
 /** The name a reward source without parts is logged under (`rewards/<name>/mean`). */
 function rewardName(spec: GroupSetup['reward']): string {

@@ -230,20 +230,29 @@ export interface PpoStatus {
 
 // ---------------------------------------------------------------- GRPO / RLOO
 
-/** A critic-free run (src/lib/rlhf/grpo.ts): the algorithm, its settings table's values, prompts, reward. */
+/** The on-policy runs the group host owns: GRPO, RLOO (src/lib/rlhf/grpo.ts) and online DPO (online-dpo.ts). */
+export type GroupRunAlgo = 'grpo' | 'rloo' | 'online-dpo';
+
+/** A group-host run: the algorithm, its settings table's values, prompts, reward. */
 export interface GroupSetup {
-  algo: 'grpo' | 'rloo';
-  config: Partial<import('../rlhf/grpo-config').GrpoConfig> | Partial<import('../rlhf/rloo-config').RlooConfig>;
+  algo: GroupRunAlgo;
+  config:
+    | Partial<import('../rlhf/grpo-config').GrpoConfig>
+    | Partial<import('../rlhf/rloo-config').RlooConfig>
+    | Partial<import('../rlhf/online-dpo-config').OnlineDpoConfig>;
   prompts: string[];
   reward: PpoSetup['reward'];
   name?: string;
 }
 
 export interface GroupStatus {
-  algo: 'grpo' | 'rloo';
+  algo: GroupRunAlgo;
   iteration: number;
   /** The settings of the next iteration. */
-  config: import('../rlhf/grpo-config').GrpoConfig | import('../rlhf/rloo-config').RlooConfig;
+  config:
+    | import('../rlhf/grpo-config').GrpoConfig
+    | import('../rlhf/rloo-config').RlooConfig
+    | import('../rlhf/online-dpo-config').OnlineDpoConfig;
   setup: GroupSetup;
 }
 
@@ -268,10 +277,13 @@ export interface GroupPassRateRequest {
 
 export type GroupEvent = {
   kind: 'iteration';
-  metrics: import('../rlhf/grpo').GroupMetrics;
+  metrics: import('../rlhf/grpo').GroupMetrics | import('../rlhf/online-dpo').OnlineDpoMetrics;
+  /** GRPO / RLOO: the iteration's groups (online DPO: none). */
   groups: import('../rlhf/grpo').GroupView[];
   /** The whole batch, packed, when `keepRollouts` (its `runId` is empty: the page fills it in). */
   rollout?: import('../data/rollouts').RolloutLog;
+  /** Online DPO: the iteration's judged pairs (GRPO / RLOO: none). */
+  pairs?: import('../rlhf/online-dpo').OnlinePairView[];
 };
 
 export interface PpoRunRequest {
@@ -502,14 +514,16 @@ export interface Engine {
   ppoState(): Promise<PpoState>;
   ppoEvaluate(): Promise<PpoEvalSample[]>;
   ppoDispose(): Promise<void>;
-  /** Start a GRPO or RLOO run on the loaded model (replacing the previous one). */
+  /** Start a GRPO, RLOO or online DPO run on the loaded model (replacing the previous one). */
   groupCreate(setup: GroupSetup): Promise<GroupStatus>;
   groupStatus(): Promise<GroupStatus | null>;
   /** Run iterations; cancel with `cancel(jobId)` (a half-done iteration is dropped). */
   groupRun(jobId: string, req: GroupRunRequest, onEvent?: (e: GroupEvent) => void): Promise<GroupStatus>;
   /** Change settings; they apply from the next iteration (the settings table says which may change). */
   groupUpdateConfig(
-    change: Partial<import('../rlhf/grpo-config').GrpoConfig> & Partial<import('../rlhf/rloo-config').RlooConfig>,
+    change: Partial<import('../rlhf/grpo-config').GrpoConfig> &
+      Partial<import('../rlhf/rloo-config').RlooConfig> &
+      Partial<import('../rlhf/online-dpo-config').OnlineDpoConfig>,
   ): Promise<GroupStatus['config']>;
   groupDispose(): Promise<void>;
   /** Held-out pass rate of the run's policy under its reward; cancel with `cancel(jobId)`. */

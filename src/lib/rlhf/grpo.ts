@@ -56,6 +56,15 @@ import {
 import { rewardPartMetrics } from './reward-functions';
 import type { FieldProblems, SettingsTable } from '../settings/table';
 import type { Matrix } from './whiten';
+import {
+  completionTensors,
+  encodePromptIds,
+  LiveConfig,
+  queryIds,
+  selectCompletion,
+  unflatten,
+  type CompletionTensors,
+} from './policy-batch';
 
 export type GroupAlgo = 'grpo' | 'rloo';
 export type GroupPhase = 'rollout' | 'score' | 'advantages' | 'update';
@@ -222,10 +231,6 @@ interface Batch {
   seconds: number;
 }
 
-function unflatten(data: Float32Array, B: number, R: number, offset = 0): Matrix {
-  return Array.from({ length: B }, (_, b) => Array.from(data.subarray(offset + b * R, offset + (b + 1) * R)));
-}
-
 function mean(xs: number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;
 }
@@ -238,8 +243,8 @@ let trainerCounter = 0;
 /** The shared machinery of GRPO and RLOO; use `GrpoTrainer` or `RlooTrainer`. */
 abstract class GroupTrainer<C extends GroupConfig> {
   abstract readonly algo: GroupAlgo;
-  private cfg: C;
-  private pending: C | null = null;
+  /** Current settings and a change waiting for the next iteration boundary. */
+  private readonly live: LiveConfig<C>;
   /** The policy being trained (trainable copy of the starting model). Use it to sample. */
   readonly policy: GPT;
   /** The frozen reference, or null when the run started with β = 0 and none was given. */
@@ -270,7 +275,7 @@ abstract class GroupTrainer<C extends GroupConfig> {
     private readonly table: SettingsTable<C>,
     opts: GroupTrainerOptions<C>,
   ) {
-    this.cfg = table.validate(opts.config ?? {});
+    this.live = new LiveConfig(table.validate(opts.config ?? {}));
     const { blockSize, vocabSize: V } = opts.model.config;
     const fit = this.fitProblem(this.cfg, blockSize);
     if (fit) throw new RangeError(fit);
@@ -308,7 +313,7 @@ abstract class GroupTrainer<C extends GroupConfig> {
 
   /** The settings from the next iteration on: a pending change, else the current ones. */
   get nextConfig(): Readonly<C> {
-    return this.pending ?? this.cfg;
+    return this.live.next;
   }
 
   /** The phase the next call must be. */
@@ -330,8 +335,7 @@ abstract class GroupTrainer<C extends GroupConfig> {
       throw this.tableError({
         beta: 'cannot rise above 0: this run started with β = 0, so it has no reference model (start a new run)',
       } as FieldProblems<C>);
-    this.pending = next;
-    if (this.phase === 'rollout' && !this.inRollout) this.applyPending();
+    this.live.stage(next, this.phase === 'rollout' && !this.inRollout);
     return next;
   }
 
@@ -344,9 +348,11 @@ abstract class GroupTrainer<C extends GroupConfig> {
   protected abstract errorClass(): new (fields: FieldProblems<C>) => Error;
 
   private applyPending(): void {
-    if (!this.pending) return;
-    this.cfg = this.pending;
-    this.pending = null;
+    this.live.apply();
+  }
+
+  private get cfg(): C {
+    return this.live.current;
   }
 
   private fitProblem(c: GroupConfig, blockSize: number): string | null {
@@ -357,13 +363,11 @@ abstract class GroupTrainer<C extends GroupConfig> {
 
   /** [eot] + prompt ids, cropped from the left to leave maxCompletionLength of room. */
   queryFor(promptIds: number[]): number[] {
-    const q = [this.tokenizer.eotId, ...promptIds];
-    const room = this.policy.config.blockSize - this.cfg.maxCompletionLength;
-    return q.slice(Math.max(0, q.length - room));
+    return queryIds(this.tokenizer.eotId, promptIds, this.policy.config.blockSize, this.cfg.maxCompletionLength);
   }
 
   encodePrompt(text: string): number[] {
-    return this.tokenizer.encodePrompt ? this.tokenizer.encodePrompt(text).ids : this.tokenizer.encode(text);
+    return encodePromptIds(this.tokenizer, text);
   }
 
   // ------------------------------------------------------------------------------ phases
@@ -432,7 +436,7 @@ abstract class GroupTrainer<C extends GroupConfig> {
     const lp = tf.tidy(() => {
       const t = this.rowTensors(batch, all);
       const pick = (model: GPT) =>
-        this.select(logprobsOfTokens(model.forward(t.seq).logits, t.targets, c.temperature), t.sel);
+        selectCompletion(logprobsOfTokens(model.forward(t.seq).logits, t.targets, c.temperature), t.sel);
       return useRef ? tf.concat([pick(this.policy), pick(this.reference!)]) : pick(this.policy);
     });
     const data = (await lp.data()) as Float32Array;
@@ -693,8 +697,7 @@ abstract class GroupTrainer<C extends GroupConfig> {
       set(this.adam.m[i], state.adamM[key]);
       set(this.adam.v[i], state.adamV[key]);
     });
-    this.cfg = config;
-    this.pending = null;
+    this.live.reset(config);
     this.completedIterations = state.iteration;
     this.adam.step = state.adamStep;
     this.rng = Rng.fromState(state.rng);
@@ -734,45 +737,8 @@ abstract class GroupTrainer<C extends GroupConfig> {
     return this.promptOrder[this.promptCursor++];
   }
 
-  /**
-   * Tensors of the given rows: seq int32 [b, L] (query + completion, right-padded), targets
-   * int32 [b, L] (the token each position predicts), sel float [b, R, L] (sel[i, j, q_i − 1 + j]
-   * = 1 for completion token j) and posMask float [b, L] (the loss mask at those positions).
-   */
-  private rowTensors(
-    batch: Batch,
-    rows: number[],
-  ): { seq: tf.Tensor2D; targets: tf.Tensor2D; sel: tf.Tensor3D; posMask: tf.Tensor2D } {
-    const { L, R } = batch;
-    const n = rows.length;
-    const eot = this.tokenizer.eotId;
-    const seq = new Int32Array(n * L).fill(eot);
-    const targets = new Int32Array(n * L).fill(eot);
-    const sel = new Float32Array(n * R * L);
-    const posMask = new Float32Array(n * L);
-    rows.forEach((r, i) => {
-      const q = batch.queries[r];
-      const resp = batch.responses[r];
-      const full = [...q, ...resp];
-      seq.set(full, i * L);
-      targets.set(full.slice(1), i * L);
-      for (let j = 0; j < resp.length; j++) {
-        const pos = q.length - 1 + j; // logits at pos predict token pos + 1 = completion token j
-        sel[(i * R + j) * L + pos] = 1;
-        posMask[i * L + pos] = batch.mask[r][j];
-      }
-    });
-    return {
-      seq: tf.tensor2d(seq, [n, L], 'int32'),
-      targets: tf.tensor2d(targets, [n, L], 'int32'),
-      sel: tf.tensor3d(sel, [n, R, L]),
-      posMask: tf.tensor2d(posMask, [n, L]),
-    };
-  }
-
-  /** x [b, L] → [b, R] at the completion positions (0 on padding). */
-  private select(x: tf.Tensor2D, sel: tf.Tensor3D): tf.Tensor2D {
-    return tf.tidy(() => tf.sum(tf.mul(tf.expandDims(x, 1), sel), -1) as tf.Tensor2D);
+  private rowTensors(batch: Batch, rows: number[]): CompletionTensors {
+    return completionTensors(batch, rows, this.tokenizer.eotId);
   }
 
   /** One gradient step over the whole batch: loss, one read-back, finite check, clipped Adam. */
@@ -794,7 +760,7 @@ abstract class GroupTrainer<C extends GroupConfig> {
     try {
       const res = tf.variableGrads(() => {
         const { logits } = this.policy.forward(t.seq);
-        const lp = this.select(logprobsOfTokens(logits, t.targets, c.temperature), t.sel);
+        const lp = selectCompletion(logprobsOfTokens(logits, t.targets, c.temperature), t.sel);
         const ent = entropyFromLogitsT(tf.div(logits, c.temperature) as tf.Tensor3D, t.posMask);
         const r =
           this.algo === 'grpo'

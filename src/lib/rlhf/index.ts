@@ -68,3 +68,14 @@ export {
   type GrpoLossType,
   type GrpoScaleRewards,
 } from './grpo-loss';
+export {
+  onlineDpoPairs,
+  onlineDpoLoss,
+  onlineDpoLossT,
+  applyMissingEosPenalty,
+  OnlineDpoTrainer,
+  ONLINE_DPO_STATS,
+  type OnlineDpoMetrics,
+  type OnlinePairView,
+} from './online-dpo';
+export { ONLINE_DPO_SETTINGS, OnlineDpoConfigError, type OnlineDpoConfig } from './online-dpo-config';

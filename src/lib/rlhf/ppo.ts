@@ -57,6 +57,14 @@ import { ppoPolicyLossT, ppoValueLossT } from './ppo-loss';
 import { rewardPartMetrics } from './reward-functions';
 import { ValueModel } from './value-model';
 import { maskedMeanT, whiten, type Matrix } from './whiten';
+import {
+  completionTensors,
+  encodePromptIds,
+  LiveConfig,
+  queryIds,
+  selectCompletion,
+  type CompletionTensors,
+} from './policy-batch';
 
 /** Adam's ε, fixed (TF.js's default depends on the backend); lm-human-preferences and the
  *  "N implementation details" reproductions use 1e-5. β1, β2 are PyTorch's defaults. */
@@ -322,9 +330,8 @@ function fitsContext(c: PpoConfig, blockSize: number): string | null {
 // -------------------------------------------------------------------------------- trainer
 
 export class PpoTrainer {
-  private cfg: PpoConfig;
-  /** A validated change waiting for the next iteration boundary (`updateConfig`). */
-  private pending: PpoConfig | null = null;
+  /** Current settings and a validated change waiting for the next iteration boundary (`updateConfig`). */
+  private readonly live: LiveConfig<PpoConfig>;
   /** The policy being trained (trainable copy of the starting model). Use it to sample. */
   readonly policy: GPT;
   readonly reference: GPT;
@@ -354,7 +361,7 @@ export class PpoTrainer {
   private inRollout = false;
 
   constructor(opts: PpoTrainerOptions) {
-    this.cfg = validatePpoConfig(opts.config ?? {});
+    this.live = new LiveConfig(validatePpoConfig(opts.config ?? {}));
     const { blockSize } = opts.model.config;
     const fit = fitsContext(this.cfg, blockSize);
     if (fit) throw new RangeError(fit);
@@ -398,7 +405,7 @@ export class PpoTrainer {
 
   /** The settings from the next iteration on: a pending change, else the current ones. */
   get nextConfig(): Readonly<PpoConfig> {
-    return this.pending ?? this.cfg;
+    return this.live.next;
   }
 
   /**
@@ -414,18 +421,20 @@ export class PpoTrainer {
     const next = PPO_SETTINGS.update(this.nextConfig as PpoConfig, change);
     const fit = fitsContext(next, this.policy.config.blockSize);
     if (fit) throw new PpoConfigError({ maxNewTokens: fit });
-    this.pending = next;
+    this.live.stage(next, false);
     if (this.phase === 'rollout' && !this.inRollout) this.applyPending();
     return next;
   }
 
+  private get cfg(): PpoConfig {
+    return this.live.current;
+  }
+
   /** At an iteration boundary: make a pending change the current settings. */
   private applyPending(): void {
-    const next = this.pending;
-    if (!next) return;
-    this.pending = null;
-    const prev = this.cfg;
-    this.cfg = next;
+    const change = this.live.apply();
+    if (!change) return;
+    const { prev, next } = change;
     const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
     if (next.klCoef !== prev.klCoef || (prev.adaptiveKl && !next.adaptiveKl))
       this.klCtl = this.makeKlController(next.klCoef);
@@ -444,13 +453,11 @@ export class PpoTrainer {
 
   /** [eot] + prompt ids, cropped from the left to leave maxNewTokens of room in the context. */
   queryFor(promptIds: number[]): number[] {
-    const q = [this.tokenizer.eotId, ...promptIds];
-    const room = this.policy.config.blockSize - this.config.maxNewTokens;
-    return q.slice(Math.max(0, q.length - room));
+    return queryIds(this.tokenizer.eotId, promptIds, this.policy.config.blockSize, this.config.maxNewTokens);
   }
 
   encodePrompt(text: string): number[] {
-    return this.tokenizer.encodePrompt ? this.tokenizer.encodePrompt(text).ids : this.tokenizer.encode(text);
+    return encodePromptIds(this.tokenizer, text);
   }
 
   // ------------------------------------------------------------------------------ phases
@@ -514,9 +521,9 @@ export class PpoTrainer {
     const lp = tf.tidy(() => {
       const t = this.rowTensors(partial, rowsAll);
       const { logits } = this.policy.forward(t.seq);
-      const logp = this.select(logprobsOfTokens(logits, t.targets, temperature), t.sel);
+      const logp = selectCompletion(logprobsOfTokens(logits, t.targets, temperature), t.sel);
       const scaled = temperature === 1 ? logits : (tf.div(logits, temperature) as tf.Tensor3D);
-      const ent = this.select(entropyFromLogitsT(scaled, t.posMask).perToken, t.sel);
+      const ent = selectCompletion(entropyFromLogitsT(scaled, t.posMask).perToken, t.sel);
       return tf.stack([logp, ent]);
     });
     const data = (await lp.data()) as Float32Array;
@@ -589,8 +596,8 @@ export class PpoTrainer {
     const both = tf.tidy(() => {
       const t = this.rowTensors(b, rowsAll);
       const { logits } = this.reference.forward(t.seq);
-      const ref = this.select(logprobsOfTokens(logits, t.targets, temperature), t.sel);
-      const values = this.select(this.valueModel.values(t.seq), t.sel);
+      const ref = selectCompletion(logprobsOfTokens(logits, t.targets, temperature), t.sel);
+      const values = selectCompletion(this.valueModel.values(t.seq), t.sel);
       return tf.stack([ref, values]);
     });
     const data = (await both.data()) as Float32Array; // one read-back
@@ -807,8 +814,7 @@ export class PpoTrainer {
       set(this.adam.m[i], state.adamM[key]);
       set(this.adam.v[i], state.adamV[key]);
     }
-    this.cfg = config;
-    this.pending = null;
+    this.live.reset(config);
     this.completedIterations = state.iteration;
     this.klCtl = this.makeKlController(state.beta);
     this.adam.step = state.adamStep;
@@ -855,45 +861,8 @@ export class PpoTrainer {
     return permutation(n, this.rng);
   }
 
-  /**
-   * Tensors of the given rows: seq int32 [b, L] (query + response, right-padded), targets
-   * int32 [b, L] (seq shifted left: the token each position predicts), sel float [b, R, L]
-   * (sel[i, j, q_i − 1 + j] = 1 for response token j) and posMask float [b, L].
-   */
-  private rowTensors(
-    batch: Batch,
-    rows: number[],
-  ): { seq: tf.Tensor2D; targets: tf.Tensor2D; sel: tf.Tensor3D; posMask: tf.Tensor2D } {
-    const { L, R } = batch;
-    const n = rows.length;
-    const eot = this.tokenizer.eotId;
-    const seq = new Int32Array(n * L).fill(eot);
-    const targets = new Int32Array(n * L).fill(eot);
-    const sel = new Float32Array(n * R * L);
-    const posMask = new Float32Array(n * L);
-    rows.forEach((r, i) => {
-      const q = batch.queries[r];
-      const resp = batch.responses[r];
-      const full = [...q, ...resp];
-      seq.set(full, i * L);
-      targets.set(full.slice(1), i * L);
-      for (let j = 0; j < resp.length; j++) {
-        const pos = q.length - 1 + j; // logits at pos predict token pos + 1 = response token j
-        sel[(i * R + j) * L + pos] = 1;
-        posMask[i * L + pos] = 1;
-      }
-    });
-    return {
-      seq: tf.tensor2d(seq, [n, L], 'int32'),
-      targets: tf.tensor2d(targets, [n, L], 'int32'),
-      sel: tf.tensor3d(sel, [n, R, L]),
-      posMask: tf.tensor2d(posMask, [n, L]),
-    };
-  }
-
-  /** x [b, L] → [b, R] at the response positions (0 on padding). */
-  private select(x: tf.Tensor2D, sel: tf.Tensor3D): tf.Tensor2D {
-    return tf.tidy(() => tf.sum(tf.mul(tf.expandDims(x, 1), sel), -1) as tf.Tensor2D);
+  private rowTensors(batch: Batch, rows: number[]): CompletionTensors {
+    return completionTensors(batch, rows, this.tokenizer.eotId);
   }
 
   /** One minibatch step: loss and gradients, one read-back, finite check, clipped Adam. */
@@ -919,9 +888,9 @@ export class PpoTrainer {
     try {
       const res = tf.variableGrads(() => {
         const { logits } = this.policy.forward(t.seq);
-        const lp = this.select(logprobsOfTokens(logits, t.targets, c.temperature), t.sel);
+        const lp = selectCompletion(logprobsOfTokens(logits, t.targets, c.temperature), t.sel);
         const ent = entropyFromLogitsT(tf.div(logits, c.temperature) as tf.Tensor3D, t.posMask);
-        const values = this.select(this.valueModel.values(t.seq), t.sel);
+        const values = selectCompletion(this.valueModel.values(t.seq), t.sel);
         const pol = ppoPolicyLossT(lp, data.oldLp, data.adv, data.mask, c.clipRange);
         const val = ppoValueLossT(values, data.oldV, data.ret, data.mask, c.clipRangeValue);
         const ratio = maskedMeanT(tf.exp(tf.mul(tf.sub(lp, data.oldLp), data.mask)), data.mask);

@@ -42,6 +42,7 @@ export function applyUrlSettings(s: UrlSettings): void {
   pretrainState.config = { ...pretrainState.config, ...s.pretrain };
   groupState.grpo = { ...groupState.grpo, ...s.grpo };
   groupState.rloo = { ...groupState.rloo, ...s.rloo };
+  groupState.odpo = { ...groupState.odpo, ...s.odpo };
   if (s.rewardFn !== undefined) {
     t.rewardKind = 'function';
     rewardFnState.offerLink(s.rewardFn);
@@ -68,6 +69,7 @@ export function currentShareable(): ShareableState {
     pretrain: $state.snapshot(pretrainState.config),
     grpo: $state.snapshot(groupState.grpo),
     rloo: $state.snapshot(groupState.rloo),
+    odpo: $state.snapshot(groupState.odpo),
     hide: [...uiPrefs.hiddenIds],
     presenter: uiPrefs.presenter,
     backend: engineState.requested,
