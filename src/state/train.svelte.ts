@@ -2,7 +2,10 @@
  * Train stage (PPO): the run's setup, the loop that calls `ppoRun` one iteration (or one phase)
  * at a time so pause is responsive, live metric history, evaluation samples, per-token traces,
  * checkpoints in IndexedDB's `runs` store (one record per run), and the guards: divergence
- * rollback, KL far past target, and gold-vs-proxy "reward hacking" detection.
+ * rollback and the run-health alarms (`src/lib/rlhf/alarms.ts`: KL runaway, gold-vs-proxy
+ * reward hacking, mode collapse, …), evaluated after every iteration, each offering a rewind to
+ * the last checkpoint saved before it fired with its suggested change applied. While an alarm is
+ * open (not dismissed), checkpoints are held so that checkpoint stays the one rewind reaches.
  *
  * Drawing is batched: worker events land in plain arrays and are copied into `$state.raw`
  * fields at most every `FLUSH_MS` (GAN Lab's "draw less often than you train").
@@ -16,6 +19,7 @@ import type { AdvantagesResult, RolloutResult, SampleTrace, ScoreResult, UpdateR
 import { DEFAULT_PPO_CONFIG, type PpoConfig } from '../lib/rlhf/ppo-config';
 import { defaultLabellerConfig, type LabellerKind } from '../lib/rlhf/labellers';
 import { diversityMetrics } from '../lib/rlhf/diversity';
+import { AlarmEpisodes, evaluateAlarms, favouredWords, rolloutStats, type Alarm } from '../lib/rlhf/alarms';
 import { settingsTable } from '../lib/settings/table';
 import { toStorageError } from '../lib/storage/db';
 import { JobCancelledError, PpoDivergedError } from '../lib/engine/errors';
@@ -90,8 +94,13 @@ const SETUP = TRAIN_SETUP_SETTINGS.defaults;
 export const PHASES: readonly PpoPhase[] = ['rollout', 'score', 'advantages', 'update'];
 
 const FLUSH_MS = 250;
-/** Evaluations looked at by the reward-hacking check. */
-const HACK_WINDOW = 4;
+
+/** An alarm as the page shows it: where rewind goes, and whether the user dismissed it. */
+export interface RunAlarm extends Alarm {
+  /** Iteration of the last checkpoint saved before it fired; null = the start of the run. */
+  checkpoint: number | null;
+  dismissed: boolean;
+}
 
 export type { EvalPoint, MetricRow };
 
@@ -103,20 +112,6 @@ export type PhaseResult =
 
 function mean(xs: number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
-}
-
-/** Least-squares slope of ys over 0, 1, 2, … */
-function slope(ys: number[]): number {
-  const n = ys.length;
-  const mx = (n - 1) / 2;
-  const my = mean(ys);
-  let num = 0;
-  let den = 0;
-  ys.forEach((y, i) => {
-    num += (i - mx) * (y - my);
-    den += (i - mx) ** 2;
-  });
-  return den ? num / den : 0;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -171,31 +166,12 @@ export class TrainState {
   readonly prompts = $derived(PROMPT_SETS.find((s) => s.id === this.promptSet)!.prompts as readonly string[]);
   readonly created = $derived(this.runId !== null);
 
-  /** `objective/kl` far past where it should be. */
-  readonly klWarning = $derived.by(() => {
-    const rows = this.history.filter((r) => 'objective/kl' in r.metrics);
-    const last = rows.at(-1);
-    if (!last || !this.setup) return null;
-    const kl = last.metrics['objective/kl'];
-    const cfg = this.config;
-    const limit = cfg.adaptiveKl ? 3 * cfg.adaptiveKl.target : 10;
-    if (!(kl > limit)) return null;
-    return cfg.adaptiveKl
-      ? `KL to the reference is ${kl.toFixed(2)} nats, over 3× the target of ${cfg.adaptiveKl.target}: the policy is drifting from the reference faster than β can hold it. Raise klCoef, lower lr, or pause.`
-      : `KL to the reference is ${kl.toFixed(2)} nats (fixed β = ${cfg.klCoef}): the policy has moved far from the reference. Raise klCoef or turn on adaptive KL.`;
-  });
-
-  /** Proxy score rising while the gold score of the evaluation samples falls. */
-  readonly hackingWarning = $derived.by(() => {
-    const pts = this.evals.slice(-HACK_WINDOW).filter((e) => e.samples.some((s) => s.gold !== null));
-    if (pts.length < 3 || this.setup?.reward.kind === undefined) return null;
-    const score = pts.map((e) => mean(e.samples.map((s) => s.score)));
-    const gold = pts.map((e) => mean(e.samples.filter((s) => s.gold !== null).map((s) => s.gold!)));
-    if (slope(score) > 0 && slope(gold) < 0 && gold[gold.length - 1] < gold[0]) {
-      return `Reward hacking? Over the last ${pts.length} evaluations the reward rose (${score[0].toFixed(2)} → ${score.at(-1)!.toFixed(2)}) while the gold labeller's score of the same prompts fell (${gold[0].toFixed(2)} → ${gold.at(-1)!.toFixed(2)}). The policy may be exploiting the reward rather than getting better: read the samples, raise klCoef, or stop here.`;
-    }
-    return null;
-  });
+  // ------------------------------------------------------------------ alarms
+  /** Alarms fired in this run's timeline (newest last); dismissed ones keep their chart marker. */
+  alarms = $state.raw<RunAlarm[]>([]);
+  readonly openAlarms = $derived(this.alarms.filter((a) => !a.dismissed));
+  /** Where the charts mark the alarms. */
+  readonly alarmMarkers = $derived(this.alarms.map((a) => ({ x: a.iteration, label: a.id })));
 
   private jobId: string | null = null;
   private rows: MetricRow[] = [];
@@ -203,6 +179,9 @@ export class TrainState {
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   private saveAfterIteration = false;
   private iterStart = 0;
+  private episodes = new AlarmEpisodes();
+  /** Rollout statistics of the iteration being stepped phase by phase (added to its metric row). */
+  private pendingRollout: Record<string, number> = {};
 
   // ------------------------------------------------------------------ setup helpers
 
@@ -256,6 +235,8 @@ export class TrainState {
     this.configError = null;
     this.secondsPerIteration = null;
     this.lastSavedIteration = null;
+    this.alarms = [];
+    this.episodes.reset();
   }
 
   private applyStatus(s: PpoStatus): void {
@@ -471,6 +452,7 @@ export class TrainState {
       this.applyStatus(status);
       this.flush();
       if (status.nextPhase === 'rollout') {
+        this.checkAlarms();
         const due = this.checkpointEvery > 0 && status.iteration % this.checkpointEvery === 0;
         if (due || this.saveAfterIteration) {
           this.saveAfterIteration = false;
@@ -503,6 +485,7 @@ export class TrainState {
 
   private onEvent(e: PpoEvent): void {
     if (e.kind === 'iteration') {
+      this.pendingRollout = this.rolloutMetrics(e.traces.map((t) => t.text));
       this.pushMetrics(e.metrics as unknown as Record<string, number>);
       this.traces = e.traces;
       this.latest = { prompts: e.prompts, texts: e.texts, scores: e.scores };
@@ -513,6 +496,7 @@ export class TrainState {
       this.currentPhase = PHASES[(i + 1) % PHASES.length];
       if (entry.phase === 'rollout') {
         this.latest = { prompts: entry.result.prompts, texts: entry.result.texts, scores: [] };
+        this.pendingRollout = this.rolloutMetrics(entry.result.texts);
       } else if (entry.phase === 'score' && this.latest) {
         this.latest = { ...this.latest, scores: entry.result.scores };
       } else if (entry.phase === 'advantages') {
@@ -536,9 +520,17 @@ export class TrainState {
     }
   }
 
+  /** `rolloutStats` of one rollout's completions, with the words the labeller favours. */
+  private rolloutMetrics(texts: string[]): Record<string, number> {
+    const reward = this.setup?.reward;
+    const favoured = reward?.kind === 'labeller' ? favouredWords(reward.labeller) : null;
+    return rolloutStats(texts, favoured ?? undefined);
+  }
+
   private pushMetrics(m: Record<string, number>): void {
     const { iteration, ...rest } = m;
-    this.rows.push({ step: iteration + 1, metrics: rest });
+    this.rows.push({ step: iteration + 1, metrics: { ...rest, ...this.pendingRollout } });
+    this.pendingRollout = {};
     const now = performance.now();
     this.secondsPerIteration = m['time/iteration_s'] ?? (now - this.iterStart) / 1000;
     this.iterStart = now;
@@ -557,6 +549,65 @@ export class TrainState {
     if (this.evals.length !== this.evalRows.length) this.evals = [...this.evalRows];
   }
 
+  /** Evaluate the alarms on the history (after each iteration); new ones are shown and hold checkpoints. */
+  private checkAlarms(): void {
+    if (!this.setup) return;
+    const fresh = this.episodes.next(evaluateAlarms(this.rows, { config: this.config }));
+    if (!fresh.length) return;
+    const checkpoint = this.lastSavedIteration;
+    this.alarms = [...this.alarms, ...fresh.map((a) => ({ ...a, checkpoint, dismissed: false }))];
+  }
+
+  /** Hide an alarm (its chart marker stays); checkpoints resume once no alarm is open. */
+  dismissAlarm(alarm: RunAlarm): void {
+    this.alarms = this.alarms.map((a) => (a === alarm ? { ...a, dismissed: true } : a));
+  }
+
+  /**
+   * Go back to the last checkpoint saved before `alarm` fired (the start of the run when none
+   * was saved), with its suggested change applied to the settings; the run stays paused there.
+   */
+  async rewind(alarm: RunAlarm): Promise<boolean> {
+    const setup = this.setup;
+    if (!setup || !this.runId) return false;
+    this.pauseRequested = true;
+    if (this.jobId) await engineState.engine.cancel(this.jobId).catch(() => false);
+    await until(() => !this.busy && !this.running && !this.saving);
+    this.busy = true;
+    try {
+      const loaded = await (await runStore()).loadPpo(this.runId);
+      const rec = loaded?.run;
+      const status = loaded
+        ? await engineState.engine.ppoCreate(loaded.run.setup, loaded.state)
+        : await engineState.engine.ppoCreate(setup);
+      const fired = this.alarms;
+      if (rec) this.restoreViewFrom(rec);
+      else this.resetView();
+      this.applyStatus(status);
+      this.traces = [];
+      this.phaseLog = [];
+      this.lastSavedIteration = rec ? rec.state.iteration : null;
+      const next = await engineState.engine.ppoUpdateConfig(alarm.suggestion.change);
+      this.config = structuredClone(next);
+      this.setup = { ...(rec?.setup ?? setup), config: next };
+      // Alarms of the undone iterations go; conditions already true at the checkpoint stay quiet.
+      this.alarms = fired.filter((a) => a.iteration <= status.iteration);
+      this.episodes.reset();
+      this.episodes.next(evaluateAlarms(this.rows, { config: next }));
+      this.lastError = null;
+      notices.add(
+        'info',
+        `Rewound to ${rec ? `the checkpoint of iteration ${status.iteration}` : 'the start of the run'} and applied: ${alarm.suggestion.text}. Press Resume to go on.`,
+      );
+      return true;
+    } catch (e) {
+      this.fail(e);
+      return false;
+    } finally {
+      this.busy = false;
+    }
+  }
+
   private fail(e: unknown): void {
     const msg = (e as Error).message ?? String(e);
     this.lastError = msg;
@@ -568,6 +619,8 @@ export class TrainState {
   /** Save the run's state, setup, history and samples (only between iterations). */
   async save(): Promise<void> {
     if (!this.runId || !this.setup || this.busy || this.nextPhase !== 'rollout' || this.saving) return;
+    // Held while an alarm is open, so rewind still reaches the checkpoint from before it fired.
+    if (this.openAlarms.length) return;
     this.saving = true;
     try {
       const state = await engineState.engine.ppoState();

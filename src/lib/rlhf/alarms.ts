@@ -1,0 +1,723 @@
+/**
+ * Run-health alarms: small pure functions over a run's metric history that name the failures
+ * RLHF users lose days to, while the run goes on, each with one sentence of what it means and a
+ * suggested change of the settings (issue 20). Metric names are TRL's (`PpoMetrics` in ./ppo.ts);
+ * the rollout statistics (`rollouts/…`) come from `rolloutStats` below, computed by the Train
+ * page from each iteration's completions.
+ *
+ * Every threshold lives in one settings table (`ALARM_SETTINGS`, the project's generic table), so
+ * a reader finds them in one place with their reasons. Sources of each alarm:
+ *  - KL runaway: Ziegler et al. 2019, "Fine-Tuning Language Models from Human Preferences"
+ *    (adaptive β holds the KL near a target; far past it, β cannot keep up).
+ *  - KL growing while the reward plateaus, identical completions across prompts: TRL issue #204
+ *    ("reward converged, KL keeps growing, every prompt gets the same answer").
+ *  - Entropy collapse: Cui et al. 2025, "The Entropy Mechanism of Reinforcement Learning for
+ *    Reasoning Language Models" (arXiv:2505.22617): entropy falls early and performance plateaus.
+ *  - Mode collapse by distinct-n: Li et al. 2016 (distinct-n, see ./diversity.ts); TRL #204.
+ *  - Length drift (to the maximum: every completion truncated, TRL's `completions/clipped_ratio`
+ *    → 1; or to nothing): TRL PR #3138 (over-long completions collapsing into gibberish) and
+ *    OpenRLHF issue #236.
+ *  - Negative KL: TRL issues #235, #925 and #1161: the k1 estimate goes negative when the
+ *    completions were sampled with settings (temperature, top-k, top-p, min-length) that differ
+ *    from the distribution the policy's log-probabilities are computed with.
+ *  - Gradient-norm and value-loss spikes: TRL issue #2980 (grad-norm and clip-ratio spikes).
+ *  - `val/ratio` far from 1, approximate KL far from 0: TRL's PPO documentation ("ratio … too
+ *    high like 2 or 1000 or too low like 0.1 means the updates between consecutive policies are
+ *    too drastic"); Schulman et al. 2017 (PPO) for the approximate KL between policies.
+ *  - Reward hacking, proxy up and gold down: Gao, Schulman & Hilton 2022, "Scaling Laws for Reward
+ *    Model Overoptimization"; a lexical proxy dominating (the completions repeat the words the
+ *    reward favours): open-r1 issue #373 (a format reward rising while the model outputs only the
+ *    format).
+ *
+ * An alarm is null (quiet) or an `Alarm`. `AlarmEpisodes` turns the alarms raised at each
+ * iteration into new ones only: an alarm fires once per episode (the condition must have been
+ * quiet for `quietIterations` before the same alarm fires again).
+ */
+import Sentiment from 'sentiment';
+import type { RunMetricRow } from '../data/saved';
+import { distinctN } from './diversity';
+import type { LabellerConfig } from './labellers';
+import { words } from './labellers';
+import type { PpoConfig } from './ppo-config';
+import { settingsTable } from '../settings/table';
+
+export type AlarmSeverity = 'warning' | 'critical';
+
+export const ALARM_IDS = [
+  'kl-runaway',
+  'kl-reward-plateau',
+  'entropy-collapse',
+  'mode-collapse',
+  'length-drift',
+  'negative-kl',
+  'grad-spike',
+  'value-loss-spike',
+  'ratio-drift',
+  'reward-hacking',
+  'lexical-proxy',
+] as const;
+export type AlarmId = (typeof ALARM_IDS)[number];
+
+export interface AlarmSuggestion {
+  /** What to change, in words ("raise klCoef to 1"). */
+  text: string;
+  /** The change of the PPO settings that rewind applies. */
+  change: Partial<PpoConfig>;
+}
+
+export interface Alarm {
+  id: AlarmId;
+  /** The iteration (completed iterations, the charts' x) at which it fired. */
+  iteration: number;
+  severity: AlarmSeverity;
+  /** One sentence: what it means. */
+  message: string;
+  suggestion: AlarmSuggestion;
+}
+
+/** The alarms' thresholds, with the reason of each in its help line. */
+export interface AlarmThresholds {
+  window: number;
+  minIterations: number;
+  quietIterations: number;
+  klRunawayFactor: number;
+  klRunawayFixed: number;
+  klRiseNats: number;
+  plateauScore: number;
+  entropyFloor: number;
+  distinctFloor: number;
+  identicalFrac: number;
+  lengthHigh: number;
+  lengthLow: number;
+  negativeKl: number;
+  spikeFactor: number;
+  ratioDeviation: number;
+  approxKlMax: number;
+  hackEvals: number;
+  favouredRepeat: number;
+}
+
+export const ALARM_SETTINGS = settingsTable<AlarmThresholds>(
+  {
+    window: {
+      kind: 'number',
+      int: true,
+      min: 3,
+      max: 1000,
+      default: 10,
+      help: 'Iterations a trend alarm looks back over (KL growth, reward plateau, spikes against the median).',
+    },
+    minIterations: {
+      kind: 'number',
+      int: true,
+      min: 1,
+      max: 1000,
+      default: 6,
+      help: 'No trend alarm before this many iterations: the first ones are noisy and the value model is still learning.',
+    },
+    quietIterations: {
+      kind: 'number',
+      int: true,
+      min: 1,
+      max: 1000,
+      default: 5,
+      help: 'An alarm fires once per episode: it fires again only after its condition was quiet for this many iterations.',
+    },
+    klRunawayFactor: {
+      kind: 'number',
+      min: 1,
+      max: 100,
+      default: 3,
+      help: 'With adaptive KL: alarm when objective/kl passes this many times the target (β cannot hold it).',
+    },
+    klRunawayFixed: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 1e6,
+      default: 10,
+      help: 'With a fixed β: alarm when objective/kl passes this many nats per sequence.',
+    },
+    klRiseNats: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 1e6,
+      default: 2,
+      help: 'KL growth (nats per sequence, last third of the window against the first) that counts as "growing".',
+    },
+    plateauScore: {
+      kind: 'number',
+      min: 0,
+      max: 100,
+      default: 0.5,
+      help: 'The reward has plateaued when its rise over the window (least-squares line) is below this many standard deviations of its values.',
+    },
+    entropyFloor: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 1,
+      default: 0.25,
+      help: 'Entropy collapse: policy entropy below this fraction of its value at the start of the run.',
+    },
+    distinctFloor: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 1,
+      default: 0.4,
+      help: 'Mode collapse: distinct-2 of the rollouts below this fraction of its value at the start.',
+    },
+    identicalFrac: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 1,
+      default: 0.5,
+      help: 'Mode collapse: at least this fraction of a rollout’s completions are identical to another one (different prompts, same answer).',
+    },
+    lengthHigh: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 1,
+      default: 0.95,
+      help: 'Length drift to the maximum: truncated completions (no end-of-text) reach this fraction after starting below 0.8 of it.',
+    },
+    lengthLow: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 1,
+      default: 0.2,
+      help: 'Length drift to nothing: mean completion length below this fraction of its value at the start.',
+    },
+    negativeKl: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 1e6,
+      default: 0.5,
+      help: 'Negative KL beyond noise: objective/kl below minus this many nats per sequence for 3 iterations running.',
+    },
+    spikeFactor: {
+      kind: 'number',
+      min: 1,
+      minExclusive: true,
+      max: 1e6,
+      default: 5,
+      help: 'A spike: grad_norm or loss/value_avg above this many times its median over the window before.',
+    },
+    ratioDeviation: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 1e6,
+      default: 0.5,
+      help: 'val/ratio further than this from 1 (TRL: 2 or 0.1 means the updates are too drastic).',
+    },
+    approxKlMax: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 1e6,
+      default: 0.3,
+      help: 'policy/approxkl_avg (nats per token between the rollout and the updated policy) above this: steps too large.',
+    },
+    hackEvals: {
+      kind: 'number',
+      int: true,
+      min: 3,
+      max: 1000,
+      default: 4,
+      help: 'Evaluations looked at by the proxy-up-gold-down check.',
+    },
+    favouredRepeat: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 1,
+      default: 0.3,
+      help: 'Lexical proxy: the fraction of rollout words that repeat a word the reward favours (already said in the same completion).',
+    },
+  },
+  { what: 'alarm', urlPrefix: 'alarm' },
+);
+
+export const DEFAULT_ALARM_THRESHOLDS: Readonly<AlarmThresholds> = ALARM_SETTINGS.defaults;
+
+export interface AlarmContext {
+  /** The run's PPO settings now (the suggestions are changes of them). */
+  config: PpoConfig;
+  thresholds?: AlarmThresholds;
+}
+
+export type AlarmCheck = (history: readonly RunMetricRow[], ctx: AlarmContext) => Alarm | null;
+
+// ------------------------------------------------------------------------------- helpers
+
+interface Pt {
+  step: number;
+  value: number;
+}
+
+/** The finite values of one metric, oldest first. */
+export function series(history: readonly RunMetricRow[], key: string): Pt[] {
+  const out: Pt[] = [];
+  for (const r of history) {
+    const v = r.metrics[key];
+    if (typeof v === 'number' && Number.isFinite(v)) out.push({ step: r.step, value: v });
+  }
+  return out;
+}
+
+function mean(xs: readonly number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
+
+function std(xs: readonly number[]): number {
+  const m = mean(xs);
+  return Math.sqrt(mean(xs.map((x) => (x - m) ** 2)));
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n ? (n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2) : NaN;
+}
+
+/** Least-squares slope of ys over 0, 1, 2, … */
+export function slope(ys: readonly number[]): number {
+  const n = ys.length;
+  const mx = (n - 1) / 2;
+  const my = mean(ys);
+  let num = 0;
+  let den = 0;
+  ys.forEach((y, i) => {
+    num += (i - mx) * (y - my);
+    den += (i - mx) ** 2;
+  });
+  return den ? num / den : 0;
+}
+
+/** Mean of the first and of the last third of `xs` (at least one value each). */
+function thirds(xs: readonly number[]): { first: number; last: number } {
+  const k = Math.max(1, Math.floor(xs.length / 3));
+  return { first: mean(xs.slice(0, k)), last: mean(xs.slice(-k)) };
+}
+
+/** The mean of the first `k` values: the run's starting level of a metric. */
+function start(pts: readonly Pt[], k = 3): number {
+  return mean(pts.slice(0, k).map((p) => p.value));
+}
+
+const th = (ctx: AlarmContext) => ctx.thresholds ?? DEFAULT_ALARM_THRESHOLDS;
+const fmt = (x: number, d = 2) => (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(d));
+/** A setting raised or lowered by `factor`, rounded to 3 significant digits and kept in its range. */
+function scaled(x: number, factor: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, Number((x * factor).toPrecision(3))));
+}
+
+/** Raise β (and keep the adaptive controller, aiming lower when it is on). */
+function holdKl(c: PpoConfig): AlarmSuggestion {
+  const klCoef = scaled(Math.max(c.klCoef, 0.05), 2, 0, 100);
+  if (c.adaptiveKl === null)
+    return {
+      text: `raise klCoef to ${klCoef}, turn adaptive KL on (target 4 nats) and lower lr to ${scaled(c.lr, 0.5, 1e-9, 1)}`,
+      change: { klCoef, adaptiveKl: { target: 4, horizon: 64 }, lr: scaled(c.lr, 0.5, 1e-9, 1) },
+    };
+  return {
+    text: `raise klCoef to ${klCoef} and lower lr to ${scaled(c.lr, 0.5, 1e-9, 1)}`,
+    change: { klCoef, lr: scaled(c.lr, 0.5, 1e-9, 1) },
+  };
+}
+
+function lowerLr(c: PpoConfig, factor = 0.5): AlarmSuggestion {
+  const lr = scaled(c.lr, factor, 1e-9, 1);
+  return { text: `lower lr to ${lr}`, change: { lr } };
+}
+
+// ------------------------------------------------------------------------------- the alarms
+
+/** `objective/kl` far past the adaptive target (or far past 10 nats with a fixed β). */
+export const klRunaway: AlarmCheck = (history, ctx) => {
+  const t = th(ctx);
+  const kl = series(history, 'objective/kl');
+  const last = kl.at(-1);
+  if (!last) return null;
+  const c = ctx.config;
+  const limit = c.adaptiveKl ? t.klRunawayFactor * c.adaptiveKl.target : t.klRunawayFixed;
+  if (!(last.value > limit)) return null;
+  return {
+    id: 'kl-runaway',
+    iteration: last.step,
+    severity: 'critical',
+    message: c.adaptiveKl
+      ? `KL to the reference is ${fmt(last.value)} nats, over ${t.klRunawayFactor}× the target of ${c.adaptiveKl.target}: the policy is drifting from the reference faster than β can hold it.`
+      : `KL to the reference is ${fmt(last.value)} nats with a fixed β of ${c.klCoef}: the policy has moved far from the reference and its text is likely degenerate.`,
+    suggestion: holdKl(c),
+  };
+};
+
+/** KL grows over the window while the reward stays flat (TRL #204), at 3 iterations running. */
+export const klRewardPlateau: AlarmCheck = (history, ctx) => {
+  const t = th(ctx);
+  const kl = series(history, 'objective/kl').map((p) => p.value);
+  const score = series(history, 'objective/scores').map((p) => p.value);
+  const last = series(history, 'objective/kl').at(-1);
+  const need = Math.max(t.minIterations, t.window) + 2;
+  if (!last || kl.length < need || score.length < need) return null;
+  // The window ending `back` iterations ago: KL growth (thirds) and the reward's rise along its
+  // least-squares line in units of its spread. One noisy iteration does not make a plateau.
+  const at = (back: number) => {
+    const end = (xs: number[]) => xs.slice(xs.length - back - t.window, xs.length - back);
+    const k = end(kl);
+    const s = end(score);
+    const dk = thirds(k);
+    const rise = slope(s) * (s.length - 1);
+    return { dk, ds: thirds(s), hit: dk.last - dk.first > t.klRiseNats && rise / (std(s) + 1e-9) < t.plateauScore };
+  };
+  if (![0, 1, 2].every((b) => at(b).hit)) return null;
+  const { dk, ds } = at(0);
+  return {
+    id: 'kl-reward-plateau',
+    iteration: last.step,
+    severity: 'warning',
+    message: `Over the last ${t.window} iterations the KL grew from ${fmt(dk.first)} to ${fmt(dk.last)} nats while the reward stayed flat (${fmt(ds.first)} → ${fmt(ds.last)}): the policy pays KL for nothing the reward values, often by converging on one answer.`,
+    suggestion: holdKl(ctx.config),
+  };
+};
+
+/** Policy entropy fell to a fraction of where it started. */
+export const entropyCollapse: AlarmCheck = (history, ctx) => {
+  const t = th(ctx);
+  const ent = series(history, 'policy/entropy_avg');
+  if (ent.length < t.minIterations) return null;
+  const s0 = start(ent);
+  const recent = ent.slice(-3).map((p) => p.value);
+  if (!(s0 > 0) || !recent.every((v) => v < t.entropyFloor * s0)) return null;
+  const c = ctx.config;
+  const entCoef = c.entCoef > 0 ? scaled(c.entCoef, 2, 0, 10) : 0.01;
+  return {
+    id: 'entropy-collapse',
+    iteration: ent.at(-1)!.step,
+    severity: 'warning',
+    message: `Policy entropy fell from ${fmt(s0)} to ${fmt(recent.at(-1)!)} nats per token: the policy has become nearly deterministic and stops exploring.`,
+    suggestion: {
+      text: `add an entropy bonus (entCoef ${entCoef}) and lower lr to ${scaled(c.lr, 0.5, 1e-9, 1)}`,
+      change: { entCoef, lr: scaled(c.lr, 0.5, 1e-9, 1) },
+    },
+  };
+};
+
+/** distinct-2 of the rollouts fell, or many prompts get the identical completion (TRL #204). */
+export const modeCollapse: AlarmCheck = (history, ctx) => {
+  const t = th(ctx);
+  const d2 = series(history, 'rollouts/distinct_2');
+  const same = series(history, 'rollouts/identical_frac');
+  if (d2.length < t.minIterations && same.length < t.minIterations) return null;
+  const lastSame = same.at(-1);
+  const s0 = start(d2);
+  const lastD = d2.at(-1);
+  const identical = lastSame && lastSame.value >= t.identicalFrac && start(same) < t.identicalFrac;
+  const fallen = lastD && s0 > 0 && d2.slice(-3).every((p) => p.value < t.distinctFloor * s0);
+  if (!identical && !fallen) return null;
+  const c = ctx.config;
+  return {
+    id: 'mode-collapse',
+    iteration: (identical ? lastSame : lastD)!.step,
+    severity: 'critical',
+    message: identical
+      ? `${Math.round(lastSame!.value * 100)} % of the rollout's completions are identical to another one: different prompts get the same answer (mode collapse).`
+      : `Distinct-2 of the rollouts fell from ${fmt(s0)} to ${fmt(lastD!.value)}: the completions have become alike (mode collapse).`,
+    suggestion: {
+      text: `raise klCoef to ${scaled(Math.max(c.klCoef, 0.05), 2, 0, 100)} and add an entropy bonus (entCoef ${c.entCoef > 0 ? scaled(c.entCoef, 2, 0, 10) : 0.01})`,
+      change: {
+        klCoef: scaled(Math.max(c.klCoef, 0.05), 2, 0, 100),
+        entCoef: c.entCoef > 0 ? scaled(c.entCoef, 2, 0, 10) : 0.01,
+      },
+    },
+  };
+};
+
+/**
+ * Completions drifting to the maximum length (truncated: no end-of-text, TRL's
+ * `completions/clipped_ratio` → 1) or to nothing.
+ */
+export const lengthDrift: AlarmCheck = (history, ctx) => {
+  const t = th(ctx);
+  const len = series(history, 'response_length');
+  if (len.length < t.minIterations) return null;
+  const c = ctx.config;
+  const eos = series(history, 'val/num_eos_tokens');
+  const clipped = (p: Pt) => 1 - Math.min(1, p.value / c.batchSize);
+  const len0 = start(len);
+  const recent = len.slice(-3).map((p) => p.value);
+  const clip0 = eos.length >= 3 ? mean(eos.slice(0, 3).map(clipped)) : NaN;
+  const clipNow = eos.length >= 3 ? mean(eos.slice(-3).map(clipped)) : NaN;
+  const toMax =
+    recent.every((v) => v >= t.lengthHigh * c.maxNewTokens) &&
+    len0 < 0.8 * c.maxNewTokens &&
+    (!Number.isFinite(clipNow) || (clipNow >= t.lengthHigh && clip0 < 0.8));
+  const toNothing = len0 > 0 && recent.every((v) => v < Math.max(1, t.lengthLow * len0));
+  if (!toMax && !toNothing) return null;
+  if (toMax)
+    return {
+      id: 'length-drift',
+      iteration: len.at(-1)!.step,
+      severity: 'warning',
+      message: `Completions grew from ${fmt(len0, 1)} tokens to the maximum of ${c.maxNewTokens}${Number.isFinite(clipNow) ? `, ${Math.round(clipNow * 100)} % cut off without an end-of-text` : ''}: the reward favours length, and truncated text teaches nothing about ending.`,
+      suggestion:
+        c.missingEosPenalty === null
+          ? { text: 'add the over-long penalty (missingEosPenalty 1)', change: { missingEosPenalty: 1 } }
+          : {
+              text: `raise missingEosPenalty to ${scaled(c.missingEosPenalty, 2, 0, 1e6)}`,
+              change: { missingEosPenalty: scaled(c.missingEosPenalty, 2, 0, 1e6) },
+            },
+    };
+  return {
+    id: 'length-drift',
+    iteration: len.at(-1)!.step,
+    severity: 'warning',
+    message: `Completions shrank from ${fmt(len0, 1)} tokens to ${fmt(recent.at(-1)!, 1)}: the policy found that saying (almost) nothing scores best, usually because the reward or the KL penalty punishes every token.`,
+    suggestion: holdKl(c),
+  };
+};
+
+/** `objective/kl` below zero beyond noise (TRL #235, #925, #1161). */
+export const negativeKl: AlarmCheck = (history, ctx) => {
+  const t = th(ctx);
+  const kl = series(history, 'objective/kl');
+  if (kl.length < 3) return null;
+  const recent = kl.slice(-3).map((p) => p.value);
+  if (!recent.every((v) => v < -t.negativeKl)) return null;
+  const c = ctx.config;
+  return {
+    id: 'negative-kl',
+    iteration: kl.at(-1)!.step,
+    severity: 'warning',
+    message: `The KL to the reference is negative (${fmt(mean(recent))} nats over the last 3 iterations), which a true KL never is: the usual cause is sampling settings (temperature, top-k, top-p, a minimum length) that differ from the distribution the log-probabilities are computed with.`,
+    suggestion:
+      c.klEstimator === 'k1'
+        ? {
+            text: "use the k3 KL estimator (never negative) and check that sampling uses the policy's own distribution",
+            change: { klEstimator: 'k3' },
+          }
+        : { text: 'raise klCoef', change: { klCoef: scaled(Math.max(c.klCoef, 0.05), 2, 0, 100) } },
+  };
+};
+
+function spike(history: readonly RunMetricRow[], key: string, t: AlarmThresholds): { now: Pt; base: number } | null {
+  const pts = series(history, key);
+  if (pts.length < t.minIterations + 1) return null;
+  const now = pts.at(-1)!;
+  const base = median(pts.slice(-1 - t.window, -1).map((p) => Math.abs(p.value)));
+  return base > 0 && Math.abs(now.value) > t.spikeFactor * base ? { now, base } : null;
+}
+
+/** The update's gradient norm far above its recent median (TRL #2980). */
+export const gradSpike: AlarmCheck = (history, ctx) => {
+  const s = spike(history, 'grad_norm', th(ctx));
+  if (!s) return null;
+  const lr = lowerLr(ctx.config);
+  return {
+    id: 'grad-spike',
+    iteration: s.now.step,
+    severity: 'warning',
+    message: `The gradient norm jumped to ${fmt(s.now.value)}, ${fmt(s.now.value / s.base, 1)}× its recent median: one batch pushed the weights hard, the step before a divergence.`,
+    suggestion: lr,
+  };
+};
+
+/** The value loss far above its recent median (TRL #2980). */
+export const valueLossSpike: AlarmCheck = (history, ctx) => {
+  const s = spike(history, 'loss/value_avg', th(ctx));
+  if (!s) return null;
+  const c = ctx.config;
+  const vfCoef = scaled(c.vfCoef, 0.5, 0, 100);
+  return {
+    id: 'value-loss-spike',
+    iteration: s.now.step,
+    severity: 'warning',
+    message: `The value loss jumped to ${fmt(s.now.value)}, ${fmt(s.now.value / s.base, 1)}× its recent median: the returns changed faster than the value model can follow, so the advantages are noise.`,
+    suggestion: {
+      text: `lower lr to ${scaled(c.lr, 0.5, 1e-9, 1)} and vfCoef to ${vfCoef}`,
+      change: { lr: scaled(c.lr, 0.5, 1e-9, 1), vfCoef },
+    },
+  };
+};
+
+/** `val/ratio` far from 1 or `policy/approxkl_avg` far from 0: the updates are too drastic. */
+export const ratioDrift: AlarmCheck = (history, ctx) => {
+  const t = th(ctx);
+  const ratio = series(history, 'val/ratio').at(-1);
+  const akl = series(history, 'policy/approxkl_avg').at(-1);
+  const badRatio = ratio && Math.abs(ratio.value - 1) > t.ratioDeviation;
+  const badKl = akl && akl.value > t.approxKlMax;
+  if (!badRatio && !badKl) return null;
+  const c = ctx.config;
+  const change: Partial<PpoConfig> = { lr: scaled(c.lr, 0.5, 1e-9, 1) };
+  if (c.targetKlEarlyStop === null) change.targetKlEarlyStop = 0.1;
+  return {
+    id: 'ratio-drift',
+    iteration: (badRatio ? ratio : akl)!.step,
+    severity: 'critical',
+    message: badRatio
+      ? `val/ratio is ${fmt(ratio!.value)}, far from 1: the updated policy differs so much from the one that sampled the rollout that the clipped objective no longer holds the step.`
+      : `The approximate KL between the rollout policy and the updated one is ${fmt(akl!.value, 3)} nats per token, far from 0: each update moves the policy too far.`,
+    suggestion: {
+      text: `lower lr to ${change.lr}${change.targetKlEarlyStop ? ' and stop updates early past an approximate KL of 0.1' : ''}`,
+      change,
+    },
+  };
+};
+
+/**
+ * The proxy reward rose while the gold score of the same evaluation samples fell, over the last
+ * `hackEvals` evaluations (Gao et al. 2022). Reads `eval/score` and `eval/gold_score` rows.
+ */
+export const rewardHacking: AlarmCheck = (history, ctx) => {
+  const t = th(ctx);
+  const rows = history.filter(
+    (r) => Number.isFinite(r.metrics['eval/score']) && Number.isFinite(r.metrics['eval/gold_score']),
+  );
+  const pts = rows.slice(-t.hackEvals);
+  if (pts.length < 3) return null;
+  const score = pts.map((r) => r.metrics['eval/score']);
+  const gold = pts.map((r) => r.metrics['eval/gold_score']);
+  if (!(slope(score) > 0 && slope(gold) < 0 && gold[gold.length - 1] < gold[0])) return null;
+  return {
+    id: 'reward-hacking',
+    iteration: pts.at(-1)!.step,
+    severity: 'critical',
+    message: `Reward hacking? Over the last ${pts.length} evaluations the reward rose (${score[0].toFixed(2)} → ${score.at(-1)!.toFixed(2)}) while the gold labeller's score of the same prompts fell (${gold[0].toFixed(2)} → ${gold.at(-1)!.toFixed(2)}). The policy may be exploiting the reward rather than getting better.`,
+    suggestion: holdKl(ctx.config),
+  };
+};
+
+/** The completions repeat the words the reward favours (open-r1 #373). Reads `rollouts/favoured_repeat_frac`. */
+export const lexicalProxy: AlarmCheck = (history, ctx) => {
+  const t = th(ctx);
+  const rep = series(history, 'rollouts/favoured_repeat_frac');
+  if (rep.length < t.minIterations) return null;
+  const recent = rep.slice(-3).map((p) => p.value);
+  if (!recent.every((v) => v >= t.favouredRepeat) || start(rep) >= t.favouredRepeat) return null;
+  return {
+    id: 'lexical-proxy',
+    iteration: rep.at(-1)!.step,
+    severity: 'warning',
+    message: `${Math.round(recent.at(-1)! * 100)} % of the rollouts' words repeat a word the reward favours: the policy is farming the reward's lexicon rather than writing better text.`,
+    suggestion: holdKl(ctx.config),
+  };
+};
+
+/** Every PPO alarm, in the order they are shown. */
+export const PPO_ALARMS: readonly AlarmCheck[] = [
+  klRunaway,
+  ratioDrift,
+  rewardHacking,
+  modeCollapse,
+  klRewardPlateau,
+  entropyCollapse,
+  lengthDrift,
+  negativeKl,
+  gradSpike,
+  valueLossSpike,
+  lexicalProxy,
+];
+
+/** The alarms raised by `history` now (quiet ones left out). */
+export function evaluateAlarms(history: readonly RunMetricRow[], ctx: AlarmContext): Alarm[] {
+  return PPO_ALARMS.map((check) => check(history, ctx)).filter((a): a is Alarm => a !== null);
+}
+
+/**
+ * Once per episode: `next` takes the alarms raised at one iteration and returns those that are
+ * new. An alarm's episode ends when it has been quiet for `quietIterations` evaluations.
+ */
+export class AlarmEpisodes {
+  /** Open episodes: id → evaluations quiet since the alarm was last raised. */
+  private open = new Map<AlarmId, number>();
+  constructor(private readonly quietIterations = DEFAULT_ALARM_THRESHOLDS.quietIterations) {}
+
+  next(raised: readonly Alarm[]): Alarm[] {
+    const fresh: Alarm[] = [];
+    const ids = new Set(raised.map((a) => a.id));
+    for (const [id, quiet] of this.open) {
+      if (ids.has(id)) continue;
+      if (quiet + 1 >= this.quietIterations) this.open.delete(id);
+      else this.open.set(id, quiet + 1);
+    }
+    for (const a of raised) {
+      if (!this.open.has(a.id)) fresh.push(a);
+      this.open.set(a.id, 0);
+    }
+    return fresh;
+  }
+
+  /** Forget every episode (a rewind starts afresh from its checkpoint). */
+  reset(): void {
+    this.open.clear();
+  }
+}
+
+// ------------------------------------------------------------------------------- rollout statistics
+
+/**
+ * Statistics of one rollout's completions, logged as metrics so the alarms can read them:
+ * `rollouts/distinct_1`, `rollouts/distinct_2` (Li et al. 2016), `rollouts/identical_frac`
+ * (the fraction of completions equal to another one of the batch, trimmed; empty ones count)
+ * and, when `favoured` is given, `rollouts/favoured_repeat_frac` (the fraction of words that are
+ * a favoured word already said earlier in the same completion).
+ */
+export function rolloutStats(texts: readonly string[], favoured?: (word: string) => boolean): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (!texts.length) return out;
+  out['rollouts/distinct_1'] = distinctN(texts, 1);
+  out['rollouts/distinct_2'] = distinctN(texts, 2);
+  const counts = new Map<string, number>();
+  for (const t of texts) counts.set(t.trim(), (counts.get(t.trim()) ?? 0) + 1);
+  out['rollouts/identical_frac'] = texts.filter((t) => counts.get(t.trim())! > 1).length / texts.length;
+  if (favoured) {
+    let total = 0;
+    let repeats = 0;
+    for (const t of texts) {
+      const seen = new Set<string>();
+      for (const w of words(t)) {
+        total++;
+        if (seen.has(w) && favoured(w)) repeats++;
+        seen.add(w);
+      }
+    }
+    out['rollouts/favoured_repeat_frac'] = total ? repeats / total : 0;
+  }
+  return out;
+}
+
+let analyzer: Sentiment | null = null;
+const valence = new Map<string, number>();
+
+/**
+ * The words a scripted labeller rewards, or null when it has no lexicon (length, constitution):
+ * AFINN words of the wanted polarity for sentiment, the included terms' words for keyword.
+ */
+export function favouredWords(config: LabellerConfig): ((word: string) => boolean) | null {
+  if (config.kind === 'sentiment') {
+    const sign = config.polarity === 'positive' ? 1 : -1;
+    return (w) => {
+      let v = valence.get(w);
+      if (v === undefined) {
+        analyzer ??= new Sentiment();
+        v = analyzer.analyze(w).score;
+        valence.set(w, v);
+      }
+      return sign * v > 0;
+    };
+  }
+  if (config.kind === 'keyword') {
+    const set = new Set(config.include.flatMap((term) => words(term)));
+    return set.size ? (w) => set.has(w) : null;
+  }
+  return null;
+}

@@ -1,0 +1,106 @@
+/**
+ * Run-health alarms in the browser (issue 20): a PPO run made to blow up (learning rate 100× the
+ * default, no KL penalty, a checkpoint every iteration) raises the KL alarm, marks it on the
+ * charts, and rewind goes back to the checkpoint saved before it fired with the suggested change
+ * in the engine's run and in the settings table; dismiss hides an alarm.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { openApp } from './harness';
+
+const MODEL_TIMEOUT = 120_000;
+const ALARM_TIMEOUT = 300_000;
+
+type EngineHandle = { rlhf: { engine: { engine: import('../../src/lib/engine/types').Engine } } };
+
+async function ppoStatus(page: Page) {
+  return page.evaluate(async () => {
+    const s = await (globalThis as unknown as EngineHandle).rlhf.engine.engine.ppoStatus();
+    return s && { iteration: s.iteration, config: s.config };
+  });
+}
+
+describe('run-health alarms', () => {
+  it('a run blowing up raises the KL alarm, marked on the charts; rewind restores the checkpoint and applies the change', async () => {
+    const app = await openApp(
+      '/?lr=0.005&adaptiveKl=off&klCoef=0&batchSize=4&maxNewTokens=8&ppoEpochs=2&checkpointEvery=1#/train',
+    );
+    const { page } = app;
+    try {
+      await page.waitForSelector('[data-testid="ppo-start"]:not([disabled])', { timeout: MODEL_TIMEOUT });
+      await page.click('[data-testid="ppo-start"]');
+      const alarm = page.locator('[data-testid="alarm"][data-alarm-id="kl-runaway"]');
+      await alarm.waitFor({ timeout: ALARM_TIMEOUT });
+      const text = (await alarm.locator('[data-testid="alarm-message"]').textContent())!;
+      assert.match(text, /KL to the reference is [\d.]+ nats with a fixed β of 0/);
+      assert.match((await alarm.locator('[data-testid="alarm-suggestion"]').textContent())!, /raise klCoef to 0\.1/);
+      const firedAt = Number(/iteration (\d+)/.exec((await alarm.locator('.msg strong').textContent())!)![1]);
+      // The moment is marked on the charts.
+      await page.waitForSelector(`[data-metric="objective/kl"] line.marker[data-x="${firedAt}"]`, {
+        state: 'attached',
+      });
+
+      // Checkpoints were saved every iteration until an alarm fired, then held.
+      const button = alarm.locator('[data-testid="alarm-rewind"]');
+      const label = (await button.textContent())!;
+      const checkpoint = Number(/iteration (\d+)/.exec(label)![1]);
+      assert.ok(checkpoint < firedAt, label);
+      await button.click();
+      await page.waitForFunction(
+        (n) =>
+          document.querySelector('[data-testid="ppo-iteration"]')?.textContent === String(n) &&
+          document.querySelector('[data-testid="ppo-resume"]') !== null,
+        checkpoint,
+        { timeout: ALARM_TIMEOUT },
+      );
+      const status = (await ppoStatus(page))!;
+      assert.equal(status.iteration, checkpoint);
+      assert.equal(status.config.klCoef, 0.1);
+      assert.deepEqual(status.config.adaptiveKl, { target: 4, horizon: 64 });
+      assert.equal(status.config.lr, 0.0025);
+      assert.equal(Number(await page.inputValue('[data-testid="cfg-klCoef"]')), 0.1);
+      // The rewound iterations' alarm and its marker are gone.
+      assert.equal(await alarm.count(), 0);
+      assert.equal(await page.locator(`[data-metric="objective/kl"] line.marker[data-x="${firedAt}"]`).count(), 0);
+
+      // Going on from there trains with the new settings (β is the beta metric of the next iteration).
+      await page.click('[data-testid="ppo-step"]');
+      await page.waitForFunction(
+        (n) => document.querySelector('[data-testid="ppo-iteration"]')?.textContent === String(n + 1),
+        checkpoint,
+        { timeout: ALARM_TIMEOUT },
+      );
+      assert.equal((await ppoStatus(page))!.config.klCoef, 0.1);
+      assert.deepEqual(app.errors, []);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('while an alarm is open checkpoints are held; dismiss hides it and keeps its marker', async () => {
+    const app = await openApp(
+      '/?lr=0.005&adaptiveKl=off&klCoef=0&batchSize=4&maxNewTokens=8&ppoEpochs=2&checkpointEvery=1#/train',
+    );
+    const { page } = app;
+    try {
+      await page.waitForSelector('[data-testid="ppo-start"]:not([disabled])', { timeout: MODEL_TIMEOUT });
+      await page.click('[data-testid="ppo-start"]');
+      const alarm = page.locator('[data-testid="alarm"][data-alarm-id="kl-runaway"]');
+      await alarm.waitFor({ timeout: ALARM_TIMEOUT });
+      await page.click('[data-testid="ppo-pause"]');
+      await page.waitForSelector('[data-testid="ppo-resume"]', { timeout: ALARM_TIMEOUT });
+      const iteration = Number(await page.textContent('[data-testid="ppo-iteration"]'));
+      const saved = Number(/saved at (\d+)/.exec((await page.textContent('[data-testid="ppo-saved"]'))!)![1]);
+      assert.ok(saved < iteration, `held: saved at ${saved}, iteration ${iteration}`);
+      const markers = await page.locator('[data-metric="objective/kl"] line.marker').count();
+      assert.ok(markers >= 1);
+      await alarm.locator('[data-testid="alarm-dismiss"]').click();
+      assert.equal(await alarm.count(), 0);
+      assert.equal(await page.locator('[data-metric="objective/kl"] line.marker').count(), markers);
+      assert.deepEqual(app.errors, []);
+    } finally {
+      await app.close();
+    }
+  });
+});
