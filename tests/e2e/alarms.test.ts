@@ -1,8 +1,11 @@
 /**
- * Run-health alarms in the browser (issue 20): a PPO run made to blow up (learning rate 100× the
- * default, no KL penalty, a checkpoint every iteration) raises the KL alarm, marks it on the
- * charts, and rewind goes back to the checkpoint saved before it fired with the suggested change
- * in the engine's run and in the settings table; dismiss hides an alarm.
+ * Run-health alarms in the browser (issue 20): a PPO run made to blow up (a fixed β of 0 and a
+ * checkpoint every iteration; after two healthy iterations the learning rate goes to 100× the
+ * default) raises the KL alarm, marks it on the charts, and rewind goes back to the checkpoint
+ * saved before it fired with the suggested change in the engine's run and in the settings table;
+ * while an alarm is open checkpoints are held; dismiss hides an alarm. (With lr 0.005 from the
+ * start, the first update already moves the policy so far that the ratio alarm fires at
+ * iteration 1, before any checkpoint: rewind would go to the start.)
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -11,6 +14,23 @@ import { openApp } from './harness';
 
 const MODEL_TIMEOUT = 120_000;
 const ALARM_TIMEOUT = 300_000;
+
+const URL = '/?adaptiveKl=off&klCoef=0&batchSize=4&maxNewTokens=8&ppoEpochs=2&checkpointEvery=1#/train';
+
+/** Start the run, let it save two healthy checkpoints, then raise lr 100× (live). */
+async function blowUp(page: Page): Promise<void> {
+  await page.waitForSelector('[data-testid="ppo-start"]:not([disabled])', { timeout: MODEL_TIMEOUT });
+  await page.click('[data-testid="ppo-start"]');
+  await page.waitForFunction(
+    () => /saved at [2-9]/.test(document.querySelector('[data-testid="ppo-saved"]')?.textContent ?? ''),
+    undefined,
+    { timeout: ALARM_TIMEOUT },
+  );
+  assert.equal(await page.locator('[data-testid="alarm"]').count(), 0, 'no alarm on the healthy iterations');
+  const lr = page.locator('[data-testid="cfg-lr"]');
+  await lr.fill('0.005');
+  await lr.dispatchEvent('change');
+}
 
 type EngineHandle = { rlhf: { engine: { engine: import('../../src/lib/engine/types').Engine } } };
 
@@ -23,13 +43,10 @@ async function ppoStatus(page: Page) {
 
 describe('run-health alarms', () => {
   it('a run blowing up raises the KL alarm, marked on the charts; rewind restores the checkpoint and applies the change', async () => {
-    const app = await openApp(
-      '/?lr=0.005&adaptiveKl=off&klCoef=0&batchSize=4&maxNewTokens=8&ppoEpochs=2&checkpointEvery=1#/train',
-    );
+    const app = await openApp(URL);
     const { page } = app;
     try {
-      await page.waitForSelector('[data-testid="ppo-start"]:not([disabled])', { timeout: MODEL_TIMEOUT });
-      await page.click('[data-testid="ppo-start"]');
+      await blowUp(page);
       const alarm = page.locator('[data-testid="alarm"][data-alarm-id="kl-runaway"]');
       await alarm.waitFor({ timeout: ALARM_TIMEOUT });
       const text = (await alarm.locator('[data-testid="alarm-message"]').textContent())!;
@@ -45,7 +62,7 @@ describe('run-health alarms', () => {
       const button = alarm.locator('[data-testid="alarm-rewind"]');
       const label = (await button.textContent())!;
       const checkpoint = Number(/iteration (\d+)/.exec(label)![1]);
-      assert.ok(checkpoint < firedAt, label);
+      assert.ok(checkpoint >= 2 && checkpoint < firedAt, label);
       await button.click();
       await page.waitForFunction(
         (n) =>
@@ -79,13 +96,10 @@ describe('run-health alarms', () => {
   });
 
   it('while an alarm is open checkpoints are held; dismiss hides it and keeps its marker', async () => {
-    const app = await openApp(
-      '/?lr=0.005&adaptiveKl=off&klCoef=0&batchSize=4&maxNewTokens=8&ppoEpochs=2&checkpointEvery=1#/train',
-    );
+    const app = await openApp(URL);
     const { page } = app;
     try {
-      await page.waitForSelector('[data-testid="ppo-start"]:not([disabled])', { timeout: MODEL_TIMEOUT });
-      await page.click('[data-testid="ppo-start"]');
+      await blowUp(page);
       const alarm = page.locator('[data-testid="alarm"][data-alarm-id="kl-runaway"]');
       await alarm.waitFor({ timeout: ALARM_TIMEOUT });
       await page.click('[data-testid="ppo-pause"]');
