@@ -56,8 +56,12 @@ function healthy(i: number): Record<string, number> {
 }
 
 /** `n` iterations of `healthy` with `patch(i)` over them (rows with step i + 1, as the app logs). */
-function run(n: number, patch: (i: number) => Record<string, number> = () => ({})): RunMetricRow[] {
-  return Array.from({ length: n }, (_, i) => ({ step: i + 1, metrics: { ...healthy(i), ...patch(i) } }));
+function run(n: number, patch: (i: number) => Record<string, number | undefined> = () => ({})): RunMetricRow[] {
+  // Patches add keys or leave them out (`{}`); none holds undefined.
+  return Array.from({ length: n }, (_, i) => ({
+    step: i + 1,
+    metrics: { ...healthy(i), ...patch(i) } as Record<string, number>,
+  }));
 }
 
 /** The suggestion is a change the PPO table accepts. */
