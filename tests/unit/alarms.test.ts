@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import {
   ALARM_SETTINGS,
   AlarmEpisodes,
+  alarmTimeline,
+  evaluateOfflineAlarms,
   DEFAULT_ALARM_THRESHOLDS,
   entropyCollapse,
   evaluateAlarms,
@@ -315,5 +317,50 @@ describe('rolloutStats and favouredWords', () => {
     expect(favouredWords({ ...defaultLabellerConfig('sentiment'), polarity: 'negative' } as never)!('awful')).toBe(
       true,
     );
+  });
+});
+
+describe('SFT and DPO alarms', () => {
+  const cfg = { learningRate: 1e-4, epochs: 3 };
+  /** Steps with a falling training loss and steady gradients; an eval row after each epoch of 10 steps. */
+  function offline(
+    steps: number,
+    evalLoss: number[],
+    patch: (i: number) => Record<string, number | undefined> = () => ({}),
+  ) {
+    const rows: RunMetricRow[] = [];
+    for (let i = 1; i <= steps; i++) {
+      rows.push({
+        step: i,
+        metrics: { loss: 2 - i * 0.02, grad_norm: 1 + 0.2 * wobble(i), ...patch(i) } as Record<string, number>,
+      });
+      if (i % 10 === 0 && evalLoss[i / 10 - 1] !== undefined)
+        rows.push({ step: i, metrics: { eval_loss: evalLoss[i / 10 - 1] } });
+    }
+    return rows;
+  }
+
+  test('a gradient-norm spike warns with a lower learning rate for the next run', () => {
+    const rows = offline(20, [], (i) => (i === 20 ? { grad_norm: 12 } : {}));
+    const [a] = evaluateOfflineAlarms(rows, cfg);
+    expect(a.id).toBe('offline-grad-spike');
+    expect(a.iteration).toBe(20);
+    expect(a.suggestion.change).toEqual({ learningRate: 5e-5 });
+    expect(evaluateOfflineAlarms(offline(20, []), cfg)).toEqual([]);
+  });
+
+  test('held-out loss rising while the training loss falls is over-fitting; a falling one is not', () => {
+    const over = evaluateOfflineAlarms(offline(30, [1.5, 1.4, 1.7]), cfg);
+    expect(over.map((a) => a.id)).toEqual(['offline-overfit']);
+    expect(over[0].suggestion.change).toEqual({ epochs: 2, learningRate: 5e-5 });
+    expect(evaluateOfflineAlarms(offline(30, [1.5, 1.4, 1.3]), cfg)).toEqual([]);
+    // Within the noise allowance (10 % over the best).
+    expect(evaluateOfflineAlarms(offline(30, [1.5, 1.4, 1.45]), cfg)).toEqual([]);
+  });
+
+  test('alarmTimeline fires each episode once over a whole history', () => {
+    const rows = offline(40, [], (i) => (i === 20 || i === 21 ? { grad_norm: 12 } : {}));
+    const fired = alarmTimeline(rows, (h) => evaluateOfflineAlarms(h, cfg));
+    expect(fired.map((a) => [a.id, a.iteration])).toEqual([['offline-grad-spike', 20]]);
   });
 });

@@ -58,21 +58,21 @@ export const ALARM_IDS = [
 ] as const;
 export type AlarmId = (typeof ALARM_IDS)[number];
 
-export interface AlarmSuggestion {
+export interface AlarmSuggestion<C = PpoConfig> {
   /** What to change, in words ("raise klCoef to 1"). */
   text: string;
-  /** The change of the PPO settings that rewind applies. */
-  change: Partial<PpoConfig>;
+  /** The change of the settings (PPO's by default) that rewind applies. */
+  change: Partial<C>;
 }
 
-export interface Alarm {
-  id: AlarmId;
+export interface Alarm<C = PpoConfig> {
+  id: AlarmId | OfflineAlarmId;
   /** The iteration (completed iterations, the charts' x) at which it fired. */
   iteration: number;
   severity: AlarmSeverity;
   /** One sentence: what it means. */
   message: string;
-  suggestion: AlarmSuggestion;
+  suggestion: AlarmSuggestion<C>;
 }
 
 /** The alarms' thresholds, with the reason of each in its help line. */
@@ -95,6 +95,7 @@ export interface AlarmThresholds {
   approxKlMax: number;
   hackEvals: number;
   favouredRepeat: number;
+  overfitRise: number;
 }
 
 export const ALARM_SETTINGS = settingsTable<AlarmThresholds>(
@@ -240,6 +241,14 @@ export const ALARM_SETTINGS = settingsTable<AlarmThresholds>(
       max: 1,
       default: 0.3,
       help: 'Lexical proxy: the fraction of rollout words that repeat a word the reward favours (already said in the same completion).',
+    },
+    overfitRise: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 100,
+      default: 0.1,
+      help: 'SFT/DPO over-fitting: the held-out loss rose this fraction above its best while the training loss kept falling.',
     },
   },
   { what: 'alarm', urlPrefix: 'alarm' },
@@ -638,11 +647,11 @@ export function evaluateAlarms(history: readonly RunMetricRow[], ctx: AlarmConte
  */
 export class AlarmEpisodes {
   /** Open episodes: id → evaluations quiet since the alarm was last raised. */
-  private open = new Map<AlarmId, number>();
+  private open = new Map<Alarm['id'], number>();
   constructor(private readonly quietIterations = DEFAULT_ALARM_THRESHOLDS.quietIterations) {}
 
-  next(raised: readonly Alarm[]): Alarm[] {
-    const fresh: Alarm[] = [];
+  next<A extends Pick<Alarm, 'id'>>(raised: readonly A[]): A[] {
+    const fresh: A[] = [];
     const ids = new Set(raised.map((a) => a.id));
     for (const [id, quiet] of this.open) {
       if (ids.has(id)) continue;
@@ -660,6 +669,78 @@ export class AlarmEpisodes {
   reset(): void {
     this.open.clear();
   }
+}
+
+// ------------------------------------------------------------------------------- SFT and DPO
+
+export const OFFLINE_ALARM_IDS = ['offline-grad-spike', 'offline-overfit'] as const;
+export type OfflineAlarmId = (typeof OFFLINE_ALARM_IDS)[number];
+
+/** The settings an SFT or DPO alarm may suggest changing (both tables have them). */
+export interface OfflineAlarmConfig {
+  learningRate: number;
+  epochs: number;
+}
+
+/**
+ * The alarms that apply to SFT and DPO (offline trainers, TRL metric names): a `grad_norm`
+ * spike (TRL #2980) and over-fitting (`eval_loss` rising above its best while `loss` falls). Their
+ * runs are short and keep no checkpoint along the way, so these only warn; the suggestion is for
+ * the next run.
+ */
+export function evaluateOfflineAlarms(
+  history: readonly RunMetricRow[],
+  config: OfflineAlarmConfig,
+  thresholds: AlarmThresholds = DEFAULT_ALARM_THRESHOLDS,
+): Alarm<OfflineAlarmConfig>[] {
+  const out: Alarm<OfflineAlarmConfig>[] = [];
+  const learningRate = scaled(config.learningRate, 0.5, 1e-9, 1);
+  const s = spike(history, 'grad_norm', thresholds);
+  if (s)
+    out.push({
+      id: 'offline-grad-spike',
+      iteration: s.now.step,
+      severity: 'warning',
+      message: `The gradient norm jumped to ${fmt(s.now.value)}, ${fmt(s.now.value / s.base, 1)}× its recent median: one batch pushed the weights hard.`,
+      suggestion: { text: `lower the learning rate to ${learningRate}`, change: { learningRate } },
+    });
+  const ev = series(history, 'eval_loss');
+  const train = series(history, 'loss');
+  if (ev.length >= 2 && train.length >= 2) {
+    const best = Math.min(...ev.slice(0, -1).map((p) => p.value));
+    const now = ev.at(-1)!;
+    const trainBefore = train.filter((p) => p.step <= ev.at(-2)!.step).at(-1) ?? train[0];
+    const trainNow = train.at(-1)!;
+    if (best > 0 && now.value > (1 + thresholds.overfitRise) * best && trainNow.value < trainBefore.value) {
+      const epochs = Math.max(1, config.epochs - 1);
+      out.push({
+        id: 'offline-overfit',
+        iteration: now.step,
+        severity: 'warning',
+        message: `The held-out loss rose to ${fmt(now.value, 3)} from its best of ${fmt(best, 3)} while the training loss kept falling: the model is memorising the training examples.`,
+        suggestion: {
+          text: `train fewer epochs (${epochs}) or lower the learning rate to ${learningRate}`,
+          change: { epochs, learningRate },
+        },
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * The alarms a whole history fires, once per episode, as if evaluated after each of its rows
+ * (for a view that gets the history in batches, like the SFT and DPO curves).
+ */
+export function alarmTimeline<A extends Pick<Alarm, 'id'>>(
+  history: readonly RunMetricRow[],
+  evaluate: (prefix: readonly RunMetricRow[]) => A[],
+  quietIterations = DEFAULT_ALARM_THRESHOLDS.quietIterations,
+): A[] {
+  const episodes = new AlarmEpisodes(quietIterations);
+  const out: A[] = [];
+  for (let n = 1; n <= history.length; n++) out.push(...episodes.next(evaluate(history.slice(0, n))));
+  return out;
 }
 
 // ------------------------------------------------------------------------------- rollout statistics
