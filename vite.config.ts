@@ -5,6 +5,7 @@ import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from '
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { join, relative, resolve, sep } from 'node:path';
+import type { ServerResponse } from 'node:http';
 
 /**
  * Content-Security-Policy: only the app's own origin. `wasm-unsafe-eval` is what
@@ -23,6 +24,40 @@ export const CSP = [
   "base-uri 'self'",
   "form-action 'none'",
 ].join('; ');
+
+/**
+ * The reward-function worker's own policy (src/workers/reward-fn.worker.ts): a dedicated worker
+ * takes its CSP from its script's response, so only this worker may compile code
+ * (`'unsafe-eval'`: the user's reward functions), and it may reach nothing: no fetch or sockets
+ * (`connect-src 'none'`), no nested workers, no images or fonts. The document keeps `CSP`.
+ */
+export const REWARD_WORKER_CSP = [
+  "default-src 'none'",
+  "script-src 'self' 'unsafe-eval'",
+  "connect-src 'none'",
+  "worker-src 'none'",
+].join('; ');
+/** The reward worker's script: `/src/workers/reward-fn.worker.ts?worker_file…` in dev, `assets/reward-fn.worker-<hash>.js` built. */
+const REWARD_WORKER_PATH = /\/reward-fn\.worker(?:\.ts|-[\w-]+\.js)(?:[?#]|$)/;
+
+/** Serve the reward worker's script with `REWARD_WORKER_CSP` (dev and preview servers). */
+function rewardWorkerCsp(): Plugin {
+  const use = (req: { url?: string }, res: ServerResponse, next: () => void) => {
+    if (REWARD_WORKER_PATH.test(req.url ?? '')) {
+      // The `headers` option sets the document's policy after this runs: keep ours.
+      const set = res.setHeader.bind(res);
+      res.setHeader = (name, value) =>
+        set(name, name.toLowerCase() === 'content-security-policy' ? REWARD_WORKER_CSP : value);
+      set('Content-Security-Policy', REWARD_WORKER_CSP);
+    }
+    next();
+  };
+  return {
+    name: 'reward-worker-csp',
+    configureServer: (server) => void server.middlewares.use(use),
+    configurePreviewServer: (server) => void server.middlewares.use(use),
+  };
+}
 
 const WASM_DIR = fileURLToPath(new URL('./node_modules/@tensorflow/tfjs-backend-wasm/dist/', import.meta.url));
 /** Public path the TF.js wasm binaries are served from (see src/lib/engine/backend.ts). */
@@ -110,7 +145,13 @@ const headers = {
 
 export default defineConfig({
   base: './',
-  plugins: [svelte({ compilerOptions: { runes: true } }), tfjsWasm(), cspMeta(), precacheServiceWorker()],
+  plugins: [
+    svelte({ compilerOptions: { runes: true } }),
+    tfjsWasm(),
+    cspMeta(),
+    rewardWorkerCsp(),
+    precacheServiceWorker(),
+  ],
   worker: { format: 'es' },
   build: { target: 'es2022', sourcemap: true, chunkSizeWarningLimit: 4096 },
   server: { headers, port: 5173, strictPort: false },

@@ -31,13 +31,13 @@ import { GPT } from '../src/lib/model/gpt';
 import { Rng, type RngState } from '../src/lib/model/rng';
 import { BpeTokenizer, trainBpe } from '../src/lib/model/tokenizer';
 import {
-  batchFrom,
   evalProcedure as describeEval,
   evaluateLoss as evaluate,
   splitDocs,
   tokenizeDocs as tokenize,
 } from '../src/lib/model/evaluate';
 import { writeModelCard } from './model-card';
+import { PretrainOptimiser, lrAt, randomStarts, type Schedule } from '../src/lib/pretrain/trainer';
 import {
   configToHF,
   loadSafetensorsIntoModel,
@@ -74,9 +74,22 @@ const { values: a } = parseArgs({
     'log-every': { type: 'string', default: '10' },
     seed: { type: 'string', default: '1337' },
     backend: { type: 'string', default: 'wasm' },
+    help: { type: 'boolean', default: false },
   },
   strict: true,
 });
+if (a.help) {
+  console.log(`Pretrain a GPT on a corpus in Node (TF.js wasm); the app's Pretrain page runs the same step (src/lib/pretrain/trainer.ts).
+
+  npx tsx scripts/pretrain.ts [--steps 12000] [--out runs/pretrain] [--corpus static/corpus] [--resume] [--until N]
+
+Options (default): --steps 12000, --until N (stop with a checkpoint), --out runs/pretrain, --corpus static/corpus
+(train.txt, val.txt: a document per line), --tokenizer public/models/tiny-gpt/tokenizer.json, --tokenizer-merges N
+(train a new BPE instead), --n-layer 4, --n-head 4, --n-embd 128, --block-size 64, --batch 16, --lr 2e-3,
+--min-lr-ratio 0.1, --warmup 100, --weight-decay 0.1, --beta2 0.95, --grad-clip 1.0, --eval-every 200,
+--eval-windows 128, --ckpt-every 200, --log-every 10, --seed 1337, --backend wasm, --resume.`);
+  process.exit(0);
+}
 const num = (k: keyof typeof a): number => {
   const v = Number(a[k]);
   if (!Number.isFinite(v)) throw new Error(`--${k} must be a number, got ${String(a[k])}`);
@@ -91,9 +104,7 @@ const LR = num('lr');
 const MIN_LR = LR * num('min-lr-ratio');
 const WARMUP = num('warmup');
 const WD = num('weight-decay');
-const BETA1 = 0.9;
 const BETA2 = num('beta2');
-const EPS = 1e-8; // explicit: TF.js's default epsilon depends on the backend
 const CLIP = num('grad-clip');
 const EVAL_EVERY = num('eval-every');
 const EVAL_WINDOWS = num('eval-windows');
@@ -117,17 +128,7 @@ function readDocs(file: string): string[] {
   return splitDocs(readFileSync(file, 'utf8'));
 }
 
-/** Learning rate at `step` (0-based): linear warm-up, then cosine from LR to MIN_LR at STEPS. */
-function lrAt(step: number): number {
-  if (step < WARMUP) return (LR * (step + 1)) / WARMUP;
-  const progress = Math.min(1, (step - WARMUP) / Math.max(1, STEPS - WARMUP));
-  return MIN_LR + 0.5 * (LR - MIN_LR) * (1 + Math.cos(Math.PI * progress));
-}
-
-interface Adam {
-  m: Map<string, tf.Variable>;
-  v: Map<string, tf.Variable>;
-}
+const SCHEDULE: Schedule = { lr: LR, minLr: MIN_LR, warmup: WARMUP, steps: STEPS };
 
 function log(line: Record<string, unknown>): void {
   appendFileSync(LOG, JSON.stringify(line) + '\n');
@@ -135,7 +136,7 @@ function log(line: Record<string, unknown>): void {
 
 async function saveCheckpoint(
   model: GPT,
-  adam: Adam,
+  adam: PretrainOptimiser,
   step: number,
   rng: Rng,
   extra: Record<string, string>,
@@ -190,11 +191,7 @@ async function main(): Promise<void> {
   if (trainIds.length < T + 2 || valIds.length < T + 2) throw new Error(`corpus too small for blockSize ${T}`);
   const model = new GPT(config, { seed: SEED, namePrefix: 'pretrain/' });
   const vars = [...model.params.entries()];
-  const adam: Adam = { m: new Map(), v: new Map() };
-  for (const [name, p] of vars) {
-    adam.m.set(name, tf.variable(tf.zerosLike(p), false, 'pretrain-adam-m/' + name));
-    adam.v.set(name, tf.variable(tf.zerosLike(p), false, 'pretrain-adam-v/' + name));
-  }
+  const adam = new PretrainOptimiser(model, { beta2: BETA2, weightDecay: WD, gradClip: CLIP });
   let rng = new Rng(SEED + 1);
   let step = 0;
 
@@ -220,8 +217,6 @@ async function main(): Promise<void> {
     `model: ${JSON.stringify(config)}, ${model.numParams()} parameters; batch ${BATCH}×${T}, ${STEPS} steps, backend ${tf.getBackend()}`,
   );
 
-  const decayed = new Set(vars.filter(([, p]) => p.shape.length >= 2).map(([n]) => n));
-  const trainable = model.trainableVariables();
   const evalProcedure = describeEval(T);
 
   const startedAt = performance.now();
@@ -229,31 +224,9 @@ async function main(): Promise<void> {
   let windowSteps = 0;
   const startStep = step;
   while (step < UNTIL) {
-    const lr = lrAt(step);
-    const starts = Array.from({ length: BATCH }, () => rng.int(trainIds.length - T - 1));
-    const { x, y } = batchFrom(trainIds, starts, T);
-    const t = step + 1; // Adam's time step
-    const stats = tf.tidy(() => {
-      const { value: loss, grads } = tf.variableGrads(() => model.loss(x, y), trainable);
-      const sq = vars.map(([, p]) => tf.sum(tf.square(grads[p.name])));
-      const norm = tf.sqrt(tf.addN(sq));
-      const scale = tf.minimum(1, tf.div(CLIP, tf.add(norm, 1e-6))); // clip by global norm
-      const bc1 = 1 - BETA1 ** t;
-      const bc2 = 1 - BETA2 ** t;
-      for (const [name, p] of vars) {
-        const g = tf.mul(grads[p.name], scale);
-        const m = adam.m.get(name)!;
-        const v = adam.v.get(name)!;
-        m.assign(tf.add(tf.mul(m, BETA1), tf.mul(g, 1 - BETA1)));
-        v.assign(tf.add(tf.mul(v, BETA2), tf.mul(tf.mul(g, g), 1 - BETA2)));
-        let update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), EPS));
-        if (WD > 0 && decayed.has(name)) update = tf.add(update, tf.mul(p, WD));
-        p.assign(tf.sub(p, tf.mul(update, lr)));
-      }
-      return tf.stack([loss, norm]);
-    });
-    const [loss, gradNorm] = await stats.data(); // one read-back per step
-    tf.dispose([x, y, stats]);
+    const lr = lrAt(SCHEDULE, step);
+    const starts = randomStarts(rng, trainIds.length, T, BATCH);
+    const { loss, gradNorm } = await adam.step(trainIds, starts, step + 1, lr); // Adam's time step is 1-based
     step++;
     windowSteps++;
     if (!Number.isFinite(loss)) throw new Error(`loss is ${loss} at step ${step}; lower --lr`);

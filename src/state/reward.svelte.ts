@@ -3,7 +3,7 @@
  * worker with live metrics, the saved reward models (one active), and the
  * inspector's queries. Saved models live in IndexedDB's `rewardModels` store.
  */
-import { recordsToPairs, type PreferenceRecord } from '../lib/data/records';
+import { compareRecords, recordsToPairs, type PreferenceRecord } from '../lib/data/records';
 import { rewardDefaults, type RewardConfig, type RewardMode } from '../lib/rlhf/reward-config';
 import { getSetting, putSetting, STORES, toStorageError, writeTx } from '../lib/storage/db';
 import type { MetricRow, SavedRewardModel } from '../lib/data/saved';
@@ -56,7 +56,8 @@ export class RewardState {
   async refresh(): Promise<void> {
     try {
       const stores = await getStores();
-      this.records = await stores.preferences.getAll();
+      // A fixed order (not the store's id order), so the same labels train the same model.
+      this.records = (await stores.preferences.getAll()).sort(compareRecords);
       const saved = await stores.db.getAll(STORES.rewardModels);
       this.saved = saved.sort((a, b) => b.summary.createdAt - a.summary.createdAt);
       this.activeId = (await getSetting<string>(stores.db, ACTIVE_KEY)) ?? null;

@@ -1,6 +1,7 @@
 /** Hash routing between the stages: `#/model`, `#/feedback`, … */
 export const STAGES = [
   { id: 'start', label: 'Start', hint: 'One-click scenarios: label → reward model → PPO, and a guided tour.' },
+  { id: 'pretrain', label: 'Pretrain', hint: 'Pretrain a small model on your own text; use it as the base model.' },
   { id: 'model', label: 'Model', hint: 'The base language model: sample from it, inspect its tokens.' },
   { id: 'feedback', label: 'Feedback', hint: 'Compare, rank, rate or edit samples; scripted labellers.' },
   { id: 'reward', label: 'Reward model', hint: 'Train a Bradley–Terry reward model on the preferences.' },

@@ -22,7 +22,7 @@ import {
 } from '../lib/data/runs';
 import type { ModelFiles, SampleWeights, TuneSample, TuneSummary } from '../lib/engine/types';
 import { defaultLabellerConfig, labellerFromConfig, type LabellerKind } from '../lib/rlhf/labellers';
-import { Rng } from '../lib/model/rng';
+import { Rng, shuffleInPlace } from '../lib/model/rng';
 import { getSetting } from '../lib/storage/db';
 import { askPersistence, getStores } from './data.svelte';
 import { engineState } from './engine.svelte';
@@ -306,16 +306,15 @@ export class RunsState {
       notices.add('warning', 'Sample at least two runs that write text first.');
       return;
     }
+    // Deliberately unseeded: a blind test's order and sides are new each time, so a person who
+    // repeats it cannot learn where each run sits. Nothing trains on these picks.
     const rng = new Rng(Date.now() % 1_000_000);
     const queue: BlindItem[] = [];
     for (let i = 0; i < cols.length; i++)
       for (let j = i + 1; j < cols.length; j++)
         for (let p = 0; p < RUN_EVAL_PROMPTS.length; p++)
           queue.push(rng.next() < 0.5 ? { prompt: p, left: i, right: j } : { prompt: p, left: j, right: i });
-    for (let k = queue.length - 1; k > 0; k--) {
-      const m = Math.floor(rng.next() * (k + 1));
-      [queue[k], queue[m]] = [queue[m], queue[k]];
-    }
+    shuffleInPlace(queue, rng);
     this.blind = { runIds: cols.map((c) => c.runId), queue, done: 0, table: emptyWinTable(cols.length) };
   }
 

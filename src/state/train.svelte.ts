@@ -22,12 +22,13 @@ import { diversityMetrics } from '../lib/rlhf/diversity';
 import { AlarmEpisodes, evaluateAlarms, favouredWords, rolloutStats, type Alarm } from '../lib/rlhf/alarms';
 import { settingsTable } from '../lib/settings/table';
 import { toStorageError } from '../lib/storage/db';
-import { JobCancelledError, PpoDivergedError } from '../lib/engine/errors';
+import { JobCancelledError, PpoDivergedError, RewardFunctionError } from '../lib/engine/errors';
 import { askPersistence } from './data.svelte';
 import { engineState } from './engine.svelte';
 import { notices } from './notices.svelte';
 import { until } from './reactive-wait.svelte';
 import { runStore, runsState } from './runs.svelte';
+import { rewardFnState } from './reward-fn.svelte';
 
 export const PROMPT_SETS = [
   { id: 'reviews', name: reviewsJson.name, prompts: reviewsJson.prompts },
@@ -121,7 +122,7 @@ let jobCounter = 0;
 export class TrainState {
   // ------------------------------------------------------------------ setup
   promptSet = $state<PromptSetId>(SETUP.promptSet);
-  rewardKind = $state<'reward-model' | 'labeller'>('labeller');
+  rewardKind = $state<PpoSetup['reward']['kind']>('labeller');
   labeller = $state<LabellerKind>(SETUP.labeller);
   gold = $state<LabellerKind | 'none'>(SETUP.gold);
   config = $state<PpoConfig>(structuredClone(DEFAULT_PPO_CONFIG) as PpoConfig);
@@ -156,6 +157,30 @@ export class TrainState {
   latest = $state.raw<{ prompts: string[]; texts: string[]; scores: number[] } | null>(null);
   /** Results of the phases of the iteration being stepped (slow mode). */
   phaseLog = $state.raw<PhaseResult[]>([]);
+
+  /** The run's reward functions differ from the editor's. */
+  readonly rewardFnsChanged = $derived.by(() => {
+    const r = this.setup?.reward;
+    return r?.kind === 'function' && JSON.stringify(r.functions) !== JSON.stringify(rewardFnState.functions);
+  });
+
+  /** Give a paused run rewarded by JavaScript functions the editor's code (weights and history stay). */
+  async applyRewardFunctions(): Promise<boolean> {
+    if (!this.created || this.busy || this.setup?.reward.kind !== 'function' || rewardFnState.problem) return false;
+    try {
+      this.busy = true;
+      const status = await engineState.engine.ppoSetRewardFunctions(rewardFnState.reward().functions);
+      this.setup = status.setup;
+      this.lastError = null;
+      notices.add('info', 'The run uses the new reward functions from the next batch.');
+      return true;
+    } catch (e) {
+      this.fail(e);
+      return false;
+    } finally {
+      this.busy = false;
+    }
+  }
 
   // ------------------------------------------------------------------ checkpoints
   /** The newest saved PPO run, offered for resuming when no run is loaded. */
@@ -194,11 +219,19 @@ export class TrainState {
       reward:
         this.rewardKind === 'reward-model'
           ? { kind: 'reward-model' }
-          : { kind: 'labeller', labeller: defaultLabellerConfig(this.labeller) },
+          : this.rewardKind === 'function'
+            ? rewardFnState.reward()
+            : { kind: 'labeller', labeller: defaultLabellerConfig(this.labeller) },
       gold: this.gold === 'none' ? undefined : { ...defaultLabellerConfig(this.gold), noise: 0 },
       ...(this.evalSamples !== 1 ? { evalSamples: this.evalSamples } : {}),
-      name: `PPO · ${this.promptSet} · ${this.rewardKind === 'reward-model' ? `RM ${this.activeRm ?? ''}` : this.labeller}`,
+      name: `PPO · ${this.promptSet} · ${this.rewardName()}`,
     };
+  }
+
+  private rewardName(): string {
+    if (this.rewardKind === 'reward-model') return `RM ${this.activeRm ?? ''}`;
+    if (this.rewardKind === 'function') return `JS ${rewardFnState.functions.map((f) => f.name).join('+')}`;
+    return this.labeller;
   }
 
   /** After the model loads: which reward model is active, and whether a run can be resumed. */
@@ -206,11 +239,13 @@ export class TrainState {
     try {
       const rm = await engineState.engine.activeRewardModel();
       this.activeRm = rm?.name ?? null;
-      if (!this.created) this.rewardKind = rm ? 'reward-model' : 'labeller';
+      if (!this.created && this.rewardKind !== 'function') this.rewardKind = rm ? 'reward-model' : 'labeller';
     } catch {
       this.activeRm = null;
     }
     if (this.created) return;
+    await rewardFnState.load();
+    if (rewardFnState.selected && this.rewardKind !== 'function') this.rewardKind = 'function';
     try {
       const r = await (await runStore()).latestPpo();
       this.savedRun = r
@@ -248,7 +283,7 @@ export class TrainState {
   async start(): Promise<void> {
     if (!(await this.createRun())) return;
     // Iteration 0 (the starting model): where the over-optimisation chart's √KL axis begins.
-    if (this.evalEvery > 0 && this.setup?.gold) await this.evaluateNow();
+    if (this.evalEvery > 0 && this.setup?.gold && !(await this.evaluateNow()) && this.lastError) return;
     void this.play();
   }
 
@@ -268,7 +303,8 @@ export class TrainState {
       this.flush();
       return true;
     } catch (e) {
-      this.fail(e);
+      if (e instanceof RewardFunctionError) this.rewardFailed(e);
+      else this.fail(e);
       return false;
     } finally {
       this.busy = false;
@@ -290,6 +326,8 @@ export class TrainState {
       this.runId = rec.id;
       this.config = structuredClone(status.config);
       this.evalSamples = rec.setup.evalSamples ?? 1;
+      this.rewardKind = rec.setup.reward.kind;
+      if (rec.setup.reward.kind === 'function') rewardFnState.functions = structuredClone(rec.setup.reward.functions);
       this.restoreViewFrom(rec);
       this.applyStatus(status);
       this.lastSavedIteration = rec.state.iteration;
@@ -377,6 +415,8 @@ export class TrainState {
   /** Edit a hyper-parameter; during a run it applies from the next iteration. */
   async setConfig<K extends keyof PpoConfig>(key: K, value: PpoConfig[K]): Promise<void> {
     const prev = this.config[key];
+    // A blur after a refused edit repeats the value the input shows again: nothing to do.
+    if (JSON.stringify(prev) === JSON.stringify(value)) return;
     this.config[key] = value;
     this.configError = null;
     if (!this.created) return;
@@ -474,6 +514,7 @@ export class TrainState {
       }
       this.busy = false;
       if (e instanceof PpoDivergedError) await this.rollback(e.message);
+      else if (e instanceof RewardFunctionError) this.rewardFailed(e);
       else this.fail(e);
       return false;
     } finally {
@@ -608,6 +649,16 @@ export class TrainState {
     }
   }
 
+  /** The user's reward function failed: pause, say where and what to do (the run keeps its weights). */
+  private rewardFailed(e: Error): void {
+    this.pauseRequested = true;
+    this.fail(
+      new Error(
+        `${e.message} The run is paused at iteration ${this.iteration}; nothing was lost (no update was made on this batch). Fix the code, press “Apply to this run”, then Resume.`,
+      ),
+    );
+  }
+
   private fail(e: unknown): void {
     const msg = (e as Error).message ?? String(e);
     this.lastError = msg;
@@ -618,16 +669,34 @@ export class TrainState {
 
   /** Save the run's state, setup, history and samples (only between iterations). */
   async save(): Promise<void> {
-    if (!this.runId || !this.setup || this.busy || this.nextPhase !== 'rollout' || this.saving) return;
+    // A save asked for while one is writing waits for it, then saves again if the run moved on since.
+    let waited = false;
+    while (this.inFlightSave) {
+      waited = true;
+      await this.inFlightSave;
+    }
+    if (!this.runId || !this.setup || this.busy || this.nextPhase !== 'rollout') return;
     // Held while an alarm is open, so rewind still reaches the checkpoint from before it fired.
     if (this.openAlarms.length) return;
+    if (waited && this.lastSavedIteration === this.iteration) return;
+    this.inFlightSave = this.writeCheckpoint(this.runId, this.setup);
+    try {
+      await this.inFlightSave;
+    } finally {
+      this.inFlightSave = null;
+    }
+  }
+
+  private inFlightSave: Promise<void> | null = null;
+
+  private async writeCheckpoint(runId: string, setup: PpoSetup): Promise<void> {
     this.saving = true;
     try {
       const state = await engineState.engine.ppoState();
       const rec: PpoRunSave = {
-        id: this.runId,
+        id: runId,
         kind: 'ppo',
-        setup: $state.snapshot(this.setup) as PpoSetup,
+        setup: $state.snapshot(setup) as PpoSetup,
         state,
         history: this.rows.filter((r) => r.step <= state.iteration),
         evals: this.evalRows.filter((e) => e.iteration <= state.iteration),

@@ -9,6 +9,7 @@
  * (at most every `FLUSH_MS`).
  */
 import {
+  compareRecords,
   newId,
   recordsToPairs,
   type Demonstration,
@@ -25,9 +26,15 @@ import { modelState } from './model.svelte';
 import { notices } from './notices.svelte';
 import { RUN_EVAL_PROMPTS, runsState } from './runs.svelte';
 
-export type TuneMethod = 'ppo' | 'dpo' | 'sft';
+export type TuneMethod = 'ppo' | 'grpo' | 'rloo' | 'dpo' | 'sft';
 export const TUNE_METHODS: readonly { id: TuneMethod; label: string; hint: string }[] = [
   { id: 'ppo', label: 'PPO', hint: 'Reinforcement learning against a reward model or a scripted reward.' },
+  {
+    id: 'grpo',
+    label: 'GRPO',
+    hint: 'Group-relative policy optimisation: G samples per prompt, the group as the baseline; no value model.',
+  },
+  { id: 'rloo', label: 'RLOO', hint: 'REINFORCE leave-one-out: each sample’s baseline is the mean of the others.' },
   { id: 'dpo', label: 'DPO', hint: 'Direct Preference Optimization on the preference pairs; no reward model.' },
   { id: 'sft', label: 'SFT', hint: 'Supervised fine-tuning on demonstrations (prompt → good completion).' },
 ];
@@ -96,7 +103,7 @@ export class TuneState {
     try {
       const s = await getStores();
       const [records, demos] = await Promise.all([s.preferences.getAll(), s.demonstrations.getAll()]);
-      this.records = records;
+      this.records = records.sort(compareRecords); // a fixed order: same labels, same run
       this.demonstrations = demos.sort((a, b) => a.createdAt - b.createdAt);
       this.loaded = true;
     } catch (e) {

@@ -1,7 +1,7 @@
 /**
  * Every setting a URL can carry, in one table built from the settings tables: the PPO
  * hyper-parameters (seed included; src/lib/rlhf/ppo-config.ts), the reward model's (`rm…`,
- * reward-config.ts), SFT's (`sft…`) and DPO's (`dpo…`), the Train page's setup and the scenario
+ * reward-config.ts), SFT's (`sft…`), DPO's (`dpo…`), GRPO's (`grpo…`), RLOO's (`rloo…`) and pretraining's (`pt…`, src/lib/pretrain/config.ts), the Train page's setup and the scenario
  * runner's `quick` (their tables live in train.svelte.ts and scenario.svelte.ts), plus the shell's
  * scenario, presenter's `hide=` flags, `presenter=1` and the engine's backend. The whole setup
  * round-trips: `serialiseSettings(current)` → query string → `parseUrlParams` → the same setup.
@@ -19,6 +19,9 @@ import { DPO_SETTINGS, type DpoConfig } from '../lib/rlhf/dpo-config';
 import { PPO_SETTINGS, type PpoConfig } from '../lib/rlhf/ppo-config';
 import { REWARD_SETTINGS, rewardDefaults, type RewardConfig } from '../lib/rlhf/reward-config';
 import { SFT_SETTINGS, type SftConfig } from '../lib/rlhf/sft-config';
+import { PRETRAIN_SETTINGS, type PretrainConfig } from '../lib/pretrain/config';
+import { GRPO_SETTINGS, type GrpoConfig } from '../lib/rlhf/grpo-config';
+import { RLOO_SETTINGS, type RlooConfig } from '../lib/rlhf/rloo-config';
 import { booleanText, type SettingsTable } from '../lib/settings/table';
 import { STAGES } from './router.svelte';
 import { SCENARIO_RUN_SETTINGS, type ScenarioRunSettings } from './scenario.svelte';
@@ -47,6 +50,9 @@ export interface GroupSettings {
   sft: SftConfig;
   dpo: DpoConfig;
   run: ScenarioRunSettings;
+  pretrain: PretrainConfig;
+  grpo: GrpoConfig;
+  rloo: RlooConfig;
 }
 export type Group = keyof GroupSettings;
 
@@ -57,6 +63,9 @@ export const GROUP_TABLES: { readonly [G in Group]: SettingsTable<GroupSettings[
   sft: SFT_SETTINGS,
   dpo: DPO_SETTINGS,
   run: SCENARIO_RUN_SETTINGS,
+  pretrain: PRETRAIN_SETTINGS,
+  grpo: GRPO_SETTINGS,
+  rloo: RLOO_SETTINGS,
 };
 const GROUPS = Object.keys(GROUP_TABLES) as Group[];
 /** The groups a scenario sets up: a link with a scenario writes all their values. */
@@ -81,6 +90,9 @@ export type UrlSettings = { [G in Group]: Partial<GroupSettings[G]> } & {
   scenario?: string;
   hide: string[];
   presenter: boolean;
+  /** JavaScript reward functions (base64url of their JSON, src/lib/rlhf/reward-functions.ts `specsToLink`):
+   *  foreign code, shown to the user and run only when they accept it. */
+  rewardFn?: string;
 };
 
 export interface ParsedUrl {
@@ -113,7 +125,7 @@ export const URL_PARAMS: readonly UrlParam[] = GROUPS.flatMap((group) => {
 
 const BY_NAME = new Map(URL_PARAMS.map((p) => [p.name, p]));
 /** Parameters outside the groups, handled by name below. */
-const SHELL_PARAMS = ['scenario', 'hide', 'presenter', 'backend', 'engine'];
+const SHELL_PARAMS = ['scenario', 'hide', 'presenter', 'backend', 'engine', 'rewardfn'];
 
 const quote = (raw: string) => `"${raw.slice(0, 40)}${raw.length > 40 ? '…' : ''}"`;
 
@@ -148,6 +160,9 @@ export function parseUrlParams(search: string): ParsedUrl {
     sft: {},
     dpo: {},
     run: {},
+    pretrain: {},
+    grpo: {},
+    rloo: {},
     hide: [],
     presenter: false,
   };
@@ -184,6 +199,9 @@ export function parseUrlParams(search: string): ParsedUrl {
       } else problems.push(`hide=${quote(part)} in the URL is not a panel (${PANEL_IDS.join(', ')}); ignored.`);
     }
   }
+
+  const rewardFn = params.get('rewardfn');
+  if (rewardFn !== null) settings.rewardFn = rewardFn;
 
   const group = (g: Group) => settings[g] as Record<string, unknown>;
   const seen = new Set<string>();

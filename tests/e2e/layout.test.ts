@@ -11,7 +11,7 @@ import { openApp } from './harness';
 const MODEL_TIMEOUT = 120_000;
 const PHONE = { width: 390, height: 844 };
 /** The stage ids of src/state/router.svelte.ts `STAGES` (a rune module, not importable in Node). */
-const STAGE_IDS = ['start', 'model', 'feedback', 'reward', 'train', 'runs', 'data'];
+const STAGE_IDS = ['start', 'pretrain', 'model', 'feedback', 'reward', 'train', 'runs', 'data'];
 
 /** The element's box in viewport coordinates (throws if it is not rendered). */
 async function box(

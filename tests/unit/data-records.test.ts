@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  compareRecords,
   InvalidRecordError,
   makeRecord,
   SCHEMA_VERSION,
@@ -157,5 +158,28 @@ describe('per-response sampling settings (arena)', () => {
     expect(() => validateRecord({ ...rec, responses: [rec.responses[0], { ...rec.responses[1], seed: 1.5 }] })).toThrow(
       /seed/,
     );
+  });
+});
+
+describe('compareRecords', () => {
+  it('orders by time, then records saved together by content, whatever their random ids', () => {
+    const at = (texts: string[], label: 'A' | 'B', now: number) => makeRecord(base(texts), 'pairwise', label, now);
+    const batch = [
+      at(['x', 'y'], 'A', 100),
+      at(['a', 'b'], 'B', 100),
+      at(['a', 'b'], 'A', 100),
+      at(['m', 'n'], 'A', 50),
+    ];
+    const sorted = [...batch].sort(compareRecords);
+    // The same records with other ids (another profile) sort into the same content order.
+    const other = batch.map((r) => ({ ...r, id: `z-${r.id}` })).reverse();
+    const content = (rs: PreferenceRecord[]) => rs.map((r) => [r.createdAt, r.responses[0].text, r.label]);
+    expect(content([...other].sort(compareRecords))).toEqual(content(sorted));
+    expect(content(sorted)).toEqual([
+      [50, 'm', 'A'],
+      [100, 'a', 'A'],
+      [100, 'a', 'B'],
+      [100, 'x', 'A'],
+    ]);
   });
 });

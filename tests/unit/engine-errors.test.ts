@@ -8,6 +8,9 @@ import * as Comlink from 'comlink';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SettingsError } from '../../src/lib/settings/table';
+import { GRPO_SETTINGS, GrpoConfigError } from '../../src/lib/rlhf/grpo-config';
+import { RLOO_SETTINGS, RlooConfigError } from '../../src/lib/rlhf/rloo-config';
+import { GroupDivergedError, GroupPhaseError } from '../../src/lib/rlhf/errors';
 import { fileURLToPath } from 'node:url';
 import {
   BackendInitError,
@@ -27,6 +30,7 @@ import {
   TuneDivergedError,
   TuneInputError,
   WeightsFormatError,
+  RewardFunctionError,
   errorDetails,
   installErrorTransfer,
   reviveError,
@@ -62,6 +66,11 @@ const SAMPLES: [new (...a: never[]) => Error, Error][] = [
   [LabellerConfigError, thrown(() => labellerFromConfig({ kind: 'nope' } as never))],
   [PpoConfigError, thrown(() => validatePpoConfig({ klCoef: -1, clipRange: 'x', typo: 1 }))],
   [SettingsError, new SettingsError('toy', { n: 'must be a whole number ≥ 1, got 0' })],
+  [GrpoConfigError, thrown(() => GRPO_SETTINGS.validate({ numGenerations: 1 }))],
+  [RlooConfigError, thrown(() => RLOO_SETTINGS.validate({ beta: -1 }))],
+  [GroupDivergedError, new GroupDivergedError('NaN loss')],
+  [GroupPhaseError, new GroupPhaseError('update() before advantages()')],
+  [RewardFunctionError, new RewardFunctionError('Reward function "f", line 2: TypeError: x.', 'f', 2, 'exception')],
 ];
 
 describe('errors across a Comlink MessageChannel', () => {
@@ -126,6 +135,13 @@ describe('errors across a Comlink MessageChannel', () => {
     expect(back.constructor).toBe(Error);
     expect(back.name).toBe('SomethingElseError');
     await expect(remote.failWith('plain text')).rejects.toBe('plain text');
+  });
+
+  it('RewardFunctionError keeps the function, its line and the kind of failure', async () => {
+    const e = SAMPLES.find(([C]) => C === RewardFunctionError)![1] as RewardFunctionError;
+    const back = (await roundTrip(e)) as RewardFunctionError;
+    expect(back).toBeInstanceOf(RewardFunctionError);
+    expect([back.fn, back.line, back.failure]).toEqual(['f', 2, 'exception']);
   });
 
   it('errorDetails carries own data only', () => {

@@ -14,6 +14,9 @@ import { DPO_SETTINGS } from '../../src/lib/rlhf/dpo-config';
 import { SFT_SETTINGS } from '../../src/lib/rlhf/sft-config';
 import { REWARD_SETTINGS } from '../../src/lib/rlhf/reward-config';
 import { PPO_SETTINGS } from '../../src/lib/rlhf/ppo-config';
+import { PRETRAIN_SETTINGS } from '../../src/lib/pretrain/config';
+import { GRPO_SETTINGS } from '../../src/lib/rlhf/grpo-config';
+import { RLOO_SETTINGS } from '../../src/lib/rlhf/rloo-config';
 
 function defaults(): ShareableState {
   return {
@@ -24,6 +27,9 @@ function defaults(): ShareableState {
     sft: { ...SFT_SETTINGS.defaults },
     dpo: { ...DPO_SETTINGS.defaults },
     run: { quick: false },
+    pretrain: { ...PRETRAIN_SETTINGS.defaults },
+    grpo: { ...GRPO_SETTINGS.defaults },
+    rloo: { ...RLOO_SETTINGS.defaults },
     hide: [],
     presenter: false,
     backend: 'auto',
@@ -135,6 +141,9 @@ describe('URL settings table', () => {
       [REWARD_SETTINGS, 'rm'],
       [SFT_SETTINGS, 'sft'],
       [DPO_SETTINGS, 'dpo'],
+      [PRETRAIN_SETTINGS, 'pt'],
+      [GRPO_SETTINGS, 'grpo'],
+      [RLOO_SETTINGS, 'rloo'],
     ] as const)
       for (const k of t.keys as readonly string[]) {
         const table = t as unknown as typeof SFT_SETTINGS;

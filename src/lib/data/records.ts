@@ -152,6 +152,21 @@ export function newId(): string {
   return `r-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
 }
 
+/**
+ * The order trainers read records in: oldest first, records saved together (one batch of a
+ * scripted labeller shares its `createdAt`) by their content, then id. Ids are random and the
+ * store returns records in id order, so without this two fresh profiles that saved the same
+ * labels would train on them in different orders (another split, other batches).
+ */
+export function compareRecords(a: PreferenceRecord, b: PreferenceRecord): number {
+  if (a.createdAt !== b.createdAt) return a.createdAt - b.createdAt;
+  const key = (r: PreferenceRecord) => JSON.stringify([r.prompt, r.responses.map((x) => x.text), r.mode, r.label]);
+  const ka = key(a);
+  const kb = key(b);
+  if (ka !== kb) return ka < kb ? -1 : 1;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
 // ---------------------------------------------------------------------------
 // Pairs
 

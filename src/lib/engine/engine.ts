@@ -14,9 +14,15 @@ import { ModelSlot } from './model-slot';
 import type { TrainingPair } from '../data/records';
 import { RewardHost } from './reward-host';
 import { PpoHost } from './ppo-host';
+import { GroupHost } from './group-host';
+import type { GrpoConfig } from '../rlhf/grpo-config';
+import type { RlooConfig } from '../rlhf/rloo-config';
 import { TuneHost, sampleWithWeights } from './tune-host';
+import { PretrainHost } from './pretrain-host';
 import type { SftConfig, SftExample, DpoConfig, TuneEvent, TuneSample, TuneSummary } from './types';
+import type { PretrainEvent, PretrainRequest, PretrainStatus } from './types';
 import { runBench } from './bench';
+import type { RewardFunctionSpec } from '../rlhf/reward-functions';
 import { generate } from '../model/sampling';
 import { configToHF, saveModelSafetensors } from '../model/weights';
 import type {
@@ -35,6 +41,10 @@ import type {
   BenchRequest,
   BenchResult,
   PpoConfig,
+  GroupEvent,
+  GroupRunRequest,
+  GroupSetup,
+  GroupStatus,
   PpoEvalSample,
   PpoEvent,
   PpoRunRequest,
@@ -113,7 +123,9 @@ export class LocalEngine implements Engine, EngineTestHooks {
   private slot = new ModelSlot();
   private rewards = new RewardHost();
   private ppo = new PpoHost();
+  private group = new GroupHost();
   private tune = new TuneHost();
+  private pretrain = new PretrainHost();
   /** Model loads run one at a time, in the order they were asked for (`serialLoad`). */
   private loadQueue: Promise<unknown> = Promise.resolve();
   private loadSeq = 0;
@@ -326,7 +338,12 @@ export class LocalEngine implements Engine, EngineTestHooks {
     this.jobs.failAll(`${why}; it was restarted.`);
     this.slot.drop();
     // Everything else on the backend dies with it: a PPO run (its checkpoints are saved) and an unadopted tuned model.
-    for (const drop of [() => this.ppo.dispose(), () => this.tune.discard()]) {
+    for (const drop of [
+      () => this.ppo.dispose(),
+      () => this.group.dispose(),
+      () => this.tune.discard(),
+      () => this.pretrain.dispose(),
+    ]) {
       try {
         drop();
       } catch {
@@ -490,8 +507,35 @@ export class LocalEngine implements Engine, EngineTestHooks {
     return this.ppo.evaluate();
   }
 
+  async groupCreate(setup: GroupSetup): Promise<GroupStatus> {
+    this.requireInit();
+    const { model, tokenizer } = this.slot.require();
+    return this.group.create(model, tokenizer, this.rewards, setup);
+  }
+
+  async groupStatus(): Promise<GroupStatus | null> {
+    return this.group.status();
+  }
+
+  async groupRun(jobId: string, req: GroupRunRequest, onEvent?: (e: GroupEvent) => void): Promise<GroupStatus> {
+    this.requireInit();
+    return this.runJob(jobId, (checkpoint) => this.group.run(req, onEvent, checkpoint));
+  }
+
+  async groupUpdateConfig(change: Partial<GrpoConfig> & Partial<RlooConfig>): Promise<GroupStatus['config']> {
+    return this.group.updateConfig(change);
+  }
+
+  async groupDispose(): Promise<void> {
+    this.group.dispose();
+  }
+
   async ppoDispose(): Promise<void> {
     this.ppo.dispose();
+  }
+
+  async ppoSetRewardFunctions(functions: RewardFunctionSpec[]): Promise<PpoStatus> {
+    return this.ppo.setRewardFunctions(functions);
   }
 
   async bench(jobId: string, req: BenchRequest): Promise<BenchResult> {
@@ -620,6 +664,33 @@ export class LocalEngine implements Engine, EngineTestHooks {
   async sampleWith(jobId: string, weights: SampleWeights, req: SampleWithRequest): Promise<string[]> {
     this.requireInit();
     return this.runJob(jobId, (checkpoint) => sampleWithWeights(this.slot, weights, req, checkpoint));
+  }
+
+  // ------------------------------------------------------------------ pretraining (pretrain-host.ts)
+
+  async pretrainPrepare(req: PretrainRequest): Promise<PretrainStatus> {
+    this.requireInit();
+    const { model, tokenizer, info } = this.slot.require();
+    return this.pretrain.prepare(tokenizer, { model, name: info.name }, req);
+  }
+
+  async pretrainRun(jobId: string, onEvent?: (e: PretrainEvent) => void): Promise<PretrainStatus> {
+    this.requireInit();
+    return this.runJob(jobId, (checkpoint) => this.pretrain.train(onEvent, checkpoint));
+  }
+
+  async pretrainStatus(): Promise<PretrainStatus | null> {
+    return this.pretrain.status();
+  }
+
+  async pretrainAdopt(): Promise<ModelInfo> {
+    this.requireInit();
+    const files = await this.pretrain.files();
+    return this.serialLoad(async () => files); // replaces the loaded model only when the load succeeded
+  }
+
+  async pretrainDispose(): Promise<void> {
+    this.pretrain.dispose();
   }
 
   private requireInit(): void {

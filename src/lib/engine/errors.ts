@@ -13,6 +13,8 @@ import * as Comlink from 'comlink';
 import { ModelLoadError, WeightsFormatError } from '../model/errors';
 import { TokenizerError } from '../model/tokenizer';
 import {
+  GroupDivergedError,
+  GroupPhaseError,
   PpoDivergedError,
   PpoPhaseError,
   RewardTrainingError,
@@ -21,11 +23,15 @@ import {
 } from '../rlhf/errors';
 import { LabellerConfigError } from '../rlhf/labellers';
 import { PpoConfigError } from '../rlhf/ppo-config';
+import { GrpoConfigError } from '../rlhf/grpo-config';
+import { RlooConfigError } from '../rlhf/rloo-config';
 import { SettingsError } from '../settings/table';
+import { RewardFunctionError, type RewardFailure } from '../rlhf/reward-functions';
 
 export { ModelLoadError, WeightsFormatError, TokenizerError };
 export { TuneInputError, TuneDivergedError, PpoDivergedError, PpoPhaseError, RewardTrainingError };
-export { PpoConfigError, LabellerConfigError, SettingsError };
+export { PpoConfigError, LabellerConfigError, SettingsError, GrpoConfigError, RlooConfigError };
+export { GroupDivergedError, GroupPhaseError, RewardFunctionError };
 
 export class EngineError extends Error {
   override name = 'EngineError';
@@ -70,6 +76,15 @@ const plain =
 const isRecord = (x: unknown): x is Record<string, string> =>
   typeof x === 'object' && x !== null && !Array.isArray(x) && Object.values(x).every((v) => typeof v === 'string');
 
+/** A settings table's error class: rebuilt with its `fields`. */
+const withFields =
+  (C: new (fields: Record<string, string>) => Error): Reviver =>
+  (message, details) => {
+    const e = new C(isRecord(details.fields) ? details.fields : {});
+    e.message = message;
+    return e;
+  };
+
 /** Name → how to rebuild it. Classes with data of their own read it from `details`. */
 const REVIVERS: Record<string, Reviver> = {
   // The model layer's errors (they extend Error: lib/model does not depend on the engine).
@@ -88,6 +103,8 @@ const REVIVERS: Record<string, Reviver> = {
   PpoDivergedError: plain(PpoDivergedError),
   PpoPhaseError: plain(PpoPhaseError),
   RewardTrainingError: plain(RewardTrainingError),
+  GroupDivergedError: plain(GroupDivergedError),
+  GroupPhaseError: plain(GroupPhaseError),
   LabellerConfigError: plain(LabellerConfigError),
   // Any settings table's (src/lib/settings/table.ts); PPO's has its own class.
   SettingsError: (message, details) => {
@@ -95,11 +112,17 @@ const REVIVERS: Record<string, Reviver> = {
     e.message = message;
     return e;
   },
-  PpoConfigError: (message, details) => {
-    const e = new PpoConfigError(isRecord(details.fields) ? details.fields : {});
-    e.message = message;
-    return e;
-  },
+  GrpoConfigError: withFields(GrpoConfigError),
+  RlooConfigError: withFields(RlooConfigError),
+  PpoConfigError: withFields(PpoConfigError),
+  // The user's JavaScript reward functions (src/lib/rlhf/reward-functions.ts): which one, and its line.
+  RewardFunctionError: (message, d) =>
+    new RewardFunctionError(
+      message,
+      typeof d.fn === 'string' ? d.fn : '',
+      typeof d.line === 'number' ? d.line : null,
+      typeof d.failure === 'string' ? (d.failure as RewardFailure) : 'exception',
+    ),
 };
 
 /** Names of the classes `reviveError` rebuilds. */

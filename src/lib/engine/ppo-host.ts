@@ -1,6 +1,7 @@
 /**
- * The engine's PPO run: builds a `PpoTrainer` on the loaded model with either
- * the active reward model or a scripted labeller as the reward, runs it phase by
+ * The engine's PPO run: builds a `PpoTrainer` on the loaded model with the active
+ * reward model, a scripted labeller, or the user's JavaScript reward functions (run in
+ * their own worker, `reward-fn-runner.ts`) as the reward, runs it phase by
  * phase or iteration by iteration as a cancellable job, samples fixed evaluation
  * prompts every few iterations (with a noise-free "gold" labeller score, to spot
  * reward hacking), and hands out plain-data state for checkpoints.
@@ -12,18 +13,13 @@ import { generate } from '../model/sampling';
 import { labellerFromConfig, type LabellerConfig } from '../rlhf/labellers';
 import { diversityMetrics } from '../rlhf/diversity';
 import { logprobsOfTokens } from '../rlhf/entropy';
-import {
-  PpoTrainer,
-  rewardFromFunction,
-  type IterationResult,
-  type PpoPhase,
-  type PpoState,
-  type RewardSource,
-} from '../rlhf/ppo';
+import { PpoTrainer, type IterationResult, type PpoPhase, type PpoState, type RewardSource } from '../rlhf/ppo';
 import { validatePpoConfig, type PpoConfig } from '../rlhf/ppo-config';
-import { rewardSource } from '../rlhf/reward-model';
 import { InvalidInputError, NotReadyError } from './errors';
+import { functionRewardSource, RewardFunctionRunner } from './reward-fn-runner';
+import { checkSpecs, type RewardFunctionSpec } from '../rlhf/reward-functions';
 import type { RewardHost } from './reward-host';
+import { buildRewardSource } from './reward-sources';
 import type { PpoEvalSample, PpoEvent, PpoRunRequest, PpoSetup, PpoStatus } from './types';
 
 /** Most samples per evaluation prompt (`PpoSetup.evalSamples`). */
@@ -35,6 +31,8 @@ export class PpoHost {
   private gold: ((text: string, prompt: string) => number) | null = null;
   private reward: RewardSource | null = null;
   private tok: BpeTokenizer | null = null;
+  /** The worker of the user's reward functions, when the reward is `kind: 'function'`. */
+  private runner: RewardFunctionRunner | null = null;
   /** The running job's checkpoint, awaited between sampling and minibatch steps. */
   private stepHook: (() => Promise<void>) | null = null;
 
@@ -56,14 +54,10 @@ export class PpoHost {
         `Samples per evaluation prompt must be a whole number from 1 to ${MAX_EVAL_SAMPLES}, got ${String(es)}.`,
       );
     const config = validatePpoConfig(setup.config);
-    let reward: RewardSource;
-    if (setup.reward.kind === 'reward-model') {
-      reward = rewardSource(rewards.require(), tok.eotId);
-    } else {
-      const labeller = labellerFromConfig(setup.reward.labeller);
-      reward = rewardFromFunction((text, prompt) => labeller.score(text, prompt));
-    }
-    reward = this.poisonable(reward);
+    const built = buildRewardSource(setup.reward, rewards, tok);
+    const { runner } = built;
+    const inner = built.reward;
+    const reward = this.poisonable(() => this.inner);
     this.gold = setup.gold ? labellerFromConfig({ ...setup.gold, noise: 0 } as LabellerConfig).score : null;
     const trainer = new PpoTrainer({
       model,
@@ -77,11 +71,15 @@ export class PpoHost {
       if (state) trainer.setState(state);
     } catch (e) {
       trainer.dispose();
+      runner?.dispose();
       throw e;
     }
     this.trainer?.dispose();
+    this.runner?.dispose();
+    this.runner = runner;
     this.trainer = trainer;
     this.setup = setup;
+    this.inner = inner;
     this.reward = reward;
     this.tok = tok;
     return this.status()!;
@@ -90,15 +88,38 @@ export class PpoHost {
   /** Test hook ({@link EngineTestHooks.debugPoisonPpo}): the next scored batch gets NaN rewards. */
   poisonNext = false;
 
-  private poisonable(inner: RewardSource): RewardSource {
+  /** The reward source in use (`setRewardFunctions` swaps it between iterations). */
+  private inner: RewardSource | null = null;
+
+  private poisonable(inner: () => RewardSource | null): RewardSource {
     return {
+      lastParts: () => inner()?.lastParts?.() ?? null,
       score: async (batch) => {
-        const scores = await inner.score(batch);
+        const scores = await inner()!.score(batch);
         if (!this.poisonNext) return scores;
         this.poisonNext = false;
         return scores.map(() => NaN);
       },
     };
+  }
+
+  /**
+   * New code for a run rewarded by the user's functions (e.g. after one failed and paused it): the
+   * weights, optimiser and history stay; the next scored batch uses the new functions.
+   */
+  setRewardFunctions(functions: RewardFunctionSpec[]): PpoStatus {
+    this.require();
+    if (this.setup?.reward.kind !== 'function')
+      throw new InvalidInputError('This run is not rewarded by JavaScript functions; start a new run to use them.');
+    const why = checkSpecs(functions);
+    if (why) throw new InvalidInputError(why);
+    const specs = functions.map(({ name, code, weight }) => ({ name, code, weight }));
+    const runner = new RewardFunctionRunner();
+    this.inner = functionRewardSource(specs, runner);
+    this.runner?.dispose();
+    this.runner = runner;
+    this.setup = { ...this.setup, reward: { kind: 'function', functions: specs } };
+    return this.status()!;
   }
 
   require(): PpoTrainer {
@@ -255,6 +276,8 @@ export class PpoHost {
   dispose(): void {
     this.trainer?.dispose();
     this.trainer = null;
+    this.runner?.dispose();
+    this.runner = null;
     this.setup = null;
   }
 }

@@ -203,8 +203,12 @@ export interface PpoSetup {
   /** Fixed prompts sampled every few iterations to show how the text changes. */
   evalPrompts: string[];
   config: Partial<PpoConfig>;
-  /** The reward: the active reward model, or a scripted labeller's score used directly. */
-  reward: { kind: 'reward-model' } | { kind: 'labeller'; labeller: LabellerConfig };
+  /** The reward: the active reward model, a scripted labeller's score used directly, or the user's
+   *  JavaScript functions summed with weights (src/lib/rlhf/reward-functions.ts). */
+  reward:
+    | { kind: 'reward-model' }
+    | { kind: 'labeller'; labeller: LabellerConfig }
+    | { kind: 'function'; functions: import('../rlhf/reward-functions').RewardFunctionSpec[] };
   /** A noise-free labeller scoring the evaluation samples ("gold"), to spot reward hacking. */
   gold?: LabellerConfig;
   /** Samples per evaluation prompt (default 1); more make the eval means (gold, proxy, KL) steadier. */
@@ -219,6 +223,37 @@ export interface PpoStatus {
   config: PpoConfig;
   setup: PpoSetup;
 }
+
+// ---------------------------------------------------------------- GRPO / RLOO
+
+/** A critic-free run (src/lib/rlhf/grpo.ts): the algorithm, its settings table's values, prompts, reward. */
+export interface GroupSetup {
+  algo: 'grpo' | 'rloo';
+  config: Partial<import('../rlhf/grpo-config').GrpoConfig> | Partial<import('../rlhf/rloo-config').RlooConfig>;
+  prompts: string[];
+  reward: PpoSetup['reward'];
+  name?: string;
+}
+
+export interface GroupStatus {
+  algo: 'grpo' | 'rloo';
+  iteration: number;
+  /** The settings of the next iteration. */
+  config: import('../rlhf/grpo-config').GrpoConfig | import('../rlhf/rloo-config').RlooConfig;
+  setup: GroupSetup;
+}
+
+export interface GroupRunRequest {
+  iterations: number;
+  /** Groups of each iteration sent to the page for the inspector (default 8). */
+  groupsShown?: number;
+}
+
+export type GroupEvent = {
+  kind: 'iteration';
+  metrics: import('../rlhf/grpo').GroupMetrics;
+  groups: import('../rlhf/grpo').GroupView[];
+};
 
 export interface PpoRunRequest {
   /** Whole iterations to run (ignored when `phase` is set). */
@@ -340,6 +375,53 @@ export interface TuneSample {
   tuned: string;
 }
 
+// ---------------------------------------------------------------- pretraining
+
+export type PretrainConfig = import('../pretrain/config').PretrainConfig;
+
+/** A pretraining run to prepare: documents already split (`src/lib/pretrain/text.ts`), with the loaded model's tokenizer. */
+export interface PretrainRequest {
+  train: string[];
+  val: string[];
+  /** A fresh model of `config.preset`, or a trainable copy of the loaded model (domain adaptation). */
+  init: 'scratch' | 'continue';
+  config?: Partial<PretrainConfig>;
+  /** Sampled every `sampleEvery` steps (at most 8). */
+  prompts?: string[];
+  /** The name the model is adopted under, and where its text came from (for its card). */
+  name?: string;
+  corpus?: string;
+}
+
+export interface PretrainStatus {
+  init: 'scratch' | 'continue';
+  baseName: string;
+  name: string;
+  corpus: string;
+  config: PretrainConfig;
+  modelConfig: import('../model/config').GPTConfig;
+  params: number;
+  step: number;
+  trainTokens: number;
+  valTokens: number;
+  /** UTF-8 bytes of the validation documents (one separator byte each), for bits per byte. */
+  valBytes: number;
+  /** Validation targets the loss and the baselines are scored on. */
+  evalTokens: number;
+  /** Counting baselines on the same validation targets: nats per token and bits per byte. */
+  baselines: { unigram: number; bigram: number; unigramBpb: number; bigramBpb: number };
+  lastLoss: number | null;
+  lastValLoss: number | null;
+  lastValBpb: number | null;
+  /** Seconds spent in training steps. */
+  seconds: number;
+}
+
+export type PretrainEvent =
+  | { kind: 'step'; step: number; loss: number; lr: number; gradNorm: number; tokensPerSec: number }
+  | { kind: 'eval'; step: number; valLoss: number; valBpb: number }
+  | { kind: 'samples'; step: number; samples: { prompt: string; text: string }[] };
+
 export interface Engine {
   /** Answers at once; used to check the worker started. */
   ping(): Promise<'pong'>;
@@ -393,6 +475,18 @@ export interface Engine {
   ppoState(): Promise<PpoState>;
   ppoEvaluate(): Promise<PpoEvalSample[]>;
   ppoDispose(): Promise<void>;
+  /** Start a GRPO or RLOO run on the loaded model (replacing the previous one). */
+  groupCreate(setup: GroupSetup): Promise<GroupStatus>;
+  groupStatus(): Promise<GroupStatus | null>;
+  /** Run iterations; cancel with `cancel(jobId)` (a half-done iteration is dropped). */
+  groupRun(jobId: string, req: GroupRunRequest, onEvent?: (e: GroupEvent) => void): Promise<GroupStatus>;
+  /** Change settings; they apply from the next iteration (the settings table says which may change). */
+  groupUpdateConfig(
+    change: Partial<import('../rlhf/grpo-config').GrpoConfig> & Partial<import('../rlhf/rloo-config').RlooConfig>,
+  ): Promise<GroupStatus['config']>;
+  groupDispose(): Promise<void>;
+  /** New code for the run's JavaScript reward functions (the run keeps its weights); used from the next batch. */
+  ppoSetRewardFunctions(functions: import('../rlhf/reward-functions').RewardFunctionSpec[]): Promise<PpoStatus>;
   /** Benchmarks on the loaded model (see `bench.ts`). */
   bench(jobId: string, req: BenchRequest): Promise<BenchResult>;
   /** TF.js memory counters (tensors, bytes) for leak checks. */
@@ -427,6 +521,14 @@ export interface Engine {
    * the loaded model and a running PPO job are not touched. Cancellable.
    */
   sampleWith(jobId: string, weights: SampleWeights, req: SampleWithRequest): Promise<string[]>;
+  /** Tokenise documents, count the baselines and build the model to pretrain (replaces an earlier run). */
+  pretrainPrepare(req: PretrainRequest): Promise<PretrainStatus>;
+  /** Train to the last step; cancelling the job pauses at a step boundary, and the next call goes on. */
+  pretrainRun(jobId: string, onEvent?: (e: PretrainEvent) => void): Promise<PretrainStatus>;
+  pretrainStatus(): Promise<PretrainStatus | null>;
+  /** Load the pretrained model as the engine's model (the base of Feedback, Reward model and Train). */
+  pretrainAdopt(): Promise<ModelInfo>;
+  pretrainDispose(): Promise<void>;
 }
 
 /**

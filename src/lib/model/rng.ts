@@ -5,6 +5,10 @@
  * Generator: sfc32 (Chris Doty-Humphrey's Small Fast Chaotic PRNG, from PractRand),
  * seeded through splitmix32. 128 bits of state, passes PractRand/BigCrush, and the
  * state is four uint32 numbers that a checkpoint can store as JSON.
+ *
+ * Also here, so every trainer draws the same way: the one seeded permutation (`shuffleInPlace`,
+ * `permutation`: Fisher–Yates, Knuth TAOCP vol. 2 §3.4.2, drawing `rng.int(i + 1)` for i from n−1
+ * down to 1) and `deriveSeed`, which makes per-run seeds from a base seed and counters.
  */
 
 /** Serialisable generator state (four uint32). */
@@ -99,4 +103,41 @@ export class Rng {
     r.setState(state);
     return r;
   }
+}
+
+/**
+ * Shuffle `a` in place (Fisher–Yates from the end, `j = rng.int(i + 1)`) and return it. The one
+ * shuffle of the code base: PPO's prompt and minibatch order, the reward model's, SFT's and DPO's
+ * batch order and the prompt split all draw this stream.
+ */
+export function shuffleInPlace<T>(a: T[], rng: Rng): T[] {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
+/** A seeded permutation of 0..n−1 (`shuffleInPlace` of `[0, 1, …, n−1]`). */
+export function permutation(n: number, rng: Rng): number[] {
+  return shuffleInPlace(
+    Array.from({ length: n }, (_, i) => i),
+    rng,
+  );
+}
+
+/**
+ * A seed (uint32) derived from a base seed and counters, e.g. `deriveSeed(seed, runsSoFar, batch)`:
+ * the same parts give the same seed, different parts unrelated ones (splitmix32 over the parts).
+ * Parts are whole numbers; their low 32 bits and the bits above are both mixed in.
+ */
+export function deriveSeed(...parts: number[]): number {
+  let h = 0x6a09e667;
+  for (const p of parts) {
+    if (!Number.isSafeInteger(p)) throw new RangeError(`deriveSeed takes whole numbers, got ${p}`);
+    const hi = Math.floor(p / 4294967296) >>> 0;
+    h = splitmix32((h ^ (p >>> 0)) >>> 0)();
+    h = splitmix32((h ^ hi) >>> 0)();
+  }
+  return h;
 }

@@ -19,6 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingPair } from '../data/records';
+import { splitByPrompt } from '../data/split';
 import type { GPT } from '../model/gpt';
 import { dpoLoss, dpoLossT, type DpoLossType } from './dpo';
 import {
@@ -28,14 +29,13 @@ import {
   offlineStep,
   packRows,
   runOfflineLoop,
-  splitItemsByPrompt,
   trainableOf,
   type EncodedText,
   type OfflineTokenizer,
-  type TuneAdam,
   type TuneEvent,
   type TuneResult,
 } from './offline-train';
+import type { Adam } from './adam';
 import { TuneDivergedError, TuneInputError } from './errors';
 import { DPO_SETTINGS, type DpoConfig } from './dpo-config';
 
@@ -156,7 +156,7 @@ export async function trainDpo(
   const tok = opts.tokenizer;
   const eot = tok.eotId;
   const T = model.config.blockSize;
-  const split = splitItemsByPrompt(usable, c.valFraction, c.seed);
+  const split = splitByPrompt(usable, c.valFraction, c.seed);
   const encode = (xs: readonly TrainingPair[]): EncodedPair[] =>
     xs.map((p) => ({
       chosen: encodeCompletion(tok, p.prompt, p.chosen, T, c.appendEot),
@@ -214,7 +214,7 @@ export async function trainDpo(
 /** One step on a batch of pairs: chosen and rejected in one forward pass (see `offlineStep`). */
 async function dpoStep(
   model: GPT,
-  adam: TuneAdam,
+  adam: Adam,
   batch: EncodedPair[],
   eot: number,
   lr: number,
@@ -235,7 +235,7 @@ async function dpoStep(
         const pr = tf.slice(lp, n, n);
         return { loss: dpoLossT(pc, pr, rc, rr, c.beta, c.lossType, c.labelSmoothing).loss, extra: lp };
       },
-      lr,
+      { lr, maxGradNorm: c.maxGradNorm },
       (loss, gradNorm) =>
         new TuneDivergedError(
           `DPO diverged at step ${step + 1}: loss ${loss}, gradient norm ${gradNorm}. The weights were restored to those before training; lower the learning rate (now ${c.learningRate}) or β.`,

@@ -1,5 +1,5 @@
 /**
- * Named errors of the trainers (SFT, DPO, PPO, reward model). Kept free of TF.js imports so the
+ * Named errors of the trainers (SFT, DPO, PPO, GRPO/RLOO, reward model). Kept free of TF.js imports so the
  * main thread can register them in `src/lib/engine/errors.ts` (to revive them after they cross
  * the worker boundary) without loading TF.js.
  */
@@ -27,4 +27,14 @@ export class PpoPhaseError extends Error {
 /** A reward-model training problem the user can act on (too few pairs, divergence, …). */
 export class RewardTrainingError extends Error {
   override name = 'RewardTrainingError';
+}
+
+/** GRPO/RLOO: a non-finite loss or gradient; the update was not applied. */
+export class GroupDivergedError extends Error {
+  override name = 'GroupDivergedError';
+}
+
+/** GRPO/RLOO: a phase was called out of order (e.g. update() before advantages()). */
+export class GroupPhaseError extends Error {
+  override name = 'GroupPhaseError';
 }

@@ -51,3 +51,20 @@ export {
   type TuneResult,
 } from './offline-train';
 export { TuneInputError, TuneDivergedError } from './errors';
+export {
+  grpoAdvantages,
+  rlooAdvantages,
+  normalizeAdvantages,
+  groupStats,
+  besselStd,
+  grpoLoss,
+  grpoLossT,
+  rlooLoss,
+  rlooLossT,
+  GROUP_STD_EPS,
+  type GrpoLossOptions,
+  type GrpoLossResult,
+  type RlooLossResult,
+  type GrpoLossType,
+  type GrpoScaleRewards,
+} from './grpo-loss';

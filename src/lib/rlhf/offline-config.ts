@@ -4,6 +4,7 @@
  * own defaults where they differ.
  */
 import type { TableSpec } from '../settings/table';
+import { ADAM_ROWS, LR_SCHEDULE_ROW, MAX_GRAD_NORM_ROW } from './optimiser-config';
 import { TuneInputError } from './errors';
 
 export interface OfflineConfig {
@@ -69,13 +70,6 @@ export function offlineFields(d: {
       default: d.learningRate,
       help: `Adam's peak step size (default ${d.learningRate}; higher than TRL's for a 1M-parameter model).`,
     },
-    lrSchedule: {
-      label: 'learning-rate schedule',
-      kind: 'choice',
-      choices: ['linear', 'constant'],
-      default: 'linear',
-      help: "'linear' decays to 0 at the last planned step (HF default); 'constant' keeps it.",
-    },
     batchSize: {
       label: 'batch size',
       kind: 'number',
@@ -85,33 +79,9 @@ export function offlineFields(d: {
       default: d.batchSize,
       help: 'Examples (SFT) or pairs (DPO) per step.',
     },
-    adamBeta1: {
-      label: 'Adam β1',
-      kind: 'number',
-      min: 0,
-      max: 1,
-      maxExclusive: true,
-      default: 0.9,
-      help: "Adam's β1.",
-    },
-    adamBeta2: {
-      label: 'Adam β2',
-      kind: 'number',
-      min: 0,
-      max: 1,
-      maxExclusive: true,
-      default: 0.999,
-      help: "Adam's β2.",
-    },
-    adamEpsilon: {
-      label: 'Adam ε',
-      kind: 'number',
-      min: 0,
-      minExclusive: true,
-      max: 1,
-      default: 1e-8,
-      help: "Adam's ε, explicit (TF.js's own default depends on the backend).",
-    },
+    ...ADAM_ROWS,
+    lrSchedule: LR_SCHEDULE_ROW,
+    maxGradNorm: MAX_GRAD_NORM_ROW,
     weightDecay: {
       label: 'weight decay',
       kind: 'number',
@@ -119,14 +89,6 @@ export function offlineFields(d: {
       max: 10,
       default: 0,
       help: 'Decoupled weight decay (AdamW) on matrices; 0 = off.',
-    },
-    maxGradNorm: {
-      label: 'gradient clipping norm',
-      kind: 'number',
-      min: 0,
-      max: 1e6,
-      default: 1,
-      help: 'Clip the global gradient norm to this; 0 = off.',
     },
     valFraction: {
       label: 'held-out fraction',

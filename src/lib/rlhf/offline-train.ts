@@ -1,8 +1,8 @@
 /**
  * Shared pieces of the offline trainers, SFT (`sft.ts`) and DPO (`dpo-train.ts`): encoding a
  * prompt and its completion, packing rows, per-sequence log-probabilities over completion
- * tokens only, the seeded prompt split, Adam with explicit ε and global-norm clipping, one
- * optimiser step with its single read-back, the epoch/batch loop with its events, and the
+ * tokens only, one optimiser step (the shared `Adam` of `adam.ts`, the prompt split of
+ * `data/split.ts`) with its single read-back, the epoch/batch loop with its events, and the
  * settings both share. Each trainer keeps its own maths (losses, metrics) in its own file.
  *
  * Follows:
@@ -21,9 +21,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GPT } from '../model/gpt';
-import { Rng } from '../model/rng';
-import { adamUpdate, zerosSlot } from './adam';
-import { splitByPrompt } from './reward-train';
+import { permutation, Rng } from '../model/rng';
+import { Adam, type AdamStepOptions } from './adam';
 import { TuneDivergedError, TuneInputError } from './errors';
 import type { OfflineConfig } from './offline-config';
 
@@ -133,76 +132,6 @@ export function learningRateAt(step: number, total: number, c: OfflineConfig): n
   return c.lrSchedule === 'linear' ? c.learningRate * (1 - step / total) : c.learningRate;
 }
 
-// ------------------------------------------------------------------------------- the split
-
-/**
- * The reward model's split (`splitByPrompt`: seeded, every item of a held-out prompt on the
- * validation side), for any items with a prompt.
- */
-export function splitItemsByPrompt<T extends { prompt: string }>(
-  items: readonly T[],
-  valFraction: number,
-  seed: number,
-): { train: T[]; val: T[]; valPrompts: string[] } {
-  const { valPrompts } = splitByPrompt(
-    items.map((x) => ({ prompt: x.prompt, chosen: '', rejected: '' })),
-    valFraction,
-    seed,
-  );
-  const held = new Set(valPrompts);
-  return { train: items.filter((x) => !held.has(x.prompt)), val: items.filter((x) => held.has(x.prompt)), valPrompts };
-}
-
-/** Fisher–Yates permutation of 0..n−1. */
-export function permutation(n: number, rng: Rng): number[] {
-  const p = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
-}
-
-// ------------------------------------------------------------------------------------ Adam
-
-/** Adam (bias-corrected, ε explicit), optional decoupled weight decay, global-norm clipping. */
-export class TuneAdam {
-  private readonly m: tf.Variable[];
-  private readonly v: tf.Variable[];
-  private t = 0;
-
-  constructor(
-    readonly vars: tf.Variable[],
-    private readonly c: OfflineConfig,
-  ) {
-    this.m = vars.map((p) => zerosSlot(p));
-    this.v = vars.map((p) => zerosSlot(p));
-  }
-
-  /** Global L2 norm of the gradients (a scalar tensor the caller disposes). */
-  norm(grads: tf.NamedTensorMap): tf.Scalar {
-    return tf.tidy(() => tf.sqrt(tf.addN(this.vars.map((p) => tf.sum(tf.square(grads[p.name]))))) as tf.Scalar);
-  }
-
-  /** One step with the gradients scaled so their norm is at most `maxGradNorm`. */
-  apply(grads: tf.NamedTensorMap, gradNorm: number, lr: number): void {
-    const { adamBeta1: b1, adamBeta2: b2, adamEpsilon: eps, maxGradNorm, weightDecay } = this.c;
-    const scale = maxGradNorm > 0 ? Math.min(1, maxGradNorm / (gradNorm + 1e-6)) : 1;
-    const t = ++this.t;
-    const h = { beta1: b1, beta2: b2, eps, lr, weightDecay };
-    tf.tidy(() => {
-      this.vars.forEach((p, i) => {
-        const g = scale === 1 ? grads[p.name] : tf.mul(grads[p.name], scale);
-        adamUpdate(p, g, this.m[i], this.v[i], t, h);
-      });
-    });
-  }
-
-  dispose(): void {
-    tf.dispose([...this.m, ...this.v]);
-  }
-}
-
 /** Copies of the variables' values, to restore with {@link restoreVars}. */
 export function snapshotVars(vars: readonly tf.Variable[]): tf.Tensor[] {
   return vars.map((v) => tf.clone(v));
@@ -228,9 +157,9 @@ export function trainableOf(model: GPT, what: string): tf.Variable[] {
  * read-back numbers.
  */
 export async function offlineStep(
-  adam: TuneAdam,
+  adam: Adam,
   lossFn: () => { loss: tf.Scalar; extra: tf.Tensor1D },
-  lr: number,
+  opts: AdamStepOptions,
   diverged: (loss: number, gradNorm: number) => Error,
 ): Promise<{ loss: number; gradNorm: number; extra: number[] }> {
   const kept: { extra?: tf.Tensor } = {};
@@ -243,13 +172,13 @@ export async function offlineStep(
       return loss;
     }, adam.vars);
     grads = res.grads;
-    const norm = adam.norm(grads);
+    const norm = adam.gradNorm(grads);
     readback = tf.tidy(() => tf.concat([tf.reshape(res.value, [1]), tf.reshape(norm, [1]), kept.extra!]));
     tf.dispose([res.value, norm]);
     const d = Array.from(await readback.data());
     const [loss, gradNorm] = d;
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) throw diverged(loss, gradNorm);
-    adam.apply(grads, gradNorm, lr);
+    adam.apply(grads, gradNorm, opts);
     return { loss, gradNorm, extra: d.slice(2) };
   } finally {
     kept.extra?.dispose();
@@ -275,7 +204,7 @@ export interface OfflineLoop<R> {
   /** Metrics before the first step (step 0). */
   initial(): Promise<Record<string, number>>;
   /** One optimiser step on `batch`; its metrics, `grad_norm` included. */
-  step(batch: R[], adam: TuneAdam, lr: number, step: number): Promise<Record<string, number>>;
+  step(batch: R[], adam: Adam, lr: number, step: number): Promise<Record<string, number>>;
   /** Metrics on the held-out items, `eval_loss` among them. */
   evaluate(val: readonly R[]): Promise<Record<string, number>>;
 }
@@ -297,7 +226,12 @@ export async function runOfflineLoop<R>(
   const totalSteps = plannedSteps(train.length, c);
   const stepsPerEpoch = Math.ceil(train.length / c.batchSize);
   const initialWeights = snapshotVars(vars);
-  const adam = new TuneAdam(vars, c);
+  const adam = new Adam(vars, {
+    beta1: c.adamBeta1,
+    beta2: c.adamBeta2,
+    eps: c.adamEpsilon,
+    weightDecay: c.weightDecay,
+  });
   try {
     const initial = await loop.initial();
     onEvent?.({

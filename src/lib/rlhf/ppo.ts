@@ -44,9 +44,9 @@
  * Read-backs: one per phase for rollout and advantages, one per minibatch step in update.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { adamUpdate, zerosSlot } from './adam';
+import { Adam } from './adam';
 import type { GPT } from '../model/gpt';
-import { Rng, type RngState } from '../model/rng';
+import { permutation, Rng, type RngState } from '../model/rng';
 import { generate, type OnToken } from '../model/sampling';
 import { entropyFromLogitsT, logprobsOfTokens } from './entropy';
 import { PpoDivergedError, PpoPhaseError } from './errors';
@@ -54,6 +54,7 @@ import { gae } from './gae';
 import { AdaptiveKlController, klPerToken } from './kl';
 import { PPO_SETTINGS, PpoConfigError, validatePpoConfig, type PpoConfig } from './ppo-config';
 import { ppoPolicyLossT, ppoValueLossT } from './ppo-loss';
+import { rewardPartMetrics } from './reward-functions';
 import { ValueModel } from './value-model';
 import { maskedMeanT, whiten, type Matrix } from './whiten';
 
@@ -79,9 +80,11 @@ export interface RewardInput {
   finished: boolean;
 }
 
-/** Anything that scores responses: a reward model, or a scripted labeller's `score`. */
+/** Anything that scores responses: a reward model, a scripted labeller's `score`, the user's functions. */
 export interface RewardSource {
   score(batch: RewardInput[]): Promise<number[]>;
+  /** A weighted sum's parts' scores of the last batch (logged as `rewards/<name>/mean|std`). */
+  lastParts?(): { name: string; scores: number[] }[] | null;
 }
 
 /** A RewardSource from a plain `(text, prompt) → number`, e.g. a labeller's `score`. */
@@ -125,6 +128,8 @@ export interface PpoMetrics {
   response_length: number;
   beta: number;
   'time/iteration_s': number;
+  /** Per reward function of a weighted sum (TRL's names). */
+  [part: `rewards/${string}`]: number;
 }
 
 export interface RolloutResult {
@@ -272,6 +277,8 @@ interface Batch {
   returns?: Matrix;
   beta?: number;
   advMetrics?: AdvantagesResult['metrics'];
+  /** `rewards/<name>/mean|std` of the reward source's parts. */
+  partMetrics?: Record<`rewards/${string}`, number>;
   seconds: number;
 }
 
@@ -324,9 +331,8 @@ export class PpoTrainer {
   private batch: Batch | null = null;
   private phase: PpoPhase = 'rollout';
   private readonly vars: { key: string; v: tf.Variable }[];
-  private readonly adamM: tf.Variable[];
-  private readonly adamV: tf.Variable[];
-  private adamStep = 0;
+  /** One Adam over the policy and value variables (moments named `ppo<id>/adam-m/…`). */
+  private readonly adam: Adam;
   private disposed = false;
   /** True while a rollout samples (its phase is still 'rollout'): a settings change waits. */
   private inRollout = false;
@@ -362,8 +368,11 @@ export class PpoTrainer {
       ...[...this.policy.params].map(([name, v]) => ({ key: `policy/${name}`, v })),
       ...[...this.valueModel.namedVariables()].map(([name, v]) => ({ key: `value/${name}`, v })),
     ];
-    this.adamM = this.vars.map(({ v }) => zerosSlot(v, `ppo${id}/adam-m/${v.name}`));
-    this.adamV = this.vars.map(({ v }) => zerosSlot(v, `ppo${id}/adam-v/${v.name}`));
+    this.adam = new Adam(
+      this.vars.map((x) => x.v),
+      PPO_ADAM,
+      `ppo${id}/adam`,
+    );
   }
 
   /** The settings the current (or next) iteration runs with. */
@@ -529,6 +538,12 @@ export class PpoTrainer {
     const penalty = this.config.missingEosPenalty;
     const penalised = b.finished.map((f) => penalty !== null && !f);
     b.scores = raw.map((s, i) => (penalised[i] ? s - penalty! : s));
+    const parts = this.reward.lastParts?.();
+    if (parts)
+      b.partMetrics = rewardPartMetrics(
+        parts.map((p) => p.name),
+        parts.map((p) => p.scores),
+      ) as Record<`rewards/${string}`, number>;
     const seconds = (performance.now() - t0) / 1000;
     b.seconds += seconds;
     this.phase = 'advantages';
@@ -613,8 +628,8 @@ export class PpoTrainer {
     const b = this.batch!;
     const c = this.config;
     const mbSize = c.batchSize / c.miniBatches;
-    const snapshot = [...this.vars.map((x) => x.v), ...this.adamM, ...this.adamV].map((v) => tf.clone(v));
-    const adamStepBefore = this.adamStep;
+    const weightsBefore = this.vars.map((x) => tf.clone(x.v));
+    const adamBefore = this.adam.snapshot();
     const steps: UpdateStep[] = [];
     let earlyStopped = false;
     try {
@@ -633,14 +648,13 @@ export class PpoTrainer {
       }
     } catch (e) {
       // All or nothing: restore the weights and moments of before the update.
-      const all = [...this.vars.map((x) => x.v), ...this.adamM, ...this.adamV];
-      all.forEach((v, i) => v.assign(snapshot[i]));
-      this.adamStep = adamStepBefore;
+      this.vars.forEach((x, i) => x.v.assign(weightsBefore[i]));
+      this.adam.restore(adamBefore);
       this.batch = null;
       this.phase = 'rollout';
       throw e;
     } finally {
-      tf.dispose(snapshot);
+      tf.dispose([...weightsBefore, ...adamBefore.m, ...adamBefore.v]);
     }
 
     const avg = (k: keyof UpdateStep) => mean(steps.map((s) => s[k]));
@@ -650,6 +664,7 @@ export class PpoTrainer {
     const metrics: PpoMetrics = {
       iteration: this.completedIterations,
       ...b.advMetrics!,
+      ...b.partMetrics,
       'policy/approxkl_avg': avg('approxKl'),
       'policy/clipfrac_avg': avg('clipfrac'),
       'loss/policy_avg': avg('policyLoss'),
@@ -699,8 +714,8 @@ export class PpoTrainer {
       const { key, v } = this.vars[i];
       const [which, ...rest] = key.split('/');
       (which === 'policy' ? policy : value)[rest.join('/')] = await read(v);
-      adamM[key] = await read(this.adamM[i]);
-      adamV[key] = await read(this.adamV[i]);
+      adamM[key] = await read(this.adam.m[i]);
+      adamV[key] = await read(this.adam.v[i]);
     }
     if (!this.inRollout) this.applyPending();
     return {
@@ -708,7 +723,7 @@ export class PpoTrainer {
       config: structuredClone(this.cfg),
       iteration: this.completedIterations,
       beta: this.klCtl.value,
-      adamStep: this.adamStep,
+      adamStep: this.adam.step,
       rng: this.rng.getState(),
       promptOrder: [...this.promptOrder],
       promptCursor: this.promptCursor,
@@ -752,14 +767,14 @@ export class PpoTrainer {
         t.dispose();
       };
       set(v, source(key)!);
-      set(this.adamM[i], state.adamM[key]);
-      set(this.adamV[i], state.adamV[key]);
+      set(this.adam.m[i], state.adamM[key]);
+      set(this.adam.v[i], state.adamV[key]);
     }
     this.cfg = config;
     this.pending = null;
     this.completedIterations = state.iteration;
     this.klCtl = this.makeKlController(state.beta);
-    this.adamStep = state.adamStep;
+    this.adam.step = state.adamStep;
     this.rng = Rng.fromState(state.rng);
     this.promptOrder = [...state.promptOrder];
     this.promptCursor = state.promptCursor;
@@ -774,7 +789,7 @@ export class PpoTrainer {
     this.policy.dispose();
     if (this.ownsReference) this.reference.dispose();
     this.valueModel.dispose();
-    tf.dispose([...this.adamM, ...this.adamV]);
+    this.adam.dispose();
   }
 
   // ------------------------------------------------------------------------- internals
@@ -798,14 +813,9 @@ export class PpoTrainer {
     return this.promptOrder[this.promptCursor++];
   }
 
-  /** Fisher–Yates permutation of 0..n-1 with the trainer's RNG. */
+  /** A permutation of 0..n-1 with the trainer's RNG (`permutation`, the shared shuffle). */
   private shuffle(n: number): number[] {
-    const p = Array.from({ length: n }, (_, i) => i);
-    for (let i = n - 1; i > 0; i--) {
-      const j = this.rng.int(i + 1);
-      [p[i], p[j]] = [p[j], p[i]];
-    }
-    return p;
+    return permutation(n, this.rng);
   }
 
   /**
@@ -896,7 +906,7 @@ export class PpoTrainer {
         throw new PpoDivergedError(
           `PPO update diverged at iteration ${this.completedIterations}: loss ${loss}, policy loss ${policyLoss}, value loss ${valueLoss}, gradient norm ${gradNorm}. The weights were left as before this update; lower lr, check the reward for NaN/Inf, or lower klCoef.`,
         );
-      this.applyAdam(grads, Math.min(1, c.maxGradNorm / (gradNorm + 1e-6)));
+      this.adam.apply(grads, gradNorm, { lr: c.lr, maxGradNorm: c.maxGradNorm });
       return { loss, policyLoss, valueLoss, entropy, approxKl, clipfrac, valueClipfrac, ratio, gradNorm };
     } finally {
       tf.dispose([t.seq, t.targets, t.sel, t.posMask, ...Object.values(data)]);
@@ -904,17 +914,5 @@ export class PpoTrainer {
       if (grads) tf.dispose(grads);
       readback?.dispose();
     }
-  }
-
-  /** Adam (bias-corrected, ε fixed) on every variable with gradients scaled by `scale`. */
-  private applyAdam(grads: tf.NamedTensorMap, scale: number): void {
-    const h = { ...PPO_ADAM, lr: this.config.lr };
-    const t = ++this.adamStep;
-    tf.tidy(() => {
-      this.vars.forEach(({ v }, i) => {
-        const g = scale === 1 ? grads[v.name] : tf.mul(grads[v.name], scale);
-        adamUpdate(v, g, this.adamM[i], this.adamV[i], t, h);
-      });
-    });
   }
 }

@@ -10,6 +10,7 @@
  * `npx tsx scripts/experiments/reward-model.ts` (the commands are in each help line).
  */
 import { settingsTable } from '../settings/table';
+import { ADAM_ROWS, LR_SCHEDULE_ROW, MAX_GRAD_NORM_ROW } from './optimiser-config';
 import { MIN_PAIRS } from './reward-limits';
 import { RewardTrainingError } from './errors';
 
@@ -79,13 +80,6 @@ export const REWARD_SETTINGS = settingsTable<RewardConfig>(
       url: 'rmLr',
       help: "Adam's peak step size (head 1e-2; full 1e-4: 3e-4 overfits 300 pairs, reward-model.ts --mode full --lr 1e-4|3e-4).",
     },
-    lrSchedule: {
-      label: 'learning-rate schedule',
-      kind: 'choice',
-      choices: ['linear', 'constant'],
-      default: 'linear',
-      help: "'linear' decays to 0 at the last planned step (HF Trainer's default); 'constant' keeps it.",
-    },
     batchSize: {
       label: 'batch size',
       kind: 'number',
@@ -96,33 +90,9 @@ export const REWARD_SETTINGS = settingsTable<RewardConfig>(
       url: 'rmBatch',
       help: 'Preference pairs per step.',
     },
-    adamBeta1: {
-      label: 'Adam β1',
-      kind: 'number',
-      min: 0,
-      max: 1,
-      maxExclusive: true,
-      default: 0.9,
-      help: "Adam's β1.",
-    },
-    adamBeta2: {
-      label: 'Adam β2',
-      kind: 'number',
-      min: 0,
-      max: 1,
-      maxExclusive: true,
-      default: 0.999,
-      help: "Adam's β2.",
-    },
-    adamEpsilon: {
-      label: 'Adam epsilon',
-      kind: 'number',
-      min: 0,
-      minExclusive: true,
-      max: 1,
-      default: 1e-8,
-      help: "Adam's ε, explicit (TF.js's own default depends on the backend).",
-    },
+    ...ADAM_ROWS,
+    lrSchedule: LR_SCHEDULE_ROW,
+    maxGradNorm: MAX_GRAD_NORM_ROW,
     weightDecay: {
       label: 'weight decay',
       kind: 'number',
@@ -138,14 +108,6 @@ export const REWARD_SETTINGS = settingsTable<RewardConfig>(
       max: 1e6,
       default: byMode(10, 0),
       help: "Head mode: ridge penalty on the head's weights of standardised features; with 20–50 labels an unregularised head fits the noise (reward-model.ts --mode head --pairs 40).",
-    },
-    maxGradNorm: {
-      label: 'gradient clipping norm',
-      kind: 'number',
-      min: 0,
-      max: 1e6,
-      default: 1,
-      help: 'Clip the global gradient norm to this; 0 = off.',
     },
     centerCoef: {
       label: 'centring coefficient',

@@ -29,9 +29,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingPair } from '../data/records';
-import { Rng } from '../model/rng';
+import { splitByPrompt, type PromptSplit as GenericPromptSplit } from '../data/split';
+import { Rng, shuffleInPlace } from '../model/rng';
 import { bradleyTerryLoss, bradleyTerryLossT } from './bradley-terry';
-import { adamUpdate, zerosSlot } from './adam';
+import { Adam } from './adam';
 import { RewardTrainingError } from './errors';
 import { MIN_PROMPTS } from './reward-limits';
 import type { RewardMode, RewardModel, RewardNormalisation } from './reward-model';
@@ -74,38 +75,9 @@ function resolve(rm: RewardModel, o: RewardTrainOptions): Resolved {
 // ---------------------------------------------------------------------------
 // Split
 
-export interface PromptSplit {
-  train: TrainingPair[];
-  val: TrainingPair[];
-  /** Prompts whose pairs are in `val`. */
-  valPrompts: string[];
-}
-
-function shuffleInPlace<T>(a: T[], rng: Rng): T[] {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
-}
-
-/**
- * Hold out `valFraction` of the distinct prompts (rounded, at least 1 and at most all but one
- * when there are ≥ 2 prompts and valFraction > 0), seeded: every pair of a held-out prompt
- * goes to `val`, the rest to `train`, both in their input order.
- */
-export function splitByPrompt(pairs: readonly TrainingPair[], valFraction = 0.2, seed = 0): PromptSplit {
-  const prompts = [...new Set(pairs.map((p) => p.prompt))];
-  if (valFraction <= 0 || prompts.length < 2) return { train: [...pairs], val: [], valPrompts: [] };
-  const nVal = Math.min(prompts.length - 1, Math.max(1, Math.round(valFraction * prompts.length)));
-  const valPrompts = shuffleInPlace([...prompts], new Rng(seed)).slice(0, nVal);
-  const held = new Set(valPrompts);
-  return {
-    train: pairs.filter((p) => !held.has(p.prompt)),
-    val: pairs.filter((p) => held.has(p.prompt)),
-    valPrompts: prompts.filter((p) => held.has(p)),
-  };
-}
+/** The reward model's split of its pairs (`splitByPrompt`, in `data/split.ts`). */
+export type PromptSplit = GenericPromptSplit<TrainingPair>;
+export { splitByPrompt } from '../data/split';
 
 // ---------------------------------------------------------------------------
 // Metrics
@@ -332,38 +304,6 @@ export async function computeNormalisation(rm: RewardModel, idsBatch: number[][]
 }
 
 // ---------------------------------------------------------------------------
-// Adam
-
-class Adam {
-  private m: tf.Variable[];
-  private v: tf.Variable[];
-  private t = 0;
-  constructor(
-    private readonly vars: tf.Variable[],
-    private readonly o: Resolved,
-  ) {
-    this.m = vars.map((p) => zerosSlot(p));
-    this.v = vars.map((p) => zerosSlot(p));
-  }
-
-  /** Clip, update every variable; returns the global gradient norm before clipping. Call inside tidy. */
-  apply(grads: tf.NamedTensorMap, lr: number): tf.Scalar {
-    const { adamBeta1: b1, adamBeta2: b2, adamEpsilon: eps, maxGradNorm, weightDecay } = this.o;
-    this.t++;
-    const gs = this.vars.map((p) => grads[p.name]);
-    const norm = tf.sqrt(tf.addN(gs.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
-    const scale = maxGradNorm > 0 ? tf.minimum(1, tf.div(maxGradNorm, tf.add(norm, 1e-6))) : tf.scalar(1);
-    const h = { beta1: b1, beta2: b2, eps, lr, weightDecay };
-    this.vars.forEach((p, i) => adamUpdate(p, tf.mul(gs[i], scale), this.m[i], this.v[i], this.t, h));
-    return norm;
-  }
-
-  dispose(): void {
-    tf.dispose([...this.m, ...this.v]);
-  }
-}
-
-// ---------------------------------------------------------------------------
 // Training
 
 function checkPairs(pairs: readonly TrainingPair[], enc: EncodedPair[], o: Resolved): EncodedPair[] {
@@ -383,28 +323,64 @@ function checkPairs(pairs: readonly TrainingPair[], enc: EncodedPair[], o: Resol
   return usable;
 }
 
+/** One training run's data and state, handed from stage to stage (prepare → epochs → finish). */
+interface RewardRun {
+  rm: RewardModel;
+  o: Resolved;
+  full: boolean;
+  t0: number;
+  /** Usable pairs (ties dropped), encoded. */
+  usable: EncodedPair[];
+  droppedTies: number;
+  split: PromptSplit;
+  train: EncodedPair[];
+  val: EncodedPair[];
+  stepsPerEpoch: number;
+  totalSteps: number;
+  vars: tf.Variable[];
+  adam: Adam | null;
+  /** Head mode: the training pairs' features, computed once (the trunk is fixed). */
+  trainF: { chosen: tf.Tensor2D; rejected: tf.Tensor2D } | null;
+  /** Head mode with `headL2`: s_k² per feature (see `RewardTrainOptions.headL2`). */
+  headScale: tf.Tensor1D | null;
+  linearProbe?: RewardTrainResult['linearProbe'];
+  rng: Rng | null;
+  step: number;
+  history: RewardEpochMetrics[];
+  bestEpoch: number;
+  /** [eval accuracy, eval loss] of the best epoch so far. */
+  bestKey: [number, number];
+  sinceBest: number;
+  /** Weights of the best epoch when they are not the live ones. */
+  best: tf.Tensor[] | null;
+  stoppedEarly: boolean;
+}
+
+/** Throw the divergence error of `run` (the caller's weights are restored by `trainRewardModel`). */
+function diverged(run: RewardRun, what: string, epoch: number): never {
+  throw new RewardTrainingError(
+    `Reward model training diverged (${what} at epoch ${epoch}, step ${run.step}); the previous weights were kept. Lower the learning rate (now ${run.o.learningRate}).`,
+  );
+}
+
+/** The weights training changes (all of them in full mode, the head's in head mode). */
+function snapshotTrainable(rm: RewardModel, full: boolean): tf.Tensor[] {
+  return full ? rm.snapshot() : rm.headVariables().map((v) => tf.clone(v));
+}
+
+function restoreTrainable(rm: RewardModel, full: boolean, snap: tf.Tensor[]): void {
+  if (full) rm.restore(snap, true);
+  else rm.headVariables().forEach((v, i) => v.assign(snap[i]));
+}
+
 /**
- * Train `rm` in place on preference pairs. On success the best epoch's weights are kept and
- * `rm.normalisation` is set; on any error (cancellation via `checkpoint` included) weights
- * and normalisation are restored to what they were, and the error is rethrown
- * (`RewardTrainingError` for problems of the data or the settings).
- *
- * `checkpoint` is awaited before every step (the engine yields and cancels there).
+ * Stage 1a, before anything changes: resolve the options, encode the pairs, drop ties, split
+ * by prompt. Throws `RewardTrainingError` for data or settings the run cannot use.
  */
-export async function trainRewardModel(
-  rm: RewardModel,
-  pairs: readonly TrainingPair[],
-  opts: RewardTrainOptions,
-  onProgress?: (e: RewardTrainEvent) => void,
-  checkpoint?: () => Promise<void>,
-): Promise<RewardTrainResult> {
+function planRun(rm: RewardModel, pairs: readonly TrainingPair[], opts: RewardTrainOptions): RewardRun {
   const o = resolve(rm, opts);
   const t0 = performance.now();
-  const full = o.mode === 'full';
-
-  // Data: encode, drop ties, split by prompt.
   const usable = checkPairs(pairs, encodePairs(pairs, o.encode, o.marginScale), o);
-  const droppedTies = pairs.length - usable.length;
   const usablePairs = usable.map((e) => e.pair);
   let split: PromptSplit;
   if (o.valPairs) {
@@ -422,260 +398,322 @@ export async function trainRewardModel(
   const val = o.valPairs
     ? encodePairs(o.valPairs, o.encode, o.marginScale).filter((e) => !sameIds(e.chosen, e.rejected))
     : split.val.map((p) => encOf.get(p)!);
-
   const stepsPerEpoch = Math.ceil(train.length / o.batchSize);
-  const totalSteps = stepsPerEpoch * o.epochs;
-  const vars = rm.trainableVariables(o.mode);
-  const C = rm.config.nEmbd;
-
-  // Everything below can fail: snapshot first, restore on any error.
-  const initial = full ? rm.snapshot() : rm.headVariables().map((v) => tf.clone(v));
-  const initialNorm = { ...rm.normalisation };
-  const restoreInitial = () => {
-    if (full) rm.restore(initial, true);
-    else rm.headVariables().forEach((v, i) => v.assign(initial[i]));
-    rm.normalisation = initialNorm;
+  return {
+    rm,
+    o,
+    full: o.mode === 'full',
+    t0,
+    usable,
+    droppedTies: pairs.length - usable.length,
+    split,
+    train,
+    val,
+    stepsPerEpoch,
+    totalSteps: stepsPerEpoch * o.epochs,
+    vars: rm.trainableVariables(o.mode),
+    adam: null,
+    trainF: null,
+    headScale: null,
+    rng: null,
+    step: 0,
+    history: [],
+    bestEpoch: 0,
+    bestKey: [-Infinity, Infinity],
+    sinceBest: 0,
+    best: null,
+    stoppedEarly: false,
   };
-  let best: tf.Tensor[] | null = null;
-  let adam: Adam | null = null;
-  let trainF: { chosen: tf.Tensor2D; rejected: tf.Tensor2D } | null = null;
-  let linearProbe: RewardTrainResult['linearProbe'];
-  /** Head mode with `headL2`: s_k² per feature (see `RewardTrainOptions.headL2`). */
-  let headScale: tf.Tensor1D | null = null;
-  try {
-    if (full && o.linearProbe) {
-      // LP-FT: the head's ridge fit on the frozen trunk, on the same split, before any trunk step.
-      const lp = await trainRewardModel(
-        rm,
-        split.train,
-        {
-          encode: o.encode,
-          mode: 'head',
-          valPairs: val.map((e) => e.pair),
-          seed: o.seed,
-          batchSize: o.batchSize,
-          centerCoef: o.centerCoef,
-          marginScale: o.marginScale,
-          minPairs: 1,
-          normaliseOn: [], // the full run normalises at its end
-        },
-        undefined,
-        checkpoint,
-      );
-      linearProbe = { seconds: lp.seconds, accuracy: lp.best.accuracy, eval_accuracy: lp.best.eval_accuracy };
-    }
-    if (full) rm.invalidateFeatures();
-    // Head mode: the trunk is fixed, so each text's feature vector is computed once.
-    if (!full) {
-      const fc = await rm.features(train.map((e) => e.chosen));
-      const fr = await rm.features(train.map((e) => e.rejected));
-      if (val.length) await rm.features([...val.map((e) => e.chosen), ...val.map((e) => e.rejected)]);
-      const pack = (fs: Float32Array[]) => {
-        const flat = new Float32Array(fs.length * C);
-        fs.forEach((f, i) => flat.set(f, i * C));
-        return tf.tensor2d(flat, [fs.length, C]);
-      };
-      trainF = { chosen: pack(fc), rejected: pack(fr) };
-      if (o.headL2 > 0) {
-        // Per-feature RMS of the pair differences: the ridge acts on standardised features.
-        const s2 = new Float32Array(C);
-        fc.forEach((f, i) => {
-          for (let k = 0; k < C; k++) s2[k] += (f[k] - fr[i][k]) ** 2 / fc.length;
-        });
-        headScale = tf.tensor1d(s2.map((x) => x + 1e-12));
-      }
-    }
-    const evaluate = () => evaluateEncoded(rm, val, o.centerCoef, !full);
+}
 
+/**
+ * Stage 1b, after the caller's weights are snapshotted: full mode's linear probe (LP-FT),
+ * head mode's cached features and ridge scale, the optimiser and the batch-order RNG.
+ */
+async function prepareRun(run: RewardRun, checkpoint?: () => Promise<void>): Promise<void> {
+  const { rm, o, full, train, val } = run;
+  const C = rm.config.nEmbd;
+  if (full && o.linearProbe) {
+    // LP-FT: the head's ridge fit on the frozen trunk, on the same split, before any trunk step.
+    const lp = await trainRewardModel(
+      rm,
+      run.split.train,
+      {
+        encode: o.encode,
+        mode: 'head',
+        valPairs: val.map((e) => e.pair),
+        seed: o.seed,
+        batchSize: o.batchSize,
+        centerCoef: o.centerCoef,
+        marginScale: o.marginScale,
+        minPairs: 1,
+        normaliseOn: [], // the full run normalises at its end
+      },
+      undefined,
+      checkpoint,
+    );
+    run.linearProbe = { seconds: lp.seconds, accuracy: lp.best.accuracy, eval_accuracy: lp.best.eval_accuracy };
+  }
+  if (full) rm.invalidateFeatures();
+  // Head mode: the trunk is fixed, so each text's feature vector is computed once.
+  if (!full) {
+    const fc = await rm.features(train.map((e) => e.chosen));
+    const fr = await rm.features(train.map((e) => e.rejected));
+    if (val.length) await rm.features([...val.map((e) => e.chosen), ...val.map((e) => e.rejected)]);
+    const pack = (fs: Float32Array[]) => {
+      const flat = new Float32Array(fs.length * C);
+      fs.forEach((f, i) => flat.set(f, i * C));
+      return tf.tensor2d(flat, [fs.length, C]);
+    };
+    run.trainF = { chosen: pack(fc), rejected: pack(fr) };
+    if (o.headL2 > 0) {
+      // Per-feature RMS of the pair differences: the ridge acts on standardised features.
+      const s2 = new Float32Array(C);
+      fc.forEach((f, i) => {
+        for (let k = 0; k < C; k++) s2[k] += (f[k] - fr[i][k]) ** 2 / fc.length;
+      });
+      run.headScale = tf.tensor1d(s2.map((x) => x + 1e-12));
+    }
+  }
+}
+
+/** Loss, accuracy and rewards of the validation pairs now. */
+function evaluateRun(run: RewardRun): Promise<PairEvaluation> {
+  return evaluateEncoded(run.rm, run.val, run.o.centerCoef, !run.full);
+}
+
+/** Stage 2: one pass over the training pairs in a seeded order, one Adam step per batch. */
+async function runEpoch(
+  run: RewardRun,
+  epoch: number,
+  onProgress?: (e: RewardTrainEvent) => void,
+  checkpoint?: () => Promise<void>,
+): Promise<RewardEpochMetrics> {
+  const { rm, o, train, trainF, headScale, vars, stepsPerEpoch, totalSteps } = run;
+  const adam = run.adam!;
+  const order = shuffleInPlace(
+    train.map((_, i) => i),
+    run.rng!,
+  );
+  const sums = { loss: 0, correct: 0, margin: 0, reward: 0, n: 0 };
+  const chosenR: number[] = [];
+  const rejectedR: number[] = [];
+  for (let s = 0; s < stepsPerEpoch; s++) {
+    await checkpoint?.();
+    const idx = order.slice(s * o.batchSize, (s + 1) * o.batchSize);
+    const B = idx.length;
+    const lr = o.lrSchedule === 'linear' ? o.learningRate * (1 - run.step / totalSteps) : o.learningRate;
+    let kept: tf.Tensor | null = null;
+    let btLoss: tf.Tensor | null = null;
+    const packed = tf.tidy(() => {
+      const margins = tf.tensor1d(idx.map((i) => train[i].margin));
+      const { value, grads } = tf.variableGrads(() => {
+        let rewards: tf.Tensor1D;
+        if (trainF) {
+          const sel = tf.tensor1d(Int32Array.from(idx), 'int32');
+          rewards = rm.headT(tf.concat([tf.gather(trainF.chosen, sel), tf.gather(trainF.rejected, sel)], 0));
+        } else {
+          rewards = rm.scoreT([...idx.map((i) => train[i].chosen), ...idx.map((i) => train[i].rejected)]);
+        }
+        kept = tf.keep(rewards); // read back with the loss, no second forward
+        const bt = bradleyTerryLossT(tf.slice(rewards, 0, B), tf.slice(rewards, B, B), margins, o.centerCoef).loss;
+        if (!headScale) return bt;
+        btLoss = tf.keep(bt); // the reported loss is the Bradley–Terry loss, without the penalty
+        const w = tf.reshape(rm.headVariables()[0], [-1]);
+        return tf.add(bt, tf.mul(0.5 * o.headL2, tf.sum(tf.mul(tf.square(w), headScale))));
+      }, vars);
+      // Clipped on the device: nothing is read back before the step (divergence is checked after).
+      const norm = adam.gradNorm(grads);
+      adam.apply(grads, norm, { lr, maxGradNorm: o.maxGradNorm });
+      return tf.concat([tf.reshape(btLoss ?? value, [1]), tf.reshape(norm, [1]), kept!]);
+    });
+    const data = await packed.data(); // one read-back per step
+    tf.dispose([packed, kept!, ...(btLoss ? [btLoss] : [])]);
+    run.step++;
+    const loss = data[0];
+    const gradNorm = data[1];
+    if (!Number.isFinite(loss)) diverged(run, `loss is ${loss}`, epoch);
+    if (!Number.isFinite(gradNorm)) diverged(run, `gradient norm is ${gradNorm}`, epoch);
+    let correct = 0;
+    let marginSum = 0;
+    let rewardSum = 0;
+    for (let b = 0; b < B; b++) {
+      const c = data[2 + b];
+      const r = data[2 + B + b];
+      if (!(Math.abs(c) < DIVERGED_REWARD && Math.abs(r) < DIVERGED_REWARD))
+        diverged(run, `a reward is ${Math.abs(c) > Math.abs(r) ? c : r}`, epoch);
+      if (c > r) correct++;
+      marginSum += c - r;
+      rewardSum += c + r;
+      chosenR.push(c);
+      rejectedR.push(r);
+    }
+    sums.loss += loss * B;
+    sums.correct += correct;
+    sums.margin += marginSum;
+    sums.reward += rewardSum;
+    sums.n += B;
+    if (onProgress && (run.step % o.logEvery === 0 || run.step === totalSteps)) {
+      onProgress({
+        type: 'step',
+        metrics: {
+          step: run.step,
+          epoch: epoch - 1 + (s + 1) / stepsPerEpoch,
+          loss,
+          accuracy: correct / B,
+          margin: marginSum / B,
+          mean_reward: rewardSum / (2 * B),
+          grad_norm: gradNorm,
+          learning_rate: lr,
+        },
+      });
+    }
+  }
+  return {
+    epoch,
+    step: run.step,
+    loss: sums.loss / sums.n,
+    accuracy: sums.correct / sums.n,
+    margin: sums.margin / sums.n,
+    mean_reward: sums.reward / (2 * sums.n),
+    chosen_rewards: chosenR,
+    rejected_rewards: rejectedR,
+    seconds: 0,
+  };
+}
+
+/**
+ * Stage 3: the epoch's validation (into `metrics`) and the choice of the weights to keep:
+ * with early stopping the best eval accuracy (ties: lower eval loss), else the last epoch.
+ * Returns whether this epoch is the best so far.
+ */
+async function evaluateEpoch(run: RewardRun, metrics: RewardEpochMetrics, startedAt: number): Promise<boolean> {
+  const { o, val } = run;
+  const epoch = metrics.epoch;
+  let isBest: boolean;
+  if (val.length) {
+    const ev = await evaluateRun(run);
+    // Without early stopping every epoch is "best": the last one's weights are kept.
+    const allR = [...ev.chosen_rewards, ...ev.rejected_rewards];
+    if (!Number.isFinite(ev.loss) || allR.some((x) => !(Math.abs(x) < DIVERGED_REWARD)))
+      diverged(run, `validation loss is ${ev.loss}`, epoch);
+    metrics.eval_loss = ev.loss;
+    metrics.eval_accuracy = ev.accuracy;
+    metrics.eval_margin = ev.margin;
+    metrics.eval_mean_reward = ev.mean_reward;
+    metrics.eval_chosen_rewards = ev.chosen_rewards;
+    metrics.eval_rejected_rewards = ev.rejected_rewards;
+    isBest =
+      !o.earlyStopping || ev.accuracy > run.bestKey[0] || (ev.accuracy === run.bestKey[0] && ev.loss < run.bestKey[1]);
+    if (isBest) run.bestKey = [ev.accuracy, ev.loss];
+  } else {
+    isBest = true; // no validation: keep the last epoch
+  }
+  metrics.seconds = (performance.now() - startedAt) / 1000;
+  run.history.push(metrics);
+  if (isBest) {
+    run.bestEpoch = epoch;
+    run.sinceBest = 0;
+    if (run.best) tf.dispose(run.best);
+    // The last epoch's weights are live already; without early stopping they are the ones kept.
+    run.best = epoch === o.epochs || !o.earlyStopping ? null : snapshotTrainable(run.rm, run.full);
+  } else {
+    run.sinceBest++;
+  }
+  return isBest;
+}
+
+/** Stage 4: keep the best epoch's weights, normalise the rewards, report. */
+async function finishRun(run: RewardRun, checkpoint?: () => Promise<void>): Promise<RewardTrainResult> {
+  const { rm, o, usable, val, history, bestEpoch, split } = run;
+  if (run.best) restoreTrainable(rm, run.full, run.best);
+  await checkpoint?.();
+  const normIds = o.normaliseOn ?? [
+    ...new Map([...usable, ...val].flatMap((e) => [e.chosen, e.rejected]).map((r) => [r.join(','), r])).values(),
+  ];
+  const normalisation = await computeNormalisation(rm, normIds);
+  if (!Number.isFinite(normalisation.gain) || !Number.isFinite(normalisation.bias))
+    diverged(run, 'normalisation is not finite', bestEpoch);
+  rm.normalisation = normalisation;
+  rm.mode = o.mode;
+  const seconds = (performance.now() - run.t0) / 1000;
+  return {
+    mode: o.mode,
+    history,
+    bestEpoch,
+    best: history[bestEpoch - 1],
+    stoppedEarly: run.stoppedEarly,
+    steps: run.step,
+    split: o.valPairs ? { train: split.train, val: val.map((e) => e.pair), valPrompts: split.valPrompts } : split,
+    droppedTies: run.droppedTies,
+    normalisation,
+    seconds,
+    secondsPerEpoch: history.reduce((a, m) => a + m.seconds, 0) / history.length,
+    linearProbe: run.linearProbe,
+  };
+}
+
+/**
+ * Train `rm` in place on preference pairs. On success the best epoch's weights are kept and
+ * `rm.normalisation` is set; on any error (cancellation via `checkpoint` included) weights
+ * and normalisation are restored to what they were, and the error is rethrown
+ * (`RewardTrainingError` for problems of the data or the settings).
+ *
+ * `checkpoint` is awaited before every step (the engine yields and cancels there).
+ * Stages: `planRun` and `prepareRun` (data, split, features, optimiser), `runEpoch` and
+ * `evaluateEpoch` per epoch (early stopping), `finishRun` (best weights, normalisation).
+ */
+export async function trainRewardModel(
+  rm: RewardModel,
+  pairs: readonly TrainingPair[],
+  opts: RewardTrainOptions,
+  onProgress?: (e: RewardTrainEvent) => void,
+  checkpoint?: () => Promise<void>,
+): Promise<RewardTrainResult> {
+  const run = planRun(rm, pairs, opts);
+  const { o } = run;
+  // Everything below can fail: snapshot first, restore on any error.
+  const initial = snapshotTrainable(rm, run.full);
+  const initialNorm = { ...rm.normalisation };
+  try {
+    await prepareRun(run, checkpoint);
     onProgress?.({
       type: 'start',
       mode: o.mode,
-      trainPairs: train.length,
-      valPairs: val.length,
-      valPrompts: split.valPrompts,
-      droppedTies,
-      totalSteps,
-      initial: val.length ? await evaluate() : undefined,
+      trainPairs: run.train.length,
+      valPairs: run.val.length,
+      valPrompts: run.split.valPrompts,
+      droppedTies: run.droppedTies,
+      totalSteps: run.totalSteps,
+      initial: run.val.length ? await evaluateRun(run) : undefined,
     });
-
-    adam = new Adam(vars, o);
-    const rng = new Rng(o.seed + 1);
-    const history: RewardEpochMetrics[] = [];
-    let bestEpoch = 0;
-    let bestKey: [number, number] = [-Infinity, Infinity]; // [eval accuracy, eval loss]
-    let sinceBest = 0;
-    let step = 0;
-    let stoppedEarly = false;
-    const snapshotNow = () => (full ? rm.snapshot() : rm.headVariables().map((v) => tf.clone(v)));
-    const diverged = (what: string, epoch: number): never => {
-      throw new RewardTrainingError(
-        `Reward model training diverged (${what} at epoch ${epoch}, step ${step}); the previous weights were kept. Lower the learning rate (now ${o.learningRate}).`,
-      );
-    };
-
+    run.adam = new Adam(run.vars, {
+      beta1: o.adamBeta1,
+      beta2: o.adamBeta2,
+      eps: o.adamEpsilon,
+      weightDecay: o.weightDecay,
+    });
+    run.rng = new Rng(o.seed + 1);
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const te = performance.now();
-      const order = shuffleInPlace(
-        train.map((_, i) => i),
-        rng,
-      );
-      const sums = { loss: 0, correct: 0, margin: 0, reward: 0, n: 0 };
-      const chosenR: number[] = [];
-      const rejectedR: number[] = [];
-      for (let s = 0; s < stepsPerEpoch; s++) {
-        await checkpoint?.();
-        const idx = order.slice(s * o.batchSize, (s + 1) * o.batchSize);
-        const B = idx.length;
-        const lr = o.lrSchedule === 'linear' ? o.learningRate * (1 - step / totalSteps) : o.learningRate;
-        let kept: tf.Tensor | null = null;
-        let btLoss: tf.Tensor | null = null;
-        const packed = tf.tidy(() => {
-          const margins = tf.tensor1d(idx.map((i) => train[i].margin));
-          const { value, grads } = tf.variableGrads(() => {
-            let rewards: tf.Tensor1D;
-            if (trainF) {
-              const sel = tf.tensor1d(Int32Array.from(idx), 'int32');
-              rewards = rm.headT(tf.concat([tf.gather(trainF.chosen, sel), tf.gather(trainF.rejected, sel)], 0));
-            } else {
-              rewards = rm.scoreT([...idx.map((i) => train[i].chosen), ...idx.map((i) => train[i].rejected)]);
-            }
-            kept = tf.keep(rewards); // read back with the loss, no second forward
-            const bt = bradleyTerryLossT(tf.slice(rewards, 0, B), tf.slice(rewards, B, B), margins, o.centerCoef).loss;
-            if (!headScale) return bt;
-            btLoss = tf.keep(bt); // the reported loss is the Bradley–Terry loss, without the penalty
-            const w = tf.reshape(rm.headVariables()[0], [-1]);
-            return tf.add(bt, tf.mul(0.5 * o.headL2, tf.sum(tf.mul(tf.square(w), headScale))));
-          }, vars);
-          const norm = adam!.apply(grads, lr);
-          return tf.concat([tf.reshape(btLoss ?? value, [1]), tf.reshape(norm, [1]), kept!]);
-        });
-        const data = await packed.data(); // one read-back per step
-        tf.dispose([packed, kept!, ...(btLoss ? [btLoss] : [])]);
-        step++;
-        const loss = data[0];
-        const gradNorm = data[1];
-        if (!Number.isFinite(loss)) diverged(`loss is ${loss}`, epoch);
-        if (!Number.isFinite(gradNorm)) diverged(`gradient norm is ${gradNorm}`, epoch);
-        let correct = 0;
-        let marginSum = 0;
-        let rewardSum = 0;
-        for (let b = 0; b < B; b++) {
-          const c = data[2 + b];
-          const r = data[2 + B + b];
-          if (!(Math.abs(c) < DIVERGED_REWARD && Math.abs(r) < DIVERGED_REWARD))
-            diverged(`a reward is ${Math.abs(c) > Math.abs(r) ? c : r}`, epoch);
-          if (c > r) correct++;
-          marginSum += c - r;
-          rewardSum += c + r;
-          chosenR.push(c);
-          rejectedR.push(r);
-        }
-        sums.loss += loss * B;
-        sums.correct += correct;
-        sums.margin += marginSum;
-        sums.reward += rewardSum;
-        sums.n += B;
-        if (onProgress && (step % o.logEvery === 0 || step === totalSteps)) {
-          onProgress({
-            type: 'step',
-            metrics: {
-              step,
-              epoch: epoch - 1 + (s + 1) / stepsPerEpoch,
-              loss,
-              accuracy: correct / B,
-              margin: marginSum / B,
-              mean_reward: rewardSum / (2 * B),
-              grad_norm: gradNorm,
-              learning_rate: lr,
-            },
-          });
-        }
-      }
-
-      const metrics: RewardEpochMetrics = {
-        epoch,
-        step,
-        loss: sums.loss / sums.n,
-        accuracy: sums.correct / sums.n,
-        margin: sums.margin / sums.n,
-        mean_reward: sums.reward / (2 * sums.n),
-        chosen_rewards: chosenR,
-        rejected_rewards: rejectedR,
-        seconds: 0,
-      };
-      let isBest: boolean;
-      if (val.length) {
-        const ev = await evaluate();
-        // Without early stopping every epoch is "best": the last one's weights are kept.
-        const allR = [...ev.chosen_rewards, ...ev.rejected_rewards];
-        if (!Number.isFinite(ev.loss) || allR.some((x) => !(Math.abs(x) < DIVERGED_REWARD)))
-          diverged(`validation loss is ${ev.loss}`, epoch);
-        metrics.eval_loss = ev.loss;
-        metrics.eval_accuracy = ev.accuracy;
-        metrics.eval_margin = ev.margin;
-        metrics.eval_mean_reward = ev.mean_reward;
-        metrics.eval_chosen_rewards = ev.chosen_rewards;
-        metrics.eval_rejected_rewards = ev.rejected_rewards;
-        isBest = !o.earlyStopping || ev.accuracy > bestKey[0] || (ev.accuracy === bestKey[0] && ev.loss < bestKey[1]);
-        if (isBest) bestKey = [ev.accuracy, ev.loss];
-      } else {
-        isBest = true; // no validation: keep the last epoch
-      }
-      metrics.seconds = (performance.now() - te) / 1000;
-      history.push(metrics);
-      if (isBest) {
-        bestEpoch = epoch;
-        sinceBest = 0;
-        if (best) tf.dispose(best);
-        // The last epoch's weights are live already; without early stopping they are the ones kept.
-        best = epoch === o.epochs || !o.earlyStopping ? null : snapshotNow();
-      } else {
-        sinceBest++;
-      }
+      const metrics = await runEpoch(run, epoch, onProgress, checkpoint);
+      const isBest = await evaluateEpoch(run, metrics, te);
       onProgress?.({ type: 'epoch', metrics, isBest });
-      if (sinceBest >= o.patience && epoch < o.epochs) {
-        stoppedEarly = true;
+      if (run.sinceBest >= o.patience && epoch < o.epochs) {
+        run.stoppedEarly = true;
         break;
       }
     }
-
-    // Keep the best epoch's weights.
-    if (best) {
-      if (full) rm.restore(best, true);
-      else rm.headVariables().forEach((v, i) => v.assign(best![i]));
-    }
-    await checkpoint?.();
-    const normIds = o.normaliseOn ?? [
-      ...new Map([...usable, ...val].flatMap((e) => [e.chosen, e.rejected]).map((r) => [r.join(','), r])).values(),
-    ];
-    const normalisation = await computeNormalisation(rm, normIds);
-    if (!Number.isFinite(normalisation.gain) || !Number.isFinite(normalisation.bias))
-      diverged('normalisation is not finite', bestEpoch);
-    rm.normalisation = normalisation;
-    rm.mode = o.mode;
-    const seconds = (performance.now() - t0) / 1000;
-    return {
-      mode: o.mode,
-      history,
-      bestEpoch,
-      best: history[bestEpoch - 1],
-      stoppedEarly,
-      steps: step,
-      split: o.valPairs ? { train: split.train, val: val.map((e) => e.pair), valPrompts: split.valPrompts } : split,
-      droppedTies,
-      normalisation,
-      seconds,
-      secondsPerEpoch: history.reduce((a, m) => a + m.seconds, 0) / history.length,
-      linearProbe,
-    };
+    return await finishRun(run, checkpoint);
   } catch (e) {
-    restoreInitial();
+    restoreTrainable(rm, run.full, initial);
+    rm.normalisation = initialNorm;
     throw e;
   } finally {
     tf.dispose(initial);
-    if (best) tf.dispose(best);
-    adam?.dispose();
-    if (trainF) tf.dispose([trainF.chosen, trainF.rejected]);
-    headScale?.dispose();
+    if (run.best) tf.dispose(run.best);
+    run.adam?.dispose();
+    if (run.trainF) tf.dispose([run.trainF.chosen, run.trainF.rejected]);
+    run.headScale?.dispose();
   }
 }

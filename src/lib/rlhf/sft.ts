@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPT } from '../model/gpt';
+import { splitByPrompt } from '../data/split';
 import {
   completionLogprobsT,
   disposeRows,
@@ -23,14 +24,13 @@ import {
   offlineStep,
   packRows,
   runOfflineLoop,
-  splitItemsByPrompt,
   trainableOf,
   type EncodedText,
   type OfflineTokenizer,
-  type TuneAdam,
   type TuneEvent,
   type TuneResult,
 } from './offline-train';
+import type { Adam } from './adam';
 import { TuneDivergedError, TuneInputError } from './errors';
 import { SFT_SETTINGS, type SftConfig } from './sft-config';
 
@@ -117,7 +117,7 @@ export async function trainSft(
   const tok = opts.tokenizer;
   const eot = tok.eotId;
   const T = model.config.blockSize;
-  const split = splitItemsByPrompt(examples, c.valFraction, c.seed);
+  const split = splitByPrompt(examples, c.valFraction, c.seed);
   const enc = (xs: readonly SftExample[]) =>
     xs.map((e) => encodeCompletion(tok, e.prompt, e.completion, T, c.appendEot));
   const evaluate = async (rows: readonly EncodedText[]) => {
@@ -151,7 +151,7 @@ export async function trainSft(
 /** One step: the mean NLL over completion tokens and the token accuracy (see `offlineStep`). */
 async function sftStep(
   model: GPT,
-  adam: TuneAdam,
+  adam: Adam,
   rows: EncodedText[],
   eot: number,
   lr: number,
@@ -172,7 +172,7 @@ async function sftStep(
         const hit = tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, -1), packed.targets), 'float32'), packed.mask));
         return { loss, extra: tf.stack([tf.div(hit, tf.maximum(n, 1)), n]) as tf.Tensor1D };
       },
-      lr,
+      { lr, maxGradNorm: c.maxGradNorm },
       (loss, gradNorm) =>
         new TuneDivergedError(
           `SFT diverged at step ${step + 1}: loss ${loss}, gradient norm ${gradNorm}. The weights were restored to those before training; lower the learning rate (now ${c.learningRate}).`,

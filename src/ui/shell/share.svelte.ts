@@ -5,10 +5,13 @@
 import { rewardDefaults } from '../../lib/rlhf/reward-config';
 import { rewardState } from '../../state/reward.svelte';
 import { tuneState } from '../../state/tune.svelte';
+import { pretrainState } from '../../state/pretrain.svelte';
+import { groupState } from '../../state/group.svelte';
 import { engineState } from '../../state/engine.svelte';
 import { notices } from '../../state/notices.svelte';
 import { scenarioState } from '../../state/scenario.svelte';
 import { trainState } from '../../state/train.svelte';
+import { rewardFnState } from '../../state/reward-fn.svelte';
 import { uiPrefs } from '../../state/ui-prefs.svelte';
 import { serialiseSettings, type ShareableState, type UrlSettings } from '../../state/url-params';
 import type { PpoConfig } from '../../lib/rlhf/ppo-config';
@@ -35,6 +38,13 @@ export function applyUrlSettings(s: UrlSettings): void {
   }
   tuneState.sft = { ...tuneState.sft, ...s.sft };
   tuneState.dpo = { ...tuneState.dpo, ...s.dpo };
+  pretrainState.config = { ...pretrainState.config, ...s.pretrain };
+  groupState.grpo = { ...groupState.grpo, ...s.grpo };
+  groupState.rloo = { ...groupState.rloo, ...s.rloo };
+  if (s.rewardFn !== undefined) {
+    t.rewardKind = 'function';
+    rewardFnState.offerLink(s.rewardFn);
+  }
 }
 
 /** The current setup, as the URL table sees it. */
@@ -54,6 +64,9 @@ export function currentShareable(): ShareableState {
     sft: $state.snapshot(tuneState.sft),
     dpo: $state.snapshot(tuneState.dpo),
     run: { quick: scenarioState.quick },
+    pretrain: $state.snapshot(pretrainState.config),
+    grpo: $state.snapshot(groupState.grpo),
+    rloo: $state.snapshot(groupState.rloo),
     hide: [...uiPrefs.hiddenIds],
     presenter: uiPrefs.presenter,
     backend: engineState.requested,
@@ -63,6 +76,10 @@ export function currentShareable(): ShareableState {
 
 /** The link that reopens this setup on this stage. */
 export function shareUrl(): string {
-  const q = serialiseSettings(currentShareable());
+  let q = serialiseSettings(currentShareable());
+  if (trainState.rewardKind === 'function') {
+    const code = rewardFnState.linkValue(); // null (and a notice) when too long for a link
+    if (code) q += `${q ? '&' : ''}rewardfn=${code}`;
+  }
   return `${location.origin}${location.pathname}${q ? `?${q}` : ''}${location.hash}`;
 }

@@ -1,0 +1,141 @@
+/**
+ * GRPO and RLOO on the Train page: the settings (their tables, src/lib/rlhf/grpo-config.ts and
+ * rloo-config.ts), a run in the worker one iteration per job so pause is responsive, live
+ * TRL-named metrics, and each iteration's groups for the group inspector. Prompts and the reward
+ * are the Train page's (the same reward sources as PPO: a reward model, a scripted labeller or
+ * the user's JavaScript functions).
+ */
+import type { GroupEvent, GroupStatus } from '../lib/engine/types';
+import type { GroupView } from '../lib/rlhf/grpo';
+import { GRPO_SETTINGS, type GrpoConfig } from '../lib/rlhf/grpo-config';
+import { RLOO_SETTINGS, type RlooConfig } from '../lib/rlhf/rloo-config';
+import { JobCancelledError } from '../lib/engine/errors';
+import { engineState } from './engine.svelte';
+import { trainState } from './train.svelte';
+
+export type GroupAlgo = 'grpo' | 'rloo';
+
+export interface MetricRow {
+  step: number;
+  metrics: Record<string, number>;
+}
+
+/** Iterations whose groups the inspector keeps. */
+const KEEP_GROUPS = 200;
+let jobCounter = 0;
+
+export class GroupRunState {
+  algo = $state<GroupAlgo>('grpo');
+  grpo = $state<GrpoConfig>({ ...GRPO_SETTINGS.defaults });
+  rloo = $state<RlooConfig>({ ...RLOO_SETTINGS.defaults });
+
+  /** The algorithm of the run in the engine, when there is one. */
+  created = $state<GroupAlgo | null>(null);
+  running = $state(false);
+  iteration = $state(0);
+  history = $state.raw<MetricRow[]>([]);
+  /** Each iteration's groups (newest last), for the inspector. */
+  groups = $state.raw<{ iteration: number; groups: GroupView[] }[]>([]);
+  error = $state<string | null>(null);
+  configError = $state<string | null>(null);
+
+  private pauseRequested = false;
+  private jobId: string | null = null;
+
+  readonly table = $derived(this.algo === 'grpo' ? GRPO_SETTINGS : RLOO_SETTINGS);
+
+  /** The shown algorithm's settings. */
+  config(): GrpoConfig | RlooConfig {
+    return this.algo === 'grpo' ? this.grpo : this.rloo;
+  }
+
+  /** Edit a setting; during a run of this algorithm it applies from the next iteration (or is refused with a message). */
+  async setConfig(key: string, value: unknown): Promise<void> {
+    const c = this.config() as unknown as Record<string, unknown>;
+    const prev = c[key];
+    // A blur after a refused edit repeats the value the input shows again: nothing to do.
+    if (JSON.stringify(prev) === JSON.stringify(value)) return;
+    c[key] = value;
+    this.configError = null;
+    if (this.created !== this.algo) return;
+    try {
+      const next = await engineState.engine.groupUpdateConfig({ [key]: value });
+      if (this.algo === 'grpo') this.grpo = { ...(next as GrpoConfig) };
+      else this.rloo = { ...(next as RlooConfig) };
+    } catch (e) {
+      c[key] = prev;
+      this.configError = (e as Error).message;
+    }
+  }
+
+  /** A new run of the shown algorithm on the Train page's prompts and reward, then play. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.error = null;
+    const ppo = trainState.buildSetup();
+    try {
+      const status: GroupStatus = await engineState.engine.groupCreate({
+        algo: this.algo,
+        config: $state.snapshot(this.config()),
+        prompts: ppo.prompts,
+        reward: ppo.reward,
+        name: `${this.algo.toUpperCase()} · ${trainState.promptSet}`,
+      });
+      this.created = status.algo;
+      this.iteration = 0;
+      this.history = [];
+      this.groups = [];
+    } catch (e) {
+      this.error = (e as Error).message;
+      return;
+    }
+    await this.play();
+  }
+
+  /** Iterations until paused. */
+  async play(): Promise<void> {
+    if (!this.created || this.running) return;
+    this.running = true;
+    this.pauseRequested = false;
+    try {
+      while (!this.pauseRequested) {
+        this.jobId = `group-${++jobCounter}`;
+        const status = await engineState.engine.groupRun(this.jobId, { iterations: 1 }, (e) => this.onEvent(e));
+        this.iteration = status.iteration;
+      }
+    } catch (e) {
+      if (!(e instanceof JobCancelledError)) this.error = (e as Error).message;
+    } finally {
+      this.running = false;
+      this.jobId = null;
+    }
+  }
+
+  /** Stop after the current iteration. */
+  pause(): void {
+    this.pauseRequested = true;
+  }
+
+  /** Stop now (a half-done iteration is dropped) and forget the run. */
+  async reset(): Promise<void> {
+    this.pauseRequested = true;
+    if (this.jobId) await engineState.engine.cancel(this.jobId).catch(() => false);
+    await engineState.engine.groupDispose().catch(() => undefined);
+    this.created = null;
+    this.iteration = 0;
+    this.history = [];
+    this.groups = [];
+    this.error = null;
+  }
+
+  private onEvent(e: GroupEvent): void {
+    const m = e.metrics;
+    const row: Record<string, number> = {};
+    for (const [k, v] of Object.entries(m)) if (typeof v === 'number' && k !== 'iteration') row[k] = v;
+    this.history = [...this.history, { step: m.iteration, metrics: row }];
+    this.groups = [...this.groups, { iteration: m.iteration, groups: e.groups }].slice(-KEEP_GROUPS);
+    this.iteration = m.iteration;
+  }
+}
+
+export const groupState = new GroupRunState();
