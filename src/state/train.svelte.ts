@@ -19,7 +19,15 @@ import type { AdvantagesResult, RolloutResult, SampleTrace, ScoreResult, UpdateR
 import { DEFAULT_PPO_CONFIG, type PpoConfig } from '../lib/rlhf/ppo-config';
 import { defaultLabellerConfig, type LabellerKind } from '../lib/rlhf/labellers';
 import { diversityMetrics } from '../lib/rlhf/diversity';
-import { AlarmEpisodes, evaluateAlarms, favouredWords, rolloutStats, type Alarm } from '../lib/rlhf/alarms';
+import {
+  AlarmEpisodes,
+  evaluateAlarms,
+  evalScoreMetrics,
+  favouredWords,
+  pendingAlarms,
+  rolloutStats,
+  type Alarm,
+} from '../lib/rlhf/alarms';
 import { settingsTable } from '../lib/settings/table';
 import { toStorageError } from '../lib/storage/db';
 import { JobCancelledError, PpoDivergedError, RewardFunctionError } from '../lib/engine/errors';
@@ -205,6 +213,8 @@ export class TrainState {
   private saveAfterIteration = false;
   private iterStart = 0;
   private episodes = new AlarmEpisodes();
+  /** An alarm condition holds at the newest iteration but is not confirmed yet (checkpoints wait). */
+  private alarmPending = false;
   /** Rollout statistics of the iteration being stepped phase by phase (added to its metric row). */
   private pendingRollout: Record<string, number> = {};
 
@@ -271,6 +281,7 @@ export class TrainState {
     this.secondsPerIteration = null;
     this.lastSavedIteration = null;
     this.alarms = [];
+    this.alarmPending = false;
     this.episodes.reset();
   }
 
@@ -549,9 +560,8 @@ export class TrainState {
     } else if (e.kind === 'eval') {
       const point: EvalPoint = { iteration: e.iteration, samples: e.samples };
       this.evalRows.push(point);
-      const gold = e.samples.filter((s) => s.gold !== null).map((s) => s.gold!);
-      const m: Record<string, number> = { 'eval/score': mean(e.samples.map((s) => s.score)) };
-      if (gold.length) m['eval/gold_score'] = mean(gold);
+      // eval/score, eval/gold_score and their standard errors (the gold alarm's noise).
+      const m: Record<string, number> = evalScoreMetrics(e.samples);
       // KL to the reference of the same samples (nats per sequence): the over-optimisation chart's √KL.
       const kls = e.samples.filter((s) => s.kl !== undefined && Number.isFinite(s.kl)).map((s) => s.kl!);
       if (kls.length) m['eval/kl'] = mean(kls);
@@ -593,6 +603,8 @@ export class TrainState {
   /** Evaluate the alarms on the history (after each iteration); new ones are shown and hold checkpoints. */
   private checkAlarms(): void {
     if (!this.setup) return;
+    // A condition not yet confirmed holds the checkpoint too: rewind must reach one from before it.
+    this.alarmPending = pendingAlarms(this.rows, { config: this.config }).length > 0;
     const fresh = this.episodes.next(evaluateAlarms(this.rows, { config: this.config }));
     if (!fresh.length) return;
     const checkpoint = this.lastSavedIteration;
@@ -635,6 +647,7 @@ export class TrainState {
       this.alarms = fired.filter((a) => a.iteration <= status.iteration);
       this.episodes.reset();
       this.episodes.next(evaluateAlarms(this.rows, { config: next }));
+      this.alarmPending = false;
       this.lastError = null;
       notices.add(
         'info',
@@ -676,8 +689,8 @@ export class TrainState {
       await this.inFlightSave;
     }
     if (!this.runId || !this.setup || this.busy || this.nextPhase !== 'rollout') return;
-    // Held while an alarm is open, so rewind still reaches the checkpoint from before it fired.
-    if (this.openAlarms.length) return;
+    // Held while an alarm is open or pending, so rewind still reaches the checkpoint from before it.
+    if (this.openAlarms.length || this.alarmPending) return;
     if (waited && this.lastSavedIteration === this.iteration) return;
     this.inFlightSave = this.writeCheckpoint(this.runId, this.setup);
     try {

@@ -3,9 +3,10 @@
  * checkpoint every iteration; after two healthy iterations the learning rate goes to 100× the
  * default) raises the KL alarm, marks it on the charts, and rewind goes back to the checkpoint
  * saved before it fired with the suggested change in the engine's run and in the settings table;
- * while an alarm is open checkpoints are held; dismiss hides an alarm. (With lr 0.005 from the
- * start, the first update already moves the policy so far that the ratio alarm fires at
- * iteration 1, before any checkpoint: rewind would go to the start.)
+ * while an alarm (or a condition not yet confirmed) is open checkpoints are held; dismiss hides an
+ * alarm. (With lr 0.005 from the start the policy blows up before any checkpoint is saved, so
+ * rewind would go to the start.) An alarm fires once its condition held after two iterations
+ * running, so the checkpoint saved at the first blown-up iteration is held back as well.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -63,6 +64,8 @@ describe('run-health alarms', () => {
       const label = (await button.textContent())!;
       const checkpoint = Number(/iteration (\d+)/.exec(label)![1]);
       assert.ok(checkpoint >= 2 && checkpoint < firedAt, label);
+      // Confirmed at the second iteration running, and the checkpoint was held from the first one.
+      assert.ok(checkpoint <= firedAt - 2, `${label}, fired at ${firedAt}`);
       await button.click();
       await page.waitForFunction(
         (n) =>
@@ -112,6 +115,54 @@ describe('run-health alarms', () => {
       await alarm.locator('[data-testid="alarm-dismiss"]').click();
       assert.equal(await alarm.count(), 0);
       assert.equal(await page.locator('[data-metric="objective/kl"] line.marker').count(), markers);
+      assert.deepEqual(app.errors, []);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('run-health alarms on GRPO', () => {
+  it('every completion truncated raises the alarm on the GRPO panel, marked on the curves; apply changes the run live', async () => {
+    // One-token completions: every one is cut off without an end-of-text (clipped_ratio 1).
+    const app = await openApp('/?grpoBatchSize=8&grpoNumGenerations=4&grpoMaxCompletionLength=1#/train');
+    const { page } = app;
+    try {
+      await page.click('[data-testid="method-grpo"]');
+      await page.waitForSelector('[data-testid="group-panel"][data-algo="grpo"]');
+      await page.selectOption('[data-testid="group-reward-kind"]', 'labeller');
+      await page.waitForSelector('[data-testid="group-start"]:not([disabled])', { timeout: MODEL_TIMEOUT });
+      await page.click('[data-testid="group-start"]');
+      const alarm = page.locator('[data-testid="group-alarm"][data-alarm-id="all-truncated"]');
+      await alarm.waitFor({ timeout: ALARM_TIMEOUT });
+      // Three iterations make the condition, the fourth confirms it (iterations count from 0).
+      const firedAt = Number(/iteration (\d+)/.exec((await alarm.locator('.msg strong').textContent())!)![1]);
+      assert.equal(firedAt, 3);
+      assert.match(
+        (await alarm.locator('[data-testid="group-alarm-message"]').textContent())!,
+        /^100 % of the completions hit the length limit without an end-of-text/,
+      );
+      assert.match((await page.textContent('[data-testid="group-alarms"]'))!, /no rewind here/);
+      await page.waitForSelector(`[data-metric="completions/clipped_ratio"] line.marker[data-x="${firedAt}"]`, {
+        state: 'attached',
+      });
+      await alarm.locator('[data-testid="group-alarm-apply"]').click();
+      await page.waitForFunction(
+        async () => {
+          const e = (
+            globalThis as unknown as { rlhf: { engine: { engine: import('../../src/lib/engine/types').Engine } } }
+          ).rlhf.engine.engine;
+          return (await e.groupStatus())?.config.maskTruncatedCompletions === true;
+        },
+        undefined,
+        { timeout: ALARM_TIMEOUT },
+      );
+      assert.equal(await alarm.count(), 0);
+      assert.equal(await page.isChecked('[data-testid="grpo-maskTruncatedCompletions"]'), true);
+      // The marker stays; the run counts the alarm.
+      assert.equal(await page.getAttribute('[data-testid="group-alarms"]', 'data-fired'), '1');
+      await page.click('[data-testid="group-pause"]');
+      await page.waitForSelector('[data-testid="group-resume"]', { timeout: ALARM_TIMEOUT });
       assert.deepEqual(app.errors, []);
     } finally {
       await app.close();

@@ -66,7 +66,7 @@ export interface AlarmSuggestion<C = PpoConfig> {
 }
 
 export interface Alarm<C = PpoConfig> {
-  id: AlarmId | OfflineAlarmId;
+  id: AlarmId | OfflineAlarmId | GroupAlarmId;
   /** The iteration (completed iterations, the charts' x) at which it fired. */
   iteration: number;
   severity: AlarmSeverity;
@@ -80,6 +80,9 @@ export interface AlarmThresholds {
   window: number;
   minIterations: number;
   quietIterations: number;
+  confirmIterations: number;
+  warmupIterations: number;
+  noiseMargin: number;
   klRunawayFactor: number;
   klRunawayFixed: number;
   klRiseNats: number;
@@ -94,6 +97,7 @@ export interface AlarmThresholds {
   ratioDeviation: number;
   approxKlMax: number;
   hackEvals: number;
+  zeroSpreadFrac: number;
   favouredRepeat: number;
   overfitRise: number;
 }
@@ -124,6 +128,29 @@ export const ALARM_SETTINGS = settingsTable<AlarmThresholds>(
       default: 5,
       help: 'An alarm fires once per episode: it fires again only after its condition was quiet for this many iterations.',
     },
+    confirmIterations: {
+      kind: 'number',
+      int: true,
+      min: 1,
+      max: 100,
+      default: 2,
+      help: 'An alarm fires only when its condition held after this many iterations running (evaluations, for the gold check): one noisy batch is not a failure. A blow-up keeps its condition, so it still fires one iteration later.',
+    },
+    warmupIterations: {
+      kind: 'number',
+      int: true,
+      min: 0,
+      max: 1000,
+      default: 3,
+      help: 'val/ratio and the approximate KL are not judged over the first iterations: the first updates of a run move the policy most (measured on the full-size scenarios: approximate KL 0.61 at iteration 1 of reward-hacking, while the value head is fresh).',
+    },
+    noiseMargin: {
+      kind: 'number',
+      min: 0,
+      max: 100,
+      default: 3,
+      help: "A trend alarm (gold falling while the proxy rises, KL growing, a spike) fires only when the change exceeds this many times the run's own noise: the robust standard deviation (1.4826 × median absolute deviation) of the metric's iteration-to-iteration changes, divided by √2.",
+    },
     klRunawayFactor: {
       kind: 'number',
       min: 1,
@@ -136,8 +163,8 @@ export const ALARM_SETTINGS = settingsTable<AlarmThresholds>(
       min: 0,
       minExclusive: true,
       max: 1e6,
-      default: 10,
-      help: 'With a fixed β: alarm when objective/kl passes this many nats per sequence.',
+      default: 5,
+      help: "With a fixed β (the user's chosen leash, possibly 0): alarm when objective/kl passes this many nats per completion token. Measured at full size: reward-hacking (β 0.02) reaches 2.4; over-optimisation (β 0, a staged collapse) 7.8; a learning rate 100× the default about 12 within two iterations (8-token completions).",
     },
     klRiseNats: {
       kind: 'number',
@@ -223,16 +250,24 @@ export const ALARM_SETTINGS = settingsTable<AlarmThresholds>(
       min: 0,
       minExclusive: true,
       max: 1e6,
-      default: 0.3,
-      help: 'policy/approxkl_avg (nats per token between the rollout and the updated policy) above this: steps too large.',
+      default: 0.5,
+      help: 'policy/approxkl_avg (nats per token between the rollout and the updated policy) above this, after the warm-up and two iterations running: steps too large. Measured: the full-size scenarios (but the staged collapse of over-optimisation) stay below 0.35 two iterations running (one iteration up to 0.89); a learning rate 100× the default gives 8–33.',
     },
     hackEvals: {
       kind: 'number',
       int: true,
       min: 3,
       max: 1000,
-      default: 4,
-      help: 'Evaluations looked at by the proxy-up-gold-down check.',
+      default: 5,
+      help: 'Evaluations needed before the proxy-up-gold-down check: the noise of the gold and proxy scores is estimated from them.',
+    },
+    zeroSpreadFrac: {
+      kind: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 1,
+      default: 0.9,
+      help: 'GRPO/RLOO: frac_reward_zero_std at or above this (3 iterations running): nearly every group got one reward for all its completions, so the advantages are 0 and the batch teaches nothing (TRL: frac_reward_zero_std → 1).',
     },
     favouredRepeat: {
       kind: 'number',
@@ -296,6 +331,26 @@ function median(xs: readonly number[]): number {
   return n ? (n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2) : NaN;
 }
 
+/** Robust standard deviation: 1.4826 × the median absolute deviation (equals σ for normal noise). */
+export function robustStd(xs: readonly number[]): number {
+  const m = median(xs);
+  return 1.4826 * median(xs.map((x) => Math.abs(x - m)));
+}
+
+/**
+ * The noise of one point of a series, estimated from the series itself: the robust standard
+ * deviation of its iteration-to-iteration changes divided by √2 (the change of two independent
+ * points has √2 times their spread; a steady trend only shifts the changes' median, so it does
+ * not count as noise). Falls back to the plain standard deviation of the changes when more than
+ * half of them are equal (discrete scores); NaN below 3 points.
+ */
+export function stepNoise(xs: readonly number[]): number {
+  if (xs.length < 3) return NaN;
+  const d = xs.slice(1).map((x, i) => x - xs[i]);
+  const r = robustStd(d);
+  return (r > 0 ? r : std(d)) / Math.SQRT2;
+}
+
 /** Least-squares slope of ys over 0, 1, 2, … */
 export function slope(ys: readonly number[]): number {
   const n = ys.length;
@@ -349,14 +404,17 @@ function lowerLr(c: PpoConfig, factor = 0.5): AlarmSuggestion {
 
 // ------------------------------------------------------------------------------- the alarms
 
-/** `objective/kl` far past the adaptive target (or far past 10 nats with a fixed β). */
+/** `objective/kl` far past the adaptive target (or, with a fixed β, far past `klRunawayFixed` nats per token). */
 export const klRunaway: AlarmCheck = (history, ctx) => {
   const t = th(ctx);
   const kl = series(history, 'objective/kl');
   const last = kl.at(-1);
   if (!last) return null;
   const c = ctx.config;
-  const limit = c.adaptiveKl ? t.klRunawayFactor * c.adaptiveKl.target : t.klRunawayFixed;
+  // With a fixed β, per completion token (a sequence of 24 tokens may drift further than one of 8).
+  const tokens = history.find((r) => r.step === last.step && Number.isFinite(r.metrics.response_length));
+  const length = Math.max(1, tokens?.metrics.response_length ?? c.maxNewTokens);
+  const limit = c.adaptiveKl ? t.klRunawayFactor * c.adaptiveKl.target : t.klRunawayFixed * length;
   if (!(last.value > limit)) return null;
   return {
     id: 'kl-runaway',
@@ -364,10 +422,40 @@ export const klRunaway: AlarmCheck = (history, ctx) => {
     severity: 'critical',
     message: c.adaptiveKl
       ? `KL to the reference is ${fmt(last.value)} nats, over ${t.klRunawayFactor}× the target of ${c.adaptiveKl.target}: the policy is drifting from the reference faster than β can hold it.`
-      : `KL to the reference is ${fmt(last.value)} nats with a fixed β of ${c.klCoef}: the policy has moved far from the reference and its text is likely degenerate.`,
+      : `KL to the reference is ${fmt(last.value)} nats with a fixed β of ${c.klCoef}, ${fmt(last.value / length, 1)} nats per token: the policy has moved far from the reference and its text is likely degenerate.`,
     suggestion: holdKl(c),
   };
 };
+
+/**
+ * The condition of "KL grows while the reward plateaus" on two metrics: over each of the last 3
+ * windows, KL's last third exceeds its first by `klRiseNats` and by `noiseMargin` × its noise,
+ * while the reward's least-squares rise stays under `plateauScore` standard deviations.
+ */
+function klGrowthPlateau(
+  kl: readonly number[],
+  score: readonly number[],
+  t: AlarmThresholds,
+): { dk: { first: number; last: number }; ds: { first: number; last: number } } | null {
+  const need = Math.max(t.minIterations, t.window) + 2;
+  if (kl.length < need || score.length < need) return null;
+  // The window ending `back` iterations ago: KL growth (thirds) and the reward's rise along its
+  // least-squares line in units of its spread. One noisy iteration does not make a plateau.
+  const at = (back: number) => {
+    const end = (xs: readonly number[]) => xs.slice(xs.length - back - t.window, xs.length - back);
+    const k = end(kl);
+    const s = end(score);
+    const dk = thirds(k);
+    const rise = slope(s) * (s.length - 1);
+    // Growth beyond the KL's own noise (the difference of two thirds' means), not only klRiseNats.
+    const noise = stepNoise(k) * Math.sqrt(2 / Math.max(1, Math.floor(k.length / 3)));
+    const grew = dk.last - dk.first > Math.max(t.klRiseNats, t.noiseMargin * (noise || 0));
+    return { dk, ds: thirds(s), hit: grew && rise / (std(s) + 1e-9) < t.plateauScore };
+  };
+  if (![0, 1, 2].every((b) => at(b).hit)) return null;
+  const { dk, ds } = at(0);
+  return { dk, ds };
+}
 
 /** KL grows over the window while the reward stays flat (TRL #204), at 3 iterations running. */
 export const klRewardPlateau: AlarmCheck = (history, ctx) => {
@@ -375,20 +463,9 @@ export const klRewardPlateau: AlarmCheck = (history, ctx) => {
   const kl = series(history, 'objective/kl').map((p) => p.value);
   const score = series(history, 'objective/scores').map((p) => p.value);
   const last = series(history, 'objective/kl').at(-1);
-  const need = Math.max(t.minIterations, t.window) + 2;
-  if (!last || kl.length < need || score.length < need) return null;
-  // The window ending `back` iterations ago: KL growth (thirds) and the reward's rise along its
-  // least-squares line in units of its spread. One noisy iteration does not make a plateau.
-  const at = (back: number) => {
-    const end = (xs: number[]) => xs.slice(xs.length - back - t.window, xs.length - back);
-    const k = end(kl);
-    const s = end(score);
-    const dk = thirds(k);
-    const rise = slope(s) * (s.length - 1);
-    return { dk, ds: thirds(s), hit: dk.last - dk.first > t.klRiseNats && rise / (std(s) + 1e-9) < t.plateauScore };
-  };
-  if (![0, 1, 2].every((b) => at(b).hit)) return null;
-  const { dk, ds } = at(0);
+  const hit = last && klGrowthPlateau(kl, score, t);
+  if (!last || !hit) return null;
+  const { dk, ds } = hit;
   return {
     id: 'kl-reward-plateau',
     iteration: last.step,
@@ -398,14 +475,21 @@ export const klRewardPlateau: AlarmCheck = (history, ctx) => {
   };
 };
 
+/** The condition of entropy collapse on one metric: below `entropyFloor` of its start, 3 iterations running. */
+function entropyFall(ent: readonly Pt[], t: AlarmThresholds): { s0: number; recent: number[] } | null {
+  if (ent.length < t.minIterations) return null;
+  const s0 = start(ent);
+  const recent = ent.slice(-3).map((p) => p.value);
+  return s0 > 0 && recent.every((v) => v < t.entropyFloor * s0) ? { s0, recent } : null;
+}
+
 /** Policy entropy fell to a fraction of where it started. */
 export const entropyCollapse: AlarmCheck = (history, ctx) => {
   const t = th(ctx);
   const ent = series(history, 'policy/entropy_avg');
-  if (ent.length < t.minIterations) return null;
-  const s0 = start(ent);
-  const recent = ent.slice(-3).map((p) => p.value);
-  if (!(s0 > 0) || !recent.every((v) => v < t.entropyFloor * s0)) return null;
+  const fall = entropyFall(ent, t);
+  if (!fall) return null;
+  const { s0, recent } = fall;
   const c = ctx.config;
   const entCoef = c.entCoef > 0 ? scaled(c.entCoef, 2, 0, 10) : 0.01;
   return {
@@ -521,8 +605,12 @@ function spike(history: readonly RunMetricRow[], key: string, t: AlarmThresholds
   const pts = series(history, key);
   if (pts.length < t.minIterations + 1) return null;
   const now = pts.at(-1)!;
-  const base = median(pts.slice(-1 - t.window, -1).map((p) => Math.abs(p.value)));
-  return base > 0 && Math.abs(now.value) > t.spikeFactor * base ? { now, base } : null;
+  const before = pts.slice(-1 - t.window, -1).map((p) => Math.abs(p.value));
+  const base = median(before);
+  // Far above the median, and beyond the window's own spread (a noisy metric swings more).
+  const far = Math.abs(now.value) > t.spikeFactor * base;
+  const beyondNoise = Math.abs(now.value) - base > t.noiseMargin * robustStd(before);
+  return base > 0 && far && beyondNoise ? { now, base } : null;
 }
 
 /** The update's gradient norm far above its recent median (TRL #2980). */
@@ -560,8 +648,10 @@ export const valueLossSpike: AlarmCheck = (history, ctx) => {
 /** `val/ratio` far from 1 or `policy/approxkl_avg` far from 0: the updates are too drastic. */
 export const ratioDrift: AlarmCheck = (history, ctx) => {
   const t = th(ctx);
-  const ratio = series(history, 'val/ratio').at(-1);
-  const akl = series(history, 'policy/approxkl_avg').at(-1);
+  // The first updates of a run move the policy most: not judged during the warm-up.
+  const after = (p: Pt | undefined) => (p && p.step > t.warmupIterations ? p : undefined);
+  const ratio = after(series(history, 'val/ratio').at(-1));
+  const akl = after(series(history, 'policy/approxkl_avg').at(-1));
   const badRatio = ratio && Math.abs(ratio.value - 1) > t.ratioDeviation;
   const badKl = akl && akl.value > t.approxKlMax;
   if (!badRatio && !badKl) return null;
@@ -582,25 +672,98 @@ export const ratioDrift: AlarmCheck = (history, ctx) => {
   };
 };
 
+interface EvalPt {
+  step: number;
+  score: number;
+  gold: number;
+  /** Standard errors of the two means over the evaluation's samples (NaN when not logged). */
+  scoreSe: number;
+  goldSe: number;
+}
+
 /**
- * The proxy reward rose while the gold score of the same evaluation samples fell, over the last
- * `hackEvals` evaluations (Gao et al. 2022). Reads `eval/score` and `eval/gold_score` rows.
+ * The evaluation metrics the gold check reads, from one evaluation's samples: the mean proxy
+ * score and gold score, and their standard errors (sample std / √n), `eval/score_se` and
+ * `eval/gold_score_se`. The evaluation prompts are sampled with fixed seeds, so consecutive
+ * evaluations are alike and their changes understate the noise of a mean of few samples; the
+ * standard error states it.
+ */
+export function evalScoreMetrics(samples: readonly { score: number; gold: number | null }[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  const se = (xs: number[]) =>
+    xs.length > 1
+      ? Math.sqrt((mean(xs.map((x) => (x - mean(xs)) ** 2)) * (xs.length / (xs.length - 1))) / xs.length)
+      : NaN;
+  const score = samples.map((s) => s.score).filter(Number.isFinite);
+  const gold = samples.filter((s) => s.gold !== null && Number.isFinite(s.gold)).map((s) => s.gold!);
+  if (score.length) out['eval/score'] = mean(score);
+  if (score.length > 1) out['eval/score_se'] = se(score);
+  if (gold.length) out['eval/gold_score'] = mean(gold);
+  if (gold.length > 1) out['eval/gold_score_se'] = se(gold);
+  return out;
+}
+
+/**
+ * Proxy up, gold down at the newest of `evals`, beyond their noise: the gold score's mean over
+ * the last 2 evaluations lies more than `noiseMargin` × its noise below its best 2-evaluation
+ * mean before them, while the proxy's mean rose by more than `noiseMargin` × its noise over the
+ * same span. The noise of one evaluation is the larger of `stepNoise` and the median standard
+ * error of its mean; with two means of two evaluations each, their difference has that noise.
+ */
+function hackAt(evals: readonly EvalPt[], t: AlarmThresholds) {
+  const n = evals.length;
+  if (n < Math.max(t.hackEvals, 4)) return null;
+  const K = 2;
+  const gold = evals.map((e) => e.gold);
+  const score = evals.map((e) => e.score);
+  const mean2 = (xs: number[], i: number) => mean(xs.slice(i, i + K));
+  let peak = 0;
+  for (let i = 1; i + K <= n - K; i++) if (mean2(gold, i) > mean2(gold, peak)) peak = i;
+  const goldPeak = mean2(gold, peak);
+  const goldNow = mean2(gold, n - K);
+  const scorePeak = mean2(score, peak);
+  const scoreNow = mean2(score, n - K);
+  // One evaluation's noise: the larger of the changes' spread and the median standard error.
+  const noise = (xs: number[], se: number[]) => {
+    const fin = se.filter(Number.isFinite);
+    return Math.max(stepNoise(xs), fin.length ? median(fin) : 0);
+  };
+  const goldNoise = noise(
+    gold,
+    evals.map((e) => e.goldSe),
+  );
+  const scoreNoise = noise(
+    score,
+    evals.map((e) => e.scoreSe),
+  );
+  const hit = goldPeak - goldNow > t.noiseMargin * goldNoise && scoreNow - scorePeak > t.noiseMargin * scoreNoise;
+  return hit ? { goldPeak, goldNow, scorePeak, scoreNow, goldNoise, peakStep: evals[peak].step } : null;
+}
+
+/**
+ * The proxy reward rose while the gold score of the same evaluation samples fell (Gao et al.
+ * 2022), both by more than their noise (see `hackAt`), at `confirmIterations` evaluations
+ * running. Reads the `eval/score` and `eval/gold_score` rows.
  */
 export const rewardHacking: AlarmCheck = (history, ctx) => {
   const t = th(ctx);
-  const rows = history.filter(
-    (r) => Number.isFinite(r.metrics['eval/score']) && Number.isFinite(r.metrics['eval/gold_score']),
-  );
-  const pts = rows.slice(-t.hackEvals);
-  if (pts.length < 3) return null;
-  const score = pts.map((r) => r.metrics['eval/score']);
-  const gold = pts.map((r) => r.metrics['eval/gold_score']);
-  if (!(slope(score) > 0 && slope(gold) < 0 && gold[gold.length - 1] < gold[0])) return null;
+  const evals: EvalPt[] = history
+    .filter((r) => Number.isFinite(r.metrics['eval/score']) && Number.isFinite(r.metrics['eval/gold_score']))
+    .map((r) => ({
+      step: r.step,
+      score: r.metrics['eval/score'],
+      gold: r.metrics['eval/gold_score'],
+      scoreSe: r.metrics['eval/score_se'] ?? NaN,
+      goldSe: r.metrics['eval/gold_score_se'] ?? NaN,
+    }));
+  const hits = Array.from({ length: t.confirmIterations }, (_, j) => hackAt(evals.slice(0, evals.length - j), t));
+  const h = hits[0];
+  if (!h || !hits.every((x) => x !== null)) return null;
   return {
     id: 'reward-hacking',
-    iteration: pts.at(-1)!.step,
+    iteration: evals.at(-1)!.step,
     severity: 'critical',
-    message: `Reward hacking? Over the last ${pts.length} evaluations the reward rose (${score[0].toFixed(2)} → ${score.at(-1)!.toFixed(2)}) while the gold labeller's score of the same prompts fell (${gold[0].toFixed(2)} → ${gold.at(-1)!.toFixed(2)}). The policy may be exploiting the reward rather than getting better.`,
+    message: `Reward hacking? Since iteration ${h.peakStep} the reward of the evaluation samples rose (${fmt(h.scorePeak)} → ${fmt(h.scoreNow)}) while the gold labeller's score of the same prompts fell (${fmt(h.goldPeak)} → ${fmt(h.goldNow)}, ${fmt((h.goldPeak - h.goldNow) / h.goldNoise, 1)}× its noise): the policy is exploiting the reward rather than getting better.`,
     suggestion: holdKl(ctx.config),
   };
 };
@@ -621,7 +784,25 @@ export const lexicalProxy: AlarmCheck = (history, ctx) => {
   };
 };
 
-/** Every PPO alarm, in the order they are shown. */
+/**
+ * `check`, raised only when its condition also held after each of the `confirmIterations` − 1
+ * iterations before (the history without its newest rows): one noisy iteration is not a failure.
+ */
+export function sustained(check: AlarmCheck): AlarmCheck {
+  return (history, ctx) => {
+    const a = check(history, ctx);
+    if (!a) return null;
+    let h = history;
+    for (let j = 1; j < th(ctx).confirmIterations; j++) {
+      const last = h.reduce((m, r) => Math.max(m, r.step), -Infinity);
+      h = h.filter((r) => r.step < last);
+      if (!h.length || !check(h, ctx)) return null;
+    }
+    return a;
+  };
+}
+
+/** Every PPO alarm, in the order they are shown (the conditions; `evaluateAlarms` confirms them). */
 export const PPO_ALARMS: readonly AlarmCheck[] = [
   klRunaway,
   ratioDrift,
@@ -636,10 +817,45 @@ export const PPO_ALARMS: readonly AlarmCheck[] = [
   lexicalProxy,
 ];
 
-/** The alarms raised by `history` now (quiet ones left out). */
+/**
+ * Spikes are single events (noise-aware by the window's spread); the gold check confirms over
+ * evaluations itself. Every other condition must hold `confirmIterations` iterations running.
+ */
+const SINGLE_EVENT: ReadonlySet<AlarmCheck> = new Set([gradSpike, valueLossSpike, rewardHacking]);
+const CONFIRMED_PPO_ALARMS = PPO_ALARMS.map((c) => (SINGLE_EVENT.has(c) ? c : sustained(c)));
+
+/** The alarms raised by `history` now (quiet ones left out), each condition confirmed. */
 export function evaluateAlarms(history: readonly RunMetricRow[], ctx: AlarmContext): Alarm[] {
+  return CONFIRMED_PPO_ALARMS.map((check) => check(history, ctx)).filter((a): a is Alarm => a !== null);
+}
+
+/**
+ * The conditions true at the newest iteration, confirmed or not: while one is pending the Train
+ * page holds its checkpoint, so rewind still reaches one saved before the trouble began.
+ */
+export function pendingAlarms(history: readonly RunMetricRow[], ctx: AlarmContext): Alarm[] {
   return PPO_ALARMS.map((check) => check(history, ctx)).filter((a): a is Alarm => a !== null);
 }
+
+/** The metrics the PPO alarms read (what a recorded history needs to replay them). */
+export const PPO_ALARM_METRICS = [
+  'objective/kl',
+  'objective/scores',
+  'policy/entropy_avg',
+  'policy/approxkl_avg',
+  'val/ratio',
+  'loss/value_avg',
+  'grad_norm',
+  'response_length',
+  'val/num_eos_tokens',
+  'rollouts/distinct_2',
+  'rollouts/identical_frac',
+  'rollouts/favoured_repeat_frac',
+  'eval/score',
+  'eval/gold_score',
+  'eval/score_se',
+  'eval/gold_score_se',
+] as const;
 
 /**
  * Once per episode: `next` takes the alarms raised at one iteration and returns those that are
@@ -740,6 +956,140 @@ export function alarmTimeline<A extends Pick<Alarm, 'id'>>(
   const episodes = new AlarmEpisodes(quietIterations);
   const out: A[] = [];
   for (let n = 1; n <= history.length; n++) out.push(...episodes.next(evaluate(history.slice(0, n))));
+  return out;
+}
+
+// ------------------------------------------------------------------------------- GRPO and RLOO
+
+export const GROUP_ALARM_IDS = ['zero-spread', 'all-truncated', 'entropy-collapse', 'kl-reward-plateau'] as const;
+export type GroupAlarmId = (typeof GROUP_ALARM_IDS)[number];
+
+/** The GRPO/RLOO settings a suggestion may change (both tables have them, all live). */
+export interface GroupAlarmConfig {
+  temperature: number;
+  beta: number;
+  learningRate: number;
+  maskTruncatedCompletions: boolean;
+}
+
+/** The metrics the GRPO/RLOO alarms read (TRL's GRPOTrainer / RLOOTrainer names). */
+export const GROUP_ALARM_METRICS = [
+  'frac_reward_zero_std',
+  'completions/mean_length',
+  'completions/clipped_ratio',
+  'entropy',
+  'kl',
+  'reward',
+] as const;
+
+/**
+ * The alarms that apply to a GRPO or RLOO run, over its history with TRL's metric names, with the
+ * same thresholds and condition functions as PPO's, each confirmed at `confirmIterations`
+ * iterations running: groups with zero spread (`frac_reward_zero_std` → 1), every completion
+ * truncated (`completions/clipped_ratio` → 1, TRL's `clipped_ratio`; issue 20), entropy
+ * collapse (Cui et al. 2025) and KL growing while the reward plateaus (TRL #204; only when the run
+ * logs a KL, i.e. β > 0). These runs keep no checkpoints: a suggestion is a live change of the
+ * settings from the next iteration.
+ */
+export function evaluateGroupAlarms(
+  history: readonly RunMetricRow[],
+  config: GroupAlarmConfig,
+  thresholds: AlarmThresholds = DEFAULT_ALARM_THRESHOLDS,
+): Alarm<GroupAlarmConfig>[] {
+  const t = thresholds;
+  const conditions = (h: readonly RunMetricRow[]) => groupConditions(h, config, t);
+  const now = conditions(history);
+  if (!now.length) return [];
+  // Confirmed: the same condition also held after each of the confirmIterations − 1 iterations before.
+  let h = history;
+  let held = new Set(now.map((a) => a.id));
+  for (let j = 1; j < t.confirmIterations && held.size; j++) {
+    const last = h.reduce((m, r) => Math.max(m, r.step), -Infinity);
+    h = h.filter((r) => r.step < last);
+    const before = new Set(conditions(h).map((a) => a.id));
+    held = new Set([...held].filter((id) => before.has(id)));
+  }
+  return now.filter((a) => held.has(a.id));
+}
+
+function groupConditions(
+  history: readonly RunMetricRow[],
+  c: GroupAlarmConfig,
+  t: AlarmThresholds,
+): Alarm<GroupAlarmConfig>[] {
+  const out: Alarm<GroupAlarmConfig>[] = [];
+  const lr = scaled(c.learningRate, 0.5, 1e-9, 1);
+  const beta = scaled(Math.max(c.beta, 0.02), 2, 0, 100);
+  const zero = series(history, 'frac_reward_zero_std');
+  const zRecent = zero.slice(-3).map((p) => p.value);
+  if (zero.length >= 3 && zRecent.every((v) => v >= t.zeroSpreadFrac)) {
+    const temperature = scaled(c.temperature, 1.5, 0.05, 2);
+    out.push({
+      id: 'zero-spread',
+      iteration: zero.at(-1)!.step,
+      severity: 'critical',
+      message: `${Math.round(zRecent.at(-1)! * 100)} % of the groups gave every completion the same reward: their advantages are 0, so these batches teach the policy nothing (the reward is too coarse for these prompts, or the samples too alike).`,
+      suggestion: {
+        text: `raise temperature to ${temperature} for more varied samples, or use a reward that tells the completions apart`,
+        change: { temperature },
+      },
+    });
+  }
+  const clipped = series(history, 'completions/clipped_ratio');
+  const cRecent = clipped.slice(-3).map((p) => p.value);
+  if (clipped.length >= 3 && cRecent.every((v) => v >= t.lengthHigh)) {
+    out.push({
+      id: 'all-truncated',
+      iteration: clipped.at(-1)!.step,
+      severity: 'warning',
+      message: `${Math.round(cRecent.at(-1)! * 100)} % of the completions hit the length limit without an end-of-text: truncated text teaches nothing about ending, and the reward judges unfinished answers.`,
+      suggestion: c.maskTruncatedCompletions
+        ? {
+            text: `lower temperature to ${scaled(c.temperature, 0.8, 0.05, 2)} and add an over-long penalty reward function (DAPO's example)`,
+            change: { temperature: scaled(c.temperature, 0.8, 0.05, 2) },
+          }
+        : {
+            text: 'mask truncated completions (DAPO) so they stay out of the loss',
+            change: { maskTruncatedCompletions: true },
+          },
+    });
+  }
+  const ent = series(history, 'entropy');
+  const fall = entropyFall(ent, t);
+  if (fall)
+    out.push({
+      id: 'entropy-collapse',
+      iteration: ent.at(-1)!.step,
+      severity: 'warning',
+      message: `Policy entropy fell from ${fmt(fall.s0)} to ${fmt(fall.recent.at(-1)!)} nats per token: the policy has become nearly deterministic, so the G completions of a group agree and stop giving a signal.`,
+      suggestion: {
+        text: `raise β to ${beta} and lower the learning rate to ${lr}`,
+        change: { beta, learningRate: lr },
+      },
+    });
+  // TRL's `kl` is per token; times the mean completion length it is per completion, as PPO's.
+  const kl = history
+    .filter((r) => Number.isFinite(r.metrics.kl) && Number.isFinite(r.metrics['completions/mean_length']))
+    .map((r) => ({ step: r.step, value: r.metrics.kl * r.metrics['completions/mean_length'] }));
+  const reward = series(history, 'reward');
+  const hit = kl.length
+    ? klGrowthPlateau(
+        kl.map((p) => p.value),
+        reward.map((p) => p.value),
+        t,
+      )
+    : null;
+  if (hit)
+    out.push({
+      id: 'kl-reward-plateau',
+      iteration: kl.at(-1)!.step,
+      severity: 'warning',
+      message: `Over the last ${t.window} iterations the KL grew from ${fmt(hit.dk.first)} to ${fmt(hit.dk.last)} nats per completion while the reward stayed flat (${fmt(hit.ds.first)} → ${fmt(hit.ds.last)}): the policy pays KL for nothing the reward values.`,
+      suggestion: {
+        text: `raise β to ${beta} and lower the learning rate to ${lr}`,
+        change: { beta, learningRate: lr },
+      },
+    });
   return out;
 }
 
