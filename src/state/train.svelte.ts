@@ -508,7 +508,7 @@ export class TrainState {
         if (due || this.saveAfterIteration) {
           this.saveAfterIteration = false;
           this.busy = false;
-          await this.save();
+          await this.save({ periodic: true });
         }
       }
       return true;
@@ -681,7 +681,7 @@ export class TrainState {
   // ------------------------------------------------------------------ checkpoints
 
   /** Save the run's state, setup, history and samples (only between iterations). */
-  async save(): Promise<void> {
+  async save(opts: { periodic?: boolean } = {}): Promise<void> {
     // A save asked for while one is writing waits for it, then saves again if the run moved on since.
     let waited = false;
     while (this.inFlightSave) {
@@ -689,8 +689,10 @@ export class TrainState {
       await this.inFlightSave;
     }
     if (!this.runId || !this.setup || this.busy || this.nextPhase !== 'rollout') return;
-    // Held while an alarm is open or pending, so rewind still reaches the checkpoint from before it.
-    if (this.openAlarms.length || this.alarmPending) return;
+    // Held while an alarm is open, so rewind still reaches the checkpoint from before it fired; a
+    // periodic checkpoint also waits while a condition is pending (not yet confirmed). The save at
+    // the end of a play or a step still happens then: the run's work is kept.
+    if (this.openAlarms.length || (opts.periodic && this.alarmPending)) return;
     if (waited && this.lastSavedIteration === this.iteration) return;
     this.inFlightSave = this.writeCheckpoint(this.runId, this.setup);
     try {

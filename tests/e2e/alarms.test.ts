@@ -161,7 +161,8 @@ describe('run-health alarms on GRPO', () => {
       assert.equal(await page.isChecked('[data-testid="grpo-maskTruncatedCompletions"]'), true);
       // The marker stays; the run counts the alarm.
       assert.equal(await page.getAttribute('[data-testid="group-alarms"]', 'data-fired'), '1');
-      await page.click('[data-testid="group-pause"]');
+      // One-token iterations re-render the panel many times a second: click without waiting for it to settle.
+      await page.locator('[data-testid="group-pause"]').dispatchEvent('click');
       await page.waitForSelector('[data-testid="group-resume"]', { timeout: ALARM_TIMEOUT });
       assert.deepEqual(app.errors, []);
     } finally {
