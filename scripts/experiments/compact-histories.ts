@@ -23,7 +23,7 @@ for (const f of readdirSync(from).filter((x) => x.endsWith('.json'))) {
     scenario: string;
     seconds: number;
     iterations: number;
-    rewardModel: unknown;
+    stages?: string[];
     config: unknown;
     history: RunMetricRow[];
     evals: { iteration: number; samples: PpoEvalSample[] }[];
@@ -44,7 +44,7 @@ for (const f of readdirSync(from).filter((x) => x.endsWith('.json'))) {
     recordedWith: `E2E_OUT_DIR=dist-measure npx tsx scripts/experiments/scenario-histories.ts ${d.scenario} (full size, the scenario's defaults, headless Chromium, wasm)`,
     seconds: Math.round(d.seconds),
     iterations: d.iterations,
-    rewardModel: d.rewardModel,
+    stages: d.stages ?? null,
     final: {
       'objective/kl': round(last['objective/kl'] ?? NaN),
       'objective/scores': round(last['objective/scores'] ?? NaN),

@@ -8,7 +8,7 @@
  *     --out runs/scenario-histories positive-reviews be-polite …
  *
  * The app must already be built in `E2E_OUT_DIR` (this script does not rebuild it). Writes
- * `<out>/<id>.json`: { scenario, seconds, iterations, rewardModel, config, history } where
+ * `<out>/<id>.json`: { scenario, seconds, iterations, stages, config, history, evals } where
  * `history` and `evals` are the saved PPO run's (read from IndexedDB after the run). Then
  * `scripts/experiments/compact-histories.ts` keeps only the metrics the alarms read.
  */
@@ -74,14 +74,16 @@ async function runOne(id: string): Promise<void> {
       );
     type Rec = { kind: string; setup?: { config?: unknown }; history: { metrics: object }[]; evals?: unknown[] };
     const ppo = ((await read('runs')) as Rec[]).filter((r) => r.kind === 'ppo');
-    const rm = (await read('rewardModels')) as { evalAccuracy?: number | null; name?: string }[];
     if (ppo.length !== 1) throw new Error(`${id}: ${ppo.length} PPO runs saved`);
     const seconds = (performance.now() - t0) / 1000;
     const out = {
       scenario: id,
       seconds,
       iterations: ppo[0].history.filter((r) => 'objective/kl' in r.metrics).length,
-      rewardModel: rm.map((r) => ({ name: r.name ?? null, evalAccuracy: r.evalAccuracy ?? null })),
+      // Each stage's closing note (labels made; the reward model's pairs and held-out accuracy).
+      stages: (await page.locator('[data-testid="stage-progress"]').allTextContents()).map((x) =>
+        x.replace(/\s+/g, ' ').trim(),
+      ),
       config: ppo[0].setup?.config ?? null,
       history: ppo[0].history,
       evals: ppo[0].evals ?? [],

@@ -597,7 +597,7 @@ describe('GRPO and RLOO alarms', () => {
   });
 
   test('healthy GRPO and RLOO histories recorded in Node (defaults, sentiment reward) raise none', () => {
-    for (const algo of ['grpo']) {
+    for (const algo of ['grpo', 'rloo']) {
       const fx = JSON.parse(readFileSync(`tests/fixtures/${algo}-healthy-history.json`, 'utf8')) as {
         config: typeof gcfg;
         history: RunMetricRow[];
