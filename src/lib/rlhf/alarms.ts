@@ -29,6 +29,16 @@
  *    reward favours): open-r1 issue #373 (a format reward rising while the model outputs only the
  *    format).
  *
+ * Noise: a healthy run is noisy (16 rollouts, a few evaluation samples), so `evaluateAlarms`
+ * raises a condition only once it held after `confirmIterations` iterations running (`sustained`;
+ * `pendingAlarms` lists the unconfirmed ones, for which the Train page holds its checkpoints);
+ * val/ratio and approximate KL are not judged during `warmupIterations`; the gold check compares
+ * the fall of the gold score (and the rise of the proxy) with the run's own noise (`stepNoise`,
+ * the standard errors of the evaluation means); spikes must clear the window's robust spread.
+ * Thresholds were checked against the six scripted scenarios run at full size in the app
+ * (tests/fixtures/scenario-histories): the five healthy ones raise nothing, and the staged
+ * collapse of over-optimisation (β = 0, lr 10×) raises what it stages.
+ *
  * An alarm is null (quiet) or an `Alarm`. `AlarmEpisodes` turns the alarms raised at each
  * iteration into new ones only: an alarm fires once per episode (the condition must have been
  * quiet for `quietIterations` before the same alarm fires again).
