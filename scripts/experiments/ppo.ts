@@ -14,7 +14,8 @@
  * (policy), in units of the base model's score std, and the KL of the policy to the base on
  * those samples. Bar: rise ≥ 1 std with KL ≤ 6 nats per sequence and val/ratio near 1.
  *
- * Writes `<out>/log.jsonl` (one line of TRL-named metrics per iteration) and
+ * Writes `<out>/log.jsonl` (one line of TRL-named metrics per iteration, with the rollout
+ * statistics of the run-health alarms) and
  * `<out>/summary.json`.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -31,6 +32,7 @@ import {
   type LabellerKind,
 } from '../../src/lib/rlhf/labellers';
 import { PpoTrainer, rewardFromFunction } from '../../src/lib/rlhf/ppo';
+import { favouredWords, rolloutStats } from '../../src/lib/rlhf/alarms';
 import { validatePpoConfig } from '../../src/lib/rlhf/ppo-config';
 import {
   evaluatePolicy,
@@ -111,7 +113,9 @@ async function main(): Promise<void> {
   for (let i = 0; i < ITERATIONS; i++) {
     const r = await trainer.iteration();
     const m = r.metrics;
-    appendFileSync(logFile, JSON.stringify(m) + '\n');
+    // The rollout statistics the Train page logs for the run-health alarms (src/lib/rlhf/alarms.ts).
+    const rollouts = rolloutStats(r.rollout.texts, favouredWords(labeller.config) ?? undefined);
+    appendFileSync(logFile, JSON.stringify({ ...m, ...rollouts }) + '\n');
     console.log(
       `it ${String(i + 1).padStart(3)} score ${m['objective/scores'].toFixed(2).padStart(6)} kl ${m['objective/kl'].toFixed(3).padStart(6)} ` +
         `rlhf ${m['objective/rlhf_reward'].toFixed(2).padStart(6)} ratio ${m['val/ratio'].toFixed(3)} clip ${m['policy/clipfrac_avg'].toFixed(3)} ` +

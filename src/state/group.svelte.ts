@@ -5,7 +5,9 @@
  * (GRPO / RLOO) or judged pairs (online DPO) for the inspectors. Prompts and the reward are the
  * Train page's (the same reward sources as PPO: a reward model, a scripted labeller or the
  * user's JavaScript functions). Each iteration's whole batch goes to the rollout history
- * (`rollouts.svelte.ts`) under the run's id.
+ * (`rollouts.svelte.ts`) under the run's id. After every iteration the run-health alarms that
+ * apply to GRPO / RLOO (`evaluateGroupAlarms` in src/lib/rlhf/alarms.ts) are evaluated; these runs
+ * keep no checkpoint, so an alarm offers its suggested change live (from the next iteration), not a rewind.
  */
 import type { GroupEvent, GroupSetup, GroupStatus } from '../lib/engine/types';
 import type { GroupView } from '../lib/rlhf/grpo';
@@ -14,6 +16,7 @@ import { RLOO_SETTINGS, type RlooConfig } from '../lib/rlhf/rloo-config';
 import type { OnlinePairView } from '../lib/rlhf/online-dpo';
 import { ONLINE_DPO_SETTINGS, type OnlineDpoConfig } from '../lib/rlhf/online-dpo-config';
 import { JobCancelledError } from '../lib/engine/errors';
+import { AlarmEpisodes, evaluateGroupAlarms, type Alarm, type GroupAlarmConfig } from '../lib/rlhf/alarms';
 import { engineState } from './engine.svelte';
 import { trainState } from './train.svelte';
 import { rolloutsState } from './rollouts.svelte';
@@ -26,6 +29,13 @@ export const algoLabel = (a: GroupAlgo): string => (a === 'online-dpo' ? 'Online
 export interface MetricRow {
   step: number;
   metrics: Record<string, number>;
+}
+
+/** An alarm as the GRPO/RLOO panel shows it. */
+export interface GroupRunAlarm extends Alarm<GroupAlarmConfig> {
+  dismissed: boolean;
+  /** Its suggested change was applied to the run. */
+  applied: boolean;
 }
 
 /** Iterations whose groups the inspector keeps. */
@@ -52,8 +62,14 @@ export class GroupRunState {
   error = $state<string | null>(null);
   configError = $state<string | null>(null);
 
+  /** Alarms fired in this run (newest last); dismissed ones keep their chart marker. */
+  alarms = $state.raw<GroupRunAlarm[]>([]);
+  readonly openAlarms = $derived(this.alarms.filter((a) => !a.dismissed));
+  readonly alarmMarkers = $derived(this.alarms.map((a) => ({ x: a.iteration, label: a.id })));
+
   private pauseRequested = false;
   private jobId: string | null = null;
+  private episodes = new AlarmEpisodes();
 
   readonly table = $derived(
     this.algo === 'grpo' ? GRPO_SETTINGS : this.algo === 'rloo' ? RLOO_SETTINGS : ONLINE_DPO_SETTINGS,
@@ -104,6 +120,7 @@ export class GroupRunState {
       this.history = [];
       this.groups = [];
       this.pairs = [];
+      this.clearAlarms();
     } catch (e) {
       this.error = (e as Error).message;
       return;
@@ -201,6 +218,44 @@ export class GroupRunState {
     this.groups = [];
     this.pairs = [];
     this.error = null;
+    this.clearAlarms();
+  }
+
+  private clearAlarms(): void {
+    this.alarms = [];
+    this.episodes.reset();
+  }
+
+  /** Evaluate the alarms on the history (after each iteration); new ones are shown. */
+  private checkAlarms(): void {
+    const algo = this.created;
+    // Online DPO logs other metrics (objective/…); the group alarms do not apply to it.
+    if (!algo || algo === 'online-dpo') return;
+    const config = algo === 'grpo' ? this.grpo : this.rloo;
+    const fresh = this.episodes.next(evaluateGroupAlarms(this.history, config));
+    if (fresh.length) this.alarms = [...this.alarms, ...fresh.map((a) => ({ ...a, dismissed: false, applied: false }))];
+  }
+
+  /** Apply an alarm's suggested change to the running run (from its next iteration). */
+  async applySuggestion(alarm: GroupRunAlarm): Promise<boolean> {
+    const algo = this.created;
+    if (!algo || algo === 'online-dpo') return false;
+    try {
+      const next = await engineState.engine.groupUpdateConfig(alarm.suggestion.change);
+      if (algo === 'grpo') this.grpo = { ...(next as GrpoConfig) };
+      else this.rloo = { ...(next as RlooConfig) };
+      this.configError = null;
+      this.alarms = this.alarms.map((a) => (a === alarm ? { ...a, applied: true, dismissed: true } : a));
+      return true;
+    } catch (e) {
+      this.configError = (e as Error).message;
+      return false;
+    }
+  }
+
+  /** Hide an alarm (its chart marker stays). */
+  dismissAlarm(alarm: GroupRunAlarm): void {
+    this.alarms = this.alarms.map((a) => (a === alarm ? { ...a, dismissed: true } : a));
   }
 
   private onEvent(e: GroupEvent): void {
@@ -212,6 +267,7 @@ export class GroupRunState {
     if (e.pairs) this.pairs = [...this.pairs, { iteration: m.iteration, pairs: e.pairs }].slice(-KEEP_GROUPS);
     else this.groups = [...this.groups, { iteration: m.iteration, groups: e.groups }].slice(-KEEP_GROUPS);
     this.iteration = m.iteration;
+    this.checkAlarms();
   }
 }
 

@@ -2,8 +2,12 @@
  * Train stage (PPO): the run's setup, the loop that calls `ppoRun` one iteration (or one phase)
  * at a time so pause is responsive, live metric history, evaluation samples, per-token traces,
  * checkpoints in IndexedDB's `runs` store (one record per run), and the guards: divergence
- * rollback, KL far past target, and gold-vs-proxy "reward hacking" detection. Each finished
- * iteration's whole batch goes to the rollout history (`rollouts.svelte.ts`), written in the background.
+ * rollback and the run-health alarms (`src/lib/rlhf/alarms.ts`: KL runaway, gold-vs-proxy
+ * reward hacking, mode collapse, …), evaluated after every iteration, each offering a rewind to
+ * the last checkpoint saved before it fired with its suggested change applied. While an alarm is
+ * open (not dismissed), checkpoints are held so that checkpoint stays the one rewind reaches.
+ * Each finished iteration's whole batch goes to the rollout history (`rollouts.svelte.ts`),
+ * written in the background.
  *
  * Drawing is batched: worker events land in plain arrays and are copied into `$state.raw`
  * fields at most every `FLUSH_MS` (GAN Lab's "draw less often than you train").
@@ -17,6 +21,15 @@ import type { AdvantagesResult, RolloutResult, SampleTrace, ScoreResult, UpdateR
 import { DEFAULT_PPO_CONFIG, type PpoConfig } from '../lib/rlhf/ppo-config';
 import { defaultLabellerConfig, type LabellerKind } from '../lib/rlhf/labellers';
 import { diversityMetrics } from '../lib/rlhf/diversity';
+import {
+  AlarmEpisodes,
+  evaluateAlarms,
+  evalScoreMetrics,
+  favouredWords,
+  pendingAlarms,
+  rolloutStats,
+  type Alarm,
+} from '../lib/rlhf/alarms';
 import { settingsTable } from '../lib/settings/table';
 import { toStorageError } from '../lib/storage/db';
 import { JobCancelledError, PpoDivergedError, RewardFunctionError } from '../lib/engine/errors';
@@ -93,8 +106,13 @@ const SETUP = TRAIN_SETUP_SETTINGS.defaults;
 export const PHASES: readonly PpoPhase[] = ['rollout', 'score', 'advantages', 'update'];
 
 const FLUSH_MS = 250;
-/** Evaluations looked at by the reward-hacking check. */
-const HACK_WINDOW = 4;
+
+/** An alarm as the page shows it: where rewind goes, and whether the user dismissed it. */
+export interface RunAlarm extends Alarm {
+  /** Iteration of the last checkpoint saved before it fired; null = the start of the run. */
+  checkpoint: number | null;
+  dismissed: boolean;
+}
 
 export type { EvalPoint, MetricRow };
 
@@ -106,20 +124,6 @@ export type PhaseResult =
 
 function mean(xs: number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
-}
-
-/** Least-squares slope of ys over 0, 1, 2, … */
-function slope(ys: number[]): number {
-  const n = ys.length;
-  const mx = (n - 1) / 2;
-  const my = mean(ys);
-  let num = 0;
-  let den = 0;
-  ys.forEach((y, i) => {
-    num += (i - mx) * (y - my);
-    den += (i - mx) ** 2;
-  });
-  return den ? num / den : 0;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -198,31 +202,12 @@ export class TrainState {
   readonly prompts = $derived(PROMPT_SETS.find((s) => s.id === this.promptSet)!.prompts as readonly string[]);
   readonly created = $derived(this.runId !== null);
 
-  /** `objective/kl` far past where it should be. */
-  readonly klWarning = $derived.by(() => {
-    const rows = this.history.filter((r) => 'objective/kl' in r.metrics);
-    const last = rows.at(-1);
-    if (!last || !this.setup) return null;
-    const kl = last.metrics['objective/kl'];
-    const cfg = this.config;
-    const limit = cfg.adaptiveKl ? 3 * cfg.adaptiveKl.target : 10;
-    if (!(kl > limit)) return null;
-    return cfg.adaptiveKl
-      ? `KL to the reference is ${kl.toFixed(2)} nats, over 3× the target of ${cfg.adaptiveKl.target}: the policy is drifting from the reference faster than β can hold it. Raise klCoef, lower lr, or pause.`
-      : `KL to the reference is ${kl.toFixed(2)} nats (fixed β = ${cfg.klCoef}): the policy has moved far from the reference. Raise klCoef or turn on adaptive KL.`;
-  });
-
-  /** Proxy score rising while the gold score of the evaluation samples falls. */
-  readonly hackingWarning = $derived.by(() => {
-    const pts = this.evals.slice(-HACK_WINDOW).filter((e) => e.samples.some((s) => s.gold !== null));
-    if (pts.length < 3 || this.setup?.reward.kind === undefined) return null;
-    const score = pts.map((e) => mean(e.samples.map((s) => s.score)));
-    const gold = pts.map((e) => mean(e.samples.filter((s) => s.gold !== null).map((s) => s.gold!)));
-    if (slope(score) > 0 && slope(gold) < 0 && gold[gold.length - 1] < gold[0]) {
-      return `Reward hacking? Over the last ${pts.length} evaluations the reward rose (${score[0].toFixed(2)} → ${score.at(-1)!.toFixed(2)}) while the gold labeller's score of the same prompts fell (${gold[0].toFixed(2)} → ${gold.at(-1)!.toFixed(2)}). The policy may be exploiting the reward rather than getting better: read the samples, raise klCoef, or stop here.`;
-    }
-    return null;
-  });
+  // ------------------------------------------------------------------ alarms
+  /** Alarms fired in this run's timeline (newest last); dismissed ones keep their chart marker. */
+  alarms = $state.raw<RunAlarm[]>([]);
+  readonly openAlarms = $derived(this.alarms.filter((a) => !a.dismissed));
+  /** Where the charts mark the alarms. */
+  readonly alarmMarkers = $derived(this.alarms.map((a) => ({ x: a.iteration, label: a.id })));
 
   private jobId: string | null = null;
   private rows: MetricRow[] = [];
@@ -230,6 +215,11 @@ export class TrainState {
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   private saveAfterIteration = false;
   private iterStart = 0;
+  private episodes = new AlarmEpisodes();
+  /** An alarm condition holds at the newest iteration but is not confirmed yet (checkpoints wait). */
+  private alarmPending = false;
+  /** Rollout statistics of the iteration being stepped phase by phase (added to its metric row). */
+  private pendingRollout: Record<string, number> = {};
 
   // ------------------------------------------------------------------ setup helpers
 
@@ -293,6 +283,9 @@ export class TrainState {
     this.configError = null;
     this.secondsPerIteration = null;
     this.lastSavedIteration = null;
+    this.alarms = [];
+    this.alarmPending = false;
+    this.episodes.reset();
   }
 
   private applyStatus(s: PpoStatus): void {
@@ -523,11 +516,12 @@ export class TrainState {
       this.applyStatus(status);
       this.flush();
       if (status.nextPhase === 'rollout') {
+        this.checkAlarms();
         const due = this.checkpointEvery > 0 && status.iteration % this.checkpointEvery === 0;
         if (due || this.saveAfterIteration) {
           this.saveAfterIteration = false;
           this.busy = false;
-          await this.save();
+          await this.save({ periodic: true });
         }
       }
       return true;
@@ -557,6 +551,7 @@ export class TrainState {
   private onEvent(e: PpoEvent): void {
     if (e.kind !== 'eval' && e.rollout && this.runId) rolloutsState.record(e.rollout, this.runId);
     if (e.kind === 'iteration') {
+      this.pendingRollout = this.rolloutMetrics(e.traces.map((t) => t.text));
       this.pushMetrics(e.metrics as unknown as Record<string, number>);
       this.traces = e.traces;
       this.latest = { prompts: e.prompts, texts: e.texts, scores: e.scores };
@@ -567,6 +562,7 @@ export class TrainState {
       this.currentPhase = PHASES[(i + 1) % PHASES.length];
       if (entry.phase === 'rollout') {
         this.latest = { prompts: entry.result.prompts, texts: entry.result.texts, scores: [] };
+        this.pendingRollout = this.rolloutMetrics(entry.result.texts);
       } else if (entry.phase === 'score' && this.latest) {
         this.latest = { ...this.latest, scores: entry.result.scores };
       } else if (entry.phase === 'advantages') {
@@ -578,9 +574,8 @@ export class TrainState {
     } else if (e.kind === 'eval') {
       const point: EvalPoint = { iteration: e.iteration, samples: e.samples };
       this.evalRows.push(point);
-      const gold = e.samples.filter((s) => s.gold !== null).map((s) => s.gold!);
-      const m: Record<string, number> = { 'eval/score': mean(e.samples.map((s) => s.score)) };
-      if (gold.length) m['eval/gold_score'] = mean(gold);
+      // eval/score, eval/gold_score and their standard errors (the gold alarm's noise).
+      const m: Record<string, number> = evalScoreMetrics(e.samples);
       // KL to the reference of the same samples (nats per sequence): the over-optimisation chart's √KL.
       const kls = e.samples.filter((s) => s.kl !== undefined && Number.isFinite(s.kl)).map((s) => s.kl!);
       if (kls.length) m['eval/kl'] = mean(kls);
@@ -590,9 +585,17 @@ export class TrainState {
     }
   }
 
+  /** `rolloutStats` of one rollout's completions, with the words the labeller favours. */
+  private rolloutMetrics(texts: string[]): Record<string, number> {
+    const reward = this.setup?.reward;
+    const favoured = reward?.kind === 'labeller' ? favouredWords(reward.labeller) : null;
+    return rolloutStats(texts, favoured ?? undefined);
+  }
+
   private pushMetrics(m: Record<string, number>): void {
     const { iteration, ...rest } = m;
-    this.rows.push({ step: iteration + 1, metrics: rest });
+    this.rows.push({ step: iteration + 1, metrics: { ...rest, ...this.pendingRollout } });
+    this.pendingRollout = {};
     const now = performance.now();
     this.secondsPerIteration = m['time/iteration_s'] ?? (now - this.iterStart) / 1000;
     this.iterStart = now;
@@ -609,6 +612,68 @@ export class TrainState {
     this.flushTimer = null;
     if (this.history.length !== this.rows.length) this.history = [...this.rows];
     if (this.evals.length !== this.evalRows.length) this.evals = [...this.evalRows];
+  }
+
+  /** Evaluate the alarms on the history (after each iteration); new ones are shown and hold checkpoints. */
+  private checkAlarms(): void {
+    if (!this.setup) return;
+    // A condition not yet confirmed holds the checkpoint too: rewind must reach one from before it.
+    this.alarmPending = pendingAlarms(this.rows, { config: this.config }).length > 0;
+    const fresh = this.episodes.next(evaluateAlarms(this.rows, { config: this.config }));
+    if (!fresh.length) return;
+    const checkpoint = this.lastSavedIteration;
+    this.alarms = [...this.alarms, ...fresh.map((a) => ({ ...a, checkpoint, dismissed: false }))];
+  }
+
+  /** Hide an alarm (its chart marker stays); checkpoints resume once no alarm is open. */
+  dismissAlarm(alarm: RunAlarm): void {
+    this.alarms = this.alarms.map((a) => (a === alarm ? { ...a, dismissed: true } : a));
+  }
+
+  /**
+   * Go back to the last checkpoint saved before `alarm` fired (the start of the run when none
+   * was saved), with its suggested change applied to the settings; the run stays paused there.
+   */
+  async rewind(alarm: RunAlarm): Promise<boolean> {
+    const setup = this.setup;
+    if (!setup || !this.runId) return false;
+    this.pauseRequested = true;
+    if (this.jobId) await engineState.engine.cancel(this.jobId).catch(() => false);
+    await until(() => !this.busy && !this.running && !this.saving);
+    this.busy = true;
+    try {
+      const loaded = await (await runStore()).loadPpo(this.runId);
+      const rec = loaded?.run;
+      const status = loaded
+        ? await engineState.engine.ppoCreate(loaded.run.setup, loaded.state)
+        : await engineState.engine.ppoCreate(setup);
+      const fired = this.alarms;
+      if (rec) this.restoreViewFrom(rec);
+      else this.resetView();
+      this.applyStatus(status);
+      this.traces = [];
+      this.phaseLog = [];
+      this.lastSavedIteration = rec ? rec.state.iteration : null;
+      const next = await engineState.engine.ppoUpdateConfig(alarm.suggestion.change);
+      this.config = structuredClone(next);
+      this.setup = { ...(rec?.setup ?? setup), config: next };
+      // Alarms of the undone iterations go; conditions already true at the checkpoint stay quiet.
+      this.alarms = fired.filter((a) => a.iteration <= status.iteration);
+      this.episodes.reset();
+      this.episodes.next(evaluateAlarms(this.rows, { config: next }));
+      this.alarmPending = false;
+      this.lastError = null;
+      notices.add(
+        'info',
+        `Rewound to ${rec ? `the checkpoint of iteration ${status.iteration}` : 'the start of the run'} and applied: ${alarm.suggestion.text}. Press Resume to go on.`,
+      );
+      return true;
+    } catch (e) {
+      this.fail(e);
+      return false;
+    } finally {
+      this.busy = false;
+    }
   }
 
   /** The user's reward function failed: pause, say where and what to do (the run keeps its weights). */
@@ -630,7 +695,7 @@ export class TrainState {
   // ------------------------------------------------------------------ checkpoints
 
   /** Save the run's state, setup, history and samples (only between iterations). */
-  async save(): Promise<void> {
+  async save(opts: { periodic?: boolean } = {}): Promise<void> {
     // A save asked for while one is writing waits for it, then saves again if the run moved on since.
     let waited = false;
     while (this.inFlightSave) {
@@ -638,6 +703,10 @@ export class TrainState {
       await this.inFlightSave;
     }
     if (!this.runId || !this.setup || this.busy || this.nextPhase !== 'rollout') return;
+    // Held while an alarm is open, so rewind still reaches the checkpoint from before it fired; a
+    // periodic checkpoint also waits while a condition is pending (not yet confirmed). The save at
+    // the end of a play or a step still happens then: the run's work is kept.
+    if (this.openAlarms.length || (opts.periodic && this.alarmPending)) return;
     if (waited && this.lastSavedIteration === this.iteration) return;
     this.inFlightSave = this.writeCheckpoint(this.runId, this.setup);
     try {

@@ -34,6 +34,21 @@ async function runToEnd(page: Page, id: string): Promise<void> {
   for (const s of ['label', 'reward', 'ppo']) assert.equal(await stageStatus(page, s), 'done', `${id}: stage ${s}`);
 }
 
+/** On the Train page (the scenario's PPO run): no run-health alarm fired (issue 20: no false alarm). */
+async function assertNoAlarm(page: Page, id: string): Promise<void> {
+  assert.equal(await page.getAttribute('[data-testid="alarms"]', 'data-fired'), '0', `${id}: an alarm fired`);
+  assert.equal(await page.locator('[data-testid="alarm"]').count(), 0, id);
+}
+
+/** Run a scenario to the end and check on its PPO run that no alarm fired. */
+async function runToEndWithoutAlarm(page: Page, id: string): Promise<void> {
+  await runToEnd(page, id);
+  await page.click('[data-testid="inspect-ppo"]');
+  await page.waitForSelector('[data-testid="stage-train"]');
+  await assertNoAlarm(page, id);
+  await page.click('nav a[href="#/start"]');
+}
+
 describe('scenarios and the start page', () => {
   it('the first screen shows real samples before the engine is ready', async () => {
     const app = await openApp('/', { waitForBackend: false });
@@ -84,9 +99,10 @@ describe('scenarios and the start page', () => {
       await page.click('[data-testid="inspect-ppo"]');
       await page.waitForSelector('[data-testid="stage-train"]');
       assert.ok(Number(await page.textContent('[data-testid="ppo-iteration"]')) >= 1);
+      await assertNoAlarm(page, 'positive-reviews');
       await page.click('nav a[href="#/start"]');
 
-      for (const id of ['be-polite', 'short-and-sweet', 'never-say-x']) await runToEnd(page, id);
+      for (const id of ['be-polite', 'short-and-sweet', 'never-say-x']) await runToEndWithoutAlarm(page, id);
 
       // Reward hacking: β from the slider reaches PPO.
       await pick(page, 'reward-hacking');
@@ -95,6 +111,7 @@ describe('scenarios and the start page', () => {
       await runToEnd(page, 'reward-hacking');
       await page.click('[data-testid="inspect-ppo"]');
       assert.equal(Number(await page.inputValue('[data-testid="cfg-klCoef"]')), 0.5);
+      await assertNoAlarm(page, 'reward-hacking');
       assert.deepEqual(app.errors, []);
     } finally {
       await app.close();
@@ -161,6 +178,9 @@ describe('scenarios and the start page', () => {
       await page.waitForSelector('[data-testid="scenario-progress"]', { timeout: MODEL_TIMEOUT });
       await waitForDone(page);
       assert.match((await page.textContent('[data-stage="label"]'))!, /\d+ labels by you/);
+      await page.click('[data-testid="inspect-ppo"]');
+      await page.waitForSelector('[data-testid="stage-train"]');
+      await assertNoAlarm(page, 'your-own-taste');
     } finally {
       await app.close();
     }

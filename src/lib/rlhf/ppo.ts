@@ -130,6 +130,8 @@ export interface PpoMetrics {
   'policy/entropy_avg': number;
   'val/ratio': number;
   'val/ratio_var': number;
+  /** Mean global gradient norm (policy and value) of the update's steps, before clipping (TRL's `grad_norm`). */
+  grad_norm: number;
   'val/num_eos_tokens': number;
   response_length: number;
   beta: number;
@@ -718,6 +720,7 @@ export class PpoTrainer {
       'policy/entropy_avg': avg('entropy'),
       'val/ratio': ratioMean,
       'val/ratio_var': mean(ratios.map((r) => (r - ratioMean) ** 2)),
+      grad_norm: avg('gradNorm'),
       'time/iteration_s': b.seconds + seconds,
     };
     if (c.adaptiveKl) this.klCtl.update(metrics['objective/kl'], c.batchSize);
