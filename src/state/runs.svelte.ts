@@ -231,8 +231,11 @@ export class RunsState {
   async adopt(run: RunRecord): Promise<void> {
     if (this.busy) return;
     this.setRowError(run.id, null);
-    if (run.kind !== 'sft' && run.kind !== 'dpo') {
-      this.setRowError(run.id, 'Only SFT and DPO runs can be loaded here; resume a PPO run on the Train page.');
+    if (run.kind !== 'sft' && run.kind !== 'dpo' && run.kind !== 'pretrain') {
+      this.setRowError(
+        run.id,
+        'Only SFT, DPO and pretraining runs can be loaded here; resume a PPO run on the Train page.',
+      );
       return;
     }
     this.busy = run.id;
