@@ -64,6 +64,22 @@ export interface TextSource {
 
 export const SAMPLE_PROMPTS = ['Once upon a time,', 'The movie was', 'Could you please'];
 
+/** Texts bundled in `public/pretrain/` (where each comes from and its licence: THIRD_PARTY_NOTICES.md). */
+export const SAMPLE_TEXTS = [
+  { file: 'sample.txt', name: 'sample.txt (the app’s corpus)', label: 'The app’s corpus (WordNet example sentences)' },
+  {
+    file: 'devils-dictionary.txt',
+    name: 'devils-dictionary.txt (Bierce, public domain)',
+    label: 'The Devil’s Dictionary, Ambrose Bierce, 1911 (public domain)',
+  },
+  {
+    file: 'kjv-genesis-exodus.txt',
+    name: 'kjv-genesis-exodus.txt (public domain)',
+    label: 'Genesis and Exodus, King James Version, 1611 (public domain)',
+  },
+] as const;
+export type SampleFile = (typeof SAMPLE_TEXTS)[number]['file'];
+
 export interface Point {
   x: number;
   y: number;
@@ -179,12 +195,17 @@ export class PretrainState {
     }
   }
 
-  async addSample(): Promise<void> {
+  /** The bundled text picked to add. */
+  sampleFile = $state<SampleFile>('sample.txt');
+
+  async addSample(file: SampleFile = this.sampleFile): Promise<void> {
+    const sample = SAMPLE_TEXTS.find((t) => t.file === file);
+    if (!sample) return;
     this.loadingInput = true;
     try {
-      const r = await fetch(new URL('pretrain/sample.txt', document.baseURI));
+      const r = await fetch(new URL(`pretrain/${sample.file}`, document.baseURI));
       if (!r.ok) throw new PretrainDataError(`Could not fetch the sample text (HTTP ${r.status}). Reload the page.`);
-      this.add(this.source('sample.txt (the app’s corpus)', await readText(await r.blob(), 'sample.txt')));
+      this.add(this.source(sample.name, await readText(await r.blob(), sample.file)));
     } catch (e) {
       this.inputError = (e as Error).message;
     } finally {
