@@ -207,6 +207,21 @@ export class RunsState {
     }
   }
 
+  /** Ask for a new name and rename the run (and the model its weights load as). */
+  async rename(run: RunRecord): Promise<void> {
+    const name = prompt(`New name for "${run.name}"`, run.name);
+    if (name === null || name.trim() === run.name) return;
+    this.busy = run.id;
+    try {
+      await (await runStore()).rename(run, name);
+      await this.refresh();
+    } catch (e) {
+      this.setRowError(run.id, (e as Error).message);
+    } finally {
+      this.busy = null;
+    }
+  }
+
   private setRowError(id: string, msg: string | null): void {
     const next = { ...this.rowErrors };
     if (msg === null) delete next[id];

@@ -4,7 +4,8 @@
  * goes on exactly as the uninterrupted run does (same losses step for step: same weights, Adam
  * moments and batch order); a BPE trained on the text in a cancellable job is the vocabulary of a
  * run from scratch; the seconds per step of a preset are measured once and cached; a saved run's
- * record, model files, moments and token streams round-trip through IndexedDB and are deleted with it.
+ * record, model files, moments and token streams round-trip through IndexedDB and are deleted with
+ * it; a run renamed is loaded under its new name.
  */
 import 'fake-indexeddb/auto';
 import { describe, expect, it } from 'vitest';
@@ -192,6 +193,20 @@ describe('pretraining runs in IndexedDB', () => {
     for (const blob of ['ckpt-r1', pretrainOptBlobId('r1'), pretrainDataBlobId('r1')])
       expect(await db.count(STORES.chunks, IDBKeyRange.bound([blob, -1], [blob, Infinity]))).toBe(0);
     expect(await db.count(STORES.checkpoints)).toBe(0);
+  });
+
+  it('renames a run and the model its weights load as; refuses an empty name', async () => {
+    const db = await openDb(`pretrain-runs-c-${Date.now()}`);
+    const store = new RunStore(db);
+    const moments = packMoments({ w: new Float32Array([1]) }, { w: new Float32Array([2]) });
+    await store.savePretrain(rec('r4'), files(1), moments.bytes, packIds(new Int32Array([1]), new Int32Array([2])));
+    await store.rename(rec('r4'), '  Bierce model  ');
+    const { runs } = await store.list();
+    expect(runs[0].name).toBe('Bierce model');
+    expect((await store.loadCheckpoint(runs[0])).name).toBe('Bierce model');
+    await expect(store.rename(rec('r4'), '   ')).rejects.toThrow(/needs a name/);
+    await expect(store.rename(rec('gone'), 'x')).rejects.toThrow(/no longer exists/);
+    expect((await store.list()).runs[0].name).toBe('Bierce model');
   });
 
   it('a run without its optimiser state cannot be resumed, and says so; its weights still load', async () => {

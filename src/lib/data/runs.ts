@@ -413,6 +413,27 @@ export class RunStore {
     return { files, optBytes, dataBytes };
   }
 
+  /**
+   * Rename a run (a pretraining, SFT or DPO run's model is loaded under its checkpoint's name, so
+   * that changes too), in one transaction. Reward models keep their own names on the Reward page.
+   */
+  async rename(run: Pick<RunRecord, 'id' | 'kind' | 'checkpointId'>, name: string): Promise<void> {
+    const clean = name.trim().slice(0, 200);
+    if (!clean) throw new RunRecordError('A run needs a name.');
+    if (run.kind === 'reward') throw new RunRecordError('Rename a reward model on the Reward page.');
+    await writeTx(this.db, [STORES.runs, STORES.checkpoints], 'rename the run', async (tx) => {
+      const runs = tx.objectStore(STORES.runs);
+      const rec = await runs.get(run.id);
+      if (!rec) throw new RunRecordError('The run no longer exists.');
+      if (isSavedPpoRun(rec)) await runs.put({ ...rec, setup: { ...rec.setup, name: clean } });
+      else await runs.put({ ...rec, name: clean, updatedAt: Date.now() });
+      if (run.kind !== 'ppo' && run.checkpointId) {
+        const meta = await tx.objectStore(STORES.checkpoints).get(run.checkpointId);
+        if (meta) await tx.objectStore(STORES.checkpoints).put({ ...meta, name: clean });
+      }
+    });
+  }
+
   /** Delete a run and its weights in one transaction (reward models are deleted from their own store). */
   async delete(run: Pick<RunRecord, 'id' | 'kind' | 'checkpointId'>): Promise<void> {
     if (run.kind === 'reward') {
