@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { openApp } from './harness';
+import { readZip } from '../../src/lib/data/zip';
 
 const MODEL_TIMEOUT = 120_000;
 const RUN_TIMEOUT = 300_000;
@@ -132,7 +133,25 @@ describe('pretrain: tokenizer, checkpoints, resume after reload, continue pretra
       // The Runs page lists the pretraining run, finished.
       await page.click('nav a[href="#/runs"]');
       await page.waitForSelector('[data-testid="run-row"][data-kind="pretrain"]', { timeout: 30_000 });
-      assert.match((await page.textContent('[data-testid="run-row"][data-kind="pretrain"]'))!, /Pretraining/);
+      const row = '[data-testid="run-row"][data-kind="pretrain"]';
+      assert.match((await page.textContent(row))!, /Pretraining/);
+      // Exported from there: the model's three files (and its card) in a zip the app can load again.
+      const [dl] = await Promise.all([page.waitForEvent('download'), page.click(`${row} [data-testid="run-export"]`)]);
+      const zip = readZip(new Uint8Array(readFileSync((await dl.path())!)));
+      assert.deepEqual([...zip.keys()].sort(), [
+        'config.json',
+        'model.safetensors',
+        'model_card.json',
+        'tokenizer.json',
+      ]);
+      assert.ok(zip.get('model.safetensors')!.length > 10_000);
+      // Renamed there: the run and the model its weights load as.
+      page.once('dialog', (d) => void d.accept('My micro model'));
+      await page.click(`${row} [data-testid="run-rename"]`);
+      await page.waitForSelector(`${row}:has-text("My micro model")`);
+      await page.click(`${row} [data-testid="run-adopt"]`);
+      await page.click('nav a[href="#/model"]');
+      await page.waitForSelector('[data-testid="model-card"]:has-text("My micro model")', { timeout: 60_000 });
 
       // A reload now offers nothing: the run is finished.
       await page.goto(app.origin + '/#/pretrain');
@@ -151,14 +170,21 @@ describe('pretrain: tokenizer, checkpoints, resume after reload, continue pretra
     const { page } = app;
     try {
       await page.waitForSelector('[data-testid="stage-pretrain"]');
-      // Too short for one window of the bundled model (context 64): a clear message, nothing lost.
-      await page.fill('[data-testid="pretrain-paste"]', 'A few words.\n\nAnd a few more.');
+      // One document cannot be split into training and validation: a clear message.
+      await page.fill('[data-testid="pretrain-paste"]', 'A single paragraph of a few words.');
       await page.click('[data-testid="pretrain-add-text"]');
       await page.check('[data-testid="pretrain-continue"]');
       await page.waitForSelector('[data-testid="pretrain-start"]:not([disabled])', { timeout: MODEL_TIMEOUT });
       await page.click('[data-testid="pretrain-start"]');
-      await page.waitForSelector('[data-testid="pretrain-error"]');
-      assert.match((await page.textContent('[data-testid="pretrain-error"]'))!, /Add more text/);
+      await page.waitForSelector('[data-testid="pretrain-error"]:has-text("needs at least two")');
+      // Too short for one window of the bundled model (context 64): a clear message, the text stays.
+      await page.fill('[data-testid="pretrain-paste"]', 'And a few more.');
+      await page.click('[data-testid="pretrain-add-text"]');
+      await page.click('[data-testid="pretrain-start"]');
+      await page.waitForSelector('[data-testid="pretrain-error"]:has-text("Add more text")');
+      assert.match((await page.textContent('[data-testid="pretrain-error"]'))!, /one window/);
+      assert.equal(await page.locator('[data-testid="pretrain-source"]').count(), 2);
+      await page.click('[data-testid="pretrain-source"] button');
       await page.click('[data-testid="pretrain-source"] button');
 
       // The Devil's Dictionary: English the bundled model (trained on WordNet examples) never saw.
