@@ -18,6 +18,7 @@ import { packIds, packMoments, unpackIds, unpackMoments } from '../../src/lib/pr
 import { openDb, STORES } from '../../src/lib/storage/db';
 import { CheckpointMissingError, RunStore, type RunRecord } from '../../src/lib/data/runs';
 import { pretrainDataBlobId, pretrainOptBlobId } from '../../src/lib/data/saved';
+import { trainBpe, trainBpeAsync } from '../../src/lib/model/tokenizer';
 
 const text = readFileSync('tests/fixtures/tiny-corpus/train.txt', 'utf8').split('\n').join('\n\n');
 const { train, val } = splitTrainVal(textDocuments(text), 3);
@@ -131,6 +132,18 @@ describe('pretraining checkpoints', () => {
       /Train the tokenizer on this text first/,
     );
   }, 180_000);
+
+  it('the yielding BPE trainer learns the same merges as trainBpe, pausing between reports', async () => {
+    let pauses = 0;
+    const a = await trainBpeAsync(train, 120, {
+      progressEvery: 16,
+      pause: async () => {
+        pauses++;
+      },
+    });
+    expect(a.toJSON()).toEqual(trainBpe(train, 120).toJSON());
+    expect(pauses).toBe(Math.ceil(120 / 16));
+  });
 
   it('measures seconds per step of a preset once per backend and caches it', async () => {
     const engine = await engineWithBundledModel('wasm');
