@@ -292,17 +292,20 @@ export class PretrainState {
       }
     };
     this.stopRequested = false;
+    let failed = false;
     try {
       this.status = await engineState.engine.pretrainRun(jobId, onEvent);
     } catch (e) {
-      if (!(e instanceof JobCancelledError)) this.runError = (e as Error).message;
+      failed = !(e instanceof JobCancelledError);
+      if (failed) this.runError = (e as Error).message;
       this.status = await engineState.engine.pretrainStatus().catch(() => this.status);
     } finally {
       flush();
       this.running = null;
     }
     if (this.stopRequested && this.status) this.status = { ...this.status, stopped: true };
-    await this.checkpointNow();
+    // After a failure (a diverged step) the weights may be broken: the last good checkpoint stays.
+    if (!failed) await this.checkpointNow();
   }
 
   pause(): void {
