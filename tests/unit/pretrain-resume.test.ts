@@ -42,6 +42,11 @@ describe('pretraining checkpoints', () => {
     await engine.pretrainPrepare({ train, val, init: 'scratch', config });
     const whole: PretrainEvent[] = [];
     await engine.pretrainRun('a', (e) => whole.push(e));
+    const wholeData = await engine.pretrainData();
+    // The run emitted a checkpoint mid-job (at its first validation step after step 0).
+    const mid = whole.find((e): e is Extract<PretrainEvent, { kind: 'checkpoint' }> => e.kind === 'checkpoint');
+    expect(mid?.snapshot.status.step).toBe(8);
+    expect(mid?.snapshot.opt.step).toBe(8);
 
     // Same run, paused after step 9, saved, dropped, restored through the stored byte forms.
     await engine.pretrainPrepare({ train, val, init: 'scratch', config, prompts: ['The'] });
@@ -78,6 +83,13 @@ describe('pretraining checkpoints', () => {
     for (let s = 1; s <= 24; s++) expect(b.get(s)!, `step ${s}`).toBeCloseTo(a.get(s)!, 5);
     const lastVal = (ev: PretrainEvent[]) => ev.filter((e) => e.kind === 'eval').at(-1) as { valLoss: number };
     expect(lastVal(rest).valLoss).toBeCloseTo(lastVal(whole).valLoss, 5);
+
+    // The checkpoint taken during the job resumes just as well.
+    expect((await engine.pretrainRestore(mid!.snapshot, wholeData)).step).toBe(8);
+    const fromMid: PretrainEvent[] = [];
+    await engine.pretrainRun('d', (e) => fromMid.push(e));
+    for (const [s, loss] of losses(fromMid)) expect(loss, `step ${s}`).toBeCloseTo(a.get(s)!, 5);
+    expect([...losses(fromMid).keys()]).toEqual(Array.from({ length: 16 }, (_, i) => i + 9));
   }, 180_000);
 
   it('refuses a checkpoint whose optimiser state does not fit, keeping the run it had', async () => {
