@@ -24,7 +24,8 @@ import type { ModelFiles, SampleWeights, TuneSample, TuneSummary } from '../lib/
 import { defaultLabellerConfig, labellerFromConfig, type LabellerKind } from '../lib/rlhf/labellers';
 import { Rng, shuffleInPlace } from '../lib/model/rng';
 import { getSetting } from '../lib/storage/db';
-import { askPersistence, getStores } from './data.svelte';
+import { writeZip, type ZipEntry } from '../lib/data/zip';
+import { askPersistence, download, getStores } from './data.svelte';
 import { engineState } from './engine.svelte';
 import { modelState } from './model.svelte';
 import { notices } from './notices.svelte';
@@ -207,6 +208,47 @@ export class RunsState {
     }
   }
 
+  /** Download a run's model as a zip: model.safetensors, config.json, tokenizer.json (and its card). */
+  async exportRun(run: RunRecord): Promise<void> {
+    this.setRowError(run.id, null);
+    this.busy = run.id;
+    try {
+      const files = await (await runStore()).loadCheckpoint(run);
+      const entries: ZipEntry[] = [
+        { name: 'model.safetensors', data: new Uint8Array(files.weights) },
+        { name: 'config.json', data: files.config },
+        { name: 'tokenizer.json', data: files.tokenizer },
+      ];
+      if (files.card) entries.push({ name: 'model_card.json', data: files.card });
+      const zip = writeZip(entries);
+      const slug =
+        run.name
+          .replace(/[^\w.-]+/g, '-')
+          .replace(/^-+|-+$/g, '')
+          .slice(0, 60) || 'model';
+      download(`${slug}.zip`, new Blob([zip as Uint8Array<ArrayBuffer>], { type: 'application/zip' }));
+    } catch (e) {
+      this.setRowError(run.id, (e as Error).message);
+    } finally {
+      this.busy = null;
+    }
+  }
+
+  /** Ask for a new name and rename the run (and the model its weights load as). */
+  async rename(run: RunRecord): Promise<void> {
+    const name = prompt(`New name for "${run.name}"`, run.name);
+    if (name === null || name.trim() === run.name) return;
+    this.busy = run.id;
+    try {
+      await (await runStore()).rename(run, name);
+      await this.refresh();
+    } catch (e) {
+      this.setRowError(run.id, (e as Error).message);
+    } finally {
+      this.busy = null;
+    }
+  }
+
   private setRowError(id: string, msg: string | null): void {
     const next = { ...this.rowErrors };
     if (msg === null) delete next[id];
@@ -231,8 +273,11 @@ export class RunsState {
   async adopt(run: RunRecord): Promise<void> {
     if (this.busy) return;
     this.setRowError(run.id, null);
-    if (run.kind !== 'sft' && run.kind !== 'dpo') {
-      this.setRowError(run.id, 'Only SFT and DPO runs can be loaded here; resume a PPO run on the Train page.');
+    if (run.kind !== 'sft' && run.kind !== 'dpo' && run.kind !== 'pretrain') {
+      this.setRowError(
+        run.id,
+        'Only SFT, DPO and pretraining runs can be loaded here; resume a PPO run on the Train page.',
+      );
       return;
     }
     this.busy = run.id;

@@ -121,6 +121,7 @@ export const SHARED_METRICS: readonly SharedMetric[] = [
 /** How runs of each kind are labelled on charts. */
 export const KIND_LABELS: Record<string, string> = {
   reward: 'Reward model',
+  pretrain: 'Pretraining',
   sft: 'SFT',
   ppo: 'PPO',
   dpo: 'DPO',

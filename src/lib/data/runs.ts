@@ -5,7 +5,8 @@
  * evaluation samples with their diversity metrics (distinct-n, self-BLEU; see
  * `src/lib/rlhf/diversity.ts`).
  *
- * SFT and DPO runs are written here as `RunRecord`s in the `runs` store. PPO runs are saved
+ * SFT, DPO and pretraining runs are written here as `RunRecord`s in the `runs` store (a
+ * pretraining run with its optimiser state and token streams too: `savePretrain`). PPO runs are saved
  * by the Train page through `savePpo` (`SavedPpoRun`, kind 'ppo', same store; its tensors in
  * chunks) and reward models stay in the `rewardModels` store; both are read as `RunRecord`s
  * through `ppoToRunRecord` and `rewardToRunRecord` (a link, no copy of their weights). Records
@@ -32,6 +33,8 @@ import {
   isSavedPpoRun,
   packPpoTensors,
   ppoBlobId,
+  pretrainDataBlobId,
+  pretrainOptBlobId,
   RUN_KINDS,
   RUN_RECORD_VERSION,
   RUN_STATUSES,
@@ -352,6 +355,85 @@ export class RunStore {
     return { runs, skipped };
   }
 
+  /**
+   * Save a pretraining checkpoint in one transaction: the record, the model files as its
+   * checkpoint, Adam's moments, and (the first time) the token streams. A failed write leaves
+   * the previous checkpoint whole.
+   */
+  async savePretrain(
+    record: RunRecord,
+    files: Omit<CheckpointFiles, 'source'>,
+    optBytes: Uint8Array,
+    dataBytes?: Uint8Array,
+  ): Promise<RunRecord> {
+    const rec = validateRunRecord(record);
+    if (rec.kind !== 'pretrain' || !rec.checkpointId)
+      throw new RunRecordError(`run ${rec.id}: not a pretraining run with a checkpoint`);
+    const checkpointId = rec.checkpointId;
+    const meta: CheckpointMeta = {
+      id: checkpointId,
+      runId: rec.id,
+      name: files.name,
+      config: files.config,
+      tokenizer: files.tokenizer,
+      card: files.card,
+      byteLength: files.weights.byteLength,
+      createdAt: Date.now(),
+    };
+    await writeTx(
+      this.db,
+      [STORES.runs, STORES.checkpoints, STORES.chunks],
+      'save the pretraining checkpoint',
+      (tx) => {
+        const chunks = tx.objectStore(STORES.chunks);
+        const ops: Promise<unknown>[] = [
+          writeChunks(chunks, checkpointId, new Uint8Array(files.weights)),
+          writeChunks(chunks, pretrainOptBlobId(rec.id), optBytes),
+          tx.objectStore(STORES.checkpoints).put(meta),
+          tx.objectStore(STORES.runs).put(rec),
+        ];
+        if (dataBytes) ops.push(writeChunks(chunks, pretrainDataBlobId(rec.id), dataBytes));
+        return Promise.all(ops);
+      },
+    );
+    return rec;
+  }
+
+  /** What resuming a pretraining run needs: its model files, optimiser bytes and token streams. */
+  async loadPretrain(run: RunRecord): Promise<{ files: CheckpointFiles; optBytes: Uint8Array; dataBytes: Uint8Array }> {
+    const files = await this.loadCheckpoint(run);
+    const [optBytes, dataBytes] = await Promise.all([
+      getBlobChunked(this.db, pretrainOptBlobId(run.id)),
+      getBlobChunked(this.db, pretrainDataBlobId(run.id)),
+    ]);
+    if (!optBytes || !dataBytes)
+      throw new CheckpointMissingError(
+        `The optimiser state or the text of run "${run.name}" is gone, so it cannot be resumed; its weights can still be used.`,
+      );
+    return { files, optBytes, dataBytes };
+  }
+
+  /**
+   * Rename a run (a pretraining, SFT or DPO run's model is loaded under its checkpoint's name, so
+   * that changes too), in one transaction. Reward models keep their own names on the Reward page.
+   */
+  async rename(run: Pick<RunRecord, 'id' | 'kind' | 'checkpointId'>, name: string): Promise<void> {
+    const clean = name.trim().slice(0, 200);
+    if (!clean) throw new RunRecordError('A run needs a name.');
+    if (run.kind === 'reward') throw new RunRecordError('Rename a reward model on the Reward page.');
+    await writeTx(this.db, [STORES.runs, STORES.checkpoints], 'rename the run', async (tx) => {
+      const runs = tx.objectStore(STORES.runs);
+      const rec = await runs.get(run.id);
+      if (!rec) throw new RunRecordError('The run no longer exists.');
+      if (isSavedPpoRun(rec)) await runs.put({ ...rec, setup: { ...rec.setup, name: clean } });
+      else await runs.put({ ...rec, name: clean, updatedAt: Date.now() });
+      if (run.kind !== 'ppo' && run.checkpointId) {
+        const meta = await tx.objectStore(STORES.checkpoints).get(run.checkpointId);
+        if (meta) await tx.objectStore(STORES.checkpoints).put({ ...meta, name: clean });
+      }
+    });
+  }
+
   /** Delete a run and its weights in one transaction (reward models are deleted from their own store). */
   async delete(run: Pick<RunRecord, 'id' | 'kind' | 'checkpointId'>): Promise<void> {
     if (run.kind === 'reward') {
@@ -376,6 +458,9 @@ export class RunStore {
           if (run.kind !== 'ppo') ops.push(tx.objectStore(STORES.checkpoints).delete(blobId));
           ops.push(tx.objectStore(STORES.chunks).delete(chunkRange(blobId)));
         }
+        if (run.kind === 'pretrain')
+          for (const id of [pretrainOptBlobId(run.id), pretrainDataBlobId(run.id)])
+            ops.push(tx.objectStore(STORES.chunks).delete(chunkRange(id)));
         return Promise.all(ops);
       },
     );

@@ -4,6 +4,10 @@
  * `src/lib/storage/db.ts` types its stores with them (`RlhfDb`), so this file imports nothing
  * from storage (no import circle).
  *
+ * A pretraining run (kind 'pretrain') is a `RunRecord` whose checkpoint holds the model's files
+ * like an SFT run's; Adam's moments and the token streams are two more chunked values beside it
+ * (`pretrainOptBlobId`, `pretrainDataBlobId`; see `src/lib/pretrain/checkpoint.ts`).
+ *
  * A PPO checkpoint keeps its small fields (config, iteration, β, Adam step, RNG, prompt order,
  * history) in the run record and its tensors (policy, value model, both Adam moments) as one
  * binary value in the `chunks` store, split like SFT/DPO weights (`writeChunks` in db.ts; TabGPT
@@ -15,7 +19,7 @@ import type { PpoEvalSample, PpoSetup, PpoState, RewardModelState, RewardModelSu
 // ------------------------------------------------------------------------------- run records
 
 export const RUN_RECORD_VERSION = 1;
-export const RUN_KINDS = ['reward', 'sft', 'ppo', 'dpo'] as const;
+export const RUN_KINDS = ['reward', 'sft', 'ppo', 'dpo', 'pretrain'] as const;
 export type RunKind = (typeof RUN_KINDS)[number];
 export const RUN_STATUSES = ['finished', 'running', 'paused', 'failed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -130,6 +134,10 @@ export function isSavedPpoRun(x: RunRecord | SavedPpoRun | undefined): x is Save
 
 /** A PPO run as the Train page has it: the record's fields with the whole state, tensors included. */
 export type PpoRunSave = Omit<SavedPpoRun, 'state' | 'tensors'> & { state: PpoState };
+
+/** The ids of a pretraining run's optimiser state and token streams in the `chunks` store. */
+export const pretrainOptBlobId = (runId: string): string => `pretrain-opt:${runId}`;
+export const pretrainDataBlobId = (runId: string): string => `pretrain-data:${runId}`;
 
 /** The id of the chunked tensors of PPO run `runId`. */
 export const ppoBlobId = (runId: string): string => `ppo-state:${runId}`;

@@ -22,7 +22,16 @@ import type { OnlineDpoConfig } from '../rlhf/online-dpo-config';
 import { TuneHost, sampleWithWeights } from './tune-host';
 import { PretrainHost } from './pretrain-host';
 import type { SftConfig, SftExample, DpoConfig, TuneEvent, TuneSample, TuneSummary } from './types';
-import type { PretrainEvent, PretrainRequest, PretrainStatus } from './types';
+import type {
+  PretrainData,
+  PretrainEvent,
+  PretrainRequest,
+  PretrainSnapshot,
+  PretrainStatus,
+  TokenizerProgress,
+  TokenizerSummary,
+} from './types';
+import type { PresetName } from '../pretrain/presets';
 import { runBench } from './bench';
 import type { RewardFunctionSpec } from '../rlhf/reward-functions';
 import { generate } from '../model/sampling';
@@ -701,6 +710,38 @@ export class LocalEngine implements Engine, EngineTestHooks {
 
   async pretrainDispose(): Promise<void> {
     this.pretrain.dispose();
+  }
+
+  async pretrainTokenizer(
+    jobId: string,
+    docs: string[],
+    vocabSize: number,
+    onProgress?: (p: TokenizerProgress) => void,
+  ): Promise<TokenizerSummary> {
+    return this.runJob(jobId, (checkpoint) => this.pretrain.trainTokenizer(docs, vocabSize, onProgress, checkpoint));
+  }
+
+  async pretrainClearTokenizer(): Promise<void> {
+    this.pretrain.clearTokenizer();
+  }
+
+  async pretrainSnapshot(): Promise<PretrainSnapshot> {
+    this.requireInit();
+    return this.pretrain.snapshot();
+  }
+
+  async pretrainData(): Promise<PretrainData> {
+    return this.pretrain.data();
+  }
+
+  async pretrainRestore(snapshot: PretrainSnapshot, data: PretrainData): Promise<PretrainStatus> {
+    this.requireInit();
+    return this.pretrain.restore(snapshot, data);
+  }
+
+  async pretrainTimeStep(preset: PresetName, batchSize: number, vocabSize: number): Promise<number> {
+    this.requireInit();
+    return this.pretrain.timeStep(`${this.info!.name} ${this.info!.adapter}`, preset, batchSize, vocabSize);
   }
 
   private requireInit(): void {

@@ -430,6 +430,37 @@ export interface PretrainRequest {
   /** The name the model is adopted under, and where its text came from (for its card). */
   name?: string;
   corpus?: string;
+  /** From scratch: the loaded model's tokenizer (default) or the one trained by `pretrainTokenizer`. */
+  tokenizer?: 'loaded' | 'trained';
+}
+
+/** A byte-level BPE trained on the user's text (`pretrainTokenizer`). */
+export interface TokenizerSummary {
+  vocabSize: number;
+  merges: number;
+  /** The newest merges learned, newest last ("t he"). */
+  newest: string[];
+}
+
+export interface TokenizerProgress {
+  merges: number;
+  numMerges: number;
+  /** The newest merges learned, newest last. */
+  newest: string[];
+}
+
+/** A pretraining run at a step boundary: the model as files, Adam's moments, the batch sampler's state. */
+export interface PretrainSnapshot {
+  status: PretrainStatus;
+  files: ModelFiles;
+  opt: import('../pretrain/checkpoint').PretrainOptState;
+}
+
+/** What a run trains on (sent once per run; a snapshot does not repeat it). */
+export interface PretrainData {
+  trainIds: Int32Array;
+  valIds: Int32Array;
+  prompts: string[];
 }
 
 export interface PretrainStatus {
@@ -454,12 +485,17 @@ export interface PretrainStatus {
   lastValBpb: number | null;
   /** Seconds spent in training steps. */
   seconds: number;
+  /** The tokenizer: the loaded model's (its name) or one trained on the text. */
+  tokenizer: { kind: 'loaded' | 'trained'; vocabSize: number };
+  /** Ended by the user (Stop): it is not offered for resuming. */
+  stopped?: boolean;
 }
 
 export type PretrainEvent =
   | { kind: 'step'; step: number; loss: number; lr: number; gradNorm: number; tokensPerSec: number }
   | { kind: 'eval'; step: number; valLoss: number; valBpb: number }
-  | { kind: 'samples'; step: number; samples: { prompt: string; text: string }[] };
+  | { kind: 'samples'; step: number; samples: { prompt: string; text: string }[] }
+  | { kind: 'checkpoint'; snapshot: PretrainSnapshot };
 
 export interface Engine {
   /** Answers at once; used to check the worker started. */
@@ -572,6 +608,30 @@ export interface Engine {
   /** Load the pretrained model as the engine's model (the base of Feedback, Reward model and Train). */
   pretrainAdopt(): Promise<ModelInfo>;
   pretrainDispose(): Promise<void>;
+  /** Train a byte-level BPE of `vocabSize` tokens on the documents (a cancellable job); kept for `tokenizer: 'trained'`. */
+  pretrainTokenizer(
+    jobId: string,
+    docs: string[],
+    vocabSize: number,
+    onProgress?: (p: TokenizerProgress) => void,
+  ): Promise<TokenizerSummary>;
+  /** Forget the trained tokenizer (from scratch then uses the loaded model's). */
+  pretrainClearTokenizer(): Promise<void>;
+  /** The run at its current step (between jobs), for a checkpoint. */
+  pretrainSnapshot(): Promise<PretrainSnapshot>;
+  /** The run's token streams and prompts, saved once beside its checkpoints. */
+  pretrainData(): Promise<PretrainData>;
+  /** Rebuild a run from a checkpoint and its data (after a reload); `pretrainRun` then goes on from its step. */
+  pretrainRestore(snapshot: PretrainSnapshot, data: PretrainData): Promise<PretrainStatus>;
+  /**
+   * Seconds per training step of a preset on the active backend: a couple of timed steps after a
+   * warm-up one, on random tokens; cached per backend, preset, vocabulary and batch size.
+   */
+  pretrainTimeStep(
+    preset: import('../pretrain/presets').PresetName,
+    batchSize: number,
+    vocabSize: number,
+  ): Promise<number>;
 }
 
 /**

@@ -503,6 +503,41 @@ export function trainBpe(
   numMerges: number,
   opts: TrainBpeOptions = {},
 ): BpeTokenizer {
+  const steps = bpeTrainingSteps(texts, numMerges, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    opts.onProgress?.(r.value);
+  }
+}
+
+/** Progress of BPE training: merges learned so far, and the newest merge. */
+export type BpeProgress = Parameters<NonNullable<TrainBpeOptions['onProgress']>>[0];
+
+/**
+ * `trainBpe` that yields to the event loop between progress reports: `pause` is awaited every
+ * `progressEvery` merges (it can throw to cancel, as an engine job's checkpoint does).
+ */
+export async function trainBpeAsync(
+  texts: Iterable<string> | Map<string, number>,
+  numMerges: number,
+  opts: TrainBpeOptions & { pause: () => Promise<void> },
+): Promise<BpeTokenizer> {
+  const steps = bpeTrainingSteps(texts, numMerges, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    opts.onProgress?.(r.value);
+    await opts.pause();
+  }
+}
+
+/** The merge loop of `trainBpe` as a generator: yields a progress report every `progressEvery` merges. */
+function* bpeTrainingSteps(
+  texts: Iterable<string> | Map<string, number>,
+  numMerges: number,
+  opts: TrainBpeOptions,
+): Generator<BpeProgress, BpeTokenizer> {
   const minFrequency = opts.minFrequency ?? 2;
   const progressEvery = opts.progressEvery ?? 64;
   const counts = texts instanceof Map ? texts : countWords(texts);
@@ -581,18 +616,18 @@ export function trainBpe(
       addPairs(wi, 1);
     }
     pairCount.delete(bestKey);
-    if (opts.onProgress && merges.length % progressEvery === 0) {
-      opts.onProgress({
+    if (merges.length % progressEvery === 0) {
+      yield {
         merges: merges.length,
         numMerges,
         lastPair: `${tokenStr[l]} ${tokenStr[r]}`,
         lastCount: bestCount,
-      });
+      };
     }
   }
-  if (opts.onProgress && merges.length % progressEvery !== 0 && merges.length > 0) {
+  if (merges.length % progressEvery !== 0 && merges.length > 0) {
     const [l, r] = merges[merges.length - 1];
-    opts.onProgress({ merges: merges.length, numMerges, lastPair: `${tokenStr[l]} ${tokenStr[r]}`, lastCount: 0 });
+    yield { merges: merges.length, numMerges, lastPair: `${tokenStr[l]} ${tokenStr[r]}`, lastCount: 0 };
   }
   return BpeTokenizer.fromMerges(merges);
 }

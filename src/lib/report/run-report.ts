@@ -12,6 +12,7 @@
  * Alarms (issue 20, item 1) are built elsewhere: `alarms` is the hook — give the list and the
  * report shows a section of the alarms that fired; leave it out and the section is not drawn.
  */
+import { kindLabel } from '../data/compare';
 import type { RunRecord } from '../data/saved';
 import { rolloutRows, type RolloutLog } from '../data/rollouts';
 
@@ -288,12 +289,6 @@ ${g.path ? `<path d="${g.path}" fill="none" stroke="#1f6feb" stroke-width="1.6"/
 }
 
 const num = (x: number | null) => (x === null || !Number.isFinite(x) ? '–' : x.toFixed(2));
-export const KIND_LABEL: Record<RunRecord['kind'], string> = {
-  reward: 'Reward model',
-  sft: 'SFT',
-  ppo: 'PPO',
-  dpo: 'DPO',
-};
 export const SAMPLE_LABEL: Record<ReportSamples['label'], string> = { start: 'Start', peak: 'Peak', end: 'End' };
 
 /** The report as one self-contained HTML document (no scripts, no external resources). */
@@ -339,7 +334,7 @@ h1{font-size:1.4rem;margin:0 0 .3rem}h2{font-size:1.1rem;margin:1.4rem 0 .4rem;b
 </head>
 <body>
 <h1>${e(r.title)}</h1>
-<p class="meta">${KIND_LABEL[r.kind]} run · started from ${e(r.parent)} · ${r.steps} steps · started ${date(r.createdAt)} · last saved ${date(r.updatedAt)} · id ${e(r.runId)}</p>
+<p class="meta">${e(kindLabel(r.kind))} run · started from ${e(r.parent)} · ${r.steps} steps · started ${date(r.createdAt)} · last saved ${date(r.updatedAt)} · id ${e(r.runId)}</p>
 <h2>Settings</h2>
 <table class="settings"><tbody>
 ${settings}
