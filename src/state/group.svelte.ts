@@ -4,13 +4,25 @@
  * TRL-named metrics, and each iteration's groups for the group inspector. Prompts and the reward
  * are the Train page's (the same reward sources as PPO: a reward model, a scripted labeller or
  * the user's JavaScript functions).
+ *
+ * Runs are saved like PPO runs (the `runs` store, tensors in chunks: `RunStore.saveGroup`) every
+ * `checkpointEvery` iterations (the Train page's setting), on pause and when the page is hidden,
+ * with their setup (settings, prompts, reward functions) and metric history; they are listed on
+ * the Runs page with their algorithm, and the newest one of an algorithm can be resumed after a
+ * reload (`resumeSaved`).
  */
-import type { GroupEvent, GroupStatus } from '../lib/engine/types';
+import type { GroupEvent, GroupSetup, GroupStatus } from '../lib/engine/types';
+import type { GroupRunSave } from '../lib/data/saved';
+import { toStorageError } from '../lib/storage/db';
 import type { GroupView } from '../lib/rlhf/grpo';
 import { GRPO_SETTINGS, type GrpoConfig } from '../lib/rlhf/grpo-config';
 import { RLOO_SETTINGS, type RlooConfig } from '../lib/rlhf/rloo-config';
 import { JobCancelledError } from '../lib/engine/errors';
+import { askPersistence } from './data.svelte';
 import { engineState } from './engine.svelte';
+import { notices } from './notices.svelte';
+import { rewardFnState } from './reward-fn.svelte';
+import { runStore, runsState } from './runs.svelte';
 import { trainState } from './train.svelte';
 
 export type GroupAlgo = 'grpo' | 'rloo';
@@ -38,9 +50,20 @@ export class GroupRunState {
   groups = $state.raw<{ iteration: number; groups: GroupView[] }[]>([]);
   error = $state<string | null>(null);
   configError = $state<string | null>(null);
+  /** Id of the run in the `runs` store (set when a run starts or is resumed). */
+  runId = $state<string | null>(null);
+  /** The newest saved run of the shown algorithm, offered for resuming when none is loaded. */
+  savedRun = $state.raw<{ id: string; algo: GroupAlgo; iteration: number; updatedAt: number; name: string } | null>(
+    null,
+  );
+  lastSavedIteration = $state<number | null>(null);
+  busy = $state(false);
 
   private pauseRequested = false;
   private jobId: string | null = null;
+  private setup: GroupSetup | null = null;
+  private saving = false;
+  private saveAfterIteration = false;
 
   readonly table = $derived(this.algo === 'grpo' ? GRPO_SETTINGS : RLOO_SETTINGS);
 
@@ -74,14 +97,19 @@ export class GroupRunState {
     this.error = null;
     const ppo = trainState.buildSetup();
     try {
-      const status: GroupStatus = await engineState.engine.groupCreate({
+      const setup: GroupSetup = {
         algo: this.algo,
         config: $state.snapshot(this.config()),
         prompts: ppo.prompts,
         reward: ppo.reward,
         name: `${this.algo.toUpperCase()} · ${trainState.promptSet}`,
-      });
+      };
+      const status: GroupStatus = await engineState.engine.groupCreate(setup);
       this.created = status.algo;
+      this.setup = status.setup;
+      this.runId = crypto.randomUUID();
+      this.savedRun = null;
+      this.lastSavedIteration = null;
       this.iteration = 0;
       this.history = [];
       this.groups = [];
@@ -101,7 +129,14 @@ export class GroupRunState {
       while (!this.pauseRequested) {
         this.jobId = `group-${++jobCounter}`;
         const status = await engineState.engine.groupRun(this.jobId, { iterations: 1 }, (e) => this.onEvent(e));
+        this.jobId = null;
         this.iteration = status.iteration;
+        this.setup = status.setup;
+        const every = trainState.checkpointEvery;
+        if ((every > 0 && status.iteration % every === 0) || this.saveAfterIteration) {
+          this.saveAfterIteration = false;
+          await this.save();
+        }
       }
     } catch (e) {
       if (!(e instanceof JobCancelledError)) this.error = (e as Error).message;
@@ -109,6 +144,8 @@ export class GroupRunState {
       this.running = false;
       this.jobId = null;
     }
+    // Paused (or stopped by an error; a failed iteration is dropped): keep what was reached.
+    if (this.created && this.lastSavedIteration !== this.iteration) await this.save();
   }
 
   /** Stop after the current iteration. */
@@ -116,16 +153,105 @@ export class GroupRunState {
     this.pauseRequested = true;
   }
 
-  /** Stop now (a half-done iteration is dropped) and forget the run. */
+  /** Stop now (a half-done iteration is dropped) and forget the run; its checkpoint stays saved. */
   async reset(): Promise<void> {
     this.pauseRequested = true;
+    this.runId = null;
     if (this.jobId) await engineState.engine.cancel(this.jobId).catch(() => false);
     await engineState.engine.groupDispose().catch(() => undefined);
     this.created = null;
+    this.setup = null;
+    this.lastSavedIteration = null;
     this.iteration = 0;
     this.history = [];
     this.groups = [];
     this.error = null;
+  }
+
+  // ------------------------------------------------------------------ checkpoints
+
+  /** Which saved run of the shown algorithm can be resumed (when no run of it is loaded). */
+  async refresh(): Promise<void> {
+    if (this.created === this.algo) return;
+    const algo = this.algo;
+    try {
+      const r = await (await runStore()).latestGroup(algo);
+      if (this.algo !== algo) return;
+      this.savedRun = r
+        ? { id: r.id, algo, iteration: r.state.iteration, updatedAt: r.updatedAt, name: r.setup.name ?? r.id }
+        : null;
+    } catch (e) {
+      notices.add('error', toStorageError(e, 'read the saved runs').message);
+    }
+  }
+
+  /** Save the run: state (weights and Adam in chunks), setup and metric history (between iterations only). */
+  async save(): Promise<void> {
+    // Only between iterations (no job in flight): the engine's state is whole then.
+    if (!this.runId || !this.setup || !this.created || this.jobId || this.saving) return;
+    this.saving = true;
+    try {
+      const state = await engineState.engine.groupState();
+      const rec: GroupRunSave = {
+        id: this.runId,
+        kind: state.algo,
+        setup: $state.snapshot(this.setup) as GroupSetup,
+        state,
+        history: this.history.filter((r) => r.step < state.iteration),
+        updatedAt: Date.now(),
+      };
+      askPersistence();
+      await (await runStore()).saveGroup(rec, runsState.currentParent());
+      this.lastSavedIteration = state.iteration;
+    } catch (e) {
+      notices.add(
+        'error',
+        `The ${this.created?.toUpperCase()} checkpoint was not saved: ${toStorageError(e, 'save the run').message}`,
+      );
+    } finally {
+      this.saving = false;
+    }
+  }
+
+  /** Page hidden: save now if paused, else right after the current iteration. */
+  onHidden(): void {
+    if (!this.created) return;
+    if (this.jobId) this.saveAfterIteration = true;
+    else if (this.lastSavedIteration !== this.iteration) void this.save();
+  }
+
+  /** Rebuild the saved run offered in `savedRun` from its checkpoint (paused; press Resume to go on). */
+  async resumeSaved(): Promise<boolean> {
+    const saved = this.savedRun;
+    if (!saved || this.running || this.busy) return false;
+    this.busy = true;
+    this.error = null;
+    try {
+      const loaded = await (await runStore()).loadGroup(saved.id);
+      if (!loaded) throw new Error('The saved run is gone (deleted in another tab?).');
+      const rec = loaded.run;
+      const status = await engineState.engine.groupCreate(rec.setup, loaded.state);
+      this.algo = status.algo;
+      if (status.algo === 'grpo') this.grpo = { ...(status.config as GrpoConfig) };
+      else this.rloo = { ...(status.config as RlooConfig) };
+      this.created = status.algo;
+      this.setup = status.setup;
+      this.runId = rec.id;
+      this.iteration = status.iteration;
+      this.history = rec.history.filter((r) => r.step < status.iteration);
+      this.groups = [];
+      this.lastSavedIteration = status.iteration;
+      this.savedRun = null;
+      trainState.rewardKind = rec.setup.reward.kind;
+      if (rec.setup.reward.kind === 'function') rewardFnState.functions = structuredClone(rec.setup.reward.functions);
+      notices.add('info', `Resumed ${status.algo.toUpperCase()} run at iteration ${status.iteration}.`);
+      return true;
+    } catch (e) {
+      this.error = (e as Error).message;
+      return false;
+    } finally {
+      this.busy = false;
+    }
   }
 
   private onEvent(e: GroupEvent): void {

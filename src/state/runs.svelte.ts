@@ -224,6 +224,11 @@ export class RunsState {
       if (!saved) throw new Error(`The weights of run "${run.name}" are gone. Its curves and samples stay readable.`);
       return { kind: 'params', params: saved.state.policy };
     }
+    if (run.kind === 'grpo' || run.kind === 'rloo') {
+      const saved = await store.loadGroup(run.id);
+      if (!saved) throw new Error(`The weights of run "${run.name}" are gone. Its curves stay readable.`);
+      return { kind: 'params', params: saved.state.policy };
+    }
     return { kind: 'files', files: await store.loadCheckpoint(run) };
   }
 
@@ -232,7 +237,10 @@ export class RunsState {
     if (this.busy) return;
     this.setRowError(run.id, null);
     if (run.kind !== 'sft' && run.kind !== 'dpo') {
-      this.setRowError(run.id, 'Only SFT and DPO runs can be loaded here; resume a PPO run on the Train page.');
+      this.setRowError(
+        run.id,
+        'Only SFT and DPO runs can be loaded here; resume a PPO, GRPO or RLOO run on the Train page.',
+      );
       return;
     }
     this.busy = run.id;

@@ -14,7 +14,7 @@ import { InvalidInputError, NotReadyError } from './errors';
 import type { RewardFunctionRunner } from './reward-fn-runner';
 import type { RewardHost } from './reward-host';
 import { buildRewardSource } from './reward-sources';
-import type { GroupEvent, GroupRunRequest, GroupSetup, GroupStatus } from './types';
+import type { GroupEvent, GroupRunRequest, GroupSetup, GroupState, GroupStatus } from './types';
 
 type Trainer = GrpoTrainer | RlooTrainer;
 
@@ -34,7 +34,10 @@ export class GroupHost {
     };
   }
 
-  create(model: GPT, tok: BpeTokenizer, rewards: RewardHost, setup: GroupSetup): GroupStatus {
+  /** A new run, or with `state` (from `getState`, e.g. a saved checkpoint) the run resumed where it stopped. */
+  create(model: GPT, tok: BpeTokenizer, rewards: RewardHost, setup: GroupSetup, state?: GroupState): GroupStatus {
+    if (state && state.algo !== setup.algo)
+      throw new InvalidInputError(`A saved ${label(state.algo)} state cannot resume a ${label(setup.algo)} run.`);
     if (!setup.prompts.length)
       throw new InvalidInputError(`${label(setup.algo)} needs at least one prompt to train on.`);
     if (setup.algo !== 'grpo' && setup.algo !== 'rloo')
@@ -53,6 +56,14 @@ export class GroupHost {
         setup.algo === 'grpo'
           ? new GrpoTrainer({ ...opts, config: setup.config as Partial<GrpoConfig> })
           : new RlooTrainer({ ...opts, config: setup.config as Partial<RlooConfig> });
+      if (state) {
+        try {
+          (trainer as GrpoTrainer).setState(state as Parameters<GrpoTrainer['setState']>[0]);
+        } catch (e) {
+          trainer.dispose();
+          throw new InvalidInputError(`The saved run cannot be resumed on this model: ${(e as Error).message}`);
+        }
+      }
     } catch (e) {
       runner?.dispose();
       throw e;
@@ -62,6 +73,11 @@ export class GroupHost {
     this.runner = runner;
     this.setup = setup;
     return this.status()!;
+  }
+
+  /** The run's state between iterations (weights, Adam, RNG, prompt order, history). */
+  async getState(): Promise<GroupState> {
+    return this.require().getState();
   }
 
   require(): Trainer {

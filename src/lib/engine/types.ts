@@ -193,6 +193,7 @@ export interface WrongPair {
 
 export type PpoConfig = import('../rlhf/ppo-config').PpoConfig;
 export type PpoState = import('../rlhf/ppo').PpoState;
+export type GroupState = import('../rlhf/grpo').GroupState;
 export type PpoMetrics = import('../rlhf/ppo').PpoMetrics;
 export type PpoPhase = import('../rlhf/ppo').PpoPhase;
 export type LabellerConfig = import('../rlhf/labellers').LabellerConfig;
@@ -475,9 +476,11 @@ export interface Engine {
   ppoState(): Promise<PpoState>;
   ppoEvaluate(): Promise<PpoEvalSample[]>;
   ppoDispose(): Promise<void>;
-  /** Start a GRPO or RLOO run on the loaded model (replacing the previous one). */
-  groupCreate(setup: GroupSetup): Promise<GroupStatus>;
+  /** Start a GRPO or RLOO run on the loaded model (replacing the previous one), or resume a saved state. */
+  groupCreate(setup: GroupSetup, state?: GroupState): Promise<GroupStatus>;
   groupStatus(): Promise<GroupStatus | null>;
+  /** Plain-data state between iterations, for checkpoints. */
+  groupState(): Promise<GroupState>;
   /** Run iterations; cancel with `cancel(jobId)` (a half-done iteration is dropped). */
   groupRun(jobId: string, req: GroupRunRequest, onEvent?: (e: GroupEvent) => void): Promise<GroupStatus>;
   /** Change settings; they apply from the next iteration (the settings table says which may change). */
