@@ -21,7 +21,7 @@ import {
   compileRewardFunction,
   definitionLine,
   MAX_REWARD_CODE_CHARS,
-  validateScores,
+  runCompiled,
   type RewardFunctionSpec,
 } from '../../src/lib/rlhf/reward-functions';
 import { validateRlooConfig } from '../../src/lib/rlhf/rloo-config';
@@ -158,10 +158,10 @@ export async function loadRewardFnFile(
   if (why) throw bad(why);
   try {
     const fn = compileRewardFunction(spec, index);
-    const out = await fn([...TRIAL.prompts], [...TRIAL.completions], {
-      completionIds: TRIAL.completionIds.map((r) => [...r]),
+    // As the app's reward worker runs it: errors name the function and the line.
+    await runCompiled([{ name, fn, index, line: definitionLine(code) }], TRIAL.prompts, TRIAL.completions, {
+      completionIds: TRIAL.completionIds,
     });
-    validateScores(name, out, TRIAL.completions.length, definitionLine(code));
   } catch (e) {
     throw bad((e as Error).message);
   }

@@ -111,7 +111,7 @@ describe('GRPO / RLOO runs in the runs store', () => {
 
       // A fresh trainer resumed from it runs the iteration the original runs next, exactly.
       const b = make();
-      b.setState(loaded.state);
+      b.setState(loaded.state as never);
       const [na, nb] = [await a.iteration(), await b.iteration()];
       expect(nb.rollout.texts).toEqual(na.rollout.texts);
       expect(nb.metrics.loss).toBeCloseTo(na.metrics.loss, 6);
