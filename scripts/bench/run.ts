@@ -2,7 +2,8 @@
  * `npm run bench`: builds the app, serves it on 127.0.0.1, drives headless Chromium and, in
  * the engine worker, times sampling (KV cache vs full recompute, batch 1 and 16, 64 new
  * tokens), one training step (B16 × T64, fwd + bwd + Adam), one reward-model step and one PPO
- * iteration, per backend; records the longest main-thread task during PPO and TF.js memory.
+ * iteration, a GRPO and an RLOO iteration beside it with the memory each trainer holds (no value
+ * model), per backend; records the longest main-thread task during PPO and TF.js memory.
  * Prints a table, the ratio to a PyTorch CPU step when `/usr/bin/python3` has torch
  * (scripts/bench/torch_step.py), and writes bench/results.json.
  *
@@ -32,7 +33,7 @@ interface BackendReport extends BenchResult {
 function request(o: BenchOptions): BenchRequest {
   return o.quick
     ? {
-        what: ['sample', 'train', 'reward', 'ppo'],
+        what: ['sample', 'train', 'reward', 'ppo', 'group'],
         warmup: 0,
         repeats: 1,
         newTokens: 8,
@@ -40,9 +41,12 @@ function request(o: BenchOptions): BenchRequest {
         trainBatch: 2,
         ppoIterations: 1,
         ppoConfig: { batchSize: 2, maxNewTokens: 8, miniBatches: 1, ppoEpochs: 1 },
+        groupIterations: 1,
+        grpoConfig: { batchSize: 4, numGenerations: 2, maxCompletionLength: 8 },
+        rlooConfig: { batchSize: 4, numGenerations: 2, maxCompletionLength: 8 },
       }
     : {
-        what: ['sample', 'train', 'reward', 'ppo'],
+        what: ['sample', 'train', 'reward', 'ppo', 'group'],
         warmup: 1,
         repeats: o.repeats,
         newTokens: 64,
@@ -133,7 +137,7 @@ function printTable(reports: BackendReport[], torch: { threads: number; ms: numb
     for (const row of r.rows) {
       console.log(
         `${pad(r.backend, 8)} ${pad(row.name, 40)} ${pad(row.medianMs.toFixed(1), 10)} ${pad(`${row.minMs.toFixed(1)}–${row.maxMs.toFixed(1)}`, 18)} ${
-          row.value !== undefined ? `${row.value.toFixed(0)} ${row.unit}` : ''
+          row.value !== undefined ? `${row.value.toFixed(row.value < 100 ? 1 : 0)} ${row.unit}` : ''
         }${row.tensorsGrowth !== undefined ? ` (tensor growth ${row.tensorsGrowth})` : ''}`,
       );
     }

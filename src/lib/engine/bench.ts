@@ -14,6 +14,7 @@ import { labellerFromConfig, defaultLabellerConfig } from '../rlhf/labellers';
 import { PpoTrainer, rewardFromFunction } from '../rlhf/ppo';
 import { RewardModel } from '../rlhf/reward-model';
 import { bradleyTerryLossT } from '../rlhf/bradley-terry';
+import { benchGroup } from './bench-group';
 import type { BenchRequest, BenchResult, BenchRow } from './types';
 
 function stats(name: string, ms: number[], extra: Partial<BenchRow> = {}): BenchRow {
@@ -154,6 +155,9 @@ export async function runBench(
     rows.push({ ...stats('PPO iteration (defaults)', ms), tensorsGrowth: tf.memory().numTensors - before });
     trainer.dispose();
   }
+
+  // GRPO and RLOO beside PPO (bench-group.ts): iteration time and trainer memory.
+  if (want.has('group')) rows.push(...(await benchGroup(model, tok, req, yieldNow)));
 
   const memAfter = tf.memory();
   return {

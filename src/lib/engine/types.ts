@@ -304,7 +304,7 @@ export type PpoEvent =
 // ---------------------------------------------------------------- benchmarks
 
 export interface BenchRequest {
-  what: ('sample' | 'train' | 'reward' | 'ppo')[];
+  what: ('sample' | 'train' | 'reward' | 'ppo' | 'group')[];
   warmup?: number;
   repeats?: number;
   newTokens?: number;
@@ -312,6 +312,10 @@ export interface BenchRequest {
   trainBatch?: number;
   ppoIterations?: number;
   ppoConfig?: Partial<PpoConfig>;
+  /** The 'group' case (bench-group.ts): GRPO / RLOO iterations timed, and their settings. */
+  groupIterations?: number;
+  grpoConfig?: Partial<import('../rlhf/grpo-config').GrpoConfig>;
+  rlooConfig?: Partial<import('../rlhf/rloo-config').RlooConfig>;
 }
 
 export interface BenchRow {
