@@ -23,6 +23,10 @@
  * the defaults, so PPO's 100 iterations buy ≈ 350 GRPO or RLOO iterations (no value model, one
  * gradient step per batch against PPO's ppoEpochs × miniBatches = 8). The issue-6 task end to end:
  * `npx tsx scripts/experiments/pipeline.ts --algo ppo,grpo,rloo --seconds ppo --seed S`.
+ * Measured (`--algo grpo,rloo --iterations 100 --seed S`, 300 noisy pairs → reward model, 100
+ * iterations ≈ 30 % of PPO's 100 by the times above): GRPO lifts held-out gold by 1.25 / 1.30 /
+ * 1.00 base std at 2.7 / 2.9 / 3.6 nats (seeds 0 / 1 / 2; seed 2 is 0.996); RLOO 1.58 std at 3.8
+ * nats (seed 0). Longer runs fit PPO's wall-clock (`--seconds ppo`) but were not measured.
  *
  * Every setting but the seed may change while a run goes on: `updateConfig` applies it at
  * the next iteration boundary, so shapes never change inside an iteration. One exception the
