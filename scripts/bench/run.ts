@@ -2,7 +2,8 @@
  * `npm run bench`: builds the app, serves it on 127.0.0.1, drives headless Chromium and, in
  * the engine worker, times sampling (KV cache vs full recompute, batch 1 and 16, 64 new
  * tokens), one training step (B16 × T64, fwd + bwd + Adam), one reward-model step and one PPO
- * iteration, per backend; wasm once per thread count (1 and all cores: an A/B in one run).
+ * iteration, a GRPO and an RLOO iteration beside it with the memory each trainer holds (no value
+ * model), per backend; wasm once per thread count (1 and all cores: an A/B in one run).
  * Records the longest main-thread task during PPO and TF.js memory. Only the backends that are
  * real here run by default: a software GPU adapter and the cpu backend are skipped with a note
  * (scripts/bench/options.ts). Prints progress as it goes, a table, the ratio to PyTorch's best
@@ -48,7 +49,7 @@ function progress(msg: string): void {
 function request(o: BenchOptions): BenchRequest {
   return o.quick
     ? {
-        what: ['sample', 'train', 'reward', 'ppo'],
+        what: ['sample', 'train', 'reward', 'ppo', 'group'],
         warmup: 0,
         repeats: 1,
         newTokens: 8,
@@ -56,9 +57,12 @@ function request(o: BenchOptions): BenchRequest {
         trainBatch: 2,
         ppoIterations: 1,
         ppoConfig: { batchSize: 2, maxNewTokens: 8, miniBatches: 1, ppoEpochs: 1 },
+        groupIterations: 1,
+        grpoConfig: { batchSize: 4, numGenerations: 2, maxCompletionLength: 8 },
+        rlooConfig: { batchSize: 4, numGenerations: 2, maxCompletionLength: 8 },
       }
     : {
-        what: ['sample', 'train', 'reward', 'ppo'],
+        what: ['sample', 'train', 'reward', 'ppo', 'group'],
         warmup: 1,
         repeats: o.repeats,
         newTokens: 64,
@@ -242,7 +246,7 @@ function printTable(reports: BackendReport[], torch: { threads: number; ms: numb
     for (const row of r.rows) {
       console.log(
         `${pad(r.label, 9)} ${pad(row.name, 40)} ${pad(row.medianMs.toFixed(1), 10)} ${pad(`${row.minMs.toFixed(1)}–${row.maxMs.toFixed(1)}`, 18)} ${
-          row.value !== undefined ? `${row.value.toFixed(0)} ${row.unit}` : ''
+          row.value !== undefined ? `${row.value.toFixed(row.value < 100 ? 1 : 0)} ${row.unit}` : ''
         }${row.tensorsGrowth !== undefined ? ` (tensor growth ${row.tensorsGrowth})` : ''}`,
       );
     }

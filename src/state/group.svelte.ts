@@ -6,10 +6,18 @@
  * Train page's (the same reward sources as PPO: a reward model, a scripted labeller or the
  * user's JavaScript functions). Each iteration's whole batch goes to the rollout history
  * (`rollouts.svelte.ts`) under the run's id. After every iteration the run-health alarms that
- * apply to GRPO / RLOO (`evaluateGroupAlarms` in src/lib/rlhf/alarms.ts) are evaluated; these runs
- * keep no checkpoint, so an alarm offers its suggested change live (from the next iteration), not a rewind.
+ * apply to GRPO / RLOO (`evaluateGroupAlarms` in src/lib/rlhf/alarms.ts) are evaluated; an alarm
+ * offers its suggested change live (from the next iteration), not a rewind.
+ *
+ * GRPO / RLOO runs are saved like PPO runs (the `runs` store, tensors in chunks: `RunStore.saveGroup`)
+ * every `checkpointEvery` iterations (the Train page's setting), on pause and when the page is
+ * hidden, with their setup (settings, prompts, reward functions) and metric history; they are
+ * listed on the Runs page with their algorithm, and the newest one of an algorithm can be resumed
+ * after a reload (`resumeSaved`). Online DPO runs are not saved yet.
  */
 import type { GroupEvent, GroupSetup, GroupStatus } from '../lib/engine/types';
+import type { GroupRunSave } from '../lib/data/saved';
+import { toStorageError } from '../lib/storage/db';
 import type { GroupView } from '../lib/rlhf/grpo';
 import { GRPO_SETTINGS, type GrpoConfig } from '../lib/rlhf/grpo-config';
 import { RLOO_SETTINGS, type RlooConfig } from '../lib/rlhf/rloo-config';
@@ -17,7 +25,11 @@ import type { OnlinePairView } from '../lib/rlhf/online-dpo';
 import { ONLINE_DPO_SETTINGS, type OnlineDpoConfig } from '../lib/rlhf/online-dpo-config';
 import { JobCancelledError } from '../lib/engine/errors';
 import { AlarmEpisodes, evaluateGroupAlarms, type Alarm, type GroupAlarmConfig } from '../lib/rlhf/alarms';
+import { askPersistence } from './data.svelte';
 import { engineState } from './engine.svelte';
+import { notices } from './notices.svelte';
+import { rewardFnState } from './reward-fn.svelte';
+import { runStore, runsState } from './runs.svelte';
 import { trainState } from './train.svelte';
 import { rolloutsState } from './rollouts.svelte';
 
@@ -50,8 +62,6 @@ export class GroupRunState {
 
   /** The algorithm of the run in the engine, when there is one. */
   created = $state<GroupAlgo | null>(null);
-  /** Id of the run in the engine (its rollouts are kept under it). */
-  runId = $state<string | null>(null);
   running = $state(false);
   iteration = $state(0);
   history = $state.raw<MetricRow[]>([]);
@@ -61,6 +71,14 @@ export class GroupRunState {
   pairs = $state.raw<{ iteration: number; pairs: OnlinePairView[] }[]>([]);
   error = $state<string | null>(null);
   configError = $state<string | null>(null);
+  /** Id of the run in the `runs` store and of its rollouts (set when a run starts or is resumed). */
+  runId = $state<string | null>(null);
+  /** The newest saved run of the shown algorithm, offered for resuming when none is loaded. */
+  savedRun = $state.raw<{ id: string; algo: GroupAlgo; iteration: number; updatedAt: number; name: string } | null>(
+    null,
+  );
+  lastSavedIteration = $state<number | null>(null);
+  busy = $state(false);
 
   /** Alarms fired in this run (newest last); dismissed ones keep their chart marker. */
   alarms = $state.raw<GroupRunAlarm[]>([]);
@@ -70,6 +88,9 @@ export class GroupRunState {
   private pauseRequested = false;
   private jobId: string | null = null;
   private episodes = new AlarmEpisodes();
+  private setup: GroupSetup | null = null;
+  private saving = false;
+  private saveAfterIteration = false;
 
   readonly table = $derived(
     this.algo === 'grpo' ? GRPO_SETTINGS : this.algo === 'rloo' ? RLOO_SETTINGS : ONLINE_DPO_SETTINGS,
@@ -107,15 +128,19 @@ export class GroupRunState {
     const ppo = trainState.buildSetup();
     try {
       await rolloutsState.loadSettings();
-      const status: GroupStatus = await engineState.engine.groupCreate({
+      const setup: GroupSetup = {
         algo: this.algo,
         config: $state.snapshot(this.config()),
         prompts: ppo.prompts,
         reward: ppo.reward,
         name: `${algoLabel(this.algo)} · ${trainState.promptSet}`,
-      });
+      };
+      const status: GroupStatus = await engineState.engine.groupCreate(setup);
       this.created = status.algo;
+      this.setup = status.setup;
       this.runId = crypto.randomUUID();
+      this.savedRun = null;
+      this.lastSavedIteration = null;
       this.iteration = 0;
       this.history = [];
       this.groups = [];
@@ -140,9 +165,15 @@ export class GroupRunState {
     if (status.algo === 'grpo') this.grpo = { ...(status.config as GrpoConfig) };
     else this.rloo = { ...(status.config as RlooConfig) };
     this.created = status.algo;
+    this.setup = status.setup;
+    this.runId = crypto.randomUUID();
+    this.savedRun = null;
+    this.lastSavedIteration = null;
     this.iteration = 0;
     this.history = [];
     this.groups = [];
+    this.pairs = [];
+    this.clearAlarms();
   }
 
   /**
@@ -191,7 +222,14 @@ export class GroupRunState {
           { iterations: 1, keepRollouts: rolloutsState.keep },
           (e) => this.onEvent(e),
         );
+        this.jobId = null;
         this.iteration = status.iteration;
+        this.setup = status.setup;
+        const every = trainState.checkpointEvery;
+        if ((every > 0 && status.iteration % every === 0) || this.saveAfterIteration) {
+          this.saveAfterIteration = false;
+          await this.save();
+        }
       }
     } catch (e) {
       if (!(e instanceof JobCancelledError)) this.error = (e as Error).message;
@@ -199,6 +237,8 @@ export class GroupRunState {
       this.running = false;
       this.jobId = null;
     }
+    // Paused (or stopped by an error; a failed iteration is dropped): keep what was reached.
+    if (this.created && this.lastSavedIteration !== this.iteration) await this.save();
   }
 
   /** Stop after the current iteration. */
@@ -206,13 +246,16 @@ export class GroupRunState {
     this.pauseRequested = true;
   }
 
-  /** Stop now (a half-done iteration is dropped) and forget the run. */
+  /** Stop now (a half-done iteration is dropped) and forget the run; its checkpoint stays saved. */
   async reset(): Promise<void> {
     this.pauseRequested = true;
+    this.runId = null;
     if (this.jobId) await engineState.engine.cancel(this.jobId).catch(() => false);
     await engineState.engine.groupDispose().catch(() => undefined);
     this.created = null;
     this.runId = null;
+    this.setup = null;
+    this.lastSavedIteration = null;
     this.iteration = 0;
     this.history = [];
     this.groups = [];
@@ -256,6 +299,99 @@ export class GroupRunState {
   /** Hide an alarm (its chart marker stays). */
   dismissAlarm(alarm: GroupRunAlarm): void {
     this.alarms = this.alarms.map((a) => (a === alarm ? { ...a, dismissed: true } : a));
+  }
+
+  // ------------------------------------------------------------------ checkpoints
+
+  /** Which saved run of the shown algorithm can be resumed (when no run of it is loaded). */
+  async refresh(): Promise<void> {
+    if (this.created === this.algo) return;
+    const algo = this.algo;
+    if (algo === 'online-dpo') {
+      this.savedRun = null;
+      return;
+    }
+    try {
+      const r = await (await runStore()).latestGroup(algo);
+      if (this.algo !== algo) return;
+      this.savedRun = r
+        ? { id: r.id, algo, iteration: r.state.iteration, updatedAt: r.updatedAt, name: r.setup.name ?? r.id }
+        : null;
+    } catch (e) {
+      notices.add('error', toStorageError(e, 'read the saved runs').message);
+    }
+  }
+
+  /** Save the run: state (weights and Adam in chunks), setup and metric history (between iterations only). */
+  async save(): Promise<void> {
+    // Only between iterations (no job in flight): the engine's state is whole then.
+    if (!this.runId || !this.setup || !this.created || this.created === 'online-dpo' || this.jobId || this.saving)
+      return;
+    this.saving = true;
+    try {
+      const state = await engineState.engine.groupState();
+      const rec: GroupRunSave = {
+        id: this.runId,
+        kind: state.algo,
+        setup: $state.snapshot(this.setup) as GroupSetup,
+        state,
+        history: this.history.filter((r) => r.step < state.iteration),
+        updatedAt: Date.now(),
+      };
+      askPersistence();
+      await (await runStore()).saveGroup(rec, runsState.currentParent());
+      this.lastSavedIteration = state.iteration;
+    } catch (e) {
+      notices.add(
+        'error',
+        `The ${this.created?.toUpperCase()} checkpoint was not saved: ${toStorageError(e, 'save the run').message}`,
+      );
+    } finally {
+      this.saving = false;
+    }
+  }
+
+  /** Page hidden: save now if paused, else right after the current iteration. */
+  onHidden(): void {
+    if (!this.created) return;
+    if (this.jobId) this.saveAfterIteration = true;
+    else if (this.lastSavedIteration !== this.iteration) void this.save();
+  }
+
+  /** Rebuild the saved run offered in `savedRun` from its checkpoint (paused; press Resume to go on). */
+  async resumeSaved(): Promise<boolean> {
+    const saved = this.savedRun;
+    if (!saved || this.running || this.busy) return false;
+    this.busy = true;
+    this.error = null;
+    try {
+      const loaded = await (await runStore()).loadGroup(saved.id);
+      if (!loaded) throw new Error('The saved run is gone (deleted in another tab?).');
+      const rec = loaded.run;
+      const status = await engineState.engine.groupCreate(rec.setup, loaded.state);
+      this.algo = status.algo;
+      if (status.algo === 'grpo') this.grpo = { ...(status.config as GrpoConfig) };
+      else this.rloo = { ...(status.config as RlooConfig) };
+      this.created = status.algo;
+      this.setup = status.setup;
+      this.runId = rec.id;
+      this.iteration = status.iteration;
+      this.history = rec.history.filter((r) => r.step < status.iteration);
+      this.groups = [];
+      this.pairs = [];
+      this.clearAlarms();
+      this.lastSavedIteration = status.iteration;
+      this.savedRun = null;
+      trainState.rewardKind = rec.setup.reward.kind;
+      if (rec.setup.reward.kind === 'function') rewardFnState.functions = structuredClone(rec.setup.reward.functions);
+      notices.add('info', `Resumed ${status.algo.toUpperCase()} run at iteration ${status.iteration}.`);
+      return true;
+    } catch (e) {
+      this.error = (e as Error).message;
+      return false;
+    } finally {
+      this.busy = false;
+    }
   }
 
   private onEvent(e: GroupEvent): void {

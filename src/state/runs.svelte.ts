@@ -266,6 +266,11 @@ export class RunsState {
       if (!saved) throw new Error(`The weights of run "${run.name}" are gone. Its curves and samples stay readable.`);
       return { kind: 'params', params: saved.state.policy };
     }
+    if (run.kind === 'grpo' || run.kind === 'rloo') {
+      const saved = await store.loadGroup(run.id);
+      if (!saved) throw new Error(`The weights of run "${run.name}" are gone. Its curves stay readable.`);
+      return { kind: 'params', params: saved.state.policy };
+    }
     return { kind: 'files', files: await store.loadCheckpoint(run) };
   }
 
@@ -276,7 +281,7 @@ export class RunsState {
     if (run.kind !== 'sft' && run.kind !== 'dpo' && run.kind !== 'pretrain') {
       this.setRowError(
         run.id,
-        'Only SFT, DPO and pretraining runs can be loaded here; resume a PPO run on the Train page.',
+        'Only SFT, DPO and pretraining runs can be loaded here; resume a PPO, GRPO or RLOO run on the Train page.',
       );
       return;
     }

@@ -19,6 +19,8 @@ describe('npm run bench (smoke)', () => {
         'train step',
         'reward-model step',
         'PPO iteration',
+        'GRPO iteration',
+        'RLOO iteration',
       ])
         assert.ok(
           names.some((n) => n.startsWith(prefix)),
@@ -27,6 +29,12 @@ describe('npm run bench (smoke)', () => {
       for (const r of reports[0].rows)
         assert.ok(r.medianMs > 0 && Number.isFinite(r.medianMs), `${r.name}: ${r.medianMs}`);
       assert.equal(reports[0].rows.find((r) => r.name.startsWith('PPO'))!.tensorsGrowth, 0);
+      // The critic-free trainers hold no value model: less memory than PPO's, and no tensor leak.
+      const mb = (prefix: string) => reports[0].rows.find((r) => r.name.startsWith(prefix))!;
+      for (const algo of ['GRPO', 'RLOO']) {
+        assert.equal(mb(`${algo} iteration`).tensorsGrowth, 0);
+        assert.ok(mb(`${algo} iteration`).value! < mb('PPO trainer memory').value!, `${algo} holds less than PPO`);
+      }
       const saved = JSON.parse(readFileSync(out, 'utf8')) as { reports: unknown[]; browser: string };
       assert.equal(saved.reports.length, 1);
       assert.match(saved.browser, /\d+\./);

@@ -9,7 +9,9 @@
  * pretraining run with its optimiser state and token streams too: `savePretrain`). PPO runs are saved
  * by the Train page through `savePpo` (`SavedPpoRun`, kind 'ppo', same store; its tensors in
  * chunks) and reward models stay in the `rewardModels` store; both are read as `RunRecord`s
- * through `ppoToRunRecord` and `rewardToRunRecord` (a link, no copy of their weights). Records
+ * through `ppoToRunRecord` and `rewardToRunRecord` (a link, no copy of their weights). GRPO and
+ * RLOO runs are saved like PPO runs (`saveGroup`, `SavedGroupRun`, kind 'grpo' / 'rloo', tensors in
+ * chunks) and read through `groupToRunRecord`. Records
  * read back are validated: a bad one is skipped with a notice (`RunList.skipped`), never a crash.
  * The shapes themselves live in `./saved.ts`. Every save and delete is one transaction.
  *
@@ -28,9 +30,12 @@ import {
   type Db,
 } from '../storage/db';
 import { diversityMetrics } from '../rlhf/diversity';
-import type { PpoState } from '../engine/types';
+import type { GroupState, PpoState } from '../engine/types';
 import {
+  groupBlobId,
+  isSavedGroupRun,
   isSavedPpoRun,
+  packGroupTensors,
   packPpoTensors,
   ppoBlobId,
   pretrainDataBlobId,
@@ -38,8 +43,10 @@ import {
   RUN_KINDS,
   RUN_RECORD_VERSION,
   RUN_STATUSES,
+  unpackGroupTensors,
   unpackPpoTensors,
   type CheckpointMeta,
+  type GroupRunSave,
   type PpoRunSave,
   type RunEval,
   type RunKind,
@@ -48,6 +55,7 @@ import {
   type RunRecord,
   type RunSample,
   type RunStatus,
+  type SavedGroupRun,
   type SavedPpoRun,
 } from './saved';
 
@@ -193,6 +201,29 @@ export function ppoToRunRecord(x: unknown): RunRecord {
   return validateRunRecord(rec);
 }
 
+/** A GRPO or RLOO run saved by the Train page, read as a run record (its weights are its own chunks). */
+export function groupToRunRecord(x: unknown): RunRecord {
+  if (!isSavedGroupRun(x) || !isObj(x.setup) || !isObj(x.state))
+    throw new RunRecordError(`GRPO/RLOO run ${isObj(x) ? String(x.id) : ''}: not a GRPO or RLOO run`);
+  const what = x.kind.toUpperCase();
+  if (!isNum(x.state.iteration)) throw new RunRecordError(`${what} run ${x.id}: no iteration`);
+  const rec: RunRecord = {
+    version: RUN_RECORD_VERSION,
+    id: x.id,
+    kind: x.kind,
+    name: x.setup.name ?? `${what} run`,
+    createdAt: x.createdAt ?? x.updatedAt,
+    updatedAt: x.updatedAt,
+    config: { ...(isObj(x.state.config) ? x.state.config : {}), reward: x.setup.reward },
+    parent: x.parent ?? { kind: 'base', name: 'the model loaded when it started' },
+    checkpointId: x.id,
+    history: Array.isArray(x.history) ? x.history : [],
+    evals: [],
+    status: 'paused',
+  };
+  return validateRunRecord(rec);
+}
+
 interface RewardLike {
   id: string;
   summary: {
@@ -319,9 +350,72 @@ export class RunStore {
     return { run, state: unpackPpoTensors(run.state, run.tensors, bytes) };
   }
 
+  /**
+   * Save a GRPO or RLOO run (between iterations) as `savePpo` saves PPO's: the record with the
+   * state's small fields, the tensors (policy, Adam moments) in chunks, one transaction. A run
+   * saved before keeps its first save time and its parent.
+   */
+  async saveGroup(run: GroupRunSave, parent: RunParent): Promise<SavedGroupRun> {
+    const { meta, index, bytes } = packGroupTensors(run.state, groupBlobId(run.id));
+    return writeTx(this.db, [STORES.runs, STORES.chunks], `save the ${run.kind.toUpperCase()} run`, async (tx) => {
+      const runs = tx.objectStore(STORES.runs);
+      const old = await runs.get(run.id);
+      const prev = isSavedGroupRun(old) ? old : undefined;
+      const rec: SavedGroupRun = {
+        ...run,
+        state: meta,
+        tensors: index,
+        createdAt: prev ? prev.createdAt : run.updatedAt,
+        parent: prev ? prev.parent : parent,
+      };
+      await Promise.all([writeChunks(tx.objectStore(STORES.chunks), index.blobId, bytes), runs.put(rec)]);
+      return rec;
+    });
+  }
+
+  /** A saved GRPO/RLOO run with its whole state, or undefined if there is none with this id. */
+  async loadGroup(id: string): Promise<{ run: SavedGroupRun; state: GroupState } | undefined> {
+    let run: SavedGroupRun | undefined;
+    let bytes: Uint8Array | undefined;
+    try {
+      const tx = this.db.transaction([STORES.runs, STORES.chunks], 'readonly');
+      const rec = await tx.objectStore(STORES.runs).get(id);
+      if (isSavedGroupRun(rec)) {
+        run = rec;
+        bytes = joinChunks(
+          run.tensors.blobId,
+          await tx.objectStore(STORES.chunks).getAll(chunkRange(run.tensors.blobId)),
+        );
+      }
+      await tx.done;
+    } catch (e) {
+      throw toStorageError(e, 'read the run', false);
+    }
+    if (!run) return undefined;
+    if (!bytes)
+      throw new CheckpointMissingError(
+        `The weights of ${run.kind.toUpperCase()} run "${run.setup.name ?? run.id}" are gone. Its curves stay readable.`,
+      );
+    return { run, state: unpackGroupTensors(run.state, run.tensors, bytes) };
+  }
+
+  /** The most recently saved GRPO or RLOO run (without its tensors; of `algo` when given), or undefined. */
+  async latestGroup(algo?: 'grpo' | 'rloo'): Promise<SavedGroupRun | undefined> {
+    let rows: unknown[];
+    try {
+      rows = await this.db.getAll(STORES.runs);
+    } catch (e) {
+      throw toStorageError(e, 'read the saved runs', false);
+    }
+    return rows
+      .filter(isSavedGroupRun)
+      .filter((r) => !algo || r.kind === algo)
+      .sort((a, b) => b.updatedAt - a.updatedAt)[0];
+  }
+
   /** The most recently saved PPO run (without its tensors), or undefined if there is none. */
   async latestPpo(): Promise<SavedPpoRun | undefined> {
-    let rows: (RunRecord | SavedPpoRun)[];
+    let rows: (RunRecord | SavedPpoRun | SavedGroupRun)[];
     try {
       rows = await this.db.getAll(STORES.runs);
     } catch (e) {
@@ -349,7 +443,14 @@ export class RunStore {
         skipped.push((e as Error).message);
       }
     };
-    for (const r of rows) take(() => (isObj(r) && r.kind === 'ppo' ? ppoToRunRecord(r) : validateRunRecord(r)));
+    for (const r of rows)
+      take(() =>
+        isObj(r) && r.kind === 'ppo'
+          ? ppoToRunRecord(r)
+          : isObj(r) && (r.kind === 'grpo' || r.kind === 'rloo') && 'tensors' in r
+            ? groupToRunRecord(r)
+            : validateRunRecord(r),
+      );
     for (const m of rms) take(() => rewardToRunRecord(m));
     runs.sort((a, b) => b.createdAt - a.createdAt || b.updatedAt - a.updatedAt);
     return { runs, skipped };
@@ -442,8 +543,16 @@ export class RunStore {
       );
       return;
     }
-    // A PPO run's tensors are chunks of its own; an SFT/DPO run's weights are its checkpoint.
-    const blobId = run.kind === 'ppo' ? ppoBlobId(run.id) : run.checkpointId !== run.id ? run.checkpointId : null;
+    // A PPO/GRPO/RLOO run's tensors are chunks of its own; an SFT/DPO run's weights are its checkpoint.
+    const own = run.kind === 'ppo' || run.kind === 'grpo' || run.kind === 'rloo';
+    const blobId =
+      run.kind === 'ppo'
+        ? ppoBlobId(run.id)
+        : own
+          ? groupBlobId(run.id)
+          : run.checkpointId !== run.id
+            ? run.checkpointId
+            : null;
     await writeTx(
       this.db,
       [STORES.runs, STORES.checkpoints, STORES.chunks, STORES.rollouts],
@@ -455,7 +564,7 @@ export class RunStore {
           tx.objectStore(STORES.rollouts).delete(IDBKeyRange.bound([run.id, -Infinity], [run.id, Infinity])),
         ];
         if (blobId) {
-          if (run.kind !== 'ppo') ops.push(tx.objectStore(STORES.checkpoints).delete(blobId));
+          if (!own) ops.push(tx.objectStore(STORES.checkpoints).delete(blobId));
           ops.push(tx.objectStore(STORES.chunks).delete(chunkRange(blobId)));
         }
         if (run.kind === 'pretrain')

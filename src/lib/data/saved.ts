@@ -12,14 +12,23 @@
  * history) in the run record and its tensors (policy, value model, both Adam moments) as one
  * binary value in the `chunks` store, split like SFT/DPO weights (`writeChunks` in db.ts; TabGPT
  * stores model state in 64 MB chunks because single giant values fail). `packPpoTensors` and
- * `unpackPpoTensors` turn the tensors into those bytes and back.
+ * `unpackPpoTensors` turn the tensors into those bytes and back. GRPO and RLOO runs are kept the
+ * same way (`SavedGroupRun`: policy and Adam moments in chunks, `packGroupTensors`).
  */
-import type { PpoEvalSample, PpoSetup, PpoState, RewardModelState, RewardModelSummary } from '../engine/types';
+import type {
+  GroupSetup,
+  GroupState,
+  PpoEvalSample,
+  PpoSetup,
+  PpoState,
+  RewardModelState,
+  RewardModelSummary,
+} from '../engine/types';
 
 // ------------------------------------------------------------------------------- run records
 
 export const RUN_RECORD_VERSION = 1;
-export const RUN_KINDS = ['reward', 'sft', 'ppo', 'dpo', 'pretrain'] as const;
+export const RUN_KINDS = ['reward', 'sft', 'ppo', 'dpo', 'pretrain', 'grpo', 'rloo'] as const;
 export type RunKind = (typeof RUN_KINDS)[number];
 export const RUN_STATUSES = ['finished', 'running', 'paused', 'failed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -128,7 +137,7 @@ export interface SavedPpoRun {
 }
 
 /** A record of the `runs` store is a PPO run (its tensors in chunks). */
-export function isSavedPpoRun(x: RunRecord | SavedPpoRun | undefined): x is SavedPpoRun {
+export function isSavedPpoRun(x: RunRecord | SavedPpoRun | SavedGroupRun | undefined): x is SavedPpoRun {
   return x?.kind === 'ppo' && 'tensors' in x;
 }
 
@@ -173,6 +182,88 @@ export function unpackPpoTensors(meta: PpoStateMeta, index: PpoTensorIndex, byte
   for (const e of index.entries) {
     if (!PPO_TENSOR_GROUPS.includes(e.group) || e.offset < 0 || e.offset + e.length > all.length)
       throw new RangeError(`PPO checkpoint: tensor ${e.group}/${e.name} lies outside the saved bytes`);
+    groups[e.group][e.name] = all.slice(e.offset, e.offset + e.length);
+  }
+  return { ...meta, ...groups };
+}
+
+// ------------------------------------------------------------------------------- GRPO / RLOO runs
+
+/** The tensor groups of a GRPO or RLOO checkpoint (no value model: that is the point). */
+export const GROUP_TENSOR_GROUPS = ['policy', 'adamM', 'adamV'] as const;
+export type GroupTensorGroup = (typeof GROUP_TENSOR_GROUPS)[number];
+
+/** A GRPO/RLOO state without its tensors (what the run record holds). */
+export type GroupStateMeta = Omit<GroupState, GroupTensorGroup>;
+
+/** Where each tensor of a GRPO/RLOO checkpoint lies in its chunked bytes (offsets in float32 elements). */
+export interface GroupTensorIndex {
+  blobId: string;
+  byteLength: number;
+  entries: { group: GroupTensorGroup; name: string; offset: number; length: number }[];
+}
+
+/**
+ * One record per GRPO or RLOO run in the `runs` store (`kind` is the algorithm); its tensors are
+ * in `chunks` under `tensors.blobId`. The setup carries the settings, prompts and reward (the
+ * user's JavaScript functions included), `history` the metrics of every iteration (TRL's names).
+ */
+export interface SavedGroupRun {
+  id: string;
+  kind: 'grpo' | 'rloo';
+  setup: GroupSetup;
+  state: GroupStateMeta;
+  tensors: GroupTensorIndex;
+  history: MetricRow[];
+  updatedAt: number;
+  createdAt: number;
+  parent: RunParent;
+}
+
+/** A record of the `runs` store is a GRPO or RLOO run (its tensors in chunks). */
+export function isSavedGroupRun(x: unknown): x is SavedGroupRun {
+  const r = x as SavedGroupRun | undefined;
+  return (r?.kind === 'grpo' || r?.kind === 'rloo') && typeof r === 'object' && 'tensors' in r && 'setup' in r;
+}
+
+/** A GRPO/RLOO run as the Train page has it: the record's fields with the whole state. */
+export type GroupRunSave = Omit<SavedGroupRun, 'state' | 'tensors' | 'createdAt' | 'parent'> & {
+  state: GroupState;
+};
+
+/** The id of the chunked tensors of GRPO/RLOO run `runId`. */
+export const groupBlobId = (runId: string): string => `group-state:${runId}`;
+
+/** Split a GRPO/RLOO state into its record part and its tensors as one byte array. */
+export function packGroupTensors(
+  state: GroupState,
+  blobId: string,
+): { meta: GroupStateMeta; index: GroupTensorIndex; bytes: Uint8Array } {
+  const { policy, adamM, adamV, ...meta } = state;
+  const groups: Record<GroupTensorGroup, Record<string, Float32Array>> = { policy, adamM, adamV };
+  const entries: GroupTensorIndex['entries'] = [];
+  let total = 0;
+  for (const group of GROUP_TENSOR_GROUPS)
+    for (const [name, a] of Object.entries(groups[group])) {
+      entries.push({ group, name, offset: total, length: a.length });
+      total += a.length;
+    }
+  const all = new Float32Array(total);
+  for (const e of entries) all.set(groups[e.group][e.name], e.offset);
+  return { meta, index: { blobId, byteLength: all.byteLength, entries }, bytes: new Uint8Array(all.buffer) };
+}
+
+/** The whole GRPO/RLOO state back from its record part and its bytes; throws when they do not match. */
+export function unpackGroupTensors(meta: GroupStateMeta, index: GroupTensorIndex, bytes: Uint8Array): GroupState {
+  const what = meta.algo === 'rloo' ? 'RLOO' : 'GRPO';
+  if (bytes.byteLength !== index.byteLength || bytes.byteLength % 4 !== 0)
+    throw new RangeError(`${what} checkpoint: ${bytes.byteLength} bytes where ${index.byteLength} were saved`);
+  const all = new Float32Array(bytes.byteLength / 4);
+  new Uint8Array(all.buffer).set(bytes);
+  const groups: Record<GroupTensorGroup, Record<string, Float32Array>> = { policy: {}, adamM: {}, adamV: {} };
+  for (const e of index.entries) {
+    if (!GROUP_TENSOR_GROUPS.includes(e.group) || e.offset < 0 || e.offset + e.length > all.length)
+      throw new RangeError(`${what} checkpoint: tensor ${e.group}/${e.name} lies outside the saved bytes`);
     groups[e.group][e.name] = all.slice(e.offset, e.offset + e.length);
   }
   return { ...meta, ...groups };

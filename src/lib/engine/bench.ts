@@ -15,6 +15,7 @@ import { labellerFromConfig, defaultLabellerConfig } from '../rlhf/labellers';
 import { PpoTrainer, rewardFromFunction } from '../rlhf/ppo';
 import { RewardModel } from '../rlhf/reward-model';
 import { bradleyTerryLossT } from '../rlhf/bradley-terry';
+import { benchGroup } from './bench-group';
 import type { BenchRequest, BenchResult, BenchRow } from './types';
 
 function stats(name: string, ms: number[], extra: Partial<BenchRow> = {}): BenchRow {
@@ -172,6 +173,9 @@ export async function runBench(
     rows.push(stats('  PPO update (minibatches × epochs)', phases.update));
     trainer.dispose();
   }
+
+  // GRPO and RLOO beside PPO (bench-group.ts): iteration time and trainer memory.
+  if (want.has('group')) rows.push(...(await benchGroup(model, tok, req, yieldNow)));
 
   const memAfter = tf.memory();
   return {

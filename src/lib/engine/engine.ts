@@ -56,6 +56,7 @@ import type {
   GroupPassRateRequest,
   GroupRunRequest,
   GroupSetup,
+  GroupState,
   GroupStatus,
   PpoEvalSample,
   PpoEvent,
@@ -519,10 +520,14 @@ export class LocalEngine implements Engine, EngineTestHooks {
     return this.ppo.evaluate();
   }
 
-  async groupCreate(setup: GroupSetup): Promise<GroupStatus> {
+  async groupCreate(setup: GroupSetup, state?: GroupState): Promise<GroupStatus> {
     this.requireInit();
     const { model, tokenizer } = this.slot.require();
-    return this.group.create(model, tokenizer, this.rewards, setup);
+    return this.group.create(model, tokenizer, this.rewards, setup, state);
+  }
+
+  async groupState(): Promise<GroupState> {
+    return this.group.getState();
   }
 
   async groupStatus(): Promise<GroupStatus | null> {

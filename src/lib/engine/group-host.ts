@@ -24,7 +24,15 @@ import { InvalidInputError, NotReadyError } from './errors';
 import type { RewardFunctionRunner } from './reward-fn-runner';
 import type { RewardHost } from './reward-host';
 import { buildRewardSource } from './reward-sources';
-import type { GroupEvent, GroupPassRateRequest, GroupRunAlgo, GroupRunRequest, GroupSetup, GroupStatus } from './types';
+import type {
+  GroupEvent,
+  GroupPassRateRequest,
+  GroupRunAlgo,
+  GroupRunRequest,
+  GroupSetup,
+  GroupState,
+  GroupStatus,
+} from './types';
 
 type Trainer = GrpoTrainer | RlooTrainer | OnlineDpoTrainer;
 
@@ -46,7 +54,10 @@ export class GroupHost {
     };
   }
 
-  create(model: GPT, tok: BpeTokenizer, rewards: RewardHost, setup: GroupSetup): GroupStatus {
+  /** A new run, or with `state` (from `getState`, e.g. a saved checkpoint) the run resumed where it stopped. */
+  create(model: GPT, tok: BpeTokenizer, rewards: RewardHost, setup: GroupSetup, state?: GroupState): GroupStatus {
+    if (state && state.algo !== setup.algo)
+      throw new InvalidInputError(`A saved ${label(state.algo)} state cannot resume a ${label(setup.algo)} run.`);
     if (!setup.prompts.length)
       throw new InvalidInputError(`${label(setup.algo)} needs at least one prompt to train on.`);
     if (setup.algo !== 'grpo' && setup.algo !== 'rloo' && setup.algo !== 'online-dpo')
@@ -68,6 +79,15 @@ export class GroupHost {
           : setup.algo === 'rloo'
             ? new RlooTrainer({ ...opts, config: setup.config as Partial<RlooConfig> })
             : new OnlineDpoTrainer({ ...opts, config: setup.config as Partial<OnlineDpoConfig> });
+      if (state) {
+        try {
+          if (trainer instanceof OnlineDpoTrainer) throw new Error('online DPO runs are not saved');
+          (trainer as GrpoTrainer).setState(state as Parameters<GrpoTrainer['setState']>[0]);
+        } catch (e) {
+          trainer.dispose();
+          throw new InvalidInputError(`The saved run cannot be resumed on this model: ${(e as Error).message}`);
+        }
+      }
     } catch (e) {
       runner?.dispose();
       throw e;
@@ -79,6 +99,13 @@ export class GroupHost {
     this.tok = tok;
     this.setup = setup;
     return this.status()!;
+  }
+
+  /** The run's state between iterations (weights, Adam, RNG, prompt order, history). */
+  async getState(): Promise<GroupState> {
+    const t = this.require();
+    if (t instanceof OnlineDpoTrainer) throw new InvalidInputError('Online DPO runs are not saved yet.');
+    return t.getState();
   }
 
   require(): Trainer {

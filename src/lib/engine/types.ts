@@ -197,6 +197,7 @@ export interface WrongPair {
 
 export type PpoConfig = import('../rlhf/ppo-config').PpoConfig;
 export type PpoState = import('../rlhf/ppo').PpoState;
+export type GroupState = import('../rlhf/grpo').GroupState;
 export type PpoMetrics = import('../rlhf/ppo').PpoMetrics;
 export type PpoPhase = import('../rlhf/ppo').PpoPhase;
 export type LabellerConfig = import('../rlhf/labellers').LabellerConfig;
@@ -340,7 +341,7 @@ export type PpoEvent =
 // ---------------------------------------------------------------- benchmarks
 
 export interface BenchRequest {
-  what: ('sample' | 'train' | 'reward' | 'ppo')[];
+  what: ('sample' | 'train' | 'reward' | 'ppo' | 'group')[];
   warmup?: number;
   repeats?: number;
   newTokens?: number;
@@ -348,6 +349,10 @@ export interface BenchRequest {
   trainBatch?: number;
   ppoIterations?: number;
   ppoConfig?: Partial<PpoConfig>;
+  /** The 'group' case (bench-group.ts): GRPO / RLOO iterations timed, and their settings. */
+  groupIterations?: number;
+  grpoConfig?: Partial<import('../rlhf/grpo-config').GrpoConfig>;
+  rlooConfig?: Partial<import('../rlhf/rloo-config').RlooConfig>;
 }
 
 export interface BenchRow {
@@ -550,9 +555,11 @@ export interface Engine {
   ppoState(): Promise<PpoState>;
   ppoEvaluate(): Promise<PpoEvalSample[]>;
   ppoDispose(): Promise<void>;
-  /** Start a GRPO, RLOO or online DPO run on the loaded model (replacing the previous one). */
-  groupCreate(setup: GroupSetup): Promise<GroupStatus>;
+  /** Start a GRPO, RLOO or online DPO run on the loaded model (replacing the previous one), or resume a saved GRPO / RLOO state. */
+  groupCreate(setup: GroupSetup, state?: GroupState): Promise<GroupStatus>;
   groupStatus(): Promise<GroupStatus | null>;
+  /** Plain-data state between iterations, for checkpoints. */
+  groupState(): Promise<GroupState>;
   /** Run iterations; cancel with `cancel(jobId)` (a half-done iteration is dropped). */
   groupRun(jobId: string, req: GroupRunRequest, onEvent?: (e: GroupEvent) => void): Promise<GroupStatus>;
   /** Change settings; they apply from the next iteration (the settings table says which may change). */

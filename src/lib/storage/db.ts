@@ -41,6 +41,7 @@ import {
   ppoBlobId,
   type CheckpointMeta,
   type RunRecord,
+  type SavedGroupRun,
   type SavedPpoRun,
   type SavedRewardModel,
 } from '../data/saved';
@@ -114,8 +115,8 @@ export interface RlhfDb extends DBSchema {
   annotators: { key: string; value: AnnotatorProfile };
   prompts: { key: string; value: StoredPromptSet };
   settings: { key: string; value: SettingRow };
-  /** SFT/DPO run records, and PPO runs (`kind: 'ppo'`) as the Train page saves them. */
-  runs: { key: string; value: RunRecord | SavedPpoRun };
+  /** SFT/DPO run records, and PPO / GRPO / RLOO runs (`kind: 'ppo' | 'grpo' | 'rloo'`) as the Train page saves them. */
+  runs: { key: string; value: RunRecord | SavedPpoRun | SavedGroupRun };
   checkpoints: { key: string; value: CheckpointMeta };
   rewardModels: { key: string; value: SavedRewardModel };
   /** Large binary values split into chunks: key [blobId, index]; index -1 is the manifest. */
