@@ -9,14 +9,14 @@
  * forbids them), every piece of user text escaped. Both draw charts from `chartGeometry`, so the
  * page and the file show the same curves.
  *
- * Alarms (issue 20, item 1) are built elsewhere: `alarms` is the hook — give the list and the
- * report shows a section of the alarms that fired; leave it out and the section is not drawn.
+ * `alarms` (the report page replays them from the run's history, `report-alarms.ts`): given, the
+ * report shows a section of the alarms that fired; left out, the section is not drawn.
  */
 import { kindLabel } from '../data/compare';
 import type { RunRecord } from '../data/saved';
 import { rolloutRows, type RolloutLog } from '../data/rollouts';
 
-/** An alarm that fired during the run (filled by the alarms of issue 20, item 1, when present). */
+/** An alarm that fired during the run. */
 export interface ReportAlarm {
   iteration: number;
   name: string;
