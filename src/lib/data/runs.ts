@@ -324,24 +324,33 @@ export class RunStore {
     });
   }
 
-  /** A saved PPO run with its whole state (tensors read back from the chunks), or undefined if there is none. */
-  async loadPpo(id: string): Promise<{ run: SavedPpoRun; state: PpoState } | undefined> {
-    let run: SavedPpoRun | undefined;
-    let bytes: Uint8Array | undefined;
+  /**
+   * A run record whose tensors are chunks of its own (PPO, GRPO, RLOO) and those bytes, read in one
+   * transaction; `run` undefined when no record of that shape has this id, `bytes` undefined when
+   * its chunks are gone.
+   */
+  private async readChunkedRun<R extends SavedPpoRun | SavedGroupRun>(
+    id: string,
+    is: (x: Parameters<typeof isSavedPpoRun>[0]) => x is R,
+    what: string,
+  ): Promise<{ run: R | undefined; bytes: Uint8Array | undefined }> {
     try {
       const tx = this.db.transaction([STORES.runs, STORES.chunks], 'readonly');
       const rec = await tx.objectStore(STORES.runs).get(id);
-      if (isSavedPpoRun(rec)) {
-        run = rec;
-        bytes = joinChunks(
-          run.tensors.blobId,
-          await tx.objectStore(STORES.chunks).getAll(chunkRange(run.tensors.blobId)),
-        );
-      }
+      const run = is(rec) ? rec : undefined;
+      const bytes = run
+        ? joinChunks(run.tensors.blobId, await tx.objectStore(STORES.chunks).getAll(chunkRange(run.tensors.blobId)))
+        : undefined;
       await tx.done;
+      return { run, bytes };
     } catch (e) {
-      throw toStorageError(e, 'read the PPO run', false);
+      throw toStorageError(e, what, false);
     }
+  }
+
+  /** A saved PPO run with its whole state (tensors read back from the chunks), or undefined if there is none. */
+  async loadPpo(id: string): Promise<{ run: SavedPpoRun; state: PpoState } | undefined> {
+    const { run, bytes } = await this.readChunkedRun(id, isSavedPpoRun, 'read the PPO run');
     if (!run) return undefined;
     if (!bytes)
       throw new CheckpointMissingError(
@@ -375,22 +384,7 @@ export class RunStore {
 
   /** A saved GRPO/RLOO run with its whole state, or undefined if there is none with this id. */
   async loadGroup(id: string): Promise<{ run: SavedGroupRun; state: GroupState } | undefined> {
-    let run: SavedGroupRun | undefined;
-    let bytes: Uint8Array | undefined;
-    try {
-      const tx = this.db.transaction([STORES.runs, STORES.chunks], 'readonly');
-      const rec = await tx.objectStore(STORES.runs).get(id);
-      if (isSavedGroupRun(rec)) {
-        run = rec;
-        bytes = joinChunks(
-          run.tensors.blobId,
-          await tx.objectStore(STORES.chunks).getAll(chunkRange(run.tensors.blobId)),
-        );
-      }
-      await tx.done;
-    } catch (e) {
-      throw toStorageError(e, 'read the run', false);
-    }
+    const { run, bytes } = await this.readChunkedRun(id, isSavedGroupRun, 'read the run');
     if (!run) return undefined;
     if (!bytes)
       throw new CheckpointMissingError(
