@@ -113,13 +113,62 @@ export type PpoTensorGroup = (typeof PPO_TENSOR_GROUPS)[number];
 /** A PPO state without its tensors (what the run record holds). */
 export type PpoStateMeta = Omit<PpoState, PpoTensorGroup>;
 
-/** Where each tensor of a PPO checkpoint lies in its chunked bytes (offsets in float32 elements). */
-export interface PpoTensorIndex {
+/**
+ * Where each tensor of a chunked checkpoint lies in its bytes (offsets in float32 elements): the
+ * groups in their table's order, each group's tensors in insertion order, packed end to end.
+ */
+export interface TensorIndex<G extends string> {
   /** Id of the chunked value in the `chunks` store. */
   blobId: string;
   byteLength: number;
-  entries: { group: PpoTensorGroup; name: string; offset: number; length: number }[];
+  entries: { group: G; name: string; offset: number; length: number }[];
 }
+
+/** The tensors of a checkpoint, by group. */
+export type TensorGroups<G extends string> = Record<G, Record<string, Float32Array>>;
+
+/** Tensor groups as one float32 byte array and its index (the format PPO, GRPO and RLOO runs share). */
+function packTensors<G extends string>(
+  order: readonly G[],
+  groups: TensorGroups<G>,
+  blobId: string,
+): { index: TensorIndex<G>; bytes: Uint8Array } {
+  const entries: TensorIndex<G>['entries'] = [];
+  let total = 0;
+  for (const group of order)
+    for (const [name, a] of Object.entries(groups[group])) {
+      entries.push({ group, name, offset: total, length: a.length });
+      total += a.length;
+    }
+  const all = new Float32Array(total);
+  for (const e of entries) all.set(groups[e.group][e.name], e.offset);
+  const bytes = new Uint8Array(all.buffer);
+  return { index: { blobId, byteLength: bytes.byteLength, entries }, bytes };
+}
+
+/** The tensor groups back from their bytes; throws, naming the checkpoint (`what`), when they do not match the index. */
+function unpackTensors<G extends string>(
+  order: readonly G[],
+  index: TensorIndex<G>,
+  bytes: Uint8Array,
+  what: string,
+): TensorGroups<G> {
+  if (bytes.byteLength !== index.byteLength || bytes.byteLength % 4 !== 0)
+    throw new RangeError(`${what} checkpoint: ${bytes.byteLength} bytes where ${index.byteLength} were saved`);
+  // Copy into an aligned buffer (a view on chunk bytes may start at any offset).
+  const all = new Float32Array(bytes.byteLength / 4);
+  new Uint8Array(all.buffer).set(bytes);
+  const groups: Record<string, Record<string, Float32Array>> = Object.fromEntries(order.map((g) => [g, {}]));
+  for (const e of index.entries) {
+    if (!order.includes(e.group) || e.offset < 0 || e.offset + e.length > all.length)
+      throw new RangeError(`${what} checkpoint: tensor ${e.group}/${e.name} lies outside the saved bytes`);
+    groups[e.group][e.name] = all.slice(e.offset, e.offset + e.length);
+  }
+  return groups as TensorGroups<G>;
+}
+
+/** Where each tensor of a PPO checkpoint lies in its chunked bytes (offsets in float32 elements). */
+export type PpoTensorIndex = TensorIndex<PpoTensorGroup>;
 
 /** One record per PPO run in the `runs` store; its tensors are in `chunks` under `tensors.blobId`. */
 export interface SavedPpoRun {
@@ -157,34 +206,12 @@ export function packPpoTensors(
   blobId: string,
 ): { meta: PpoStateMeta; index: PpoTensorIndex; bytes: Uint8Array } {
   const { policy, value, adamM, adamV, ...meta } = state;
-  const groups: Record<PpoTensorGroup, Record<string, Float32Array>> = { policy, value, adamM, adamV };
-  const entries: PpoTensorIndex['entries'] = [];
-  let total = 0;
-  for (const group of PPO_TENSOR_GROUPS)
-    for (const [name, a] of Object.entries(groups[group])) {
-      entries.push({ group, name, offset: total, length: a.length });
-      total += a.length;
-    }
-  const all = new Float32Array(total);
-  for (const e of entries) all.set(groups[e.group][e.name], e.offset);
-  const bytes = new Uint8Array(all.buffer);
-  return { meta, index: { blobId, byteLength: bytes.byteLength, entries }, bytes };
+  return { meta, ...packTensors(PPO_TENSOR_GROUPS, { policy, value, adamM, adamV }, blobId) };
 }
 
 /** The whole PPO state back from its record part and its bytes; throws when they do not match. */
 export function unpackPpoTensors(meta: PpoStateMeta, index: PpoTensorIndex, bytes: Uint8Array): PpoState {
-  if (bytes.byteLength !== index.byteLength || bytes.byteLength % 4 !== 0)
-    throw new RangeError(`PPO checkpoint: ${bytes.byteLength} bytes where ${index.byteLength} were saved`);
-  // Copy into an aligned buffer (a view on chunk bytes may start at any offset).
-  const all = new Float32Array(bytes.byteLength / 4);
-  new Uint8Array(all.buffer).set(bytes);
-  const groups: Record<PpoTensorGroup, Record<string, Float32Array>> = { policy: {}, value: {}, adamM: {}, adamV: {} };
-  for (const e of index.entries) {
-    if (!PPO_TENSOR_GROUPS.includes(e.group) || e.offset < 0 || e.offset + e.length > all.length)
-      throw new RangeError(`PPO checkpoint: tensor ${e.group}/${e.name} lies outside the saved bytes`);
-    groups[e.group][e.name] = all.slice(e.offset, e.offset + e.length);
-  }
-  return { ...meta, ...groups };
+  return { ...meta, ...unpackTensors(PPO_TENSOR_GROUPS, index, bytes, 'PPO') };
 }
 
 // ------------------------------------------------------------------------------- GRPO / RLOO runs
@@ -197,11 +224,7 @@ export type GroupTensorGroup = (typeof GROUP_TENSOR_GROUPS)[number];
 export type GroupStateMeta = Omit<GroupState, GroupTensorGroup>;
 
 /** Where each tensor of a GRPO/RLOO checkpoint lies in its chunked bytes (offsets in float32 elements). */
-export interface GroupTensorIndex {
-  blobId: string;
-  byteLength: number;
-  entries: { group: GroupTensorGroup; name: string; offset: number; length: number }[];
-}
+export type GroupTensorIndex = TensorIndex<GroupTensorGroup>;
 
 /**
  * One record per GRPO or RLOO run in the `runs` store (`kind` is the algorithm); its tensors are
@@ -240,31 +263,10 @@ export function packGroupTensors(
   blobId: string,
 ): { meta: GroupStateMeta; index: GroupTensorIndex; bytes: Uint8Array } {
   const { policy, adamM, adamV, ...meta } = state;
-  const groups: Record<GroupTensorGroup, Record<string, Float32Array>> = { policy, adamM, adamV };
-  const entries: GroupTensorIndex['entries'] = [];
-  let total = 0;
-  for (const group of GROUP_TENSOR_GROUPS)
-    for (const [name, a] of Object.entries(groups[group])) {
-      entries.push({ group, name, offset: total, length: a.length });
-      total += a.length;
-    }
-  const all = new Float32Array(total);
-  for (const e of entries) all.set(groups[e.group][e.name], e.offset);
-  return { meta, index: { blobId, byteLength: all.byteLength, entries }, bytes: new Uint8Array(all.buffer) };
+  return { meta, ...packTensors(GROUP_TENSOR_GROUPS, { policy, adamM, adamV }, blobId) };
 }
 
 /** The whole GRPO/RLOO state back from its record part and its bytes; throws when they do not match. */
 export function unpackGroupTensors(meta: GroupStateMeta, index: GroupTensorIndex, bytes: Uint8Array): GroupState {
-  const what = meta.algo === 'rloo' ? 'RLOO' : 'GRPO';
-  if (bytes.byteLength !== index.byteLength || bytes.byteLength % 4 !== 0)
-    throw new RangeError(`${what} checkpoint: ${bytes.byteLength} bytes where ${index.byteLength} were saved`);
-  const all = new Float32Array(bytes.byteLength / 4);
-  new Uint8Array(all.buffer).set(bytes);
-  const groups: Record<GroupTensorGroup, Record<string, Float32Array>> = { policy: {}, adamM: {}, adamV: {} };
-  for (const e of index.entries) {
-    if (!GROUP_TENSOR_GROUPS.includes(e.group) || e.offset < 0 || e.offset + e.length > all.length)
-      throw new RangeError(`${what} checkpoint: tensor ${e.group}/${e.name} lies outside the saved bytes`);
-    groups[e.group][e.name] = all.slice(e.offset, e.offset + e.length);
-  }
-  return { ...meta, ...groups };
+  return { ...meta, ...unpackTensors(GROUP_TENSOR_GROUPS, index, bytes, meta.algo === 'rloo' ? 'RLOO' : 'GRPO') };
 }
