@@ -308,18 +308,32 @@ export class RunStore {
    */
   async savePpo(run: PpoRunSave, parent: RunParent): Promise<SavedPpoRun> {
     const { meta, index, bytes } = packPpoTensors(run.state, ppoBlobId(run.id));
-    return writeTx(this.db, [STORES.runs, STORES.chunks], 'save the PPO run', async (tx) => {
+    return this.saveChunkedRun(run.id, isSavedPpoRun, 'save the PPO run', bytes, (prev) => ({
+      ...run,
+      state: meta,
+      tensors: index,
+      createdAt: prev ? (prev.createdAt ?? prev.updatedAt) : (run.createdAt ?? run.updatedAt),
+      parent: prev ? prev.parent : (run.parent ?? parent),
+    }));
+  }
+
+  /**
+   * Write a run record whose tensors are chunks of its own (PPO, GRPO, RLOO) and those bytes in one
+   * transaction; `record` builds the record from the one saved before under this id (undefined
+   * when there is none of that shape).
+   */
+  private saveChunkedRun<R extends SavedPpoRun | SavedGroupRun>(
+    id: string,
+    is: (x: Parameters<typeof isSavedPpoRun>[0]) => x is R,
+    what: string,
+    bytes: Uint8Array,
+    record: (prev: R | undefined) => R,
+  ): Promise<R> {
+    return writeTx(this.db, [STORES.runs, STORES.chunks], what, async (tx) => {
       const runs = tx.objectStore(STORES.runs);
-      const old = await runs.get(run.id);
-      const prev = isSavedPpoRun(old) ? old : undefined;
-      const rec: SavedPpoRun = {
-        ...run,
-        state: meta,
-        tensors: index,
-        createdAt: prev ? (prev.createdAt ?? prev.updatedAt) : (run.createdAt ?? run.updatedAt),
-        parent: prev ? prev.parent : (run.parent ?? parent),
-      };
-      await Promise.all([writeChunks(tx.objectStore(STORES.chunks), index.blobId, bytes), runs.put(rec)]);
+      const old = await runs.get(id);
+      const rec = record(is(old) ? old : undefined);
+      await Promise.all([writeChunks(tx.objectStore(STORES.chunks), rec.tensors.blobId, bytes), runs.put(rec)]);
       return rec;
     });
   }
@@ -366,20 +380,13 @@ export class RunStore {
    */
   async saveGroup(run: GroupRunSave, parent: RunParent): Promise<SavedGroupRun> {
     const { meta, index, bytes } = packGroupTensors(run.state, groupBlobId(run.id));
-    return writeTx(this.db, [STORES.runs, STORES.chunks], `save the ${run.kind.toUpperCase()} run`, async (tx) => {
-      const runs = tx.objectStore(STORES.runs);
-      const old = await runs.get(run.id);
-      const prev = isSavedGroupRun(old) ? old : undefined;
-      const rec: SavedGroupRun = {
-        ...run,
-        state: meta,
-        tensors: index,
-        createdAt: prev ? prev.createdAt : run.updatedAt,
-        parent: prev ? prev.parent : parent,
-      };
-      await Promise.all([writeChunks(tx.objectStore(STORES.chunks), index.blobId, bytes), runs.put(rec)]);
-      return rec;
-    });
+    return this.saveChunkedRun(run.id, isSavedGroupRun, `save the ${run.kind.toUpperCase()} run`, bytes, (prev) => ({
+      ...run,
+      state: meta,
+      tensors: index,
+      createdAt: prev ? prev.createdAt : run.updatedAt,
+      parent: prev ? prev.parent : parent,
+    }));
   }
 
   /** A saved GRPO/RLOO run with its whole state, or undefined if there is none with this id. */
