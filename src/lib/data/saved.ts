@@ -128,7 +128,7 @@ export interface TensorIndex<G extends string> {
 export type TensorGroups<G extends string> = Record<G, Record<string, Float32Array>>;
 
 /** Tensor groups as one float32 byte array and its index (the format PPO, GRPO and RLOO runs share). */
-function packTensors<G extends string>(
+export function packTensors<G extends string>(
   order: readonly G[],
   groups: TensorGroups<G>,
   blobId: string,
@@ -147,7 +147,7 @@ function packTensors<G extends string>(
 }
 
 /** The tensor groups back from their bytes; throws, naming the checkpoint (`what`), when they do not match the index. */
-function unpackTensors<G extends string>(
+export function unpackTensors<G extends string>(
   order: readonly G[],
   index: TensorIndex<G>,
   bytes: Uint8Array,
