@@ -25,6 +25,10 @@ import {
   type TensorRecord,
 } from '../../src/lib/model/weights';
 import { checkWeightsHeader, countParams, planModel } from '../../src/lib/model/plan';
+import { generate } from '../../src/lib/model/sampling';
+import { RewardModel } from '../../src/lib/rlhf/reward-model';
+import { ValueModel } from '../../src/lib/rlhf/value-model';
+import { trainSft } from '../../src/lib/rlhf/sft';
 
 interface GoldenCase {
   hf: Record<string, unknown>;
@@ -350,4 +354,62 @@ describe('tiny checkpoints of tests/fixtures/hf', () => {
     logits.dispose();
     model.dispose();
   });
+});
+
+describe("llama-tiny with the app's sampling, reward and value heads, and SFT", () => {
+  /** llama-tiny of tests/fixtures/hf, loaded through its config.json and safetensors. */
+  function llamaTiny(): GPT {
+    const dir = new URL('../fixtures/hf/llama-tiny/', import.meta.url);
+    const config = configFromHF(JSON.parse(readFileSync(new URL('config.json', dir), 'utf8')));
+    const model = new GPT(config, { init: 'zeros' });
+    loadSafetensorsIntoModel(model, new Uint8Array(readFileSync(new URL('model.safetensors', dir))));
+    return model;
+  }
+  /** Bytes as tokens (the vocabulary has 512 ids), 511 as end of text. */
+  const tokenizer = { eotId: 511, encode: (text: string) => [...new TextEncoder().encode(text)] };
+
+  test('samples with and without the cache alike, scores with the reward and value heads, trains SFT', async () => {
+    await useBackend('wasm');
+    const model = llamaTiny();
+    const prompts = [[72, 105], [1, 2, 3, 4, 5], []];
+    const opts = { maxNewTokens: 6, temperature: 0, stopAtEot: false };
+    const cached = await generate(model, prompts, opts, tokenizer.eotId);
+    const plain = await generate(model, prompts, { ...opts, useCache: false }, tokenizer.eotId);
+    expect(cached.map((r) => r.ids)).toEqual(plain.map((r) => r.ids));
+    expect(cached.every((r) => r.ids.length === 6)).toBe(true);
+    const seeded = await generate(model, prompts, { maxNewTokens: 5, seed: 3 }, tokenizer.eotId);
+    expect(seeded.flatMap((r) => r.ids).every((id) => id >= 0 && id < 512)).toBe(true);
+
+    const rm = RewardModel.fromPolicy(model);
+    const scores = await rm.score([
+      [511, 72, 105, 33],
+      [511, 1, 2],
+    ]);
+    expect(scores).toHaveLength(2);
+    expect(scores.every(Number.isFinite)).toBe(true);
+    expect(scores[0]).not.toBeCloseTo(scores[1], 6);
+    rm.dispose();
+    const vm = ValueModel.fromTrunk(model.clone({ trainable: true }));
+    const values = vm.values(tf.tensor2d([[511, 72, 105]], undefined, 'int32'));
+    expect(values.shape).toEqual([1, 3]);
+    values.dispose();
+    vm.dispose();
+
+    const examples = [
+      { prompt: 'Hi', completion: ' there' },
+      { prompt: 'Yo', completion: ' there' },
+    ];
+    const query = [tokenizer.eotId, ...tokenizer.encode('Hi')]; // as the trainers encode a prompt
+    const before = await generate(model, [query], opts, tokenizer.eotId);
+    const res = await trainSft(model, examples, {
+      tokenizer,
+      config: { epochs: 30, learningRate: 1e-2, batchSize: 2, valFraction: 0, lrSchedule: 'constant' },
+    });
+    const losses = res.history.filter((r) => 'loss' in r.metrics).map((r) => r.metrics.loss);
+    expect(losses[losses.length - 1]).toBeLessThan(losses[0] * 0.5);
+    const after = await generate(model, [query], opts, tokenizer.eotId);
+    expect(after[0].ids).toEqual(tokenizer.encode(' there'));
+    expect(before[0].ids).not.toEqual(after[0].ids);
+    model.dispose();
+  }, 120_000);
 });
