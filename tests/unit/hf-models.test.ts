@@ -5,11 +5,12 @@
  * Llama), cached decoding with left padding equal to the full forward, and the tiny checkpoints of
  * tests/fixtures/hf (F32, BF16, sharded) loaded through config.json and safetensors.
  */
-import { describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { readFileSync, readdirSync } from 'node:fs';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { tf, useBackend, type TestBackend } from './tf-backends';
 import { GPT, isHfTransposed } from '../../src/lib/model/gpt';
+import { disableAttentionKernel } from '../../src/lib/model/kernels/attention-kernel';
 import { ModelLoadError, WeightsFormatError } from '../../src/lib/model/errors';
 import type { GPTConfig } from '../../src/lib/model/config';
 import {
@@ -87,14 +88,22 @@ function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 const TOL = 1e-3;
 
 type CaseName = keyof typeof golden.cases;
-/** The real-size cases (vocabulary 50257 and 49152) take minutes on the cpu backend: there only the
- *  small untied Llama runs, which still covers every Llama code path on cpu. */
-const CASES: [TestBackend, CaseName[], CaseName[]][] = [
-  ['wasm', ['gpt2', 'llama', 'llamaUntied'], ['gpt2', 'llama']],
-  ['cpu', ['llamaUntied'], ['llamaUntied']],
+/**
+ * Backend, attention path (our kernel, or TF.js ops as on WebGPU), cases. The real-size cases
+ * (vocabulary 50257 and 49152) take minutes on the cpu backend: there only the small untied Llama
+ * runs, which still covers every Llama code path.
+ */
+const CASES: [TestBackend, 'kernel' | 'ops', CaseName[], CaseName[]][] = [
+  ['wasm', 'kernel', ['gpt2', 'llama', 'llamaUntied'], ['gpt2', 'llama']],
+  ['wasm', 'ops', ['llama'], ['llama']],
+  ['cpu', 'kernel', ['llamaUntied'], ['llamaUntied']],
+  ['cpu', 'ops', ['llamaUntied'], ['llamaUntied']],
 ];
 
-describe.each(CASES)('HF models on %s', (backend, goldenCases, cachedCases) => {
+describe.each(CASES)('HF models on %s, attention by %s', (backend, attention, goldenCases, cachedCases) => {
+  beforeEach(() => disableAttentionKernel(attention === 'ops'));
+  afterEach(() => disableAttentionKernel(false));
+
   test.each(goldenCases)(
     '%s matches the PyTorch reference: logits, loss, gradients',
     async (which) => {

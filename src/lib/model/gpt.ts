@@ -20,7 +20,8 @@
  * ⌊h / (nHead/nKvHead)⌋ serves query head h), no biases, tied or untied `lm_head`. Names are
  * LlamaForCausalLM's; every projection (`*_proj.weight`, an untied `lm_head.weight`) is held as
  * [in, out] here (x @ W, no transposed matMul) while HF files store nn.Linear's [out, in]:
- * weights.ts converts on import and export. Llama attention runs as TF.js ops on every backend.
+ * weights.ts converts on import and export. Llama attention uses our kernel where GPT-2's does
+ * (kv heads repeated for their query heads), TF.js ops elsewhere (queries grouped per kv head).
  *
  * Backend notes (TF.js 4.22, measured on the wasm backend; scripts/bench/profile-step.ts):
  *  - wasm has no kernel for the gradient of `gather`: embeddings gather forward and add rows
@@ -451,7 +452,7 @@ export class GPT {
       throw new RangeError(
         `forwardCached: cache would hold ${L} columns, more than blockSize ${blockSize}; crop and re-prefill`,
       );
-    const layout = !this.llama && this.useAttentionKernel() ? 'rows' : 'heads';
+    const layout = this.useAttentionKernel() ? 'rows' : 'heads';
     if (P > 0 && cache.layout !== layout)
       throw new Error(
         `forwardCached: the cache holds ${cache.layout} but this backend needs ${layout}; start a new cache`,
@@ -556,9 +557,47 @@ export class GPT {
   }
 
   /**
+   * Llama attention of rotated q [B, t, nh, hs], k and v [B, t, nkv, hs] through our wasm kernel
+   * (as GPT-2's): each kv head is repeated for its rep = nh/nkv query heads (HF `repeat_kv`) and
+   * q, k, v are laid side by side as the fused rows [B·t, 3C] the kernel reads. With a cache, the
+   * repeated keys and values [B, L, C] are kept (rows layout). Returns y [B·t, C].
+   */
+  private llamaKernelAttention(
+    q: tf.Tensor4D,
+    k: tf.Tensor4D,
+    v: tf.Tensor4D,
+    l: number,
+    P: number,
+    padding: readonly number[] | undefined,
+    cache: KVCache | null,
+    newKeys: tf.Tensor[],
+    newValues: tf.Tensor[],
+  ): tf.Tensor2D {
+    const [B, t, nh, hs] = q.shape;
+    const nkv = k.shape[2];
+    const C = nh * hs;
+    const repeat = (z: tf.Tensor4D): tf.Tensor2D =>
+      tf.reshape(nkv === nh ? z : tf.tile(tf.reshape(z, [B * t, nkv, 1, hs]), [1, 1, nh / nkv, 1]), [B * t, C]);
+    const kr = repeat(k);
+    const vr = repeat(v);
+    const qkv = tf.concat([tf.reshape(q, [B * t, C]), kr, vr], 1) as tf.Tensor2D; // [B·t, 3C]
+    if (!cache) return selfAttention(qkv, B, t, nh);
+    let kk = tf.reshape(kr, [B, t, C]) as tf.Tensor3D;
+    let vv = tf.reshape(vr, [B, t, C]) as tf.Tensor3D;
+    if (P > 0) {
+      kk = tf.concat([cache.keys[l] as tf.Tensor3D, kk], 1); // [B, L, C]
+      vv = tf.concat([cache.values[l] as tf.Tensor3D, vv], 1);
+    }
+    newKeys.push(tf.keep(kk));
+    newValues.push(tf.keep(vv));
+    return cachedAttention(qkv, kk, vv, nh, padding);
+  }
+
+  /**
    * Llama blocks over new tokens idx [B, t] after P cached columns; returns x after the final
-   * norm, [B·t, C]. With a cache, appends each layer's keys kT [B, nkv, hs, L] and values
-   * [B, nkv, L, hs] to newKeys/newValues (kept).
+   * norm, [B·t, C]. With a cache, appends each layer's keys and values to newKeys/newValues
+   * (kept): in the 'heads' layout (TF.js ops) kT [B, nkv, hs, L] and values [B, nkv, L, hs],
+   * unrepeated; in the 'rows' layout (our kernel) see `llamaKernelAttention`.
    */
   private llamaTrunk(
     idx: tf.Tensor2D,
@@ -576,31 +615,37 @@ export class GPT {
     const L = P + t;
     const pad = padding?.some((p) => p > 0) ? padding : undefined;
     const rope = this.rope(B, t, P, pad);
-    const bias = llamaBias(B, t, L, pad);
+    const kernel = this.useAttentionKernel();
+    const bias = kernel ? null : llamaBias(B, t, L, pad);
     let x = this.embedTokens(idx);
     for (let l = 0; l < nLayer; l++) {
       const h = `model.layers.${l}.`;
       const a = this.rmsNorm(x, h + 'input_layernorm');
       const q = this.applyRope(tf.reshape(this.linear(a, h + 'self_attn.q_proj'), [B, t, nh, hs]), rope);
       const k = this.applyRope(tf.reshape(this.linear(a, h + 'self_attn.k_proj'), [B, t, nkv, hs]), rope);
-      const v = tf.reshape(this.linear(a, h + 'self_attn.v_proj'), [B, t, nkv, hs]);
-      // Queries grouped by their kv head: [B, nh, t, hs] → [B, nkv, rep·t, hs] (heads are kv-major).
-      const qg = tf.reshape(tf.mul(tf.transpose(q, [0, 2, 1, 3]), 1 / Math.sqrt(hs)), [B, nkv, rep * t, hs]);
-      let kT = tf.transpose(k, [0, 2, 3, 1]) as tf.Tensor4D; // [B, nkv, hs, t]
-      let vv = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [B, nkv, t, hs]
-      if (cache) {
-        if (P > 0) {
-          kT = tf.concat([cache.keys[l] as tf.Tensor4D, kT], 3);
-          vv = tf.concat([cache.values[l] as tf.Tensor4D, vv], 2);
+      const v = tf.reshape(this.linear(a, h + 'self_attn.v_proj'), [B, t, nkv, hs]) as tf.Tensor4D;
+      if (kernel) {
+        const y = this.llamaKernelAttention(q, k, v, l, P, pad, cache, newKeys, newValues);
+        x = tf.add(x, this.linear(y, h + 'self_attn.o_proj'));
+      } else {
+        // Queries grouped by their kv head: [B, nh, t, hs] → [B, nkv, rep·t, hs] (heads are kv-major).
+        const qg = tf.reshape(tf.mul(tf.transpose(q, [0, 2, 1, 3]), 1 / Math.sqrt(hs)), [B, nkv, rep * t, hs]);
+        let kT = tf.transpose(k, [0, 2, 3, 1]) as tf.Tensor4D; // [B, nkv, hs, t]
+        let vv = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [B, nkv, t, hs]
+        if (cache) {
+          if (P > 0) {
+            kT = tf.concat([cache.keys[l] as tf.Tensor4D, kT], 3);
+            vv = tf.concat([cache.values[l] as tf.Tensor4D, vv], 2);
+          }
+          newKeys.push(tf.keep(kT));
+          newValues.push(tf.keep(vv));
         }
-        newKeys.push(tf.keep(kT));
-        newValues.push(tf.keep(vv));
+        const scores = tf.add(tf.reshape(matMul(qg, kT), [B, nh, t, L]), bias!); // [B, nh, t, L]
+        const probs = tf.reshape(tf.softmax(scores, -1), [B, nkv, rep * t, L]);
+        const y = tf.reshape(matMul(probs, vv), [B, nh, t, hs]);
+        const merged = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * t, C]) as tf.Tensor2D;
+        x = tf.add(x, this.linear(merged, h + 'self_attn.o_proj'));
       }
-      const scores = tf.add(tf.reshape(matMul(qg, kT), [B, nh, t, L]), bias); // [B, nh, t, L]
-      const probs = tf.reshape(tf.softmax(scores, -1), [B, nkv, rep * t, L]);
-      const y = tf.reshape(matMul(probs, vv), [B, nh, t, hs]);
-      const merged = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * t, C]) as tf.Tensor2D;
-      x = tf.add(x, this.linear(merged, h + 'self_attn.o_proj'));
       const m = this.rmsNorm(x, h + 'post_attention_layernorm');
       const gate = this.linear(m, h + 'mlp.gate_proj');
       const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), this.linear(m, h + 'mlp.up_proj')) as tf.Tensor2D; // SwiGLU
