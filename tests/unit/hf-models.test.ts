@@ -332,6 +332,47 @@ describe('Llama model', () => {
   });
 });
 
+describe('Llama plan and safetensors header checks', () => {
+  const dir = new URL('../fixtures/hf/llama-tiny/', import.meta.url);
+  const json = JSON.parse(readFileSync(new URL('config.json', dir), 'utf8')) as Record<string, unknown>;
+  const bytes = new Uint8Array(readFileSync(new URL('model.safetensors', dir)));
+  const none = { backend: 'cpu', maxTotalBytes: null, maxBufferBytes: null, inUseBytes: 0 };
+
+  test('caps and memory refusals name the Llama fields', () => {
+    expect(() => planModel({ ...json, num_hidden_layers: 300 }, none)).toThrow(/"num_hidden_layers" is 300/);
+    const big = {
+      ...json,
+      hidden_size: 4096,
+      intermediate_size: 11008,
+      num_attention_heads: 32,
+      num_key_value_heads: 8,
+      head_dim: 128,
+      num_hidden_layers: 32,
+    };
+    expect(() => planModel(big, { ...none, backend: 'wasm', maxTotalBytes: 4_294_901_760 })).toThrow(
+      /"num_hidden_layers" is 32 and "hidden_size" is 4,096.*more than the wasm backend/,
+    );
+    // SmolLM2's 8192 positions are allowed: no Llama weight or kept mask grows with them.
+    const plan = planModel({ ...json, max_position_embeddings: 8192 }, none);
+    expect(plan.maskBytes).toBe(0);
+    expect(plan.kvCacheBytes).toBe(2 * 2 * 8192 * 16 * 4); // 2 kv heads of 8
+  });
+
+  test('the header must fit the config: blocks, widths, the untied head', () => {
+    const plan = (over: Record<string, unknown>) => planModel({ ...json, ...over }, none);
+    expect(() => checkWeightsHeader(bytes, plan({}), 'model.safetensors')).not.toThrow();
+    expect(() => checkWeightsHeader(bytes, plan({ num_hidden_layers: 1 }), 'model.safetensors')).toThrow(
+      /"num_hidden_layers" is 1, so there is no block 1/,
+    );
+    expect(() => checkWeightsHeader(bytes, plan({ intermediate_size: 48 }), 'model.safetensors')).toThrow(
+      /gate_proj\.weight" has shape \[64, 32\].*needs \[48, 32\]/,
+    );
+    expect(() => checkWeightsHeader(bytes, plan({ tie_word_embeddings: false }), 'model.safetensors')).toThrow(
+      /no tensor "lm_head\.weight"/,
+    );
+  });
+});
+
 describe('tiny checkpoints of tests/fixtures/hf', () => {
   const root = new URL('../fixtures/hf/', import.meta.url);
   test.each(readdirSync(root).sort())('%s loads and matches its expected logits', async (dir) => {
