@@ -265,7 +265,7 @@ describe('config.json', () => {
 
   test('rejects unusable configs with WeightsFormatError', () => {
     const json = configToHF(CONFIG, 18) as unknown as Record<string, unknown>;
-    expect(() => configFromHF({ ...json, model_type: 'llama' })).toThrow(/only "gpt2"/);
+    expect(() => configFromHF({ ...json, model_type: 'bert' })).toThrow(/only "gpt2"/);
     expect(() => configFromHF({ ...json, n_head: 3 })).toThrow(/not divisible by n_head 3/);
     expect(() => configFromHF({ ...json, n_layer: 0 })).toThrow(WeightsFormatError);
     expect(() => configFromHF({ ...json, activation_function: 'relu' })).toThrow(/gelu_new/);

@@ -11,14 +11,18 @@
  * Counts follow the GPT-2 layout of `parameterShapes` (./gpt.ts): per block two LayerNorms (4C),
  * c_attn (3C² + 3C), attn c_proj (C² + C), c_fc (4C² + 4C), mlp c_proj (4C² + C), so 12C² + 13C;
  * plus wte (V·C, tied with the head), wpe (T·C) and ln_f (2C). GPT-2 small: 124,439,808.
+ * Llama (`parameterShapes`' llama layout): per block two RMSNorms (2C), q and o (2C²), k and v
+ * (2·C·kv with kv = nKvHead·C/nHead), gate, up and down (3·C·I); plus embed_tokens (V·C), an
+ * untied lm_head (V·C) and the final norm (C). SmolLM2-135M: 134,515,008. Llama has no learned
+ * positions and no kept mask, so its context is capped only by what its KV cache needs.
  * The limits: TF.js wasm grows its heap up to `getHeapMax()` = 4 GiB − 64 KiB (wasm32 address space);
  * WebGPU buffers are bounded by the device's `maxBufferSize` and `maxStorageBufferBindingSize`
  * (https://www.w3.org/TR/webgpu/#limits).
  */
-import type { GPTConfig } from './config';
+import { archOf, type GPTConfig } from './config';
 import { ModelLoadError } from './errors';
-import { parameterShapes } from './gpt';
-import { configFromHF, normalizeGpt2Names, readSafetensorsHeader } from './weights';
+import { kvHeads, tiedHead } from './gpt';
+import { configFromHF, hfParameterShapes, normalizeHfNames, readSafetensorsHeader } from './weights';
 
 /** Bytes of one float32: every weight lives as float32 on every backend, whatever the file's dtype. */
 const F32 = 4;
@@ -30,6 +34,8 @@ export const CONFIG_CAPS = {
   n_head: 256,
   /** Positions: the causal mask alone is T² floats (64 MB at 4,096). */
   n_positions: 4096,
+  /** Llama positions (`max_position_embeddings`): no weights or kept mask grow with them. */
+  max_position_embeddings: 131_072,
   /** Gemma's 262,144 is the largest vocabulary in common use. */
   vocab_size: 262_144,
 } as const;
@@ -51,12 +57,12 @@ export interface BackendLimits {
 
 export interface ModelPlan {
   config: GPTConfig;
-  /** The HF name the context length was read from ('n_positions' or 'n_ctx'). */
+  /** The HF name the context length was read from ('n_positions' or 'n_ctx'; Llama: 'max_position_embeddings'). */
   contextField: string;
   params: number;
   /** float32 weights. */
   weightsBytes: number;
-  /** The causal mask, [T, T] float32. */
+  /** The causal mask, [T, T] float32 (GPT-2; Llama builds its mask per call: 0). */
   maskBytes: number;
   /** Keys and values of every layer for one sequence at the full context. */
   kvCacheBytes: number;
@@ -68,9 +74,15 @@ export interface ModelPlan {
   largestTensor: { name: string; bytes: number };
 }
 
-/** Parameters of a GPT-2 config in closed form (tied head). */
+/** Parameters of a config in closed form (GPT-2: tied head; Llama: tied or untied). */
 export function countParams(c: GPTConfig): number {
   const C = c.nEmbd;
+  if (archOf(c) === 'llama') {
+    const kv = (C / c.nHead) * kvHeads(c);
+    const I = c.intermediateSize ?? 0;
+    const block = 2 * C + 2 * C * C + 2 * C * kv + 3 * C * I;
+    return c.vocabSize * C * (tiedHead(c) ? 1 : 2) + c.nLayer * block + C;
+  }
   return c.vocabSize * C + c.blockSize * C + c.nLayer * (12 * C * C + 13 * C) + 2 * C;
 }
 
@@ -83,7 +95,14 @@ export function formatBytes(n: number): string {
 
 const fmt = (n: number) => n.toLocaleString('en');
 
-/** The HF fields behind a config's values, as `"field" value` pairs for messages. */
+/** HF field names of a config's architecture, keyed by GPT-2's. */
+function hfNames(c: GPTConfig): Record<string, string> {
+  return archOf(c) === 'llama'
+    ? { n_layer: 'num_hidden_layers', n_embd: 'hidden_size', n_head: 'num_attention_heads', vocab_size: 'vocab_size' }
+    : { n_layer: 'n_layer', n_embd: 'n_embd', n_head: 'n_head', vocab_size: 'vocab_size' };
+}
+
+/** The HF fields behind a config's values, as `"field" value` pairs for messages (fields in GPT-2's names). */
 function fieldText(plan: { config: GPTConfig; contextField: string }, fields: string[]): string {
   const c = plan.config;
   const value: Record<string, number> = {
@@ -93,7 +112,8 @@ function fieldText(plan: { config: GPTConfig; contextField: string }, fields: st
     vocab_size: c.vocabSize,
     [plan.contextField]: c.blockSize,
   };
-  return fields.map((f) => `"${f}" is ${fmt(value[f])}`).join(' and ');
+  const names = hfNames(c);
+  return fields.map((f) => `"${names[f] ?? f}" is ${fmt(value[f])}`).join(' and ');
 }
 
 /**
@@ -103,12 +123,19 @@ function fieldText(plan: { config: GPTConfig; contextField: string }, fields: st
 export function planModel(json: unknown, limits: BackendLimits): ModelPlan {
   const config = configFromHF(json);
   const j = json as Record<string, unknown>;
-  const contextField = j.n_positions !== undefined ? 'n_positions' : 'n_ctx';
+  const llama = archOf(config) === 'llama';
+  const contextField = llama ? 'max_position_embeddings' : j.n_positions !== undefined ? 'n_positions' : 'n_ctx';
+  const names = hfNames(config);
   const caps: [string, number, number, string][] = [
-    ['n_layer', config.nLayer, CONFIG_CAPS.n_layer, 'blocks'],
-    ['n_embd', config.nEmbd, CONFIG_CAPS.n_embd, 'as the width'],
-    ['n_head', config.nHead, CONFIG_CAPS.n_head, 'heads'],
-    [contextField, config.blockSize, CONFIG_CAPS.n_positions, 'positions'],
+    [names.n_layer, config.nLayer, CONFIG_CAPS.n_layer, 'blocks'],
+    [names.n_embd, config.nEmbd, CONFIG_CAPS.n_embd, 'as the width'],
+    [names.n_head, config.nHead, CONFIG_CAPS.n_head, 'heads'],
+    [
+      contextField,
+      config.blockSize,
+      llama ? CONFIG_CAPS.max_position_embeddings : CONFIG_CAPS.n_positions,
+      'positions',
+    ],
     ['vocab_size', config.vocabSize, CONFIG_CAPS.vocab_size, 'tokens'],
   ];
   for (const [field, value, cap, unit] of caps) {
@@ -121,8 +148,9 @@ export function planModel(json: unknown, limits: BackendLimits): ModelPlan {
   const { vocabSize: V, blockSize: T, nLayer: L, nEmbd: C } = config;
   const params = countParams(config);
   const weightsBytes = params * F32;
-  const maskBytes = T * T * F32;
-  const kvCacheBytes = 2 * L * T * C * F32;
+  const maskBytes = llama ? 0 : T * T * F32;
+  const kvWidth = llama ? (C / config.nHead) * kvHeads(config) : C;
+  const kvCacheBytes = 2 * L * T * kvWidth * F32;
   const plan: ModelPlan = {
     config,
     contextField,
@@ -140,9 +168,10 @@ export function planModel(json: unknown, limits: BackendLimits): ModelPlan {
     const free = limits.maxTotalBytes - limits.inUseBytes;
     if (need > free) {
       // Name the fields of the term that needs the most memory.
+      const blockParams = llama ? (params - V * C * (tiedHead(config) ? 1 : 2)) / L : 12 * C * C + 13 * C;
       const terms: [number, string[]][] = [
-        [2 * L * (12 * C * C + 13 * C) * F32, ['n_layer', 'n_embd']],
-        [2 * V * C * F32, ['vocab_size', 'n_embd']],
+        [2 * L * blockParams * F32, ['n_layer', 'n_embd']],
+        [2 * V * C * F32 * (tiedHead(config) ? 1 : 2), ['vocab_size', 'n_embd']],
         [2 * T * C * F32 + maskBytes + kvCacheBytes, [contextField, 'n_embd']],
       ];
       const [, fields] = terms.reduce((a, b) => (b[0] > a[0] ? b : a));
@@ -156,7 +185,7 @@ export function planModel(json: unknown, limits: BackendLimits): ModelPlan {
   }
   if (limits.maxBufferBytes !== null && plan.largestTensor.bytes > limits.maxBufferBytes) {
     const { name, bytes } = plan.largestTensor;
-    const fields = name.includes('wte')
+    const fields = /wte|embed_tokens|lm_head/.test(name)
       ? ['vocab_size', 'n_embd']
       : name.includes('mask')
         ? [contextField]
@@ -173,18 +202,25 @@ export function planModel(json: unknown, limits: BackendLimits): ModelPlan {
 function largestTensor(c: GPTConfig): { name: string; bytes: number } {
   const { vocabSize: V, blockSize: T, nEmbd: C } = c;
   // Activations grow with the batch and are not planned here; the weights and the mask are fixed.
-  const candidates: [string, number][] = [
-    ['transformer.wte.weight', V * C],
-    ['transformer.h.0.mlp.c_fc.weight', 4 * C * C],
-    ['the causal mask', T * T],
-  ];
+  const candidates: [string, number][] =
+    archOf(c) === 'llama'
+      ? [
+          ['model.embed_tokens.weight', V * C],
+          ['model.layers.0.mlp.gate_proj.weight', C * (c.intermediateSize ?? 0)],
+          ['model.layers.0.self_attn.q_proj.weight', C * C],
+        ]
+      : [
+          ['transformer.wte.weight', V * C],
+          ['transformer.h.0.mlp.c_fc.weight', 4 * C * C],
+          ['the causal mask', T * T],
+        ];
   const [name, n] = candidates.reduce((a, b) => (b[1] > a[1] ? b : a));
   return { name, bytes: n * F32 };
 }
 
 /** The config.json fields a tensor's shape comes from. */
 function fieldsOfTensor(name: string, contextField: string): string[] {
-  if (name.endsWith('wte.weight')) return ['vocab_size', 'n_embd'];
+  if (/wte\.weight$|embed_tokens\.weight$|^lm_head\.weight$/.test(name)) return ['vocab_size', 'n_embd'];
   if (name.endsWith('wpe.weight')) return [contextField, 'n_embd'];
   return ['n_embd'];
 }
@@ -201,11 +237,11 @@ function listNames(names: string[]): string {
  */
 export function checkWeightsHeader(bytes: Uint8Array, plan: ModelPlan, fileName: string): void {
   const { entries } = readSafetensorsHeader(bytes, fileName);
-  const found = normalizeGpt2Names(entries);
-  const expected = parameterShapes(plan.config);
+  const found = normalizeHfNames(plan.config, entries);
+  const expected = hfParameterShapes(plan.config);
   const missing = [...expected.keys()].filter((n) => !found.has(n));
   const unknown = [...found.keys()].filter((n) => !expected.has(n));
-  const layerOf = (n: string) => /\.h\.(\d+)\./.exec(n)?.[1];
+  const layerOf = (n: string) => /\.(?:h|layers)\.(\d+)\./.exec(n)?.[1];
   if (unknown.length) {
     const extraLayer = unknown.find((n) => layerOf(n) !== undefined);
     const why = extraLayer

@@ -1,6 +1,11 @@
 /**
  * Weights on disk: safetensors (https://github.com/huggingface/safetensors, "format" section)
- * and a Hugging Face style GPT-2 `config.json`.
+ * and a Hugging Face style `config.json`: GPT-2 (`GPT2Config`) or Llama (`LlamaConfig`, fields
+ * as in transformers `models/llama/configuration_llama.py`).
+ *
+ * Layouts: GPT-2's Conv1D weights are [in, out] in HF files and here. Llama's nn.Linear weights
+ * are [out, in] in HF files and [in, out] here (gpt.ts `isHfTransposed`); `hfToModelTensors` and
+ * `modelToHfTensors` transpose them on the way in and out.
  *
  * safetensors layout: 8 bytes little-endian u64 N, then N bytes of UTF-8 JSON
  * `{ name: { dtype, shape, data_offsets: [begin, end] }, "__metadata__"?: { str: str } }`,
@@ -10,9 +15,9 @@
  * our own (round to nearest, ties to even), so results are the same on every platform.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { DEFAULT_LAYER_NORM_EPS, type GPTConfig } from './config';
-import { WeightsFormatError } from './errors';
-import type { GPT } from './gpt';
+import { archOf, DEFAULT_LAYER_NORM_EPS, DEFAULT_ROPE_THETA, type GPTConfig } from './config';
+import { ModelLoadError, WeightsFormatError } from './errors';
+import { isHfTransposed, kvHeads, parameterShapes, tiedHead, type GPT } from './gpt';
 
 export type FloatDtype = 'F32' | 'F16' | 'BF16' | 'F64';
 export type WriteDtype = 'F32' | 'F16';
@@ -256,13 +261,73 @@ export async function modelTensors(model: GPT): Promise<Map<string, TensorRecord
   return out;
 }
 
-/** Model weights as a safetensors file (F16 halves the download; F32 is exact). */
+/** Model weights as a safetensors file in HF names and layouts (F16 halves the download; F32 is exact). */
 export async function saveModelSafetensors(
   model: GPT,
   dtype: WriteDtype = 'F16',
   metadata: Record<string, string> = {},
 ): Promise<Uint8Array> {
-  return writeSafetensors(await modelTensors(model), dtype, { format: 'pt', ...metadata });
+  return writeSafetensors(modelToHfTensors(model.config, await modelTensors(model)), dtype, {
+    format: 'pt',
+    ...metadata,
+  });
+}
+
+/** The transpose of a 2-D record. */
+export function transposeRecord(t: TensorRecord): TensorRecord {
+  const [r, c] = t.shape;
+  const out = new Float32Array(r * c);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = t.data[i * c + j];
+  return { shape: [c, r], data: out };
+}
+
+/** Tensors as held by the model → HF names and layouts (Llama projections transposed to [out, in]). */
+export function modelToHfTensors(config: GPTConfig, tensors: Map<string, TensorRecord>): Map<string, TensorRecord> {
+  if (archOf(config) === 'gpt2') return tensors;
+  const out = new Map<string, TensorRecord>();
+  for (const [name, t] of tensors) out.set(name, isHfTransposed(config, name) ? transposeRecord(t) : t);
+  return out;
+}
+
+/**
+ * Shapes of a config's parameters as HF files store them (Llama projections [out, in]);
+ * the names and order of `parameterShapes`.
+ */
+export function hfParameterShapes(config: GPTConfig): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const [name, shape] of parameterShapes(config))
+    out.set(name, isHfTransposed(config, name) ? [shape[1], shape[0]] : shape);
+  return out;
+}
+
+/**
+ * Map names of a Llama checkpoint to LlamaForCausalLM's: files written from `LlamaModel` lack
+ * the `model.` prefix; a tied head's `lm_head.weight` (a copy of embed_tokens) is dropped;
+ * `rotary_emb.inv_freq` is a buffer of older transformers versions, not a parameter.
+ */
+export function normalizeLlamaNames<T>(tensors: Map<string, T>, tied: boolean): Map<string, T> {
+  const out = new Map<string, T>();
+  for (const [name, t] of tensors) {
+    if (name.endsWith('rotary_emb.inv_freq') || (tied && name === 'lm_head.weight')) continue;
+    out.set(name.startsWith('model.') || name === 'lm_head.weight' ? name : `model.${name}`, t);
+  }
+  return out;
+}
+
+/** Map a checkpoint's tensor names to this app's for the config's architecture. */
+export function normalizeHfNames<T>(config: GPTConfig, tensors: Map<string, T>): Map<string, T> {
+  return archOf(config) === 'llama' ? normalizeLlamaNames(tensors, tiedHead(config)) : normalizeGpt2Names(tensors);
+}
+
+/** A checkpoint's tensors (HF names and layouts) → the model's names and layouts. */
+export function hfToModelTensors<T extends TensorRecord>(
+  config: GPTConfig,
+  tensors: Map<string, T>,
+): Map<string, TensorRecord> {
+  const out = new Map<string, TensorRecord>();
+  for (const [name, t] of normalizeHfNames(config, tensors))
+    out.set(name, isHfTransposed(config, name) && t.shape.length === 2 ? transposeRecord(t) : t);
+  return out;
 }
 
 /**
@@ -285,7 +350,7 @@ export function normalizeGpt2Names<T>(tensors: Map<string, T>): Map<string, T> {
  */
 export function loadSafetensorsIntoModel(model: GPT, bytes: Uint8Array, fileName?: string): SafetensorsFile {
   const file = readSafetensors(bytes, fileName);
-  const named = normalizeGpt2Names(file.tensors);
+  const named = hfToModelTensors(model.config, file.tensors);
   const map = new Map<string, tf.Tensor>();
   try {
     for (const [name, t] of named) map.set(name, tf.tensor(t.data, t.shape, 'float32'));
@@ -323,7 +388,39 @@ export interface HFGpt2Config {
   [extra: string]: unknown;
 }
 
-export function configToHF(config: GPTConfig, eotId: number, dtype: WriteDtype = 'F16'): HFGpt2Config {
+/** Hugging Face Llama `config.json` (LlamaForCausalLM), plus our nanoGPT names. */
+export interface HFLlamaConfig {
+  model_type: 'llama';
+  architectures: string[];
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  head_dim: number;
+  hidden_act: 'silu';
+  max_position_embeddings: number;
+  rms_norm_eps: number;
+  rope_theta: number;
+  rope_scaling: null;
+  attention_bias: false;
+  attention_dropout: number;
+  mlp_bias: false;
+  pretraining_tp: 1;
+  tie_word_embeddings: boolean;
+  initializer_range: number;
+  bos_token_id: number;
+  eos_token_id: number;
+  use_cache: true;
+  torch_dtype: 'float16' | 'float32';
+  nanogpt: GPTConfig;
+  [extra: string]: unknown;
+}
+
+/** The `config.json` of a model: GPT2Config or LlamaConfig by the config's architecture. */
+export function configToHF(config: GPTConfig, eotId: number, dtype: WriteDtype = 'F16'): HFGpt2Config | HFLlamaConfig {
+  if (archOf(config) === 'llama') return llamaConfigToHF(config, eotId, dtype);
   return {
     model_type: 'gpt2',
     architectures: ['GPT2LMHeadModel'],
@@ -348,13 +445,123 @@ export function configToHF(config: GPTConfig, eotId: number, dtype: WriteDtype =
   };
 }
 
-/** Read a GPT-2 `config.json` (ours or Hugging Face's); throws WeightsFormatError if unusable. */
+function llamaConfigToHF(config: GPTConfig, eotId: number, dtype: WriteDtype): HFLlamaConfig {
+  return {
+    model_type: 'llama',
+    architectures: ['LlamaForCausalLM'],
+    vocab_size: config.vocabSize,
+    hidden_size: config.nEmbd,
+    intermediate_size: config.intermediateSize!,
+    num_hidden_layers: config.nLayer,
+    num_attention_heads: config.nHead,
+    num_key_value_heads: kvHeads(config),
+    head_dim: config.nEmbd / config.nHead,
+    hidden_act: 'silu',
+    max_position_embeddings: config.blockSize,
+    rms_norm_eps: config.layerNormEps,
+    rope_theta: config.ropeTheta ?? DEFAULT_ROPE_THETA,
+    rope_scaling: null,
+    attention_bias: false,
+    attention_dropout: 0,
+    mlp_bias: false,
+    pretraining_tp: 1,
+    tie_word_embeddings: tiedHead(config),
+    initializer_range: 0.02,
+    bos_token_id: eotId,
+    eos_token_id: eotId,
+    use_cache: true,
+    torch_dtype: dtype === 'F16' ? 'float16' : 'float32',
+    nanogpt: { ...config },
+  };
+}
+
+/** Architectures `configFromHF` reads, by `model_type`. */
+export const SUPPORTED_MODEL_TYPES = ['gpt2', 'llama'] as const;
+
+/** A positive integer field of config.json (or `fallback` when absent); WeightsFormatError otherwise. */
+function intField(j: Record<string, unknown>, key: string, fallback?: unknown): number {
+  const v = j[key] ?? fallback;
+  // String() for numbers: JSON.stringify writes Infinity (1e400 in the file) as null.
+  if (!Number.isInteger(v) || (v as number) <= 0)
+    throw new WeightsFormatError(
+      `config.json: "${key}" must be a positive integer, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}.`,
+    );
+  return v as number;
+}
+
+/** A positive number field of config.json (or `fallback` when absent). */
+function positiveField(j: Record<string, unknown>, key: string, fallback: number): number {
+  const v = j[key] ?? fallback;
+  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v))
+    throw new WeightsFormatError(`config.json: "${key}" must be a positive number, got ${JSON.stringify(v)}.`);
+  return v;
+}
+
+/**
+ * Read a Llama `config.json` (LlamaConfig's fields and defaults). Refuses with ModelLoadError what
+ * this model does not implement: rope_scaling, biases, an activation other than SiLU, a head_dim
+ * other than hidden_size / num_attention_heads.
+ */
+function llamaConfigFromHF(j: Record<string, unknown>): GPTConfig {
+  const act = j.hidden_act ?? 'silu';
+  if (act !== 'silu')
+    throw new ModelLoadError(
+      `config.json has hidden_act "${String(act)}"; this Llama implementation supports "silu" only.`,
+    );
+  if (j.rope_scaling !== undefined && j.rope_scaling !== null)
+    throw new ModelLoadError(
+      `config.json has rope_scaling ${JSON.stringify(j.rope_scaling)}; this Llama implementation supports plain RoPE only (rope_scaling null).`,
+    );
+  for (const key of ['attention_bias', 'mlp_bias'])
+    if (j[key] === true)
+      throw new ModelLoadError(`config.json has ${key} true; this Llama implementation has no biases.`);
+  const nEmbd = intField(j, 'hidden_size');
+  const nHead = intField(j, 'num_attention_heads');
+  const nKvHead = intField(j, 'num_key_value_heads', nHead);
+  if (nEmbd % nHead !== 0)
+    throw new WeightsFormatError(`config.json: hidden_size ${nEmbd} is not divisible by num_attention_heads ${nHead}.`);
+  if (j.head_dim !== undefined && j.head_dim !== null && j.head_dim !== nEmbd / nHead)
+    throw new ModelLoadError(
+      `config.json has head_dim ${JSON.stringify(j.head_dim)}; this Llama implementation needs hidden_size / num_attention_heads = ${nEmbd / nHead}.`,
+    );
+  if ((nEmbd / nHead) % 2 !== 0)
+    throw new ModelLoadError(`config.json: the head size ${nEmbd / nHead} must be even for rotary positions.`);
+  if (nHead % nKvHead !== 0)
+    throw new ModelLoadError(
+      `config.json: num_attention_heads ${nHead} is not a multiple of num_key_value_heads ${nKvHead}.`,
+    );
+  const tie = j.tie_word_embeddings ?? false;
+  if (typeof tie !== 'boolean')
+    throw new WeightsFormatError(
+      `config.json: "tie_word_embeddings" must be true or false, got ${JSON.stringify(tie)}.`,
+    );
+  return {
+    arch: 'llama',
+    vocabSize: intField(j, 'vocab_size'),
+    blockSize: intField(j, 'max_position_embeddings', 2048),
+    nLayer: intField(j, 'num_hidden_layers'),
+    nHead,
+    nEmbd,
+    layerNormEps: positiveField(j, 'rms_norm_eps', 1e-6),
+    nKvHead,
+    intermediateSize: intField(j, 'intermediate_size'),
+    ropeTheta: positiveField(j, 'rope_theta', DEFAULT_ROPE_THETA),
+    tieWordEmbeddings: tie,
+  };
+}
+
+/**
+ * Read a `config.json` (ours or Hugging Face's): GPT-2 (`model_type` "gpt2" or absent) or Llama
+ * ("llama"). Throws WeightsFormatError for a malformed field, ModelLoadError for what this app does
+ * not implement.
+ */
 export function configFromHF(json: unknown): GPTConfig {
   if (typeof json !== 'object' || json === null) throw new WeightsFormatError('config.json is not a JSON object.');
   const j = json as Record<string, unknown>;
+  if (j.model_type === 'llama') return llamaConfigFromHF(j);
   if (j.model_type !== undefined && j.model_type !== 'gpt2') {
-    throw new WeightsFormatError(
-      `config.json has model_type "${String(j.model_type)}"; only "gpt2" models can be loaded.`,
+    throw new ModelLoadError(
+      `config.json has model_type ${JSON.stringify(j.model_type)}; only "gpt2" and "llama" models can be loaded (GPT2LMHeadModel, LlamaForCausalLM).`,
     );
   }
   if (j.activation_function !== undefined && j.activation_function !== 'gelu_new') {
@@ -365,15 +572,7 @@ export function configFromHF(json: unknown): GPTConfig {
   if (j.n_inner !== undefined && j.n_inner !== null && j.n_inner !== 4 * Number(j.n_embd)) {
     throw new WeightsFormatError(`config.json has n_inner ${String(j.n_inner)}; this model needs 4·n_embd.`);
   }
-  const int = (key: string, fallback?: unknown): number => {
-    const v = j[key] ?? fallback;
-    // String() for numbers: JSON.stringify writes Infinity (1e400 in the file) as null.
-    if (!Number.isInteger(v) || (v as number) <= 0)
-      throw new WeightsFormatError(
-        `config.json: "${key}" must be a positive integer, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}.`,
-      );
-    return v as number;
-  };
+  const int = (key: string, fallback?: unknown): number => intField(j, key, fallback);
   const eps = j.layer_norm_epsilon ?? DEFAULT_LAYER_NORM_EPS;
   if (typeof eps !== 'number' || !(eps > 0))
     throw new WeightsFormatError(
