@@ -331,7 +331,6 @@ export class GPT {
    * the full mask) plus `padding[b]` masked leading key columns.
    */
   private attentionBias(B: number, t: number, L: number, padding?: readonly number[]): AttentionBias {
-    if (this.llama) return llamaBias(B, t, L, padding);
     let bias: tf.Tensor = tf.slice(this.causalBias!, [L - t, 0], [t, L]);
     if (padding?.some((p) => p > 0)) {
       const padBias = new Float32Array(B * L);
