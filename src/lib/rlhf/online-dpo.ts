@@ -333,7 +333,7 @@ export class OnlineDpoTrainer {
     this.reward = opts.reward;
     this.tokenizer = opts.tokenizer;
     this.prompts = [...opts.prompts];
-    this.promptIds = this.prompts.map((p) => encodePromptIds(this.tokenizer, p));
+    this.promptIds = this.prompts.map((p) => this.encodePrompt(p));
     this.onToken = opts.onToken;
     this.onStep = opts.onStep;
     this.rng = new Rng(this.cfg.seed);
@@ -376,6 +376,15 @@ export class OnlineDpoTrainer {
     return next;
   }
 
+  /** The model input for a prompt's ids: end-of-text + prompt, left-cut to leave room for the completion. */
+  queryFor(promptIds: number[]): number[] {
+    return queryIds(this.tokenizer.eotId, promptIds, this.policy.config.blockSize, this.cfg.maxNewTokens);
+  }
+
+  encodePrompt(text: string): number[] {
+    return encodePromptIds(this.tokenizer, text);
+  }
+
   // ------------------------------------------------------------------------------ phases
 
   /** Sample two completions for each of `batchSize` prompts; reference log-probs of each. */
@@ -397,7 +406,7 @@ export class OnlineDpoTrainer {
     const first = Array.from({ length: c.batchSize }, () => this.nextPrompt());
     const promptIdx = [...first, ...first];
     const promptIds = promptIdx.map((i) => this.promptIds[i]);
-    const queries = promptIds.map((ids) => queryIds(eot, ids, this.policy.config.blockSize, c.maxNewTokens));
+    const queries = promptIds.map((ids) => this.queryFor(ids));
     const rows = await generate(
       this.policy,
       queries,
