@@ -244,6 +244,8 @@ export function onlineDpoLoss(
 /** Everything needed to resume exactly (plain data). */
 export interface OnlineDpoState {
   version: 1;
+  /** Which trainer wrote it (saved runs share the GRPO/RLOO record shape, `SavedGroupRun`). */
+  algo: 'online-dpo';
   config: OnlineDpoConfig;
   iteration: number;
   adamStep: number;
@@ -621,6 +623,7 @@ export class OnlineDpoTrainer {
     if (!this.inRollout) this.live.apply();
     return {
       version: 1,
+      algo: 'online-dpo',
       config: structuredClone(this.cfg),
       iteration: this.completedIterations,
       adamStep: this.adam.step,
@@ -638,6 +641,8 @@ export class OnlineDpoTrainer {
   setState(state: OnlineDpoState): void {
     this.expect('rollout', 'setState() works between iterations');
     if (state?.version !== 1) throw new RangeError(`unknown online DPO state version ${state?.version}`);
+    if (state.algo !== undefined && state.algo !== 'online-dpo')
+      throw new RangeError(`a ${String(state.algo)} state cannot resume an online DPO run`);
     const config = ONLINE_DPO_SETTINGS.validate(state.config);
     const fit = fitProblem(config, this.policy.config.blockSize);
     if (fit) throw new RangeError(`online DPO state: ${fit}`);
