@@ -92,7 +92,9 @@ describe('GRPO scenarios on the start page', () => {
   });
 
   it('a link with scenario=<GRPO id> opens that scenario; Copy link writes the GRPO scenario picked', async () => {
-    const app = await openApp('/?quick=1&scenario=length-bias-lab');
+    const app = await openApp('/?quick=1&scenario=length-bias-lab', {
+      context: { permissions: ['clipboard-read', 'clipboard-write'] },
+    });
     const { page } = app;
     try {
       const card = '[data-testid="group-scenario-card"][data-id="length-bias-lab"]';
@@ -101,7 +103,7 @@ describe('GRPO scenarios on the start page', () => {
       assert.equal(await picked(page, 'exact-words'), 'false');
       const lab = new URL(await copyLink(page));
       assert.equal(lab.searchParams.get('scenario'), 'length-bias-lab');
-      assert.equal(lab.searchParams.get('quick'), '1');
+      assert.equal(lab.searchParams.get('quick'), 'true');
 
       // Another GRPO card picked: the link follows it.
       await page.click('[data-testid="group-scenario-card"][data-id="exact-words"] h3 button');
