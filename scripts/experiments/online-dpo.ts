@@ -14,7 +14,9 @@
  *            --out runs/online-dpo --backend wasm
  *
  * `onlineDpoStage` is the RL stage alone (a base model, a reward source, prompts → the trained
- * trainer, its held-out gold lift and KL), for `pipeline.ts --algo online-dpo` to call.
+ * trainer, its held-out gold lift and KL). `pipeline.ts --algo online-dpo` runs the same trainer
+ * (its PIPELINE_ALGOS entry) in the pipeline's own loop, so that `--seconds ppo`, `--reward-fn`
+ * and the summary.json of the other algorithms apply to it too.
  *
  * Writes `<out>/pairs.jsonl`, `<out>/log.jsonl` (TRL-named metrics per iteration) and
  * `<out>/summary.json`.
@@ -36,7 +38,6 @@ import {
 import { OnlineDpoTrainer, type OnlineDpoMetrics } from '../../src/lib/rlhf/online-dpo';
 import type { OnlineDpoConfig } from '../../src/lib/rlhf/online-dpo-config';
 import type { RewardSource } from '../../src/lib/rlhf/ppo';
-import { encodePromptIds, queryIds } from '../../src/lib/rlhf/policy-batch';
 import { RewardModel, rewardInputIds, rewardSource } from '../../src/lib/rlhf/reward-model';
 import { evaluatePairs, trainRewardModel, type RewardEncoder } from '../../src/lib/rlhf/reward-train';
 import {
@@ -96,7 +97,7 @@ export async function onlineDpoStage(o: OnlineDpoStageOptions): Promise<OnlineDp
     seed: o.evalSeed,
     maxNewTokens: c.maxNewTokens,
     temperature: c.temperature,
-    query: (p: string) => queryIds(o.tok.eotId, encodePromptIds(o.tok, p), o.base.config.blockSize, c.maxNewTokens),
+    query: (p: string) => trainer.queryFor(trainer.encodePrompt(p)),
   };
   const before = await evaluatePolicy(o.base, o.base, o.tok, o.heldOut, o.gold, evalOpts);
   const t0 = performance.now();

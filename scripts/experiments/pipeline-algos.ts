@@ -5,7 +5,7 @@
  * reward-function files (`--reward-fn FILE.js`, TRL's `(prompts, completions) => number[]`, as the
  * app's reward functions: src/lib/rlhf/reward-functions.ts) checked before any training starts.
  *
- * Adding an algorithm (online DPO, …) is one entry in `PIPELINE_ALGOS`: how to read its `--config`
+ * Adding an algorithm is one entry in `PIPELINE_ALGOS`: how to read its `--config`
  * JSON (its settings table), how to build its trainer, and a one-line log of an iteration.
  */
 import { readFileSync } from 'node:fs';
@@ -14,6 +14,8 @@ import { parseArgs } from 'node:util';
 import type { GPT } from '../../src/lib/model/gpt';
 import { GrpoTrainer, RlooTrainer } from '../../src/lib/rlhf/grpo';
 import { validateGrpoConfig } from '../../src/lib/rlhf/grpo-config';
+import { OnlineDpoTrainer } from '../../src/lib/rlhf/online-dpo';
+import { validateOnlineDpoConfig } from '../../src/lib/rlhf/online-dpo-config';
 import { PpoTrainer, type PpoTokenizer, type RewardSource } from '../../src/lib/rlhf/ppo';
 import { validatePpoConfig } from '../../src/lib/rlhf/ppo-config';
 import {
@@ -26,7 +28,7 @@ import {
 } from '../../src/lib/rlhf/reward-functions';
 import { validateRlooConfig } from '../../src/lib/rlhf/rloo-config';
 
-/** What the pipeline needs of a trainer (PpoTrainer, GrpoTrainer and RlooTrainer all fit). */
+/** What the pipeline needs of a trainer (PpoTrainer, GrpoTrainer, RlooTrainer and OnlineDpoTrainer all fit). */
 export interface PipelineTrainer {
   readonly policy: GPT;
   readonly config: object;
@@ -94,6 +96,20 @@ export const PIPELINE_ALGOS = {
     sampling: (c) => groupSampling(c),
     create: (o) => new RlooTrainer({ ...o, config: o.config as ReturnType<typeof validateRlooConfig> }),
     line: groupLine,
+    ratioMetric: null,
+  },
+  // Online DPO (TRL OnlineDPOTrainer): two samples per prompt, judged by the same reward, one DPO
+  // step on the pairs. scripts/experiments/online-dpo.ts (`onlineDpoStage`) runs the same trainer.
+  'online-dpo': {
+    label: 'online DPO',
+    validate: (p) => validateOnlineDpoConfig(p),
+    sampling: (c) => ({
+      maxNewTokens: (c as { maxNewTokens: number }).maxNewTokens,
+      temperature: (c as { temperature: number }).temperature,
+    }),
+    create: (o) => new OnlineDpoTrainer({ ...o, config: o.config as ReturnType<typeof validateOnlineDpoConfig> }),
+    line: (m) =>
+      `score ${f(m['objective/scores'])} margin ${f(m['objective/scores_margin'])} kl ${f(m['objective/kl'], 3)} acc ${f(m['rewards/accuracies'])} loss ${f(m.loss, 3)} eos ${f(m['val/contain_eos_token'])} len ${f(m['completions/mean_length'], 1, 4)}`,
     ratioMetric: null,
   },
 } satisfies Record<string, PipelineAlgo>;

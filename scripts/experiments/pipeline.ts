@@ -28,7 +28,8 @@
  * rise is under the ¼-std rule (`goldPeak`).
  *
  * Other RL algorithms on the same labels and reward model (`--algo`, the table in pipeline-algos.ts;
- * each is the app's own trainer): `--algo grpo`, `--algo rloo`, or several in one process, one after
+ * each is the app's own trainer): `--algo grpo`, `--algo rloo`, `--algo online-dpo` (TRL
+ * OnlineDPOTrainer: two samples per prompt judged by the same reward model), or several in one process, one after
  * the other from the same base model against the same reward model, e.g. `--algo ppo,grpo,rloo`
  * (`<out>/<algo>/` each). `--seconds S` caps each run's training wall-clock; `--seconds ppo` gives
  * every other algorithm the training time PPO took in this process (no iteration limit then), the

@@ -99,7 +99,10 @@ let jobCounter = 0;
 export class GroupScenarioState {
   list = $state.raw<GroupScenario[]>([]);
   loadError = $state<string | null>(null);
+  /** The GRPO scenario picked on the Start page (its card is open; "Copy link" writes its id), or none. */
   current = $state.raw<GroupScenario | null>(null);
+  /** Set when a shared link (`scenario=<id>`) picked `current`: the Start page shows its card once. */
+  fromLink = $state(false);
 
   running = $state.raw<GroupScenario | null>(null);
   stages = $state<GroupStage[]>([]);
@@ -136,6 +139,12 @@ export class GroupScenarioState {
     if (!s) return false;
     this.current = s;
     return true;
+  }
+
+  /** An RLHF scenario was picked instead: no GRPO scenario is the current one (nor in links). */
+  deselect(): void {
+    this.current = null;
+    this.fromLink = false;
   }
 
   /** Run a scenario (the RLHF runner must be idle; so must a GRPO run of the Train page). */

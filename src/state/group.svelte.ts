@@ -9,11 +9,11 @@
  * apply to GRPO / RLOO (`evaluateGroupAlarms` in src/lib/rlhf/alarms.ts) are evaluated; an alarm
  * offers its suggested change live (from the next iteration), not a rewind.
  *
- * GRPO / RLOO runs are saved like PPO runs (the `runs` store, tensors in chunks: `RunStore.saveGroup`)
+ * GRPO / RLOO / online DPO runs are saved like PPO runs (the `runs` store, tensors in chunks: `RunStore.saveGroup`)
  * every `checkpointEvery` iterations (the Train page's setting), on pause and when the page is
  * hidden, with their setup (settings, prompts, reward functions) and metric history; they are
  * listed on the Runs page with their algorithm, and the newest one of an algorithm can be resumed
- * after a reload (`resumeSaved`). Online DPO runs are not saved yet.
+ * after a reload (`resumeSaved`).
  */
 import type { GroupEvent, GroupSetup, GroupStatus } from '../lib/engine/types';
 import type { GroupRunSave } from '../lib/data/saved';
@@ -162,8 +162,7 @@ export class GroupRunState {
     this.error = null;
     const status: GroupStatus = await engineState.engine.groupCreate(setup);
     this.algo = status.algo;
-    if (status.algo === 'grpo') this.grpo = { ...(status.config as GrpoConfig) };
-    else this.rloo = { ...(status.config as RlooConfig) };
+    this.takeConfig(status);
     this.created = status.algo;
     this.setup = status.setup;
     this.runId = crypto.randomUUID();
@@ -303,14 +302,17 @@ export class GroupRunState {
 
   // ------------------------------------------------------------------ checkpoints
 
+  /** The settings form shows the engine's settings of `status`'s algorithm. */
+  private takeConfig(status: GroupStatus): void {
+    if (status.algo === 'grpo') this.grpo = { ...(status.config as GrpoConfig) };
+    else if (status.algo === 'rloo') this.rloo = { ...(status.config as RlooConfig) };
+    else this.odpo = { ...(status.config as OnlineDpoConfig) };
+  }
+
   /** Which saved run of the shown algorithm can be resumed (when no run of it is loaded). */
   async refresh(): Promise<void> {
     if (this.created === this.algo) return;
     const algo = this.algo;
-    if (algo === 'online-dpo') {
-      this.savedRun = null;
-      return;
-    }
     try {
       const r = await (await runStore()).latestGroup(algo);
       if (this.algo !== algo) return;
@@ -325,8 +327,7 @@ export class GroupRunState {
   /** Save the run: state (weights and Adam in chunks), setup and metric history (between iterations only). */
   async save(): Promise<void> {
     // Only between iterations (no job in flight): the engine's state is whole then.
-    if (!this.runId || !this.setup || !this.created || this.created === 'online-dpo' || this.jobId || this.saving)
-      return;
+    if (!this.runId || !this.setup || !this.created || this.jobId || this.saving) return;
     this.saving = true;
     try {
       const state = await engineState.engine.groupState();
@@ -344,7 +345,7 @@ export class GroupRunState {
     } catch (e) {
       notices.add(
         'error',
-        `The ${this.created?.toUpperCase()} checkpoint was not saved: ${toStorageError(e, 'save the run').message}`,
+        `The ${this.created ? algoLabel(this.created) : ''} checkpoint was not saved: ${toStorageError(e, 'save the run').message}`,
       );
     } finally {
       this.saving = false;
@@ -370,8 +371,7 @@ export class GroupRunState {
       const rec = loaded.run;
       const status = await engineState.engine.groupCreate(rec.setup, loaded.state);
       this.algo = status.algo;
-      if (status.algo === 'grpo') this.grpo = { ...(status.config as GrpoConfig) };
-      else this.rloo = { ...(status.config as RlooConfig) };
+      this.takeConfig(status);
       this.created = status.algo;
       this.setup = status.setup;
       this.runId = rec.id;
@@ -384,7 +384,7 @@ export class GroupRunState {
       this.savedRun = null;
       trainState.rewardKind = rec.setup.reward.kind;
       if (rec.setup.reward.kind === 'function') rewardFnState.functions = structuredClone(rec.setup.reward.functions);
-      notices.add('info', `Resumed ${status.algo.toUpperCase()} run at iteration ${status.iteration}.`);
+      notices.add('info', `Resumed ${algoLabel(status.algo)} run at iteration ${status.iteration}.`);
       return true;
     } catch (e) {
       this.error = (e as Error).message;

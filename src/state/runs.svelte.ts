@@ -266,7 +266,7 @@ export class RunsState {
       if (!saved) throw new Error(`The weights of run "${run.name}" are gone. Its curves and samples stay readable.`);
       return { kind: 'params', params: saved.state.policy };
     }
-    if (run.kind === 'grpo' || run.kind === 'rloo') {
+    if (run.kind === 'grpo' || run.kind === 'rloo' || run.kind === 'online-dpo') {
       const saved = await store.loadGroup(run.id);
       if (!saved) throw new Error(`The weights of run "${run.name}" are gone. Its curves stay readable.`);
       return { kind: 'params', params: saved.state.policy };
@@ -281,7 +281,7 @@ export class RunsState {
     if (run.kind !== 'sft' && run.kind !== 'dpo' && run.kind !== 'pretrain') {
       this.setRowError(
         run.id,
-        'Only SFT, DPO and pretraining runs can be loaded here; resume a PPO, GRPO or RLOO run on the Train page.',
+        'Only SFT, DPO and pretraining runs can be loaded here; resume a PPO, GRPO, RLOO or online DPO run on the Train page.',
       );
       return;
     }

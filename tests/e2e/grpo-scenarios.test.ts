@@ -6,6 +6,21 @@ import { openApp } from './harness';
 const MODEL_TIMEOUT = 120_000;
 const RUN_TIMEOUT = 400_000;
 
+/** Copy link, then read it back from the clipboard (or from the fallback field). */
+async function copyLink(page: Page): Promise<string> {
+  await page.click('[data-testid="copy-link"]');
+  await page.waitForFunction(
+    () =>
+      document.querySelector('[data-testid="copy-status"]')?.textContent === 'Link copied' ||
+      document.querySelector('[data-testid="share-url"]'),
+  );
+  if (await page.locator('[data-testid="share-url"]').count()) return page.inputValue('[data-testid="share-url"]');
+  return page.evaluate(() => navigator.clipboard.readText());
+}
+
+const picked = (page: Page, id: string) =>
+  page.getAttribute(`[data-testid="group-scenario-card"][data-id="${id}"] h3 button`, 'aria-pressed');
+
 async function run(page: Page, id: string): Promise<void> {
   const card = `[data-testid="group-scenario-card"][data-id="${id}"]`;
   await page.click(`${card} h3 button`);
@@ -70,6 +85,47 @@ describe('GRPO scenarios on the start page', () => {
         legend.map((t) => t.trim()),
         ['grpo', 'dapo', 'dr_grpo'],
       );
+      assert.deepEqual(app.errors, []);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a link with scenario=<GRPO id> opens that scenario; Copy link writes the GRPO scenario picked', async () => {
+    const app = await openApp('/?quick=1&scenario=length-bias-lab', {
+      context: { permissions: ['clipboard-read', 'clipboard-write'] },
+    });
+    const { page } = app;
+    try {
+      const card = '[data-testid="group-scenario-card"][data-id="length-bias-lab"]';
+      await page.waitForSelector(`${card} [data-testid="group-scenario-run"]`);
+      assert.equal(await picked(page, 'length-bias-lab'), 'true');
+      assert.equal(await picked(page, 'exact-words'), 'false');
+      const lab = new URL(await copyLink(page));
+      assert.equal(lab.searchParams.get('scenario'), 'length-bias-lab');
+      assert.equal(lab.searchParams.get('quick'), 'true');
+
+      // Another GRPO card picked: the link follows it.
+      await page.click('[data-testid="group-scenario-card"][data-id="exact-words"] h3 button');
+      assert.equal(await picked(page, 'exact-words'), 'true');
+      const words = new URL(await copyLink(page));
+      assert.equal(words.searchParams.get('scenario'), 'exact-words');
+
+      // An RLHF scenario picked instead: its id, and no GRPO card is open.
+      const ppoCard = page.locator('[data-testid="scenario-card"]').first();
+      const ppoId = (await ppoCard.getAttribute('data-id'))!;
+      await ppoCard.locator('h3 button').click();
+      assert.equal(new URL(await copyLink(page)).searchParams.get('scenario'), ppoId);
+      assert.equal(
+        await page.locator('[data-testid="group-scenario-card"] [data-testid="group-scenario-run"]').count(),
+        0,
+      );
+
+      // The GRPO link opened afresh opens its scenario, ready to run.
+      await page.goto(words.href);
+      const run = '[data-testid="group-scenario-card"][data-id="exact-words"] [data-testid="group-scenario-run"]';
+      await page.waitForSelector(`${run}:enabled`, { timeout: MODEL_TIMEOUT });
+      assert.equal(await picked(page, 'exact-words'), 'true');
       assert.deepEqual(app.errors, []);
     } finally {
       await app.close();

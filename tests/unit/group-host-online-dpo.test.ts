@@ -1,8 +1,8 @@
 /**
  * Online DPO through the engine (src/lib/engine/group-host.ts), in-thread with the shipped model on wasm:
  * a run with a scripted labeller as the reward sends TRL-named metrics and its judged pairs per
- * iteration; a live setting reaches the trainer's next iteration; a bad one and an unknown
- * algorithm are refused with a message and change nothing.
+ * iteration; a live setting reaches the trainer's next iteration; its state resumes a new run
+ * exactly; a bad setting and an unknown algorithm are refused with a message and change nothing.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { useBackend } from './tf-backends';
@@ -48,6 +48,19 @@ describe('online DPO in the engine', () => {
     await engine.groupRun('odpo-2', { iterations: 1 }, (e) => events.push(e));
     expect((events[1].metrics as OnlineDpoMetrics).beta).toBe(0.4);
     expect((await engine.groupStatus())?.iteration).toBe(2);
+    // Saved and resumed as GRPO runs are: the state names its trainer, and a run rebuilt from it
+    // runs the iteration the original runs next.
+    const state = await engine.groupState();
+    expect(state).toMatchObject({ algo: 'online-dpo', iteration: 2, config: { beta: 0.4 } });
+    const setup = (await engine.groupStatus())!.setup;
+    await engine.groupRun('odpo-3', { iterations: 1 }, (e) => events.push(e));
+    expect(await engine.groupCreate(setup, state)).toMatchObject({ algo: 'online-dpo', iteration: 2 });
+    await engine.groupRun('odpo-4', { iterations: 1 }, (e) => events.push(e));
+    expect(events[3].pairs).toEqual(events[2].pairs);
+    expect((events[3].metrics as OnlineDpoMetrics).loss).toBeCloseTo((events[2].metrics as OnlineDpoMetrics).loss, 5);
+    await expect(engine.groupCreate({ ...setup, algo: 'grpo' }, state)).rejects.toThrow(
+      /saved online DPO state cannot resume a GRPO run/i,
+    );
     await expect(
       engine.groupCreate({
         algo: 'ppo' as never,

@@ -1,5 +1,5 @@
 /**
- * GRPO and RLOO runs saved like PPO runs (src/lib/data/runs.ts `saveGroup` / `loadGroup`, shapes
+ * GRPO, RLOO and online DPO runs saved like PPO runs (src/lib/data/runs.ts `saveGroup` / `loadGroup`, shapes
  * in src/lib/data/saved.ts): a real trainer's state goes into the `runs` store with its tensors in
  * `chunks` (fake-indexeddb), comes back bit for bit, resumes a fresh trainer to exactly the
  * iteration the original would have run, is listed as a run of its algorithm, and is deleted with
@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tf, useBackend } from './tf-backends';
 import { GPT } from '../../src/lib/model/gpt';
 import { GrpoTrainer, RlooTrainer } from '../../src/lib/rlhf/grpo';
+import { OnlineDpoTrainer } from '../../src/lib/rlhf/online-dpo';
 import type { RewardSource } from '../../src/lib/rlhf/ppo';
 import { RunStore } from '../../src/lib/data/runs';
 import {
@@ -31,6 +32,9 @@ const tokenizer = {
 };
 const PROMPTS = ['ab', 'cfe', 'g', 'hij'];
 const CONFIG = { numGenerations: 2, batchSize: 4, maxCompletionLength: 5, temperature: 1, learningRate: 1e-2, seed: 4 };
+const ODPO_CONFIG = { batchSize: 2, maxNewTokens: 5, temperature: 1, learningRate: 1e-2, seed: 4 };
+type Algo = 'grpo' | 'rloo' | 'online-dpo';
+const configOf = (algo: Algo) => (algo === 'online-dpo' ? ODPO_CONFIG : CONFIG);
 /** Reward: how many 'd' (id 3) the completion has. */
 const reward: RewardSource = { score: async (b) => b.map((x) => x.responseIds.filter((i) => i === 3).length) };
 
@@ -44,10 +48,10 @@ beforeAll(async () => {
 });
 afterAll(() => tf.disposeVariables());
 
-function setupOf(algo: 'grpo' | 'rloo'): GroupSetup {
+function setupOf(algo: Algo): GroupSetup {
   return {
     algo,
-    config: CONFIG,
+    config: configOf(algo),
     prompts: PROMPTS,
     reward: {
       kind: 'function',
@@ -57,14 +61,16 @@ function setupOf(algo: 'grpo' | 'rloo'): GroupSetup {
   };
 }
 
-describe('GRPO / RLOO runs in the runs store', () => {
-  for (const algo of ['grpo', 'rloo'] as const) {
+describe('GRPO / RLOO / online DPO runs in the runs store', () => {
+  for (const algo of ['grpo', 'rloo', 'online-dpo'] as const) {
     it(`${algo}: saved after 2 iterations, listed as ${algo}, loaded back, resumes to the same next iteration, deleted with its chunks`, async () => {
       const base = tiny();
       const make = () =>
         algo === 'grpo'
           ? new GrpoTrainer({ model: base, reward, tokenizer, prompts: PROMPTS, config: CONFIG })
-          : new RlooTrainer({ model: base, reward, tokenizer, prompts: PROMPTS, config: CONFIG });
+          : algo === 'rloo'
+            ? new RlooTrainer({ model: base, reward, tokenizer, prompts: PROMPTS, config: CONFIG })
+            : new OnlineDpoTrainer({ model: base, reward, tokenizer, prompts: PROMPTS, config: ODPO_CONFIG });
       const a = make();
       await a.iteration();
       await a.iteration();
@@ -77,7 +83,7 @@ describe('GRPO / RLOO runs in the runs store', () => {
         kind: algo,
         setup: setupOf(algo),
         state,
-        history: a.history.map((m) => ({ step: m.iteration, metrics: { reward: m.reward, loss: m.loss } })),
+        history: a.history.map((m) => ({ step: m.iteration, metrics: { loss: m.loss } })),
         updatedAt: 5000,
       };
       const saved = await store.saveGroup(rec, { kind: 'base', name: 'tiny' });
@@ -97,9 +103,10 @@ describe('GRPO / RLOO runs in the runs store', () => {
       expect(r).toMatchObject({ id: rec.id, kind: algo, name: `${algo.toUpperCase()} · test`, createdAt: 5000 });
       expect(r.parent).toEqual({ kind: 'base', name: 'tiny' });
       expect(r.history.map((h) => h.step)).toEqual([0, 1]);
-      expect(r.config).toMatchObject({ numGenerations: 2, reward: setupOf(algo).reward });
+      expect(r.config).toMatchObject({ ...configOf(algo), reward: setupOf(algo).reward });
       expect((await store.latestGroup(algo))?.id).toBe(rec.id);
-      expect(await store.latestGroup(algo === 'grpo' ? 'rloo' : 'grpo')).toBeUndefined();
+      for (const other of ['grpo', 'rloo', 'online-dpo'] as const)
+        if (other !== algo) expect(await store.latestGroup(other)).toBeUndefined();
 
       // Loaded back bit for bit, with its setup (reward functions included).
       const loaded = (await store.loadGroup(rec.id))!;
@@ -114,6 +121,7 @@ describe('GRPO / RLOO runs in the runs store', () => {
       b.setState(loaded.state as never);
       const [na, nb] = [await a.iteration(), await b.iteration()];
       expect(nb.rollout.texts).toEqual(na.rollout.texts);
+      expect(na.rollout.texts.length).toBeGreaterThan(0);
       expect(nb.metrics.loss).toBeCloseTo(na.metrics.loss, 6);
       expect(b.completedIterations).toBe(3);
 
@@ -126,6 +134,21 @@ describe('GRPO / RLOO runs in the runs store', () => {
       db.close();
     }, 60_000);
   }
+
+  it('an online DPO state names itself; a GRPO state is refused by an online DPO trainer', async () => {
+    const base = tiny();
+    const o = new OnlineDpoTrainer({ model: base, reward, tokenizer, prompts: PROMPTS, config: ODPO_CONFIG });
+    const g = new GrpoTrainer({ model: base, reward, tokenizer, prompts: PROMPTS, config: CONFIG });
+    const os = await o.getState();
+    expect(os.algo).toBe('online-dpo');
+    const { meta, index, bytes } = packGroupTensors(os, 'b');
+    expect(() => unpackGroupTensors(meta, index, bytes.slice(4))).toThrow(/online DPO checkpoint: .* bytes where/);
+    const gs = await g.getState();
+    expect(() => o.setState(gs as never)).toThrow(/grpo state cannot resume an online DPO run/);
+    o.dispose();
+    g.dispose();
+    base.dispose();
+  });
 
   it('bytes that do not match the index are refused', async () => {
     const base = tiny();

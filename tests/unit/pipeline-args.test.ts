@@ -4,7 +4,8 @@
  * `--seconds ppo`, and `--reward-fn FILE.js[=WEIGHT]` files checked (compiled and tried on two
  * completions) before any training, each bad file refused with a message naming it.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -40,7 +41,9 @@ describe('pipeline command line', () => {
   });
 
   it('--algo takes any algorithm of the table, or several; iterations for all or per algorithm', () => {
-    expect(PIPELINE_ALGO_NAMES).toEqual(['ppo', 'grpo', 'rloo']);
+    expect(PIPELINE_ALGO_NAMES).toEqual(['ppo', 'grpo', 'rloo', 'online-dpo']);
+    expect(parsePipelineArgs(['--algo', 'online-dpo']).algos).toEqual(['online-dpo']);
+    expect(parsePipelineArgs(['--algo', 'ppo,online-dpo', '--seconds', 'ppo']).seconds).toBe('ppo');
     expect(parsePipelineArgs(['--algo', 'grpo']).algos).toEqual(['grpo']);
     const a = parsePipelineArgs(['--algo', 'PPO, grpo,rloo', '--iterations', '7']);
     expect(a.algos).toEqual(['ppo', 'grpo', 'rloo']);
@@ -52,7 +55,7 @@ describe('pipeline command line', () => {
   });
 
   it('bad values name the option and why', () => {
-    bad(['--algo', 'dpo'], /--algo: unknown algorithm "dpo"; one of ppo, grpo, rloo/);
+    bad(['--algo', 'dpo'], /--algo: unknown algorithm "dpo"; one of ppo, grpo, rloo, online-dpo/);
     bad(['--algo', 'grpo,grpo'], /named twice/);
     bad(['--algo', ','], /--algo: name one of/);
     bad(['--iterations', '0'], /--iterations: must be a whole number ≥ 1, got "0"/);
@@ -84,6 +87,10 @@ describe('pipeline command line', () => {
       temperature: 0.7,
     });
     expect(() => PIPELINE_ALGOS.grpo.validate({ klCoef: 0.1 })).toThrow(/GRPO/);
+    const odpo = PIPELINE_ALGOS['online-dpo'].validate({ seed: 4, maxNewTokens: 12, temperature: 0.9 });
+    expect(odpo).toMatchObject({ seed: 4, lossType: 'sigmoid' });
+    expect(PIPELINE_ALGOS['online-dpo'].sampling(odpo)).toEqual({ maxNewTokens: 12, temperature: 0.9 });
+    expect(() => PIPELINE_ALGOS['online-dpo'].validate({ numGenerations: 4 })).toThrow(/Online DPO/);
     expect(() => PIPELINE_ALGOS.ppo.validate({ beta: 0.1 })).toThrow();
   });
 });
@@ -148,4 +155,49 @@ describe('--reward-fn files', () => {
     ).rejects.toThrow(/the weight after "=" must be a number, got "heavy"/);
     await expect(loadRewardFnFile('x.js', 0, () => ' ')).rejects.toThrow(/has no code/);
   });
+});
+
+describe('pipeline.ts end to end', () => {
+  it('--algo grpo,online-dpo: both train on the same reward function and write summaries of one shape', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pipeline-'));
+    try {
+      const fn = join(dir, 'words.js');
+      writeFileSync(
+        fn,
+        'function reward(prompts, completions) {\n  return completions.map((c) => c.length / 100);\n}\n',
+      );
+      const out = join(dir, 'out');
+      execFileSync(
+        'npx',
+        [
+          'tsx',
+          'scripts/experiments/pipeline.ts',
+          ...['--algo', 'grpo,online-dpo', '--rm-weight', '0', '--reward-fn', fn],
+          ...['--iterations', 'grpo=1,online-dpo=2', '--eval-samples', '1', '--out', out],
+        ],
+        { stdio: 'pipe' },
+      );
+      const read = (p: string) => JSON.parse(readFileSync(join(out, p), 'utf8')) as Record<string, unknown>;
+      const grpo = read('grpo/summary.json');
+      const odpo = read('online-dpo/summary.json');
+      expect(Object.keys(odpo).sort()).toEqual(Object.keys(grpo).sort());
+      expect(odpo).toMatchObject({ algo: 'online-dpo', iterations: 2, rm: null, pairs: 0 });
+      expect(odpo.config).toMatchObject({ beta: expect.any(Number), lossType: 'sigmoid' });
+      expect(odpo.config).toHaveProperty('missingEosPenalty');
+      const history = odpo.history as Record<string, number>[];
+      expect(history.map((m) => m.iteration)).toEqual([0, 1]);
+      for (const m of history) {
+        expect(Number.isFinite(m['objective/kl'])).toBe(true);
+        expect(m.wall_s).toBeGreaterThan(0);
+      }
+      expect(Number.isFinite(odpo.riseInBaseStd as number)).toBe(true);
+      expect((odpo.after as { rewardFunctions: Record<string, number> }).rewardFunctions.words).toBeGreaterThan(0);
+      const log = readFileSync(join(out, 'online-dpo/log.jsonl'), 'utf8').trim().split('\n');
+      expect(log).toHaveLength(2);
+      const all = read('summary.json').algorithms as { algo: string }[];
+      expect(all.map((r) => r.algo)).toEqual(['grpo', 'online-dpo']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

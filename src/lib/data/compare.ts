@@ -102,6 +102,7 @@ export const SHARED_METRICS: readonly SharedMetric[] = [
       ppo: { name: 'response_length' },
       grpo: { name: 'completions/mean_length' },
       rloo: { name: 'completions/mean_length' },
+      'online-dpo': { name: 'completions/mean_length' },
     },
   },
   {

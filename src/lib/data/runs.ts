@@ -9,9 +9,9 @@
  * pretraining run with its optimiser state and token streams too: `savePretrain`). PPO runs are saved
  * by the Train page through `savePpo` (`SavedPpoRun`, kind 'ppo', same store; its tensors in
  * chunks) and reward models stay in the `rewardModels` store; both are read as `RunRecord`s
- * through `ppoToRunRecord` and `rewardToRunRecord` (a link, no copy of their weights). GRPO and
- * RLOO runs are saved like PPO runs (`saveGroup`, `SavedGroupRun`, kind 'grpo' / 'rloo', tensors in
- * chunks) and read through `groupToRunRecord`. Records
+ * through `ppoToRunRecord` and `rewardToRunRecord` (a link, no copy of their weights). GRPO, RLOO
+ * and online DPO runs are saved like PPO runs (`saveGroup`, `SavedGroupRun`, kind 'grpo' / 'rloo' /
+ * 'online-dpo', tensors in chunks) and read through `groupToRunRecord`. Records
  * read back are validated: a bad one is skipped with a notice (`RunList.skipped`), never a crash.
  * The shapes themselves live in `./saved.ts`. Every save and delete is one transaction.
  *
@@ -33,6 +33,7 @@ import { diversityMetrics } from '../rlhf/diversity';
 import type { GroupState, PpoState } from '../engine/types';
 import {
   groupBlobId,
+  groupRunLabel,
   isSavedGroupRun,
   isSavedPpoRun,
   packGroupTensors,
@@ -46,6 +47,7 @@ import {
   unpackGroupTensors,
   unpackPpoTensors,
   type CheckpointMeta,
+  type GroupRunKind,
   type GroupRunSave,
   type PpoRunSave,
   type RunEval,
@@ -201,11 +203,13 @@ export function ppoToRunRecord(x: unknown): RunRecord {
   return validateRunRecord(rec);
 }
 
-/** A GRPO or RLOO run saved by the Train page, read as a run record (its weights are its own chunks). */
+/** A GRPO, RLOO or online DPO run saved by the Train page, read as a run record (its weights are its own chunks). */
 export function groupToRunRecord(x: unknown): RunRecord {
   if (!isSavedGroupRun(x) || !isObj(x.setup) || !isObj(x.state))
-    throw new RunRecordError(`GRPO/RLOO run ${isObj(x) ? String(x.id) : ''}: not a GRPO or RLOO run`);
-  const what = x.kind.toUpperCase();
+    throw new RunRecordError(
+      `GRPO/RLOO/online DPO run ${isObj(x) ? String(x.id) : ''}: not a GRPO, RLOO or online DPO run`,
+    );
+  const what = groupRunLabel(x.kind);
   if (!isNum(x.state.iteration)) throw new RunRecordError(`${what} run ${x.id}: no iteration`);
   const rec: RunRecord = {
     version: RUN_RECORD_VERSION,
@@ -374,13 +378,13 @@ export class RunStore {
   }
 
   /**
-   * Save a GRPO or RLOO run (between iterations) as `savePpo` saves PPO's: the record with the
+   * Save a GRPO, RLOO or online DPO run (between iterations) as `savePpo` saves PPO's: the record with the
    * state's small fields, the tensors (policy, Adam moments) in chunks, one transaction. A run
    * saved before keeps its first save time and its parent.
    */
   async saveGroup(run: GroupRunSave, parent: RunParent): Promise<SavedGroupRun> {
     const { meta, index, bytes } = packGroupTensors(run.state, groupBlobId(run.id));
-    return this.saveChunkedRun(run.id, isSavedGroupRun, `save the ${run.kind.toUpperCase()} run`, bytes, (prev) => ({
+    return this.saveChunkedRun(run.id, isSavedGroupRun, `save the ${groupRunLabel(run.kind)} run`, bytes, (prev) => ({
       ...run,
       state: meta,
       tensors: index,
@@ -389,19 +393,19 @@ export class RunStore {
     }));
   }
 
-  /** A saved GRPO/RLOO run with its whole state, or undefined if there is none with this id. */
+  /** A saved GRPO/RLOO/online DPO run with its whole state, or undefined if there is none with this id. */
   async loadGroup(id: string): Promise<{ run: SavedGroupRun; state: GroupState } | undefined> {
     const { run, bytes } = await this.readChunkedRun(id, isSavedGroupRun, 'read the run');
     if (!run) return undefined;
     if (!bytes)
       throw new CheckpointMissingError(
-        `The weights of ${run.kind.toUpperCase()} run "${run.setup.name ?? run.id}" are gone. Its curves stay readable.`,
+        `The weights of ${groupRunLabel(run.kind)} run "${run.setup.name ?? run.id}" are gone. Its curves stay readable.`,
       );
     return { run, state: unpackGroupTensors(run.state, run.tensors, bytes) };
   }
 
-  /** The most recently saved GRPO or RLOO run (without its tensors; of `algo` when given), or undefined. */
-  async latestGroup(algo?: 'grpo' | 'rloo'): Promise<SavedGroupRun | undefined> {
+  /** The most recently saved GRPO, RLOO or online DPO run (without its tensors; of `algo` when given), or undefined. */
+  async latestGroup(algo?: GroupRunKind): Promise<SavedGroupRun | undefined> {
     let rows: unknown[];
     try {
       rows = await this.db.getAll(STORES.runs);
@@ -448,7 +452,7 @@ export class RunStore {
       take(() =>
         isObj(r) && r.kind === 'ppo'
           ? ppoToRunRecord(r)
-          : isObj(r) && (r.kind === 'grpo' || r.kind === 'rloo') && 'tensors' in r
+          : isObj(r) && (r.kind === 'grpo' || r.kind === 'rloo' || r.kind === 'online-dpo') && 'tensors' in r
             ? groupToRunRecord(r)
             : validateRunRecord(r),
       );
@@ -544,8 +548,8 @@ export class RunStore {
       );
       return;
     }
-    // A PPO/GRPO/RLOO run's tensors are chunks of its own; an SFT/DPO run's weights are its checkpoint.
-    const own = run.kind === 'ppo' || run.kind === 'grpo' || run.kind === 'rloo';
+    // A PPO/GRPO/RLOO/online DPO run's tensors are chunks of its own; an SFT/DPO run's weights are its checkpoint.
+    const own = run.kind === 'ppo' || run.kind === 'grpo' || run.kind === 'rloo' || run.kind === 'online-dpo';
     const blobId =
       run.kind === 'ppo'
         ? ppoBlobId(run.id)

@@ -12,8 +12,8 @@
  * history) in the run record and its tensors (policy, value model, both Adam moments) as one
  * binary value in the `chunks` store, split like SFT/DPO weights (`writeChunks` in db.ts; TabGPT
  * stores model state in 64 MB chunks because single giant values fail). `packPpoTensors` and
- * `unpackPpoTensors` turn the tensors into those bytes and back. GRPO and RLOO runs are kept the
- * same way (`SavedGroupRun`: policy and Adam moments in chunks, `packGroupTensors`).
+ * `unpackPpoTensors` turn the tensors into those bytes and back. GRPO, RLOO and online DPO runs are
+ * kept the same way (`SavedGroupRun`: policy and Adam moments in chunks, `packGroupTensors`).
  */
 import type {
   GroupSetup,
@@ -28,7 +28,7 @@ import type {
 // ------------------------------------------------------------------------------- run records
 
 export const RUN_RECORD_VERSION = 1;
-export const RUN_KINDS = ['reward', 'sft', 'ppo', 'dpo', 'pretrain', 'grpo', 'rloo'] as const;
+export const RUN_KINDS = ['reward', 'sft', 'ppo', 'dpo', 'pretrain', 'grpo', 'rloo', 'online-dpo'] as const;
 export type RunKind = (typeof RUN_KINDS)[number];
 export const RUN_STATUSES = ['finished', 'running', 'paused', 'failed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -214,26 +214,37 @@ export function unpackPpoTensors(meta: PpoStateMeta, index: PpoTensorIndex, byte
   return { ...meta, ...unpackTensors(PPO_TENSOR_GROUPS, index, bytes, 'PPO') };
 }
 
-// ------------------------------------------------------------------------------- GRPO / RLOO runs
+// ------------------------------------------------------------------------------- GRPO / RLOO / online DPO runs
 
-/** The tensor groups of a GRPO or RLOO checkpoint (no value model: that is the point). */
+/** The tensor groups of a GRPO, RLOO or online DPO checkpoint (no value model: that is the point). */
 export const GROUP_TENSOR_GROUPS = ['policy', 'adamM', 'adamV'] as const;
 export type GroupTensorGroup = (typeof GROUP_TENSOR_GROUPS)[number];
 
-/** A GRPO/RLOO state without its tensors (what the run record holds). */
-export type GroupStateMeta = Omit<GroupState, GroupTensorGroup>;
+/** A GRPO/RLOO/online DPO state without its tensors (what the run record holds); one per algorithm. */
+export type GroupStateMeta = GroupState extends infer S
+  ? S extends unknown
+    ? Omit<S, GroupTensorGroup>
+    : never
+  : never;
+
+/** The algorithms saved as `SavedGroupRun`s (the record's `kind`). */
+export type GroupRunKind = 'grpo' | 'rloo' | 'online-dpo';
+
+/** How messages name a saved group run's algorithm. */
+export const groupRunLabel = (kind: GroupRunKind): string =>
+  kind === 'online-dpo' ? 'online DPO' : kind.toUpperCase();
 
 /** Where each tensor of a GRPO/RLOO checkpoint lies in its chunked bytes (offsets in float32 elements). */
 export type GroupTensorIndex = TensorIndex<GroupTensorGroup>;
 
 /**
- * One record per GRPO or RLOO run in the `runs` store (`kind` is the algorithm); its tensors are
+ * One record per GRPO, RLOO or online DPO run in the `runs` store (`kind` is the algorithm); its tensors are
  * in `chunks` under `tensors.blobId`. The setup carries the settings, prompts and reward (the
  * user's JavaScript functions included), `history` the metrics of every iteration (TRL's names).
  */
 export interface SavedGroupRun {
   id: string;
-  kind: 'grpo' | 'rloo';
+  kind: GroupRunKind;
   setup: GroupSetup;
   state: GroupStateMeta;
   tensors: GroupTensorIndex;
@@ -243,10 +254,15 @@ export interface SavedGroupRun {
   parent: RunParent;
 }
 
-/** A record of the `runs` store is a GRPO or RLOO run (its tensors in chunks). */
+/** A record of the `runs` store is a GRPO, RLOO or online DPO run (its tensors in chunks). */
 export function isSavedGroupRun(x: unknown): x is SavedGroupRun {
   const r = x as SavedGroupRun | undefined;
-  return (r?.kind === 'grpo' || r?.kind === 'rloo') && typeof r === 'object' && 'tensors' in r && 'setup' in r;
+  return (
+    (r?.kind === 'grpo' || r?.kind === 'rloo' || r?.kind === 'online-dpo') &&
+    typeof r === 'object' &&
+    'tensors' in r &&
+    'setup' in r
+  );
 }
 
 /** A GRPO/RLOO run as the Train page has it: the record's fields with the whole state. */
@@ -262,11 +278,11 @@ export function packGroupTensors(
   state: GroupState,
   blobId: string,
 ): { meta: GroupStateMeta; index: GroupTensorIndex; bytes: Uint8Array } {
-  const { policy, adamM, adamV, ...meta } = state;
-  return { meta, ...packTensors(GROUP_TENSOR_GROUPS, { policy, adamM, adamV }, blobId) };
+  const { policy, adamM, adamV, ...rest } = state;
+  return { meta: rest as GroupStateMeta, ...packTensors(GROUP_TENSOR_GROUPS, { policy, adamM, adamV }, blobId) };
 }
 
 /** The whole GRPO/RLOO state back from its record part and its bytes; throws when they do not match. */
 export function unpackGroupTensors(meta: GroupStateMeta, index: GroupTensorIndex, bytes: Uint8Array): GroupState {
-  return { ...meta, ...unpackTensors(GROUP_TENSOR_GROUPS, index, bytes, meta.algo === 'rloo' ? 'RLOO' : 'GRPO') };
+  return { ...meta, ...unpackTensors(GROUP_TENSOR_GROUPS, index, bytes, groupRunLabel(meta.algo)) } as GroupState;
 }

@@ -81,8 +81,9 @@ export class GroupHost {
             : new OnlineDpoTrainer({ ...opts, config: setup.config as Partial<OnlineDpoConfig> });
       if (state) {
         try {
-          if (trainer instanceof OnlineDpoTrainer) throw new Error('online DPO runs are not saved');
-          (trainer as GrpoTrainer).setState(state as Parameters<GrpoTrainer['setState']>[0]);
+          if (trainer instanceof OnlineDpoTrainer)
+            trainer.setState(state as Parameters<OnlineDpoTrainer['setState']>[0]);
+          else (trainer as GrpoTrainer).setState(state as Parameters<GrpoTrainer['setState']>[0]);
         } catch (e) {
           trainer.dispose();
           throw new InvalidInputError(`The saved run cannot be resumed on this model: ${(e as Error).message}`);
@@ -103,9 +104,7 @@ export class GroupHost {
 
   /** The run's state between iterations (weights, Adam, RNG, prompt order, history). */
   async getState(): Promise<GroupState> {
-    const t = this.require();
-    if (t instanceof OnlineDpoTrainer) throw new InvalidInputError('Online DPO runs are not saved yet.');
-    return t.getState();
+    return this.require().getState();
   }
 
   require(): Trainer {

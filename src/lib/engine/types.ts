@@ -197,7 +197,8 @@ export interface WrongPair {
 
 export type PpoConfig = import('../rlhf/ppo-config').PpoConfig;
 export type PpoState = import('../rlhf/ppo').PpoState;
-export type GroupState = import('../rlhf/grpo').GroupState;
+/** A GRPO / RLOO or online DPO trainer's state between iterations (`algo` tells which). */
+export type GroupState = import('../rlhf/grpo').GroupState | import('../rlhf/online-dpo').OnlineDpoState;
 export type PpoMetrics = import('../rlhf/ppo').PpoMetrics;
 export type PpoPhase = import('../rlhf/ppo').PpoPhase;
 export type LabellerConfig = import('../rlhf/labellers').LabellerConfig;

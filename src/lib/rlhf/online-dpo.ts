@@ -244,6 +244,8 @@ export function onlineDpoLoss(
 /** Everything needed to resume exactly (plain data). */
 export interface OnlineDpoState {
   version: 1;
+  /** Which trainer wrote it (saved runs share the GRPO/RLOO record shape, `SavedGroupRun`). */
+  algo: 'online-dpo';
   config: OnlineDpoConfig;
   iteration: number;
   adamStep: number;
@@ -333,7 +335,7 @@ export class OnlineDpoTrainer {
     this.reward = opts.reward;
     this.tokenizer = opts.tokenizer;
     this.prompts = [...opts.prompts];
-    this.promptIds = this.prompts.map((p) => encodePromptIds(this.tokenizer, p));
+    this.promptIds = this.prompts.map((p) => this.encodePrompt(p));
     this.onToken = opts.onToken;
     this.onStep = opts.onStep;
     this.rng = new Rng(this.cfg.seed);
@@ -376,6 +378,15 @@ export class OnlineDpoTrainer {
     return next;
   }
 
+  /** The model input for a prompt's ids: end-of-text + prompt, left-cut to leave room for the completion. */
+  queryFor(promptIds: number[]): number[] {
+    return queryIds(this.tokenizer.eotId, promptIds, this.policy.config.blockSize, this.cfg.maxNewTokens);
+  }
+
+  encodePrompt(text: string): number[] {
+    return encodePromptIds(this.tokenizer, text);
+  }
+
   // ------------------------------------------------------------------------------ phases
 
   /** Sample two completions for each of `batchSize` prompts; reference log-probs of each. */
@@ -397,7 +408,7 @@ export class OnlineDpoTrainer {
     const first = Array.from({ length: c.batchSize }, () => this.nextPrompt());
     const promptIdx = [...first, ...first];
     const promptIds = promptIdx.map((i) => this.promptIds[i]);
-    const queries = promptIds.map((ids) => queryIds(eot, ids, this.policy.config.blockSize, c.maxNewTokens));
+    const queries = promptIds.map((ids) => this.queryFor(ids));
     const rows = await generate(
       this.policy,
       queries,
@@ -612,6 +623,7 @@ export class OnlineDpoTrainer {
     if (!this.inRollout) this.live.apply();
     return {
       version: 1,
+      algo: 'online-dpo',
       config: structuredClone(this.cfg),
       iteration: this.completedIterations,
       adamStep: this.adam.step,
@@ -629,6 +641,8 @@ export class OnlineDpoTrainer {
   setState(state: OnlineDpoState): void {
     this.expect('rollout', 'setState() works between iterations');
     if (state?.version !== 1) throw new RangeError(`unknown online DPO state version ${state?.version}`);
+    if (state.algo !== undefined && state.algo !== 'online-dpo')
+      throw new RangeError(`a ${String(state.algo)} state cannot resume an online DPO run`);
     const config = ONLINE_DPO_SETTINGS.validate(state.config);
     const fit = fitProblem(config, this.policy.config.blockSize);
     if (fit) throw new RangeError(`online DPO state: ${fit}`);

@@ -22,7 +22,9 @@ export function applyUrlSettings(s: UrlSettings): void {
   uiPrefs.setPresenter(s.presenter);
   uiPrefs.setHidden(s.hide);
   if (s.scenario) {
-    if (!scenarioState.select(s.scenario) && !groupScenarioState.select(s.scenario))
+    // A GRPO scenario's id (static/scenarios/grpo/) opens its card; any other is an RLHF scenario's.
+    if (groupScenarioState.select(s.scenario)) groupScenarioState.fromLink = true;
+    else if (!scenarioState.select(s.scenario))
       notices.add('warning', `Unknown scenario "${s.scenario}" in the URL; starting without one.`);
   }
   // Explicit values win over the scenario's, also when the scenario runner sets up PPO and the
@@ -53,7 +55,8 @@ export function applyUrlSettings(s: UrlSettings): void {
 export function currentShareable(): ShareableState {
   const t = trainState;
   return {
-    scenario: scenarioState.current?.id ?? null,
+    // A picked GRPO scenario, else the RLHF scenario (one of them is picked at a time).
+    scenario: groupScenarioState.current?.id ?? scenarioState.current?.id ?? null,
     ppo: $state.snapshot(t.config) as PpoConfig,
     train: {
       promptSet: t.promptSet,
