@@ -11,6 +11,7 @@ import type { GPT } from '../model/gpt';
 import type { BpeTokenizer } from '../model/tokenizer';
 import { generate } from '../model/sampling';
 import { Rng } from '../model/rng';
+import { allowNarrowThreads, canNarrowThreads } from '../model/wasm-threads';
 import { labellerFromConfig, defaultLabellerConfig } from '../rlhf/labellers';
 import { PpoTrainer, rewardFromFunction } from '../rlhf/ppo';
 import { RewardModel } from '../rlhf/reward-model';
@@ -70,6 +71,28 @@ export async function runBench(
         const tokens = batch * Math.min(newTokens, T - 4);
         const row = stats(`sample b${batch} ${useCache ? 'cache' : 'no cache'}`, ms);
         rows.push({ ...row, value: (tokens / row.medianMs) * 1000, unit: 'tokens/s' });
+      }
+    }
+    // A/B in this process: cached decoding on the full wasm pool instead of one thread.
+    if (canNarrowThreads()) {
+      allowNarrowThreads(false);
+      try {
+        for (const batch of req.batches ?? [1, 16]) {
+          const prompts = Array.from({ length: batch }, () => [tok.eotId, ...tok.encode('The movie was')]);
+          const opts = { maxNewTokens: Math.min(newTokens, T - 4), temperature: 1, seed: 1, stopAtEot: false };
+          const ms = await time(
+            async () => {
+              await generate(model, prompts, opts, tok.eotId);
+              await yieldNow();
+            },
+            warmup,
+            repeats,
+          );
+          const row = stats(`sample b${batch} cache, all threads`, ms);
+          rows.push({ ...row, value: ((batch * opts.maxNewTokens) / row.medianMs) * 1000, unit: 'tokens/s' });
+        }
+      } finally {
+        allowNarrowThreads(true);
       }
     }
   }
