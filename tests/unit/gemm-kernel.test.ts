@@ -17,6 +17,7 @@ import {
   forceGemmBuild,
   gemm,
   gemmBuild,
+  gemmChoices,
   matMulOurs,
   setGemmPolicy,
   type GemmBuild,
@@ -125,6 +126,27 @@ describe.each<TestBackend>(['cpu', 'wasm'])('gemm kernel on %s', (backend) => {
     const a = run('always');
     const c = run('never');
     a.forEach((v, i) => expect(relErr(v, c[i]), `output ${i}`).toBeLessThan(1e-5));
+    tf.dispose([x, w, b]);
+  });
+
+  test('measured choice: on wasm a big enough product is timed once per shape inside the op, leaks nothing', () => {
+    setGemmPolicy('measure');
+    const rng = new Rng(8);
+    const x = tf.tensor2d(rand(rng, 300 * 128), [300, 128]);
+    const w = tf.tensor2d(rand(rng, 128 * 64), [128, 64]);
+    const b = tf.tensor1d(rand(rng, 64));
+    const before = tf.memory().numTensors;
+    const g = tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.sum(linear(xx as tf.Tensor2D, ww as tf.Tensor2D, b)))([
+      x,
+      w,
+    ]);
+    tf.dispose(g);
+    expect(tf.memory().numTensors).toBe(before);
+    const shapes = Object.keys(gemmChoices());
+    if (backend === 'wasm')
+      // forward [512 bucket, 64, 128], dX [.., 128, 64, tB], dW [128 bucket, 64, 512 rows, tA]
+      expect(shapes.sort()).toEqual(['128,64,300,1,0', '512,128,64,0,1', '512,64,128,0,0']);
+    else expect(shapes).toEqual([]); // measured on wasm only
     tf.dispose([x, w, b]);
   });
 
