@@ -4,6 +4,8 @@
  * in base64, so the app, the worker, Node scripts and tests load it without a separate file:
  *
  *   src/lib/model/kernels/attention.as.ts → src/lib/model/kernels/attention-wasm.ts
+ *   src/lib/model/kernels/gemm.as.ts      → gemm-relaxed-wasm.ts (relaxed SIMD: fused multiply-add)
+ *                                           gemm-simd-wasm.ts (plain SIMD, where relaxed SIMD is missing)
  *
  *   npx tsx scripts/build-kernels.ts          write the modules
  *   npx tsx scripts/build-kernels.ts --check  fail if a committed module differs from a fresh build
@@ -23,15 +25,28 @@ export const KERNELS = [
     source: 'src/lib/model/kernels/attention.as.ts',
     module: 'src/lib/model/kernels/attention-wasm.ts',
     constant: 'ATTENTION_WASM_BASE64',
+    features: 'simd',
+  },
+  {
+    source: 'src/lib/model/kernels/gemm.as.ts',
+    module: 'src/lib/model/kernels/gemm-relaxed-wasm.ts',
+    constant: 'GEMM_RELAXED_WASM_BASE64',
+    features: 'simd,relaxed-simd',
+  },
+  {
+    source: 'src/lib/model/kernels/gemm.as.ts',
+    module: 'src/lib/model/kernels/gemm-simd-wasm.ts',
+    constant: 'GEMM_SIMD_WASM_BASE64',
+    features: 'simd',
   },
 ];
 
-/** Compile one AssemblyScript file: SIMD on, no runtime (the kernels allocate nothing), -O3. */
-export async function compile(source: string): Promise<Uint8Array> {
+/** Compile one AssemblyScript file: SIMD (and `features`) on, no runtime (the kernels allocate nothing), -O3. */
+export async function compile(source: string, features = 'simd'): Promise<Uint8Array> {
   let binary: Uint8Array | null = null;
   const stderr: string[] = [];
   const { error } = await asc.main(
-    [join(ROOT, source), '--outFile', 'out.wasm', '-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd'],
+    [join(ROOT, source), '--outFile', 'out.wasm', '-O3', '--runtime', 'stub', '--noAssert', '--enable', features],
     {
       writeFile(name: string, contents: Uint8Array | string) {
         if (name.endsWith('.wasm')) binary = contents as Uint8Array;
@@ -55,7 +70,7 @@ async function main(): Promise<void> {
   const check = process.argv.includes('--check');
   let stale = 0;
   for (const k of KERNELS) {
-    const text = moduleText(k, await compile(k.source));
+    const text = moduleText(k, await compile(k.source, k.features));
     const path = join(ROOT, k.module);
     if (check) {
       let old = '';

@@ -9,6 +9,8 @@
 import { parseArgs } from 'node:util';
 
 export const ALL_BACKENDS = ['wasm', 'webgpu', 'webgl', 'cpu'] as const;
+/** The benchmarks, in the order they run. */
+export const ALL_BENCHMARKS = ['sample', 'train', 'reward', 'ppo', 'group'] as const;
 export type BenchBackend = (typeof ALL_BACKENDS)[number];
 
 export interface BenchOptions {
@@ -20,6 +22,8 @@ export interface BenchOptions {
   /** Thread counts for wasm; 0 = the app's own choice (the machine's cores). Default `[0]`. */
   threads?: number[];
   repeats: number;
+  /** Benchmarks to run (default: all of {@link ALL_BENCHMARKS}). */
+  what?: (typeof ALL_BENCHMARKS)[number][];
   quick: boolean;
   out: string;
   torch: boolean;
@@ -30,6 +34,7 @@ export const USAGE = `npm run bench [-- options]
   --all                              every backend, software adapters and the cpu backend included
   --threads 1,0                      wasm thread counts to compare (0 = all cores, the app's default)
   --repeats 3                        timed repeats of each benchmark (after one warm-up)
+  --what sample,train,ppo            only these benchmarks (of sample, train, reward, ppo, group)
   --quick                            one short pass of everything (a smoke test)
   --no-torch                         leave out the PyTorch peer
   --out bench/results.json           where the results go`;
@@ -43,6 +48,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       all: { type: 'boolean', default: false },
       threads: { type: 'string', default: '1,0' },
       repeats: { type: 'string', default: '3' },
+      what: { type: 'string' },
       quick: { type: 'boolean', default: false },
       out: { type: 'string', default: 'bench/results.json' },
       'no-torch': { type: 'boolean', default: false },
@@ -65,8 +71,14 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   const repeats = Number(values.repeats);
   if (!Number.isInteger(repeats) || repeats < 1 || repeats > 100)
     throw new Error(`--repeats takes a whole number from 1 to 100, got "${values.repeats}".`);
+  const what = values.what === undefined ? [...ALL_BENCHMARKS] : list(values.what);
+  for (const w of what)
+    if (!(ALL_BENCHMARKS as readonly string[]).includes(w))
+      throw new Error(`Unknown benchmark "${w}"; choose from ${ALL_BENCHMARKS.join(', ')}.`);
+  if (!what.length) throw new Error('--what needs at least one benchmark.');
   return {
     backends: explicit.length ? explicit : [...ALL_BACKENDS],
+    what: what as BenchOptions['what'],
     explicit,
     all: values.all!,
     threads: [...new Set(threads)],

@@ -10,7 +10,8 @@
  * CPU step (1 and 2 threads, measured in the same run when `/usr/bin/python3` has torch,
  * scripts/bench/torch_step.py), and writes bench/results.json.
  *
- *   npm run bench [-- --backends wasm,webgpu --all --threads 1,0 --repeats 3 --quick --out bench/results.json]
+ *   npm run bench [-- --backends wasm,webgpu --all --threads 1,0 --repeats 3 --what sample,ppo --quick
+ *                     --out bench/results.json]
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -142,7 +143,7 @@ async function benchRun(run: BenchRun, o: BenchOptions): Promise<BackendReport |
     let memory = null as BenchResult['memory'] | null;
     let longestTaskMs: number | null = null;
     // One benchmark at a time, so the progress shows where it is.
-    for (const what of full.what) {
+    for (const what of full.what.filter((w) => !o.what || o.what.includes(w))) {
       const started = Date.now();
       const result = await app.page.evaluate(
         async (req) => {

@@ -2,7 +2,8 @@
  * TF.js wasm on threads in the built (minified) app (issue 18, item 1): the servers send COOP +
  * COEP, so the page and the engine worker are cross-origin isolated, and the wasm backend's pool
  * runs `min(navigator.hardwareConcurrency, 8)` threads, which the header shows. A training step
- * gives the same losses on N threads as on one (`?threads=1`). Without the headers the app falls
+ * gives the same losses on N threads as on one (`?threads=1`), and cached sampling (its decode
+ * steps narrowed to one thread of the pool, src/lib/model/wasm-threads.ts) the same tokens. Without the headers the app falls
  * back to one thread and says why. On a static host that sends no headers at all, the service
  * worker adds them, so the second visit is isolated.
  */
@@ -20,7 +21,10 @@ interface Engine {
   rlhf: {
     engine: {
       info: { name: string; threads?: number; adapter: string };
-      engine: { bench(id: string, r: unknown): Promise<{ rows: { name: string; losses?: number[] }[] }> };
+      engine: {
+        bench(id: string, r: unknown): Promise<{ rows: { name: string; losses?: number[] }[] }>;
+        generate(id: string, r: unknown): Promise<{ samples: { ids: number[]; logprobs: number[] }[] }>;
+      };
     };
   };
 }
@@ -48,6 +52,38 @@ async function trainLosses(page: Page): Promise<number[]> {
     trainBatch: 2,
   });
   return r.rows.find((x) => x.name.startsWith('train step'))!.losses!;
+}
+
+/**
+ * Cached sampling of 4 prompts × 12 tokens in the engine worker (the decode steps run on one
+ * thread of the pool, wasm-threads.ts), and the names of the rows of a short sampling bench.
+ */
+async function sampleAndRows(page: Page): Promise<{ ids: number[][]; logprobs: number[][]; rows: string[] }> {
+  await page.waitForSelector('[data-testid="model-card"]', { timeout: MODEL_TIMEOUT });
+  return page.evaluate(async () => {
+    const e = (globalThis as unknown as Engine).rlhf.engine.engine;
+    const r = await e.generate('threads-sample', {
+      prompts: ['The movie was', 'I loved', 'The food was', 'This book'],
+      maxNewTokens: 12,
+      temperature: 1,
+      topK: 0,
+      topP: 1,
+      seed: 5,
+      useCache: true,
+    });
+    const b = await e.bench('threads-sample-bench', {
+      what: ['sample'],
+      warmup: 0,
+      repeats: 1,
+      newTokens: 4,
+      batches: [2],
+    });
+    return {
+      ids: r.samples.map((x) => x.ids),
+      logprobs: r.samples.map((x) => x.logprobs),
+      rows: b.rows.map((x) => x.name),
+    };
+  });
 }
 
 /** A static file server that sends no headers beyond the content type (a plain static host). */
@@ -94,6 +130,14 @@ describe('wasm threads (cross-origin isolation)', () => {
       const s1 = await threadState(one.page);
       assert.equal(s1.threads, 1);
       assert.match(s1.adapter, /WebAssembly SIMD, 1 thread \(one thread asked for\)/);
+
+      // Decoding narrows the pool to one thread and widens it again: the same tokens as on one
+      // thread, and only the N-thread app has the pool switch (its bench adds the all-threads A/B).
+      const [sa, sb] = [await sampleAndRows(many.page), await sampleAndRows(one.page)];
+      assert.deepEqual(sa.ids, sb.ids, 'the same tokens on N threads as on one');
+      sa.logprobs.flat().forEach((lp, i) => assert.ok(Math.abs(lp - sb.logprobs.flat()[i]) < 1e-4, `logprob ${i}`));
+      if (s.threads! > 1) assert.ok(sa.rows.includes('sample b2 cache, all threads'), `rows: ${sa.rows}`);
+      assert.ok(!sb.rows.includes('sample b2 cache, all threads'), `rows: ${sb.rows}`);
 
       const [a, b] = [await trainLosses(many.page), await trainLosses(one.page)];
       assert.equal(a.length, 3);

@@ -32,6 +32,11 @@ describe('parseBenchArgs', () => {
     expect(o.repeats).toBe(3);
     expect(o.torch).toBe(true);
     expect(o.quick).toBe(false);
+    expect(o.what).toEqual(['sample', 'train', 'reward', 'ppo', 'group']);
+  });
+
+  it('reads --what: only the benchmarks named, in any case', () => {
+    expect(parseBenchArgs(['--what', 'PPO, sample']).what).toEqual(['ppo', 'sample']);
   });
 
   it('reads --backends (named ones are explicit), --all, --threads, --repeats, --no-torch, --quick, --out', () => {
@@ -65,6 +70,8 @@ describe('parseBenchArgs', () => {
     expect(() => parseBenchArgs(['--threads', '-1'])).toThrow(/--threads/);
     expect(() => parseBenchArgs(['--repeats', '0'])).toThrow(/--repeats takes a whole number from 1 to 100/);
     expect(() => parseBenchArgs(['--bogus'])).toThrow(/bogus/);
+    expect(() => parseBenchArgs(['--what', 'sampling'])).toThrow(/Unknown benchmark "sampling"; choose from sample/);
+    expect(() => parseBenchArgs(['--what', ','])).toThrow(/at least one benchmark/);
   });
 });
 

@@ -125,6 +125,13 @@ describe.each<TestBackend>(['cpu', 'wasm'])('GPT on %s', (backend) => {
     const targets = tf.tensor2d([[2, 3, 4, 5, 6, 7]], undefined, 'int32');
     const { hidden } = model.forward(idx, { returnHidden: true });
     expect(hidden!.shape).toEqual([1, 6, SMALL.nEmbd]);
+    // hiddenStates: the same numbers without the LM head, and a gradient through them.
+    const h2 = model.hiddenStates(idx);
+    expect(Array.from(await h2.data())).toEqual(Array.from(await hidden!.data()));
+    const w = model.params.get('transformer.h.0.mlp.c_fc.weight')!;
+    const { grads } = tf.variableGrads(() => tf.sum(tf.square(model.hiddenStates(idx))) as tf.Scalar, [w]);
+    expect(Math.max(...Array.from(await grads[w.name].data(), Math.abs))).toBeGreaterThan(0);
+    tf.dispose([h2, hidden!, grads[w.name]]);
     const opt = tf.train.adam(1e-2, 0.9, 0.999, 1e-8);
     const first = (await model.loss(idx, targets).data())[0];
     for (let i = 0; i < 20; i++) opt.minimize(() => model.loss(idx, targets), false, model.trainableVariables());

@@ -24,6 +24,7 @@ import {
   type RewardSource,
 } from '../../src/lib/rlhf/ppo';
 import { ValueModel } from '../../src/lib/rlhf/value-model';
+import { entropyFromLogits } from '../../src/lib/rlhf/entropy';
 
 const V = 16;
 const EOT = 15;
@@ -124,6 +125,46 @@ describe('PpoTrainer', () => {
     expect(up.metrics['val/ratio']).toBeLessThan(1.1);
     t.dispose();
     base.dispose();
+  });
+
+  test("rollout rows carry the rollout policy's per-token entropy at the temperature; the entropy bonus still trains", async () => {
+    const temperature = 0.7;
+    const base = tinyModel();
+    const t = makeTrainer(base, { temperature });
+    await t.rollout();
+    await t.score();
+    const adv = await t.advantages();
+    // Recomputed apart: one forward pass per row over [query, response], entropy of softmax(z / T)
+    // at the position before each response token.
+    for (let i = 0; i < adv.samples.length; i++) {
+      const q = t.queryFor(tokenizer.encode(adv.samples[i].prompt));
+      const r = adv.rows.responseIds[i];
+      const seq = tf.tensor2d([[...q, ...r]], undefined, 'int32');
+      const logits = base.forward(seq).logits;
+      const z = (await tf.div(logits, temperature).array()) as number[][][];
+      const want = entropyFromLogits([z[0].slice(q.length - 1, q.length - 1 + r.length)], [r.map(() => 1)]);
+      expect(adv.rows.entropy[i].length).toBe(r.length);
+      adv.rows.entropy[i].forEach((h, j) => expect(h).toBeCloseTo(want.perToken[0][j], 4));
+      tf.dispose([seq, logits]);
+    }
+    const up = await t.update();
+    expect(up.metrics['policy/entropy_avg']).toBeGreaterThan(0);
+    t.dispose();
+    base.dispose();
+
+    // entCoef > 0 keeps the entropy on the gradient's path: the same run ends with other weights.
+    const after = async (entCoef: number) => {
+      const m = tinyModel();
+      const tr = makeTrainer(m, { entCoef });
+      await tr.iteration();
+      const w = await weightsOf(tr);
+      tr.dispose();
+      m.dispose();
+      return w;
+    };
+    const [w0, w1] = [await after(0), await after(0.5)];
+    const diff = Math.max(...w0.map((a, k) => Math.max(...a.map((x, n) => Math.abs(x - w1[k][n])))));
+    expect(diff).toBeGreaterThan(1e-6);
   });
 
   test('phases run in order', async () => {

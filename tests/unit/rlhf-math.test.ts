@@ -13,6 +13,7 @@ import {
   gae,
   klPerToken,
   klPerTokenT,
+  logprobsAndEntropyT,
   logprobsOfTokens,
   maskedMean,
   maskedVar,
@@ -368,7 +369,41 @@ describe.each<TestBackend>(['cpu', 'wasm'])('RLHF maths, tensor API on %s', (bac
           expectClose(await read(lp), c.logprobs, TOL_TENSOR, `logprobs T=${c.temperature}`);
           expectClose(await read(lp2), c.logprobs, TOL_TENSOR, `logprobs T=${c.temperature}`);
           expectClose(await read(g2), c.grad, TOL_TENSOR, `logprobs grad T=${c.temperature}`);
-          tf.dispose([lp, lp2, g2]);
+          // The fused version (one log-softmax for both): the same log-probs, gradients and, at
+          // T = 1, the same entropy and entropy gradient.
+          const f = logprobsAndEntropyT(logits, tokensT as tf.Tensor2D, c.temperature, m as tf.Tensor2D);
+          expectClose(await read(f.logprobs), await read(lp2), 0, `fused logprobs T=${c.temperature}`);
+          const fg = tf.grad((x: tf.Tensor) =>
+            tf.sum(
+              tf.mul(logprobsAndEntropyT(x as tf.Tensor3D, tokensT as tf.Tensor2D, c.temperature, m).logprobs, wt),
+            ),
+          )(logits);
+          expectClose(await read(fg), c.grad, TOL_TENSOR, `fused logprobs grad T=${c.temperature}`);
+          const scaled = tf.div(logits, c.temperature) as tf.Tensor3D;
+          const want = entropyFromLogitsT(scaled, m as tf.Tensor2D);
+          expectClose(await read(f.entropy.perToken), await read(want.perToken), TOL_TENSOR, 'fused entropy');
+          expectClose(await read(f.entropy.mean), await read(want.mean), TOL_TENSOR, 'fused entropy mean');
+          if (c.temperature === 1) {
+            expectClose(await read(f.entropy.perToken), G.entropy.perToken, TOL_TENSOR, 'fused entropy T=1');
+            const eg = tf.grad(
+              (x: tf.Tensor) =>
+                logprobsAndEntropyT(x as tf.Tensor3D, tokensT as tf.Tensor2D, 1, m as tf.Tensor2D).entropy.mean,
+            )(logits);
+            expectClose(await read(eg), G.entropy.grad, TOL_TENSOR, 'fused entropy grad');
+            eg.dispose();
+          }
+          tf.dispose([
+            lp,
+            lp2,
+            g2,
+            f.logprobs,
+            f.entropy.perToken,
+            f.entropy.mean,
+            fg,
+            scaled,
+            want.perToken,
+            want.mean,
+          ]);
         }
         tf.dispose([logits, tokensT, wt]);
       }

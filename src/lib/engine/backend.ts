@@ -23,6 +23,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-backend-cpu';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { attentionKernelReady, prepareAttentionKernel } from '../model/kernels/attention-kernel';
+import { gemmBuild, prepareGemmKernel } from '../model/kernels/gemm-kernel';
 import { BackendInitError } from './errors';
 import { WASM_HEAP_MAX_BYTES, type BackendLimits } from '../model/plan';
 import type { BackendChoice, BackendInfo, BackendName } from './types';
@@ -160,7 +161,9 @@ export function describeActive(name: BackendName, webgpuDescription?: string): s
       const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
       const n = wasmThreads();
       const why = n === 1 && wasmPlan.reason ? ` (${wasmPlan.reason})` : '';
-      return `WebAssembly${simd ? ' SIMD' : ''}, ${n} thread${n === 1 ? '' : 's'}${why}${attentionKernelReady() ? ', own attention kernel' : ''}`;
+      const gemm = gemmBuild();
+      const mm = gemm ? `, own matmul kernel${gemm === 'relaxed' ? ' (FMA)' : ''}` : '';
+      return `WebAssembly${simd ? ' SIMD' : ''}, ${n} thread${n === 1 ? '' : 's'}${why}${attentionKernelReady() ? ', own attention kernel' : ''}${mm}`;
     }
     case 'webgl': {
       try {
@@ -198,6 +201,7 @@ async function tryBackend(name: BackendName, timeoutMs: number): Promise<void> {
   await tf.ready();
   await smokeTest();
   if (name === 'wasm' || name === 'cpu') await prepareAttentionKernel();
+  if (name === 'wasm') await prepareGemmKernel();
 }
 
 export interface ChooseOptions {

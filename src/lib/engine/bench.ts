@@ -11,6 +11,8 @@ import type { GPT } from '../model/gpt';
 import type { BpeTokenizer } from '../model/tokenizer';
 import { generate } from '../model/sampling';
 import { Rng } from '../model/rng';
+import { allowNarrowThreads, canNarrowThreads } from '../model/wasm-threads';
+import { gemmBuild, matMulOurs, setGemmPolicy } from '../model/kernels/gemm-kernel';
 import { labellerFromConfig, defaultLabellerConfig } from '../rlhf/labellers';
 import { PpoTrainer, rewardFromFunction } from '../rlhf/ppo';
 import { RewardModel } from '../rlhf/reward-model';
@@ -30,6 +32,67 @@ async function time(fn: () => Promise<void>, warmup: number, repeats: number): P
     const t0 = performance.now();
     await fn();
     out.push(performance.now() - t0);
+  }
+  return out;
+}
+
+/**
+ * GMAC/s of each dense product of a training step (rows × C → 3C, C, 4C; 4C → C; C → V), forward
+ * and both gradients, on TF.js (explicit transposes, as ops.ts did) and on our kernel, the best
+ * of `repeats` runs, interleaved.
+ */
+async function gemmRows(
+  rowsN: number,
+  C: number,
+  V: number,
+  repeats: number,
+  yieldNow: () => Promise<void>,
+): Promise<BenchRow[]> {
+  const out: BenchRow[] = [];
+  const build = gemmBuild();
+  for (const [k, n] of [
+    [C, 3 * C],
+    [C, C],
+    [C, 4 * C],
+    [4 * C, C],
+    [C, V],
+  ]) {
+    const X = tf.randomNormal([rowsN, k]) as tf.Tensor2D;
+    const W = tf.randomNormal([k, n]) as tf.Tensor2D;
+    const dY = tf.randomNormal([rowsN, n]) as tf.Tensor2D;
+    for (const [name, theirs, ours] of [
+      [`${rowsN}×${k}·${k}×${n}`, () => tf.matMul(X, W), () => matMulOurs(X, W)],
+      [
+        `${rowsN}×${n}·(${k}×${n})ᵀ`,
+        () => tf.tidy(() => tf.matMul(dY, tf.transpose(W))),
+        () => matMulOurs(dY, W, false, true),
+      ],
+      [
+        `(${rowsN}×${k})ᵀ·${rowsN}×${n}`,
+        () => tf.tidy(() => tf.matMul(tf.transpose(X), dY)),
+        () => matMulOurs(X, dY, true, false),
+      ],
+    ] as const) {
+      const t: number[] = [];
+      const o: number[] = [];
+      for (let i = 0; i < repeats + 1; i++) {
+        for (const [f, into] of [
+          [theirs, t],
+          [ours, o],
+        ] as const) {
+          const t0 = performance.now();
+          const r = f();
+          r.dataSync();
+          if (i > 0) into.push(performance.now() - t0);
+          r.dispose();
+        }
+      }
+      const gmac = (ms: number[]) => (rowsN * k * n) / Math.min(...ms) / 1e6;
+      out.push({ ...stats(`  gemm ${name} TF.js`, t), value: gmac(t), unit: 'GMAC/s' });
+      out.push({ ...stats(`  gemm ${name} ours (${build})`, o), value: gmac(o), unit: 'GMAC/s' });
+      await yieldNow();
+    }
+    tf.dispose([X, W, dY]);
   }
   return out;
 }
@@ -72,6 +135,28 @@ export async function runBench(
         rows.push({ ...row, value: (tokens / row.medianMs) * 1000, unit: 'tokens/s' });
       }
     }
+    // A/B in this process: cached decoding on the full wasm pool instead of one thread.
+    if (canNarrowThreads()) {
+      allowNarrowThreads(false);
+      try {
+        for (const batch of req.batches ?? [1, 16]) {
+          const prompts = Array.from({ length: batch }, () => [tok.eotId, ...tok.encode('The movie was')]);
+          const opts = { maxNewTokens: Math.min(newTokens, T - 4), temperature: 1, seed: 1, stopAtEot: false };
+          const ms = await time(
+            async () => {
+              await generate(model, prompts, opts, tok.eotId);
+              await yieldNow();
+            },
+            warmup,
+            repeats,
+          );
+          const row = stats(`sample b${batch} cache, all threads`, ms);
+          rows.push({ ...row, value: ((batch * opts.maxNewTokens) / row.medianMs) * 1000, unit: 'tokens/s' });
+        }
+      } finally {
+        allowNarrowThreads(true);
+      }
+    }
   }
 
   if (want.has('train')) {
@@ -107,6 +192,27 @@ export async function runBench(
       unit: 'tokens/s',
       losses,
     });
+    // A/B in this process: the same step with every product on TF.js (our gemm kernel off), then
+    // each dense product of the step alone, TF.js against ours (kernels/gemm-kernel.ts).
+    if (tf.getBackend() === 'wasm' && gemmBuild()) {
+      setGemmPolicy('never');
+      try {
+        const off = await time(
+          async () => {
+            const loss = opt.minimize(() => policy.loss(x, y), true, vars);
+            await loss!.data();
+            loss!.dispose();
+            await yieldNow();
+          },
+          warmup,
+          repeats,
+        );
+        rows.push({ ...stats(`train step b${B}×${T}, TF.js products only`, off) });
+      } finally {
+        setGemmPolicy('measure');
+      }
+      rows.push(...(await gemmRows(B * T, model.config.nEmbd, model.config.vocabSize, repeats, yieldNow)));
+    }
     tf.dispose([x, y]);
     opt.dispose();
     policy.dispose();

@@ -372,34 +372,61 @@ export class GPT {
     return { hidden, logits: matMul(hidden, wteT) };
   }
 
+  /** The transformer blocks over idx (int32 [B, T]): the residual stream [B·T, C] before ln_f. */
+  private blocks(idx: tf.Tensor2D): tf.Tensor2D {
+    const [B, T] = idx.shape;
+    const { blockSize, nEmbd: C, nLayer } = this.config;
+    if (T > blockSize) throw new RangeError(`GPT.forward: sequence length ${T} exceeds blockSize ${blockSize}`);
+    const pos = tf.slice(this.p('transformer.wpe.weight'), [0, 0], [T, C]); // [T, C]
+    let x = tf.reshape(tf.add(tf.reshape(this.embedTokens(idx), [B, T, C]), pos), [B * T, C]) as tf.Tensor2D;
+    const kernel = this.useAttentionKernel();
+    const bias = kernel ? null : this.attentionBias(B, T, T);
+    for (let l = 0; l < nLayer; l++) {
+      const h = `transformer.h.${l}.`;
+      const qkv = this.linear(this.layerNorm(x, h + 'ln_1'), h + 'attn.c_attn'); // [B·T, 3C]
+      if (kernel) {
+        const y = selfAttention(qkv, B, T, this.config.nHead); // [B·T, C]
+        x = tf.add(x, this.linear(y, h + 'attn.c_proj'));
+      } else {
+        const { q, kT, v } = this.qkvHeads(qkv, B, T);
+        x = tf.add(x, this.attend(q, kT, v, bias!, l));
+      }
+      x = tf.add(x, this.mlp(this.layerNorm(x, h + 'ln_2'), l));
+    }
+    return x;
+  }
+
   /** Full forward pass of idx (int32 [B, T], T ≤ blockSize). Trainable under tf.variableGrads. */
   forward(idx: tf.Tensor2D, opts: { returnHidden?: boolean } = {}): ForwardOutput {
     const [B, T] = idx.shape;
-    const { blockSize, nEmbd: C, vocabSize: V, nLayer } = this.config;
+    const { blockSize, nEmbd: C, vocabSize: V } = this.config;
     if (T > blockSize) throw new RangeError(`GPT.forward: sequence length ${T} exceeds blockSize ${blockSize}`);
     if (this.llama) return this.llamaForward(idx, opts);
     return tf.tidy(() => {
-      const pos = tf.slice(this.p('transformer.wpe.weight'), [0, 0], [T, C]); // [T, C]
-      let x = tf.reshape(tf.add(tf.reshape(this.embedTokens(idx), [B, T, C]), pos), [B * T, C]) as tf.Tensor2D;
-      const kernel = this.useAttentionKernel();
-      const bias = kernel ? null : this.attentionBias(B, T, T);
-      for (let l = 0; l < nLayer; l++) {
-        const h = `transformer.h.${l}.`;
-        const qkv = this.linear(this.layerNorm(x, h + 'ln_1'), h + 'attn.c_attn'); // [B·T, 3C]
-        if (kernel) {
-          const y = selfAttention(qkv, B, T, this.config.nHead); // [B·T, C]
-          x = tf.add(x, this.linear(y, h + 'attn.c_proj'));
-        } else {
-          const { q, kT, v } = this.qkvHeads(qkv, B, T);
-          x = tf.add(x, this.attend(q, kT, v, bias!, l));
-        }
-        x = tf.add(x, this.mlp(this.layerNorm(x, h + 'ln_2'), l));
-      }
-      const { hidden, logits } = this.head(x);
+      const { hidden, logits } = this.head(this.blocks(idx));
       const out: ForwardOutput = { logits: tf.reshape(logits, [B, T, V]) };
       if (opts.returnHidden) out.hidden = tf.reshape(hidden, [B, T, C]);
       return out;
     });
+  }
+
+  /**
+   * The final hidden states [B, T, C] of idx (after ln_f), without the LM head: what the value
+   * and reward heads read. The same numbers as `forward(idx, { returnHidden: true }).hidden`
+   * without the [B·T, C] × [C, V] product (the largest of the model). Trainable.
+   */
+  hiddenStates(idx: tf.Tensor2D): tf.Tensor3D {
+    const [B, T] = idx.shape;
+    if (this.llama) {
+      if (T > this.config.blockSize)
+        throw new RangeError(`GPT.forward: sequence length ${T} exceeds blockSize ${this.config.blockSize}`);
+      return tf.tidy(
+        () => tf.reshape(this.llamaTrunk(idx, 0, undefined, null, [], []).x, [B, T, this.config.nEmbd]) as tf.Tensor3D,
+      );
+    }
+    return tf.tidy(
+      () => tf.reshape(this.layerNorm(this.blocks(idx), 'transformer.ln_f'), [B, T, this.config.nEmbd]) as tf.Tensor3D,
+    );
   }
 
   /**

@@ -8,7 +8,8 @@
  * saves its inputs. One customGrad op saves only what its gradient needs and recomputes the rest.
  *
  * Maths follows:
- *  - matMul: dA = dY·Bᵀ, dB = Aᵀ·dY (any linear-algebra text; PyTorch `mm` backward).
+ *  - matMul: dA = dY·Bᵀ, dB = Aᵀ·dY (any linear-algebra text; PyTorch `mm` backward); 2-D
+ *    products on wasm through our packed FMA kernel where it is measured faster (kernels/gemm.as.ts).
  *  - GELU, tanh form ("gelu_new" in Hugging Face transformers `activations.py`, Hendrycks &
  *    Gimpel 2016): 0.5·x·(1 + tanh(u)) with u = √(2/π)(x + 0.044715x³). Since
  *    1 + tanh(u) = 2σ(2u), this is exactly x·σ(2u); wasm's Sigmoid kernel is ~5× faster than Tanh.
@@ -17,6 +18,7 @@
  *  - log-softmax cross-entropy gradient: d log p_t / d logits = onehot(t) − softmax(logits).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { matMulOurs, preferOurs } from './kernels/gemm-kernel';
 
 type Args = (tf.Tensor | tf.GradSaveFunc)[];
 
@@ -28,19 +30,39 @@ export function transposeLast2<T extends tf.Tensor>(x: T): T {
 }
 
 /**
+ * op(a)·op(b) (+ bias) of 2-D tensors: through our wasm kernel (kernels/gemm-kernel.ts: packed,
+ * fused multiply-add where relaxed SIMD runs) where it was measured faster for this shape on the
+ * wasm backend, else TF.js with explicit transposes.
+ */
+function mm2(a: tf.Tensor2D, b: tf.Tensor2D, transA: boolean, transB: boolean, bias?: tf.Tensor1D): tf.Tensor2D {
+  const [M, K] = transA ? [a.shape[1], a.shape[0]] : a.shape;
+  const N = transB ? b.shape[0] : b.shape[1];
+  if (preferOurs(M, N, K, transA, transB)) return matMulOurs(a, b, transA, transB, bias ?? null);
+  const y = tf.matMul(transA ? tf.transpose(a) : a, transB ? tf.transpose(b) : b) as tf.Tensor2D;
+  if (!bias) return y;
+  const out = tf.add(y, bias) as tf.Tensor2D;
+  y.dispose();
+  return out;
+}
+
+/** op(a)·op(b) of 2-D or 4-D tensors: 2-D through {@link mm2}, 4-D with explicit transposes. */
+function mmT(a: tf.Tensor, b: tf.Tensor, transA: boolean, transB: boolean): tf.Tensor {
+  if (a.rank === 2 && b.rank === 2) return mm2(a as tf.Tensor2D, b as tf.Tensor2D, transA, transB);
+  return tf.tidy(() => tf.matMul(transA ? transposeLast2(a) : a, transB ? transposeLast2(b) : b));
+}
+
+/**
  * a @ b (2-D, or 4-D with equal batch dims) whose gradient uses explicit transposes and plain
  * matMuls: TF.js's own gradient calls matMul with transposeA/transposeB, which is 10–20× slower
- * on wasm (measured: [1024,512]@[128,512]ᵀ 71 ms vs 6.5 ms via transpose + matMul).
+ * on wasm (measured: [1024,512]@[128,512]ᵀ 71 ms vs 6.5 ms via transpose + matMul). 2-D
+ * products and both gradients go through our kernel where it is faster ({@link mm2}).
  */
 export const matMul = tf.customGrad((...args: Args) => {
   const [a, b, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
   save([a, b]);
   return {
-    value: tf.matMul(a, b),
-    gradFunc: (dy: tf.Tensor, [sa, sb]: tf.Tensor[]) => [
-      tf.matMul(dy, transposeLast2(sb)),
-      tf.matMul(transposeLast2(sa), dy),
-    ],
+    value: mmT(a, b, false, false),
+    gradFunc: (dy: tf.Tensor, [sa, sb]: tf.Tensor[]) => [mmT(dy, sb, false, true), mmT(sa, dy, true, false)],
   };
 }) as <T extends tf.Tensor>(a: T, b: tf.Tensor) => T;
 
@@ -58,10 +80,10 @@ export const linear = tf.customGrad((...args: Args) => {
   const [x, w, b, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
   save([x, w]);
   return {
-    value: tf.add(tf.matMul(x, w), b),
+    value: mm2(x, w, false, false, b),
     gradFunc: (dy: tf.Tensor, [sx, sw]: tf.Tensor[]) => [
-      tf.matMul(dy, tf.transpose(sw)),
-      tf.matMul(tf.transpose(sx), dy),
+      mm2(dy as tf.Tensor2D, sw as tf.Tensor2D, false, true),
+      mm2(sx as tf.Tensor2D, dy as tf.Tensor2D, true, false),
       sumRows(dy),
     ],
   };

@@ -18,6 +18,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GPT, KVCache } from './gpt';
 import { Rng } from './rng';
+import { onOneThread } from './wasm-threads';
 
 export interface SampleOptions {
   /** Most tokens to generate per row. */
@@ -179,25 +180,30 @@ export async function generate(
   let last: tf.Tensor2D | null = null;
   try {
     for (let step = 0; step < opts.maxNewTokens; step++) {
-      // Logits of the next token for every row: [B, V].
+      // Logits of the next token for every row: [B, V]. With the cache, on one thread: the
+      // products are too small for the wasm pool to pay (wasm-threads.ts).
       if (!useCache) {
         const r = prefill(model, contexts, blockSize, eotId);
         r.cache.dispose();
         last = r.last;
       } else if (!cache) {
-        ({ cache, last } = prefill(model, contexts, blockSize, eotId));
+        ({ cache, last } = onOneThread(() => prefill(model, contexts, blockSize, eotId)));
       } else if (cache.length >= blockSize) {
         cache.dispose();
-        ({ cache, last } = prefill(model, contexts, Math.max(1, Math.floor(blockSize / 2)), eotId));
+        ({ cache, last } = onOneThread(() => prefill(model, contexts, Math.max(1, Math.floor(blockSize / 2)), eotId)));
       } else {
-        const next = tf.tensor2d(
-          contexts.map((c) => [c[c.length - 1]]),
-          [B, 1],
-          'int32',
-        );
-        const logits = model.forwardCached(next, cache);
-        last = tf.reshape(logits, [B, V]) as tf.Tensor2D;
-        tf.dispose([next, logits]);
+        const kv = cache;
+        last = onOneThread(() => {
+          const next = tf.tensor2d(
+            contexts.map((c) => [c[c.length - 1]]),
+            [B, 1],
+            'int32',
+          );
+          const logits = model.forwardCached(next, kv);
+          const out = tf.reshape(logits, [B, V]) as tf.Tensor2D;
+          tf.dispose([next, logits]);
+          return out;
+        });
       }
       const data = (await last!.data()) as Float32Array; // one read-back per step
       last!.dispose();

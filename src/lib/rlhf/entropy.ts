@@ -50,6 +50,29 @@ export function entropyFromLogitsT(logits: tf.Tensor3D, mask: tf.Tensor2D): Entr
 }
 
 /**
+ * {@link logprobsOfTokens} and the entropy of softmax(logits / temperature) from one
+ * log-softmax: the two used to run it twice over [B, T, V] (about a quarter of the PPO rollout's
+ * forward pass on wasm). The log-probs are the same ops as `logprobsOfTokens`, so they agree with
+ * it exactly; differentiable like both.
+ */
+export function logprobsAndEntropyT(
+  logits: tf.Tensor3D,
+  tokens: tf.Tensor2D,
+  temperature: number,
+  mask: tf.Tensor2D,
+): { logprobs: tf.Tensor2D; entropy: EntropyResult<tf.Tensor2D, tf.Scalar> } {
+  if (!(temperature > 0)) throw new RangeError(`logprobsAndEntropyT: temperature must be > 0, got ${temperature}`);
+  return tf.tidy(() => {
+    const V = logits.shape[2];
+    const oneHot = tf.cast(tf.oneHot(tf.cast(tokens, 'int32') as tf.Tensor2D, V), 'float32');
+    const logp = tf.logSoftmax(temperature === 1 ? logits : tf.div(logits, temperature), -1);
+    const logprobs = tf.sum(tf.mul(logp, oneHot), -1) as tf.Tensor2D;
+    const perToken = tf.neg(tf.sum(tf.mul(tf.exp(logp), logp), -1)) as tf.Tensor2D;
+    return { logprobs, entropy: { perToken, mean: maskedMeanT(perToken, mask) } };
+  });
+}
+
+/**
  * log softmax(logits / temperature) at `tokens`: logits [B, T, V], tokens [B, T] (int32 tensor
  * or numbers) → [B, T]. Differentiable with respect to logits on every backend.
  */

@@ -40,7 +40,7 @@ import { GroupDivergedError, GroupPhaseError } from './errors';
 import type { GPT } from '../model/gpt';
 import { Rng, type RngState } from '../model/rng';
 import { generate, type OnToken } from '../model/sampling';
-import { entropyFromLogitsT, logprobsOfTokens } from './entropy';
+import { logprobsAndEntropyT, logprobsOfTokens } from './entropy';
 import { PPO_ADAM, type PpoTokenizer, type RewardInput, type RewardSource } from './ppo';
 import { GRPO_SETTINGS, GrpoConfigError, type GroupConfig, type GrpoConfig } from './grpo-config';
 import { RLOO_SETTINGS, RlooConfigError, type RlooConfig } from './rloo-config';
@@ -760,8 +760,9 @@ abstract class GroupTrainer<C extends GroupConfig> {
     try {
       const res = tf.variableGrads(() => {
         const { logits } = this.policy.forward(t.seq);
-        const lp = selectCompletion(logprobsOfTokens(logits, t.targets, c.temperature), t.sel);
-        const ent = entropyFromLogitsT(tf.div(logits, c.temperature) as tf.Tensor3D, t.posMask);
+        const both = logprobsAndEntropyT(logits, t.targets, c.temperature, t.posMask);
+        const lp = selectCompletion(both.logprobs, t.sel);
+        const ent = both.entropy;
         const r =
           this.algo === 'grpo'
             ? grpoLossT(lp, data.oldLp, c.beta !== 0 ? data.refLp : null, data.adv, data.mask, {

@@ -13,7 +13,13 @@ export {
   type PolicyLossResult,
   type ValueLossResult,
 } from './ppo-loss';
-export { entropyFromLogits, entropyFromLogitsT, logprobsOfTokens, type EntropyResult } from './entropy';
+export {
+  entropyFromLogits,
+  entropyFromLogitsT,
+  logprobsAndEntropyT,
+  logprobsOfTokens,
+  type EntropyResult,
+} from './entropy';
 export {
   bradleyTerryLoss,
   bradleyTerryLossT,

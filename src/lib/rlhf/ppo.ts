@@ -48,7 +48,7 @@ import { Adam } from './adam';
 import type { GPT } from '../model/gpt';
 import { permutation, Rng, type RngState } from '../model/rng';
 import { generate, type OnToken } from '../model/sampling';
-import { entropyFromLogitsT, logprobsOfTokens } from './entropy';
+import { logprobsAndEntropyT, logprobsOfTokens } from './entropy';
 import { PpoDivergedError, PpoPhaseError } from './errors';
 import { gae } from './gae';
 import { AdaptiveKlController, klPerToken } from './kl';
@@ -523,10 +523,8 @@ export class PpoTrainer {
     const lp = tf.tidy(() => {
       const t = this.rowTensors(partial, rowsAll);
       const { logits } = this.policy.forward(t.seq);
-      const logp = selectCompletion(logprobsOfTokens(logits, t.targets, temperature), t.sel);
-      const scaled = temperature === 1 ? logits : (tf.div(logits, temperature) as tf.Tensor3D);
-      const ent = selectCompletion(entropyFromLogitsT(scaled, t.posMask).perToken, t.sel);
-      return tf.stack([logp, ent]);
+      const both = logprobsAndEntropyT(logits, t.targets, temperature, t.posMask);
+      return tf.stack([selectCompletion(both.logprobs, t.sel), selectCompletion(both.entropy.perToken, t.sel)]);
     });
     const data = (await lp.data()) as Float32Array;
     lp.dispose();
@@ -891,13 +889,16 @@ export class PpoTrainer {
     try {
       const res = tf.variableGrads(() => {
         const { logits } = this.policy.forward(t.seq);
-        const lp = selectCompletion(logprobsOfTokens(logits, t.targets, c.temperature), t.sel);
-        const ent = entropyFromLogitsT(tf.div(logits, c.temperature) as tf.Tensor3D, t.posMask);
+        const both = logprobsAndEntropyT(logits, t.targets, c.temperature, t.posMask);
+        const lp = selectCompletion(both.logprobs, t.sel);
+        const ent = both.entropy;
         const values = selectCompletion(this.valueModel.values(t.seq), t.sel);
         const pol = ppoPolicyLossT(lp, data.oldLp, data.adv, data.mask, c.clipRange);
         const val = ppoValueLossT(values, data.oldV, data.ret, data.mask, c.clipRangeValue);
         const ratio = maskedMeanT(tf.exp(tf.mul(tf.sub(lp, data.oldLp), data.mask)), data.mask);
-        const loss = tf.sub(tf.add(pol.loss, tf.mul(val.loss, c.vfCoef)), tf.mul(ent.mean, c.entCoef)) as tf.Scalar;
+        // entCoef 0 (the default): the entropy is only a metric, so it stays off the gradient's path.
+        const main = tf.add(pol.loss, tf.mul(val.loss, c.vfCoef));
+        const loss = (c.entCoef === 0 ? main : tf.sub(main, tf.mul(ent.mean, c.entCoef))) as tf.Scalar;
         kept.stats = tf.keep(
           tf.stack([loss, pol.loss, val.loss, ent.mean, pol.approxKl, pol.clipfrac, val.clipfrac, ratio]),
         ) as tf.Tensor1D;

@@ -217,9 +217,9 @@ export class RewardModel {
     else last.forEach((t, b) => (sel[b * T + t] = 1));
     return tf.tidy(() => {
       const idx = tf.tensor2d(ids, [B, T], 'int32');
-      const { hidden } = this.trunk.forward(idx, { returnHidden: true });
+      const hidden = this.trunk.hiddenStates(idx); // no LM head: its logits were never read
       // Select with a one-hot mask (mul + sum) rather than gather: wasm has no gather gradient.
-      return tf.sum(tf.mul(hidden!, tf.tensor3d(sel, [B, T, 1])), 1) as tf.Tensor2D;
+      return tf.sum(tf.mul(hidden, tf.tensor3d(sel, [B, T, 1])), 1) as tf.Tensor2D;
     });
   }
 

@@ -275,8 +275,8 @@ export async function prefixRewards(rm: RewardModel, ids: readonly number[]): Pr
   const first = Math.min(n, T);
   const perPos = tf.tidy(() => {
     const idx = tf.tensor2d(Int32Array.from(ids.slice(0, first)), [1, first], 'int32');
-    const { hidden } = rm.trunk.forward(idx, { returnHidden: true });
-    return rm.headT(tf.reshape(hidden!, [first, rm.config.nEmbd]) as tf.Tensor2D);
+    const hidden = rm.trunk.hiddenStates(idx);
+    return rm.headT(tf.reshape(hidden, [first, rm.config.nEmbd]) as tf.Tensor2D);
   });
   const r = Array.from(await perPos.data());
   perPos.dispose();

@@ -61,8 +61,8 @@ export class ValueModel {
   /** values [B, T] of idx int32 [B, T]; trainable under tf.variableGrads. */
   values(idx: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
-      const { hidden } = this.trunk.forward(idx, { returnHidden: true }); // logits are dropped by tidy
-      return tf.add(tf.sum(tf.mul(hidden!, this.headWeight), -1), this.headBias) as tf.Tensor2D;
+      const hidden = this.trunk.hiddenStates(idx); // no LM head: its logits were never read
+      return tf.add(tf.sum(tf.mul(hidden, this.headWeight), -1), this.headBias) as tf.Tensor2D;
     });
   }
 
