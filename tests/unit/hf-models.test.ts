@@ -227,6 +227,31 @@ const SMALL_LLAMA: GPTConfig = {
 };
 
 describe('Llama model', () => {
+  test("hiddenStates equals the forward pass's hidden state and carries a gradient", async () => {
+    await useBackend('cpu');
+    const model = new GPT(SMALL_LLAMA, { seed: 3 });
+    const idx = tf.tensor2d(
+      [
+        [1, 5, 9, 2, 30, 7],
+        [4, 4, 0, 11, 3, 8],
+      ],
+      [2, 6],
+      'int32',
+    );
+    const { logits, hidden } = model.forward(idx, { returnHidden: true });
+    const h = model.hiddenStates(idx);
+    expect(h.shape).toEqual([2, 6, 16]);
+    const a = await hidden!.data();
+    const b = await h.data();
+    for (let i = 0; i < a.length; i++) expect(b[i]).toBeCloseTo(a[i], 5);
+    const w = model.params.get('model.layers.0.self_attn.q_proj.weight')!;
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(model.hiddenStates(idx))) as tf.Scalar, [w]);
+    expect(Math.abs(tf.sum(tf.abs(grads[w.name])).dataSync()[0])).toBeGreaterThan(0);
+    expect(() => model.hiddenStates(tf.zeros([1, 17], 'int32') as tf.Tensor2D)).toThrow(/exceeds blockSize/);
+    tf.dispose([idx, logits, hidden!, h, value, ...Object.values(grads)]);
+    model.dispose();
+  });
+
   test('parameter names, shapes and count; HF config round trip', async () => {
     await useBackend('cpu');
     const model = new GPT(SMALL_LLAMA, { seed: 1 });
