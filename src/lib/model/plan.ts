@@ -200,7 +200,15 @@ function listNames(names: string[]): string {
  * or `WeightsFormatError` naming `fileName` and the tensor.
  */
 export function checkWeightsHeader(bytes: Uint8Array, plan: ModelPlan, fileName: string): void {
-  const { entries } = readSafetensorsHeader(bytes, fileName);
+  checkWeightsEntries(readSafetensorsHeader(bytes, fileName).entries, plan, fileName);
+}
+
+/** `checkWeightsHeader` on header entries already read (a file read in slices, or the shards of one checkpoint). */
+export function checkWeightsEntries(
+  entries: Map<string, { shape: number[] }>,
+  plan: ModelPlan,
+  fileName: string,
+): void {
   const found = normalizeGpt2Names(entries);
   const expected = parameterShapes(plan.config);
   const missing = [...expected.keys()].filter((n) => !found.has(n));
