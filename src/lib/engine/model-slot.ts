@@ -26,8 +26,9 @@ interface PreparedHub {
   name: string;
   architecture: string;
   plan: ModelPlan;
-  tokenizer: BpeTokenizer;
-  checkpoint: CheckpointHeaders;
+  /** Read only when the model fits (a refused model is not read beyond config.json). */
+  tokenizer: BpeTokenizer | null;
+  checkpoint: CheckpointHeaders | null;
   /** Our parameter name → the checkpoint's tensor name. */
   names: Map<string, string>;
   refusal: string | null;
@@ -156,28 +157,23 @@ export class ModelSlot {
       refusal = e.message;
     }
     const j = hfConfig as Record<string, unknown>;
+    const nameOrPath = typeof j._name_or_path === 'string' ? j._name_or_path.split('/').pop() : '';
+    const architecture = typeof j.model_type === 'string' ? j.model_type : 'gpt2';
+    const name = hub.name || nameOrPath || architecture;
+    const names = new Map<string, string>();
+    if (refusal) return { hub, name, architecture, plan, tokenizer: null, checkpoint: null, names, refusal };
     const eos = typeof j.eos_token_id === 'number' ? j.eos_token_id : undefined;
     const label = tokenizerLabel(hub.tokenizer);
     const tokenizer = checkVocabSizes(plan.config.vocabSize, await readTokenizer(hub.tokenizer, eos), label);
     const checkpoint = await openCheckpoint(hub.weights, hub.index);
-    const names = normalizeGpt2Names(new Map([...checkpoint.tensors.keys()].map((n) => [n, n])));
+    for (const [ours, theirs] of normalizeGpt2Names(new Map([...checkpoint.tensors.keys()].map((n) => [n, n]))))
+      names.set(ours, theirs);
     checkWeightsEntries(
       new Map([...names].map(([ours, theirs]) => [ours, checkpoint.tensors.get(theirs)!.entry])),
       plan,
       checkpoint.label,
     );
-    const nameOrPath = typeof j._name_or_path === 'string' ? j._name_or_path.split('/').pop() : '';
-    const architecture = typeof j.model_type === 'string' ? j.model_type : 'gpt2';
-    return {
-      hub,
-      name: hub.name || nameOrPath || architecture,
-      architecture,
-      plan,
-      tokenizer,
-      checkpoint,
-      names,
-      refusal,
-    };
+    return { hub, name, architecture, plan, tokenizer, checkpoint, names, refusal };
   }
 
   /** The plan of picked files, as the page shows it before loading. */
@@ -199,9 +195,9 @@ export class ModelSlot {
       params: p.plan.params,
       used,
       ignored: p.hub.ignored,
-      fileBytes: p.checkpoint.bytes,
-      dtypes: [...new Set([...p.names.values()].map((n) => p.checkpoint.tensors.get(n)!.entry.dtype))].sort(),
-      tokenizer: { files: tokenizerLabel(p.hub.tokenizer), vocabSize: p.tokenizer.vocabSize },
+      fileBytes: p.hub.weights.reduce((a, w) => a + w.blob.size, 0),
+      dtypes: [...new Set([...p.names.values()].map((n) => p.checkpoint!.tensors.get(n)!.entry.dtype))].sort(),
+      tokenizer: { files: tokenizerLabel(p.hub.tokenizer), vocabSize: p.tokenizer?.vocabSize ?? null },
       uses,
       budgets: bs,
       fits: uses.map((u) => bs.map((b) => fits(u.bytes + (u.key === 'sample' ? (limits?.inUseBytes ?? 0) : 0), b))),
@@ -215,7 +211,7 @@ export class ModelSlot {
    */
   async loadPicked(picked: PickedModelFile[] | HubFiles, limits?: BackendLimits): Promise<ModelInfo> {
     const p = await this.prepareHub(picked, limits ?? NO_LIMITS);
-    if (p.refusal) throw new ModelLoadError(p.refusal);
+    if (p.refusal || !p.checkpoint || !p.tokenizer) throw new ModelLoadError(p.refusal ?? 'The model was not read.');
     const { config } = p.plan;
     const model = new GPT(config, { trainable: false, namePrefix: `model-${Date.now()}/`, init: 'zeros' });
     try {
@@ -223,7 +219,7 @@ export class ModelSlot {
         this.trapNextBuild = false;
         throw new WebAssembly.RuntimeError('memory access out of bounds (simulated by debugTrapNextLoad)');
       }
-      await loadCheckpointIntoModel(model, p.checkpoint, p.names);
+      await loadCheckpointIntoModel(model, p.checkpoint!, p.names);
     } catch (e) {
       try {
         model.dispose();
@@ -235,14 +231,14 @@ export class ModelSlot {
     const card = p.hub.card ? parseCard(await p.hub.card.blob.text()) : undefined;
     this.model?.dispose();
     this.model = model;
-    this.tokenizer = p.tokenizer;
+    this.tokenizer = p.tokenizer!;
     this.files = p.hub;
     this.info = {
       name: p.name,
       source: 'files',
       config,
       numParams: model.numParams(),
-      weightsBytes: p.checkpoint.bytes,
+      weightsBytes: p.checkpoint!.bytes,
       card,
       memory: {
         weightsBytes: p.plan.weightsBytes,

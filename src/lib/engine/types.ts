@@ -93,7 +93,7 @@ export interface ModelPlanView {
   fileBytes: number;
   dtypes: string[];
   /** The tokenizer's files and vocabulary size. */
-  tokenizer: { files: string; vocabSize: number };
+  tokenizer: { files: string; vocabSize: number | null };
   uses: import('../model/memory').MemoryUse[];
   budgets: import('../model/memory').BackendBudget[];
   /** fits[use][budget]. */
