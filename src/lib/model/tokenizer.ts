@@ -167,22 +167,20 @@ function preTokenizerJSON(steps: PreStep[]): HFTokenizerJSON['pre_tokenizer'] {
   return { type: 'Sequence', pretokenizers: steps.map(one) };
 }
 
-/** Pre-tokenise one piece of text (no added tokens in it) through the steps, in order. */
-function applySteps(piece: string, steps: PreStep[]): string[] {
-  let pieces = [piece];
-  for (const st of steps) {
-    const next: string[] = [];
-    for (const p of pieces) {
-      if (st.kind === 'digits') next.push(...splitDigits(p, st.individual));
-      else {
-        const q = st.prefixSpace && !p.startsWith(' ') ? ` ${p}` : p;
-        if (st.regex) next.push(...preTokenize(q));
-        else next.push(q);
-      }
-    }
-    pieces = next;
+/** Pre-tokenise one piece of text (no added tokens in it) through the steps, in order; calls `emit` per word. */
+function applySteps(piece: string, steps: PreStep[], emit: (word: string) => void, from = 0): void {
+  if (from === steps.length) {
+    emit(piece);
+    return;
   }
-  return pieces;
+  const st = steps[from];
+  if (st.kind === 'digits') {
+    for (const p of splitDigits(piece, st.individual)) applySteps(p, steps, emit, from + 1);
+    return;
+  }
+  const q = st.prefixSpace && !piece.startsWith(' ') ? ` ${piece}` : piece;
+  if (!st.regex) applySteps(q, steps, emit, from + 1);
+  else for (const m of q.matchAll(PRETOKENIZE_RE)) applySteps(m[0], steps, emit, from + 1);
 }
 
 function bytesToVocabString(bytes: Uint8Array): string {
@@ -500,12 +498,12 @@ export class BpeTokenizer {
   /** Text → ids. `<|endoftext|>` (and every other added token) in the text becomes its id. */
   encode(text: string): number[] {
     const out: number[] = [];
+    const emit = (word: string) => {
+      const ids = this.encodeWord(word);
+      for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+    };
     const plain = (piece: string) => {
-      if (piece.length === 0) return;
-      for (const word of applySteps(piece, this.opts.steps)) {
-        const ids = this.encodeWord(word);
-        for (let i = 0; i < ids.length; i++) out.push(ids[i]);
-      }
+      if (piece.length > 0) applySteps(piece, this.opts.steps, emit);
     };
     let last = 0;
     if (this.addedRe) {
