@@ -168,11 +168,7 @@ export class ModelSlot {
     const checkpoint = await openCheckpoint(hub.weights, hub.index);
     for (const [ours, theirs] of normalizeGpt2Names(new Map([...checkpoint.tensors.keys()].map((n) => [n, n]))))
       names.set(ours, theirs);
-    checkWeightsEntries(
-      new Map([...names].map(([ours, theirs]) => [ours, checkpoint.tensors.get(theirs)!.entry])),
-      plan,
-      checkpoint.label,
-    );
+    checkWeightsEntries(new Map([...checkpoint.tensors].map(([n, src]) => [n, src.entry])), plan, checkpoint.label);
     return { hub, name, architecture, plan, tokenizer, checkpoint, names, refusal };
   }
 
