@@ -2,7 +2,14 @@
  * The model as the UI sees it: which one is loaded, sampling settings, the
  * samples of the last generation (streamed while they grow) and the token view.
  */
-import type { GenerateResult, ModelInfo, SamplingSettings, TokenInfo } from '../lib/engine/types';
+import type {
+  GenerateResult,
+  ModelInfo,
+  ModelPlanView,
+  PickedModelFile,
+  SamplingSettings,
+  TokenInfo,
+} from '../lib/engine/types';
 import { JobCancelledError } from '../lib/engine/errors';
 import { engineState } from './engine.svelte';
 import { notices } from './notices.svelte';
@@ -39,6 +46,8 @@ export class ModelState {
   info = $state.raw<ModelInfo | null>(null);
   status = $state<'idle' | 'loading' | 'ready' | 'failed'>('idle');
   loadError = $state<string | null>(null);
+  /** The plan of the latest pick, shown before (and after) it loads. */
+  plan = $state.raw<ModelPlanView | null>(null);
 
   prompt = $state(PRESET_PROMPTS[0]);
   numSamples = $state(4);
@@ -92,37 +101,22 @@ export class ModelState {
   }
 
   /**
-   * Load a model from files the user picked; the current model stays if anything is wrong.
+   * Load a model from files the user picked (files or a folder, as they come from the Hub): the
+   * engine plans it first from the headers (shown as `plan`), refuses what would not fit, then
+   * reads the weights a tensor at a time; the current model stays if anything is wrong.
    * Picks are serialised: the latest wins, and the page always shows the engine's model.
    */
   async loadFiles(files: File[]): Promise<boolean> {
-    const byName = (pred: (n: string) => boolean) => files.find((f) => pred(f.name.toLowerCase()));
-    const config = byName((n) => n === 'config.json');
-    const tokenizer = byName((n) => n === 'tokenizer.json');
-    const weights = byName((n) => n.endsWith('.safetensors'));
-    const card = byName((n) => n === 'card.json');
-    const missing = [
-      !config && 'config.json',
-      !tokenizer && 'tokenizer.json',
-      !weights && 'a .safetensors file',
-    ].filter(Boolean);
-    if (missing.length) {
-      notices.add('error', `To load a model, pick its files together; missing: ${missing.join(', ')}.`);
-      return false;
-    }
+    const picked: PickedModelFile[] = files.map((f) => ({ path: f.webkitRelativePath || f.name, blob: f }));
     const ticket = ++this.loadTicket;
     this.status = 'loading';
+    this.plan = null;
     try {
-      const modelFiles = {
-        name: weights!.name.replace(/\.safetensors$/i, ''),
-        source: 'files' as const,
-        config: await config!.text(),
-        tokenizer: await tokenizer!.text(),
-        weights: await weights!.arrayBuffer(),
-        card: card ? await card.text() : undefined,
-      };
-      if (ticket !== this.loadTicket) return false; // a newer pick came while the files were read
-      const info = await engineState.engine.loadModel(modelFiles);
+      const plan = await engineState.engine.planModelFiles(picked);
+      if (ticket !== this.loadTicket) return false; // a newer pick came while this one was planned
+      this.plan = plan;
+      if (plan.refusal) throw new Error(plan.refusal);
+      const info = await engineState.engine.loadModelFiles(picked);
       if (ticket !== this.loadTicket) return false; // the newer pick, queued after this one, settles the page
       this.info = info;
       this.status = 'ready';

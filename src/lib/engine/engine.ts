@@ -49,6 +49,8 @@ import type {
   GenerateResult,
   ModelFiles,
   ModelInfo,
+  ModelPlanView,
+  PickedModelFile,
   BenchRequest,
   BenchResult,
   PpoConfig,
@@ -184,7 +186,7 @@ export class LocalEngine implements Engine, EngineTestHooks {
       }
       next.notes.unshift(`${why} Switched to ${next.name}.`);
       try {
-        this.slot.reload(); // the weights lived on the lost device
+        await this.slot.reload(); // the weights lived on the lost device
       } catch (e) {
         next.notes.push(`The model could not be rebuilt: ${(e as Error).message}`);
       }
@@ -296,11 +298,21 @@ export class LocalEngine implements Engine, EngineTestHooks {
     });
   }
 
+  async planModelFiles(files: PickedModelFile[]): Promise<ModelPlanView> {
+    this.requireInit();
+    return this.slot.planPicked(files, backendLimits(this.info!.name));
+  }
+
+  async loadModelFiles(files: PickedModelFile[]): Promise<ModelInfo> {
+    this.requireInit();
+    return this.serialLoad(async () => files);
+  }
+
   /**
    * Loads are serialised: each waits for the one before it, and one that a newer load overtook
    * while it waited (or fetched) is dropped: the latest pick wins.
    */
-  private serialLoad(getFiles: () => Promise<ModelFiles>): Promise<ModelInfo> {
+  private serialLoad(getFiles: () => Promise<ModelFiles | PickedModelFile[]>): Promise<ModelInfo> {
     const seq = ++this.loadSeq;
     const superseded = () =>
       new ModelLoadError('A newer model load replaced this one; the model it asked for was not loaded.');
@@ -321,9 +333,10 @@ export class LocalEngine implements Engine, EngineTestHooks {
    * the build (a wasm trap, a lost device, a backend that no longer computes), it is restarted
    * and the previous model rebuilt from its kept files, and the error says so.
    */
-  private async loadTransaction(files: ModelFiles): Promise<ModelInfo> {
+  private async loadTransaction(files: ModelFiles | PickedModelFile[]): Promise<ModelInfo> {
     const backend = this.info!.name;
     try {
+      if (Array.isArray(files)) return await this.slot.loadPicked(files, backendLimits(backend));
       return this.slot.load(files, backendLimits(backend));
     } catch (e) {
       if (e instanceof ModelLoadError || e instanceof WeightsFormatError || e instanceof TokenizerError) throw e;
@@ -377,7 +390,7 @@ export class LocalEngine implements Engine, EngineTestHooks {
     }
     if (!previous) return new ModelLoadError(`${why}; it was restarted.`);
     try {
-      this.slot.reload();
+      await this.slot.reload();
     } catch (e) {
       return new ModelLoadError(
         `${why}; it was restarted, but the previous model ${previous} could not be restored (${sentence(e)}). Reload the page.`,

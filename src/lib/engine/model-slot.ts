@@ -10,10 +10,29 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GPT } from '../model/gpt';
 import { BpeTokenizer } from '../model/tokenizer';
-import { loadSafetensorsIntoModel } from '../model/weights';
+import { loadSafetensorsIntoModel, normalizeHfNames } from '../model/weights';
 import { ModelLoadError } from '../model/errors';
-import { checkWeightsHeader, planModel, type BackendLimits } from '../model/plan';
-import type { ModelCard, ModelFiles, ModelInfo } from './types';
+import { checkWeightsEntries, checkWeightsHeader, planModel, type BackendLimits, type ModelPlan } from '../model/plan';
+import { checkVocabSizes, readTokenizer, sortPickedFiles, tokenizerLabel, type HubFiles } from '../model/hub-files';
+import { loadCheckpointIntoModel, openCheckpoint, type CheckpointHeaders } from '../model/safetensors-blob';
+import { budgets, fits, memoryUses } from '../model/memory';
+import type { ModelCard, ModelFiles, ModelInfo, ModelPlanView, PickedModelFile } from './types';
+
+const NO_LIMITS: BackendLimits = { backend: 'active', maxTotalBytes: null, maxBufferBytes: null, inUseBytes: 0 };
+
+/** A Hub model read as far as its headers: everything checked, nothing allocated. */
+interface PreparedHub {
+  hub: HubFiles;
+  name: string;
+  architecture: string;
+  plan: ModelPlan;
+  /** Read only when the model fits (a refused model is not read beyond config.json). */
+  tokenizer: BpeTokenizer | null;
+  checkpoint: CheckpointHeaders | null;
+  /** Our parameter name → the checkpoint's tensor name. */
+  names: Map<string, string>;
+  refusal: string | null;
+}
 
 const MAX_JSON_BYTES = 16 * 1024 * 1024;
 
@@ -57,7 +76,7 @@ export class ModelSlot {
   model: GPT | null = null;
   tokenizer: BpeTokenizer | null = null;
   info: ModelInfo | null = null;
-  private files: ModelFiles | null = null;
+  private files: ModelFiles | HubFiles | null = null;
   /** Test hook ({@link Engine.debugTrapNextLoad}): the next build fails as a wasm trap does, after its tensors exist. */
   trapNextBuild = false;
 
@@ -119,9 +138,119 @@ export class ModelSlot {
     return this.info;
   }
 
-  /** Rebuild from the kept bytes (after the backend under the weights was lost). */
-  reload(): void {
-    if (this.files) this.load(this.files);
+  /**
+   * Read picked files as far as their headers (config.json, the tokenizer, every shard's header)
+   * and plan the model. Refusals of the files themselves throw; a model that is well formed but
+   * would not fit the backend comes back with `refusal` set, so its plan can still be shown.
+   */
+  private async prepareHub(picked: PickedModelFile[] | HubFiles, limits: BackendLimits): Promise<PreparedHub> {
+    const hub = Array.isArray(picked) ? sortPickedFiles(picked) : picked;
+    if (hub.config.blob.size > MAX_JSON_BYTES)
+      throw new ModelLoadError('config.json is larger than 16 MB; is it the right file?');
+    const hfConfig = parseJson(await hub.config.blob.text(), 'config.json');
+    const plan = planModel(hfConfig, NO_LIMITS); // unreadable or over the caps: thrown
+    let refusal: string | null = null;
+    try {
+      planModel(hfConfig, limits);
+    } catch (e) {
+      if (!(e instanceof ModelLoadError)) throw e;
+      refusal = e.message;
+    }
+    const j = hfConfig as Record<string, unknown>;
+    const nameOrPath = typeof j._name_or_path === 'string' ? j._name_or_path.split('/').pop() : '';
+    const architecture = typeof j.model_type === 'string' ? j.model_type : 'gpt2';
+    const name = hub.name || nameOrPath || architecture;
+    const names = new Map<string, string>();
+    if (refusal) return { hub, name, architecture, plan, tokenizer: null, checkpoint: null, names, refusal };
+    const eos = typeof j.eos_token_id === 'number' ? j.eos_token_id : undefined;
+    const label = tokenizerLabel(hub.tokenizer);
+    const tokenizer = checkVocabSizes(plan.config.vocabSize, await readTokenizer(hub.tokenizer, eos), label);
+    const checkpoint = await openCheckpoint(hub.weights, hub.index);
+    const raw = new Map([...checkpoint.tensors.keys()].map((n) => [n, n]));
+    for (const [ours, theirs] of normalizeHfNames(plan.config, raw)) names.set(ours, theirs);
+    checkWeightsEntries(new Map([...checkpoint.tensors].map(([n, src]) => [n, src.entry])), plan, checkpoint.label);
+    return { hub, name, architecture, plan, tokenizer, checkpoint, names, refusal };
+  }
+
+  /** The plan of picked files, as the page shows it before loading. */
+  async planPicked(picked: PickedModelFile[], limits?: BackendLimits): Promise<ModelPlanView> {
+    const p = await this.prepareHub(picked, limits ?? NO_LIMITS);
+    const uses = memoryUses(p.plan);
+    const bs = budgets(limits ?? NO_LIMITS);
+    const used = [
+      p.hub.config.name,
+      ...(p.hub.index ? [p.hub.index.name] : []),
+      ...p.hub.weights.map((w) => w.name),
+      ...tokenizerLabel(p.hub.tokenizer).split(' and '),
+      ...(p.hub.card ? [p.hub.card.name] : []),
+    ];
+    return {
+      name: p.name,
+      architecture: p.architecture,
+      config: p.plan.config,
+      params: p.plan.params,
+      used,
+      ignored: p.hub.ignored,
+      fileBytes: p.hub.weights.reduce((a, w) => a + w.blob.size, 0),
+      dtypes: [...new Set([...p.names.values()].map((n) => p.checkpoint!.tensors.get(n)!.entry.dtype))].sort(),
+      tokenizer: { files: tokenizerLabel(p.hub.tokenizer), vocabSize: p.tokenizer?.vocabSize ?? null },
+      uses,
+      budgets: bs,
+      fits: uses.map((u) => bs.map((b) => fits(u.bytes + (u.key === 'sample' ? (limits?.inUseBytes ?? 0) : 0), b))),
+      refusal: p.refusal,
+    };
+  }
+
+  /**
+   * Load picked files (a Hub folder): planned and checked first, then built aside, each tensor
+   * read from its file's slice; replaces the current model only when everything succeeded.
+   */
+  async loadPicked(picked: PickedModelFile[] | HubFiles, limits?: BackendLimits): Promise<ModelInfo> {
+    const p = await this.prepareHub(picked, limits ?? NO_LIMITS);
+    if (p.refusal || !p.checkpoint || !p.tokenizer) throw new ModelLoadError(p.refusal ?? 'The model was not read.');
+    const { config } = p.plan;
+    const model = new GPT(config, { trainable: false, namePrefix: `model-${Date.now()}/`, init: 'zeros' });
+    try {
+      if (this.trapNextBuild) {
+        this.trapNextBuild = false;
+        throw new WebAssembly.RuntimeError('memory access out of bounds (simulated by debugTrapNextLoad)');
+      }
+      await loadCheckpointIntoModel(model, p.checkpoint!, p.names);
+    } catch (e) {
+      try {
+        model.dispose();
+      } catch {
+        /* after a trap the backend may not even free memory; the engine restarts it */
+      }
+      throw e;
+    }
+    const card = p.hub.card ? parseCard(await p.hub.card.blob.text()) : undefined;
+    this.model?.dispose();
+    this.model = model;
+    this.tokenizer = p.tokenizer!;
+    this.files = p.hub;
+    this.info = {
+      name: p.name,
+      source: 'files',
+      config,
+      numParams: model.numParams(),
+      weightsBytes: p.checkpoint!.bytes,
+      card,
+      memory: {
+        weightsBytes: p.plan.weightsBytes,
+        kvCacheBytes: p.plan.kvCacheBytes,
+        trainingBytes: p.plan.trainingBytes,
+      },
+    };
+    return this.info;
+  }
+
+  /** Rebuild from the kept files (after the backend under the weights was lost). */
+  async reload(): Promise<void> {
+    const files = this.files;
+    if (!files) return;
+    if ('source' in files) this.load(files);
+    else await this.loadPicked(files);
   }
 
   /**

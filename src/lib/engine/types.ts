@@ -71,6 +71,37 @@ export interface ModelFiles {
   card?: string;
 }
 
+/** Files the user picked for a model (a Hub folder or its files): handles, read in the worker a tensor at a time. */
+export interface PickedModelFile {
+  /** `webkitRelativePath` for a folder pick (`gpt2/config.json`), else the file's name. */
+  path: string;
+  blob: Blob;
+}
+
+/** A model's plan as shown before it loads (src/lib/model/memory.ts): sizes, what fits where, and why not. */
+export interface ModelPlanView {
+  /** The name it would load under. */
+  name: string;
+  /** config.json's model_type. */
+  architecture: string;
+  config: import('../model/config').GPTConfig;
+  params: number;
+  /** The files read, and those ignored ("name (why)"). */
+  used: string[];
+  ignored: string[];
+  /** The weight files' bytes and dtypes. */
+  fileBytes: number;
+  dtypes: string[];
+  /** The tokenizer's files and vocabulary size. */
+  tokenizer: { files: string; vocabSize: number | null };
+  uses: import('../model/memory').MemoryUse[];
+  budgets: import('../model/memory').BackendBudget[];
+  /** fits[use][budget]. */
+  fits: boolean[][];
+  /** Why the model would not load on the active backend; null when it would. */
+  refusal: string | null;
+}
+
 /** What the model card shows beyond the config: where the model came from and how good it is. */
 export interface ModelCard {
   description?: string;
@@ -523,6 +554,10 @@ export interface Engine {
   loadModel(files: ModelFiles): Promise<ModelInfo>;
   /** Fetch the bundled model from the app's own origin (`baseUrl` ends in `/`) and load it. */
   loadModelFromUrl(baseUrl: string, name: string): Promise<ModelInfo>;
+  /** The plan of a model from picked files (headers only, nothing allocated); throws on files it cannot read. */
+  planModelFiles(files: PickedModelFile[]): Promise<ModelPlanView>;
+  /** Load a model from picked files (Hub layout: sharded safetensors, tokenizer.json or vocab.json + merges.txt). */
+  loadModelFiles(files: PickedModelFile[]): Promise<ModelInfo>;
   modelInfo(): Promise<ModelInfo | null>;
   /** Token ids of a text under the loaded model's tokenizer. */
   tokenize(text: string): Promise<number[]>;

@@ -236,7 +236,18 @@ function listNames(names: string[]): string {
  * or `WeightsFormatError` naming `fileName` and the tensor.
  */
 export function checkWeightsHeader(bytes: Uint8Array, plan: ModelPlan, fileName: string): void {
-  const { entries } = readSafetensorsHeader(bytes, fileName);
+  checkWeightsEntries(readSafetensorsHeader(bytes, fileName).entries, plan, fileName);
+}
+
+/**
+ * `checkWeightsHeader` on header entries already read (a file read in slices, or the shards of
+ * one checkpoint), under the checkpoint's own tensor names.
+ */
+export function checkWeightsEntries(
+  entries: Map<string, { shape: number[] }>,
+  plan: ModelPlan,
+  fileName: string,
+): void {
   const found = normalizeHfNames(plan.config, entries);
   const expected = hfParameterShapes(plan.config);
   const missing = [...expected.keys()].filter((n) => !found.has(n));

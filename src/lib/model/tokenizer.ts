@@ -2,9 +2,13 @@
  * Byte-level BPE tokenizer, as in GPT-2 (Radford et al. 2019, openai/gpt-2
  * `encoder.py`) and the Hugging Face `tokenizers` ByteLevel/BPE pipeline.
  *
- * - Text is split on the one special token `<|endoftext|>` first; each piece is
- *   pre-tokenised with GPT-2's regex, each chunk ("word") is UTF-8 encoded and
+ * - Text is split on the added (special) tokens first (`<|endoftext|>`, and those a
+ *   Hub tokenizer.json lists, e.g. SmolLM2's `<|im_start|>`; the longest match at the
+ *   leftmost position wins, as `tokenizers`' added-vocabulary matcher does); each piece is
+ *   pre-tokenised (GPT-2's regex; optionally digits split off first, as SmolLM2's
+ *   `Sequence[Digits, ByteLevel]` does), each chunk ("word") is UTF-8 encoded and
  *   every byte becomes one base symbol; merges are then applied by rank.
+ * - GPT-2's original `vocab.json` + `merges.txt` load through `fromVocabMerges`.
  * - Ids: 0..255 are the 256 byte symbols IN BYTE ORDER (id b = byte b; its
  *   vocab string is GPT-2's `bytes_to_unicode()[b]`, e.g. byte 0x20 → "Ġ").
  *   Then one id per merge, in merge order (256 + rank). `<|endoftext|>` is last.
@@ -36,7 +40,7 @@ export interface HFTokenizerJSON {
   padding: null;
   added_tokens: HFAddedToken[];
   normalizer: null;
-  pre_tokenizer: HFByteLevel;
+  pre_tokenizer: HFByteLevel | { type: 'Sequence'; pretokenizers: Record<string, unknown>[] };
   post_processor: null;
   decoder: HFByteLevel;
   model: {
@@ -61,6 +65,14 @@ export interface HFAddedToken {
   rstrip: boolean;
   normalized: boolean;
   special: boolean;
+}
+
+/** An added token as the tokenizer keeps it. */
+interface AddedToken {
+  id: number;
+  content: string;
+  lstrip: boolean;
+  rstrip: boolean;
 }
 
 export interface HFByteLevel {
@@ -96,14 +108,79 @@ const textEncoder = new TextEncoder();
 const lenientDecoder = new TextDecoder('utf-8', { fatal: false });
 const strictDecoder = new TextDecoder('utf-8', { fatal: true });
 
-/** Split text on `<|endoftext|>`: even indices are text, odd positions are the token. */
-function splitSpecial(text: string): string[] {
-  return text.split(EOT_TOKEN);
+/** One step of pre-tokenisation (the `pre_tokenizer` of tokenizer.json). */
+type PreStep = { kind: 'byteLevel'; regex: boolean; prefixSpace: boolean } | { kind: 'digits'; individual: boolean };
+
+/** How words are cut before BPE, with what decides the splitting beyond GPT-2's default. */
+interface EncodeOptions {
+  steps: PreStep[];
+  /** `model.ignore_merges`: a word that is itself in the vocab is one token (Llama 3 style). */
+  ignoreMerges: boolean;
+}
+
+const GPT2_STEPS: PreStep[] = [{ kind: 'byteLevel', regex: true, prefixSpace: false }];
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Split on runs of numeric characters (Rust's `char::is_numeric`, i.e. \p{N}), each digit alone if `individual`. */
+function splitDigits(piece: string, individual: boolean): string[] {
+  return piece.match(individual ? /\p{N}|[^\p{N}]+/gu : /\p{N}+|[^\p{N}]+/gu) ?? [];
+}
+
+/** Read `pre_tokenizer`: ByteLevel, or a Sequence of Digits and ByteLevel. */
+function parsePreTokenizer(pre: unknown): PreStep[] {
+  if (pre === undefined || pre === null) return GPT2_STEPS;
+  if (!isRecord(pre)) throw new TokenizerError('"pre_tokenizer" must be an object or null');
+  const one = (p: unknown): PreStep => {
+    if (isRecord(p) && p.type === 'ByteLevel') {
+      return { kind: 'byteLevel', regex: p.use_regex !== false, prefixSpace: p.add_prefix_space === true };
+    }
+    if (isRecord(p) && p.type === 'Digits') return { kind: 'digits', individual: p.individual_digits === true };
+    const type = isRecord(p) ? p.type : p;
+    throw new TokenizerError(
+      `pre_tokenizer type is ${JSON.stringify(type)}; only "ByteLevel" (GPT-2) and a "Sequence" of "Digits" and "ByteLevel" (SmolLM2) are supported`,
+    );
+  };
+  if (pre.type === 'Sequence') {
+    if (!Array.isArray(pre.pretokenizers)) throw new TokenizerError('a "Sequence" pre_tokenizer needs "pretokenizers"');
+    const steps = pre.pretokenizers.map(one);
+    if (steps.filter((st) => st.kind === 'byteLevel').length !== 1 || steps[steps.length - 1].kind !== 'byteLevel')
+      throw new TokenizerError('a "Sequence" pre_tokenizer must end in its one "ByteLevel" step');
+    return steps;
+  }
+  return [one(pre)];
 }
 
 /** GPT-2 pre-tokenisation of a text without special tokens. */
 export function preTokenize(text: string): string[] {
   return text.match(PRETOKENIZE_RE) ?? [];
+}
+
+function preTokenizerJSON(steps: PreStep[]): HFTokenizerJSON['pre_tokenizer'] {
+  const one = (st: PreStep): Record<string, unknown> =>
+    st.kind === 'digits'
+      ? { type: 'Digits', individual_digits: st.individual }
+      : { type: 'ByteLevel', add_prefix_space: st.prefixSpace, trim_offsets: true, use_regex: st.regex };
+  if (steps.length === 1 && steps[0].kind === 'byteLevel') return one(steps[0]) as unknown as HFByteLevel;
+  return { type: 'Sequence', pretokenizers: steps.map(one) };
+}
+
+/** Pre-tokenise one piece of text (no added tokens in it) through the steps, in order; calls `emit` per word. */
+function applySteps(piece: string, steps: PreStep[], emit: (word: string) => void, from = 0): void {
+  if (from === steps.length) {
+    emit(piece);
+    return;
+  }
+  const st = steps[from];
+  if (st.kind === 'digits') {
+    for (const p of splitDigits(piece, st.individual)) applySteps(p, steps, emit, from + 1);
+    return;
+  }
+  const q = st.prefixSpace && !piece.startsWith(' ') ? ` ${piece}` : piece;
+  if (!st.regex) applySteps(q, steps, emit, from + 1);
+  else for (const m of q.matchAll(PRETOKENIZE_RE)) applySteps(m[0], steps, emit, from + 1);
 }
 
 function bytesToVocabString(bytes: Uint8Array): string {
@@ -145,24 +222,49 @@ export class BpeTokenizer {
   private readonly mergeRank = new Map<number, number>();
   private readonly mergeResult: Int32Array;
   private readonly cache = new Map<string, number[]>();
+  /** Added tokens (special tokens), matched in the text before pre-tokenisation. */
+  private readonly added: AddedToken[];
+  /** Leftmost-longest matcher of the added tokens; null when there is only `<|endoftext|>` to split on. */
+  private readonly addedRe: RegExp | null;
+  private readonly addedIds = new Map<string, number>();
+  private readonly opts: EncodeOptions;
+  private readonly tokenToId: Map<string, number>;
 
   /**
    * Build from a vocab (id → byte-level string, ids contiguous from 0) and
    * merges as id pairs. Use `fromJSON` or `trainBpe` rather than this directly.
+   * `added` lists the added tokens (default: `<|endoftext|>` at `eotId`).
    */
-  private constructor(idToToken: string[], eotId: number, merges: [number, number][]) {
+  private constructor(
+    idToToken: string[],
+    eotId: number,
+    merges: [number, number][],
+    added?: AddedToken[],
+    opts: EncodeOptions = { steps: GPT2_STEPS, ignoreMerges: false },
+  ) {
     this.idToToken = idToToken;
     this.vocabSize = idToToken.length;
     this.eotId = eotId;
     this.merges = merges;
+    this.opts = opts;
+    this.added = added ?? [{ id: eotId, content: idToToken[eotId], lstrip: false, rstrip: false }];
     const tokenToId = new Map<string, number>();
     idToToken.forEach((t, i) => tokenToId.set(t, i));
+    this.tokenToId = tokenToId;
+    for (const a of this.added) this.addedIds.set(a.content, a.id);
+    // Longest first, so at one position the longest added token wins; lstrip/rstrip take the spaces beside it.
+    const alternatives = [...this.added]
+      .sort((a, b) => b.content.length - a.content.length)
+      .map((a) => `${a.lstrip ? '\\s*' : ''}${escapeRegExp(a.content)}${a.rstrip ? '\\s*' : ''}`);
+    this.addedRe = alternatives.length ? new RegExp(alternatives.join('|'), 'gu') : null;
 
     this.idToBytes = new Array(idToToken.length);
     this.byteToId = new Int32Array(256).fill(-1);
+    const addedById = new Map(this.added.map((a) => [a.id, a.content]));
     for (let id = 0; id < idToToken.length; id++) {
-      if (id === eotId) {
-        this.idToBytes[id] = textEncoder.encode(EOT_TOKEN);
+      const special = addedById.get(id);
+      if (special !== undefined) {
+        this.idToBytes[id] = textEncoder.encode(special);
         continue;
       }
       const bytes = vocabStringToBytes(idToToken[id]);
@@ -200,8 +302,12 @@ export class BpeTokenizer {
     return this.merges.length;
   }
 
-  /** Build from the Hugging Face `tokenizer.json` layout; throws TokenizerError if malformed. */
-  static fromJSON(json: unknown): BpeTokenizer {
+  /**
+   * Build from the Hugging Face `tokenizer.json` layout; throws TokenizerError if malformed.
+   * The end-of-text token is `<|endoftext|>`, or `eos` (the model's `eos_token_id`) when the
+   * vocabulary has none.
+   */
+  static fromJSON(json: unknown, eos?: number): BpeTokenizer {
     if (typeof json === 'string') {
       try {
         json = JSON.parse(json);
@@ -216,10 +322,15 @@ export class BpeTokenizer {
     if (model.type !== undefined && model.type !== 'BPE') {
       throw new TokenizerError(`tokenizer model type is ${JSON.stringify(model.type)}; only "BPE" is supported`);
     }
-    const pre = json.pre_tokenizer;
-    if (isRecord(pre) && pre.type !== 'ByteLevel') {
-      throw new TokenizerError(`pre_tokenizer type is ${JSON.stringify(pre.type)}; only "ByteLevel" is supported`);
+    if (json.normalizer !== undefined && json.normalizer !== null) {
+      const type = isRecord(json.normalizer) ? json.normalizer.type : json.normalizer;
+      throw new TokenizerError(
+        `normalizer ${JSON.stringify(type)} is not supported; only byte-level BPE tokenizers without a normalizer (GPT-2, SmolLM2) are`,
+      );
     }
+    if (model.byte_fallback === true)
+      throw new TokenizerError('"byte_fallback" BPE (SentencePiece style) is not supported; only byte-level BPE is');
+    const steps = parsePreTokenizer(json.pre_tokenizer);
     const vocab = model.vocab;
     if (!isRecord(vocab)) throw new TokenizerError('tokenizer "model.vocab" must be an object mapping token → id');
     const entries = Object.entries(vocab);
@@ -238,27 +349,50 @@ export class BpeTokenizer {
       idToToken[id] = tok;
     }
 
-    // The special token: from added_tokens if listed, else from the vocab.
-    let eotId = vocab[EOT_TOKEN] as number | undefined;
+    // Added tokens: in the vocab with the same id, or appended right after it.
+    const addedList: AddedToken[] = [];
     const added = json.added_tokens;
     if (added !== undefined && added !== null) {
       if (!Array.isArray(added)) throw new TokenizerError('"added_tokens" must be an array');
+      const beyond: { id: number; content: string }[] = [];
       for (const a of added) {
-        if (!isRecord(a) || typeof a.content !== 'string' || typeof a.id !== 'number') {
+        if (!isRecord(a) || typeof a.content !== 'string' || typeof a.id !== 'number' || a.content === '') {
           throw new TokenizerError('each entry of "added_tokens" needs a string "content" and a number "id"');
         }
-        if (a.content !== EOT_TOKEN) {
-          throw new TokenizerError(`added token ${JSON.stringify(a.content)} is not supported; only ${EOT_TOKEN} is`);
+        if (a.single_word === true)
+          throw new TokenizerError(
+            `added token ${JSON.stringify(a.content)} has "single_word", which is not supported`,
+          );
+        const inVocab = vocab[a.content];
+        if (inVocab !== undefined && inVocab !== a.id) {
+          throw new TokenizerError(`${a.content} has id ${a.id} in added_tokens but ${String(inVocab)} in the vocab`);
         }
-        if (eotId !== undefined && eotId !== a.id) {
-          throw new TokenizerError(`${EOT_TOKEN} has id ${a.id} in added_tokens but ${eotId} in the vocab`);
+        if (inVocab === undefined) {
+          if (a.id < entries.length)
+            throw new TokenizerError(
+              `added token ${JSON.stringify(a.content)} has id ${a.id}, which the vocab gives to ${JSON.stringify(idToToken[a.id])}`,
+            );
+          beyond.push({ id: a.id, content: a.content });
         }
-        eotId = a.id;
+        addedList.push({ id: a.id, content: a.content, lstrip: a.lstrip === true, rstrip: a.rstrip === true });
+      }
+      beyond.sort((x, y) => x.id - y.id);
+      for (const [k, b] of beyond.entries()) {
+        if (b.id !== entries.length + k)
+          throw new TokenizerError(
+            `added token ${JSON.stringify(b.content)} has id ${b.id}; ids after the vocab must continue it contiguously from ${entries.length + k}`,
+          );
+        idToToken.push(b.content);
       }
     }
-    if (eotId === undefined || idToToken[eotId] !== EOT_TOKEN) {
+    // The end-of-text token: <|endoftext|>, else the model's eos id.
+    let eotId = idToToken.indexOf(EOT_TOKEN);
+    if (eotId < 0 && eos !== undefined && Number.isInteger(eos) && eos >= 0 && eos < idToToken.length) eotId = eos;
+    if (eotId < 0) {
       throw new TokenizerError(`the vocab must contain ${EOT_TOKEN} (with the same id as in added_tokens)`);
     }
+    if (!addedList.some((a) => a.id === eotId))
+      addedList.push({ id: eotId, content: idToToken[eotId], lstrip: false, rstrip: false });
 
     const rawMerges = model.merges;
     if (!Array.isArray(rawMerges)) throw new TokenizerError('tokenizer "model.merges" must be an array');
@@ -283,7 +417,46 @@ export class BpeTokenizer {
       }
       return [l, r];
     });
-    return new BpeTokenizer(idToToken, eotId, merges);
+    return new BpeTokenizer(idToToken, eotId, merges, addedList, {
+      steps,
+      ignoreMerges: model.ignore_merges === true,
+    });
+  }
+
+  /**
+   * GPT-2's original files: `vocab.json` (token → id) and `merges.txt` (a `#version` line, then
+   * one "left right" merge a line), read as the same byte-level BPE with `<|endoftext|>` as its
+   * special token, as `transformers`' GPT2Tokenizer reads them.
+   */
+  static fromVocabMerges(vocab: unknown, mergesText: string, eos?: number): BpeTokenizer {
+    if (!isRecord(vocab)) throw new TokenizerError('vocab.json must be an object mapping token → id');
+    const merges = mergesText
+      .replace(/^\uFEFF/, '')
+      .split(/\r?\n/)
+      .filter((line, i) => line.trim() !== '' && !(i === 0 && line.startsWith('#version')));
+    const eot = vocab[EOT_TOKEN];
+    const added =
+      typeof eot === 'number'
+        ? [{ id: eot, content: EOT_TOKEN, lstrip: false, rstrip: false, special: true, normalized: false }]
+        : [];
+    return BpeTokenizer.fromJSON({ model: { type: 'BPE', vocab, merges }, added_tokens: added }, eos);
+  }
+
+  /**
+   * This tokenizer with its vocabulary padded to `size` ids, for a model whose embedding has more
+   * rows than the tokenizer has tokens (see `paddedVocabRule`). The extra ids are never produced
+   * by `encode`; sampled, each decodes as its placeholder name.
+   */
+  padTo(size: number): BpeTokenizer {
+    if (size <= this.vocabSize) return this;
+    const idToToken = this.idToToken.slice();
+    const added = this.added.slice();
+    for (let id = this.vocabSize; id < size; id++) {
+      const content = `<|padded_vocab_${id}|>`;
+      idToToken.push(content);
+      added.push({ id, content, lstrip: false, rstrip: false });
+    }
+    return new BpeTokenizer(idToToken, this.eotId, this.merges, added, this.opts);
   }
 
   /** Hugging Face `tokenizers` layout; `fromJSON(toJSON())` encodes identically. */
@@ -294,19 +467,17 @@ export class BpeTokenizer {
       version: '1.0',
       truncation: null,
       padding: null,
-      added_tokens: [
-        {
-          id: this.eotId,
-          content: EOT_TOKEN,
-          single_word: false,
-          lstrip: false,
-          rstrip: false,
-          normalized: false,
-          special: true,
-        },
-      ],
+      added_tokens: this.added.map((a) => ({
+        id: a.id,
+        content: a.content,
+        single_word: false,
+        lstrip: a.lstrip,
+        rstrip: a.rstrip,
+        normalized: false,
+        special: true,
+      })),
       normalizer: null,
-      pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+      pre_tokenizer: preTokenizerJSON(this.opts.steps),
       post_processor: null,
       decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
       model: {
@@ -317,25 +488,33 @@ export class BpeTokenizer {
         end_of_word_suffix: null,
         fuse_unk: false,
         byte_fallback: false,
-        ignore_merges: false,
+        ignore_merges: this.opts.ignoreMerges,
         vocab,
         merges: this.merges.map(([l, r]) => `${this.idToToken[l]} ${this.idToToken[r]}`),
       },
     };
   }
 
-  /** Text → ids. `<|endoftext|>` in the text becomes `eotId`. */
+  /** Text → ids. `<|endoftext|>` (and every other added token) in the text becomes its id. */
   encode(text: string): number[] {
     const out: number[] = [];
-    const parts = splitSpecial(text);
-    for (let p = 0; p < parts.length; p++) {
-      if (p > 0) out.push(this.eotId);
-      if (parts[p].length === 0) continue;
-      for (const word of preTokenize(parts[p])) {
-        const ids = this.encodeWord(word);
-        for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+    const emit = (word: string) => {
+      const ids = this.encodeWord(word);
+      for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+    };
+    const plain = (piece: string) => {
+      if (piece.length > 0) applySteps(piece, this.opts.steps, emit);
+    };
+    let last = 0;
+    if (this.addedRe) {
+      this.addedRe.lastIndex = 0;
+      for (const m of text.matchAll(this.addedRe)) {
+        plain(text.slice(last, m.index));
+        out.push(this.addedIds.get(m[0].trim())!);
+        last = m.index + m[0].length;
       }
     }
+    plain(text.slice(last));
     return out;
   }
 
@@ -411,6 +590,10 @@ export class BpeTokenizer {
     const cached = this.cache.get(word);
     if (cached !== undefined) return cached;
     const bytes = textEncoder.encode(word);
+    if (this.opts.ignoreMerges) {
+      const whole = this.tokenToId.get(bytesToVocabString(bytes));
+      if (whole !== undefined) return [whole];
+    }
     let syms: number[] = new Array(bytes.length);
     for (let i = 0; i < bytes.length; i++) syms[i] = this.byteToId[bytes[i]];
     const V = this.vocabSize;
@@ -477,7 +660,7 @@ export interface TrainBpeOptions {
 /** Count GPT-2 pre-tokenised chunks over many texts (`<|endoftext|>` is skipped). */
 export function countWords(texts: Iterable<string>, counts = new Map<string, number>()): Map<string, number> {
   for (const text of texts) {
-    for (const part of splitSpecial(text)) {
+    for (const part of text.split(EOT_TOKEN)) {
       if (part.length === 0) continue;
       for (const w of preTokenize(part)) counts.set(w, (counts.get(w) ?? 0) + 1);
     }

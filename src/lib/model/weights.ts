@@ -22,11 +22,11 @@ import { isHfTransposed, kvHeads, parameterShapes, tiedHead, type GPT } from './
 export type FloatDtype = 'F32' | 'F16' | 'BF16' | 'F64';
 export type WriteDtype = 'F32' | 'F16';
 
-const DTYPE_BYTES: Record<FloatDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
+export const DTYPE_BYTES: Record<FloatDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
 /** Dtypes of the spec that we recognise but do not read (weights here are floats). */
 const OTHER_SPEC_DTYPES = new Set(['BOOL', 'U8', 'I8', 'I16', 'U16', 'I32', 'U32', 'I64', 'U64', 'F8_E4M3', 'F8_E5M2']);
 /** Headers larger than this are refused (the reference implementation uses 100 MB). */
-const MAX_HEADER_BYTES = 100_000_000;
+export const MAX_HEADER_BYTES = 100_000_000;
 
 /** One tensor as plain numbers: values always float32 in memory. */
 export interface TensorRecord {
@@ -81,7 +81,7 @@ export function float16BitsToFloat32(h: number): number {
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 
-function bf16BitsToFloat32(b: number): number {
+export function bf16BitsToFloat32(b: number): number {
   u32[0] = b << 16;
   return f32[0];
 }
@@ -104,23 +104,33 @@ export interface HeaderEntry {
  * Parse and validate the header strictly (dtypes, shapes, byte ranges within the file, no overlaps)
  * without reading any value; returns entries and the start of the data section.
  */
-export function readSafetensorsHeader(
-  bytes: Uint8Array,
-  file?: string,
-): {
+export function readSafetensorsHeader(bytes: Uint8Array, file?: string): SafetensorsHeader {
+  return parseSafetensorsHeader(bytes, bytes.byteLength, file);
+}
+
+export interface SafetensorsHeader {
   entries: Map<string, HeaderEntry>;
   metadata: Record<string, string>;
   dataStart: number;
-} {
+}
+
+/**
+ * The header check of `readSafetensorsHeader` on the first bytes of a file of `fileLength` bytes:
+ * `prefix` must hold at least the 8-byte length and the JSON (all of it, when shorter), so a
+ * file read in slices (./safetensors-blob.ts) is checked exactly as a whole one.
+ */
+export function parseSafetensorsHeader(prefix: Uint8Array, fileLength: number, file?: string): SafetensorsHeader {
   const fail: (msg: string) => never = (msg) => failWith(msg, file);
-  if (bytes.byteLength < 8) fail(`the file has ${bytes.byteLength} bytes, fewer than the 8-byte header length.`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (fileLength < 8) fail(`the file has ${fileLength} bytes, fewer than the 8-byte header length.`);
+  const dv = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
   const n = Number(dv.getBigUint64(0, true));
-  if (n > bytes.byteLength - 8)
+  if (n > fileLength - 8)
     fail(
-      `header length ${n} goes beyond the end of the file (${bytes.byteLength} bytes); the file is truncated or not safetensors.`,
+      `header length ${n} goes beyond the end of the file (${fileLength} bytes); the file is truncated or not safetensors.`,
     );
   if (n > MAX_HEADER_BYTES) fail(`header length ${n} is larger than ${MAX_HEADER_BYTES} bytes.`);
+  const bytes = prefix;
+  if (prefix.byteLength < 8 + n) fail(`only ${prefix.byteLength} of the header's ${8 + n} bytes were read.`);
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
@@ -129,7 +139,7 @@ export function readSafetensorsHeader(
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) fail('the header is not a JSON object.');
   const dataStart = 8 + n;
-  const dataLen = bytes.byteLength - dataStart;
+  const dataLen = fileLength - dataStart;
   const entries = new Map<string, HeaderEntry>();
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
