@@ -35,6 +35,7 @@ import { ModelLoadError } from './errors';
 import { Rng } from './rng';
 import { attentionKernelAvailable, cachedAttention, selfAttention } from './kernels/attention-kernel';
 import { embed, geluTanh, layerNorm, linear, matMul, pickedLogSoftmax, transposeLast2 } from './ops';
+import { LoraAdapters, type LoraSpec } from './lora';
 
 /** Added to attention scores of masked positions. Finite (not -Infinity) so a row with
  *  every key masked gives a uniform softmax instead of NaN. */
@@ -137,6 +138,8 @@ export class GPT {
   private readonly prefix: string;
   /** [blockSize, blockSize] additive causal mask: 0 on and below the diagonal, MASK_VALUE above. */
   private readonly causalBias: tf.Tensor2D;
+  /** LoRA adapters on some projections (./lora.ts), or null. While present the base is frozen. */
+  lora: LoraAdapters | null = null;
 
   constructor(config: GPTConfig, opts: GPTOptions = {}) {
     validateConfig(config);
@@ -164,15 +167,76 @@ export class GPT {
     this.causalBias = tf.tensor2d(mask, [T, T]);
   }
 
-  /** Variables to train (none when frozen). Throws if TF.js gradients are not registered. */
+  /**
+   * Variables to train: the adapters when LoRA is on (the base is frozen), else every weight, or
+   * none when frozen. Throws if TF.js gradients are not registered.
+   */
   trainableVariables(): tf.Variable[] {
-    if (!this.trainable) return [];
+    if (!this.trainable && !this.lora) return [];
     if (!tf.getGradient(tf.BatchMatMul)) {
       throw new Error(
         "TF.js gradients are not registered: import '@tensorflow/tfjs-core/dist/register_all_gradients' once at start-up (in Node scripts: import '@tensorflow/tfjs').",
       );
     }
-    return [...this.params.values()];
+    return this.lora ? this.lora.variables() : [...this.params.values()];
+  }
+
+  /**
+   * Put LoRA adapters on the projections `spec.targetModules` names (replacing any there) and
+   * freeze the base weights. `seed` draws A.
+   */
+  addAdapters(spec: LoraSpec, seed = 0): LoraAdapters {
+    const lora = new LoraAdapters(this, spec, seed);
+    this.setAdapters(lora);
+    return lora;
+  }
+
+  /** Use `lora` (built for this model) as the adapters; frees the previous ones. */
+  setAdapters(lora: LoraAdapters): void {
+    this.lora?.dispose();
+    this.lora = lora;
+    for (const v of this.params.values()) v.trainable = false;
+  }
+
+  /** Drop the adapters; the base weights train again if the model was built trainable. */
+  removeAdapters(): void {
+    this.lora?.dispose();
+    this.lora = null;
+    for (const v of this.params.values()) v.trainable = this.trainable;
+  }
+
+  /**
+   * Run `fn` with the adapters switched off: the base model, i.e. a LoRA run's frozen reference,
+   * without a second copy of the weights. Synchronous: `fn` is a forward pass, not an await.
+   */
+  withoutAdapters<T>(fn: () => T): T {
+    const lora = this.lora;
+    if (!lora || !lora.enabled) return fn();
+    lora.enabled = false;
+    try {
+      return fn();
+    } finally {
+      lora.enabled = true;
+    }
+  }
+
+  /** Run `fn` (a loss under `tf.variableGrads`) in training mode: LoRA dropout applies. */
+  inTraining<T>(fn: () => T): T {
+    const lora = this.lora;
+    if (!lora) return fn();
+    const was = lora.training;
+    lora.training = true;
+    try {
+      return fn();
+    } finally {
+      lora.training = was;
+    }
+  }
+
+  /** Parameters that train: the adapters' under LoRA, else all (0 for a frozen model). */
+  numTrainableParams(): number {
+    if (this.lora) return this.lora.numParams();
+    return this.trainable ? this.numParams() : 0;
   }
 
   numParams(): number {
@@ -193,13 +257,14 @@ export class GPT {
     return layerNorm(x, w, this.p(name + '.bias') as tf.Tensor as tf.Tensor1D, this.config.layerNormEps);
   }
 
-  /** x [N, in] @ W [in, out] + b. */
+  /** x [N, in] @ W [in, out] + b, plus the module's LoRA update when it has one. */
   private linear(x: tf.Tensor2D, name: string): tf.Tensor2D {
-    return linear(
+    const y = linear(
       x,
       this.p(name + '.weight') as tf.Tensor as tf.Tensor2D,
       this.p(name + '.bias') as tf.Tensor as tf.Tensor1D,
     );
+    return this.lora ? this.lora.apply(name, x, y) : y;
   }
 
   /** GELU, tanh approximation (GPT-2 "gelu_new"), fused with its gradient (ops.ts). */
@@ -444,7 +509,7 @@ export class GPT {
     for (const [name, v] of this.params) v.assign(map.get(name)!);
   }
 
-  /** Deep copy with its own variables (e.g. a frozen reference: clone({ trainable: false })). */
+  /** Deep copy of the base weights with its own variables (e.g. a frozen reference: clone({ trainable: false })); adapters are not copied. */
   clone(opts: { trainable?: boolean; namePrefix?: string } = {}): GPT {
     const copy = new GPT(this.config, {
       trainable: opts.trainable ?? this.trainable,
@@ -456,6 +521,8 @@ export class GPT {
   }
 
   dispose(): void {
+    this.lora?.dispose();
+    this.lora = null;
     for (const v of this.params.values()) v.dispose();
     this.params.clear();
     this.causalBias.dispose();

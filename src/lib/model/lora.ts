@@ -1,0 +1,304 @@
+/**
+ * LoRA: low-rank adapters on the GPT's projections, with the base weights frozen.
+ *
+ * Follows:
+ *  - Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models": a frozen W gains
+ *    ΔW = B·A of rank r, scaled by α/r; A random, B zero, so training starts from the base model.
+ *  - Hugging Face PEFT (`peft/tuners/lora/layer.py`, `config.py`, `utils/save_and_load.py`),
+ *    whose behaviour a user will compare against: `lora_A` initialised as nn.Linear's default
+ *    (kaiming-uniform with a = √5, i.e. U(±1/√in)), `lora_B` zeros, scaling `lora_alpha / r`,
+ *    dropout on the adapter's input only while training, `target_modules` matched against module
+ *    names (a name equal to the target or ending in `.<target>`), per-architecture defaults
+ *    (GPT-2 `c_attn`; Llama `q_proj`, `v_proj`), and its files: `adapter_config.json` and
+ *    `adapter_model.safetensors` with `base_model.model.<module>.lora_A.weight` [r, in] and
+ *    `lora_B.weight` [out, r]. GPT-2's Conv1D stores W as [in, out] (`fan_in_fan_out: true`).
+ *
+ * Here A is kept as [in, r] and B as [r, out] so the forward is x·A·B with plain matMuls
+ * (transposed matMuls are slow on wasm); the PEFT layouts are made on export and read on import.
+ * PEFT's files and merging: ./lora-peft.ts.
+ * The adapters hook into `GPT.linear(x, name)` by module name, so every architecture whose
+ * projections go through that one method gets LoRA without changes to its forward code.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { settingsTable, type TableSpec } from '../settings/table';
+import { ModelLoadError } from './errors';
+import { Rng } from './rng';
+
+/** What the adapters need of a model: its named weights (GPT fits; no import of gpt.ts, which imports this). */
+export interface HasParams {
+  readonly params: ReadonlyMap<string, tf.Variable>;
+}
+
+// ------------------------------------------------------------------------------ settings
+
+/** The LoRA rows every trainer's settings table spreads (PEFT `LoraConfig` names, camel-cased). */
+export interface LoraConfig {
+  /** Train low-rank adapters on a frozen base instead of every weight. */
+  lora: boolean;
+  /** Rank r of the adapters (PEFT `r`). */
+  loraR: number;
+  /** α: the update is scaled by α / r (PEFT `lora_alpha`). */
+  loraAlpha: number;
+  /** Dropout on the adapter's input while training (PEFT `lora_dropout`). */
+  loraDropout: number;
+  /** Module names (or their last parts) that get adapters; null = the architecture's default. */
+  loraTargetModules: string[] | null;
+}
+
+const MODULE_NAME = /^[A-Za-z_][A-Za-z0-9_.]*$/;
+
+export function targetsProblem(v: unknown): string | null {
+  if (v === null) return null;
+  if (!Array.isArray(v) || v.length === 0) return 'must be auto (null) or a list of module names';
+  if (v.length > 64) return 'may name at most 64 modules';
+  for (const m of v)
+    if (typeof m !== 'string' || !MODULE_NAME.test(m))
+      return `must be module names such as c_attn or q_proj, got ${JSON.stringify(m)}`;
+  if (new Set(v).size !== v.length) return 'names a module twice';
+  return null;
+}
+
+export const LORA_ROWS: TableSpec<LoraConfig> = {
+  lora: {
+    label: 'LoRA',
+    kind: 'boolean',
+    default: false,
+    help: 'Train low-rank adapters (Hu et al. 2021) on a frozen base model: the reference is the base with adapters off, so no second copy of the weights is held.',
+  },
+  loraR: {
+    label: 'LoRA rank r',
+    kind: 'number',
+    int: true,
+    min: 1,
+    max: 1024,
+    default: 8,
+    help: "Rank of each adapter (PEFT's r): ΔW = B·A with A [r, in] and B [out, r].",
+  },
+  loraAlpha: {
+    label: 'LoRA α',
+    kind: 'number',
+    min: 0,
+    minExclusive: true,
+    max: 1e4,
+    default: 16,
+    help: "The update is scaled by α / r (PEFT's lora_alpha).",
+  },
+  loraDropout: {
+    label: 'LoRA dropout',
+    kind: 'number',
+    min: 0,
+    max: 1,
+    maxExclusive: true,
+    default: 0.05,
+    help: "Dropout on the adapters' input while training (PEFT's lora_dropout).",
+  },
+  loraTargetModules: {
+    label: 'LoRA target modules',
+    kind: 'custom',
+    default: null,
+    check: targetsProblem,
+    format: (v) => (v === null ? 'auto' : v.join(',')),
+    parse: (raw) => {
+      const t = raw.trim();
+      if (t === '' || /^(auto|null|none)$/i.test(t)) return null;
+      return t.split(',').map((s) => s.trim());
+    },
+    help: "Projections that get adapters, by module name as PEFT's target_modules (auto: c_attn for GPT-2; q_proj, v_proj for Llama).",
+  },
+};
+
+/** The LoRA rows alone (for code that takes only them, e.g. the adapter of a loaded model). */
+export const LORA_SETTINGS = settingsTable<LoraConfig>(LORA_ROWS, { what: 'LoRA', urlPrefix: '' });
+
+/** Just the LoRA fields of a trainer's config. */
+export function loraOf(c: LoraConfig): LoraConfig {
+  return {
+    lora: c.lora,
+    loraR: c.loraR,
+    loraAlpha: c.loraAlpha,
+    loraDropout: c.loraDropout,
+    loraTargetModules: c.loraTargetModules,
+  };
+}
+
+// ------------------------------------------------------------------------------ modules
+
+/** One projection of the model that an adapter can sit on. */
+export interface LinearModule {
+  /** HF module name, e.g. `transformer.h.0.attn.c_attn` or `model.layers.0.self_attn.q_proj`. */
+  name: string;
+  in: number;
+  out: number;
+  /** The weight is stored [in, out] (GPT-2's Conv1D, PEFT `fan_in_fan_out`) rather than [out, in]. */
+  fanInFanOut: boolean;
+}
+
+/** Embeddings and heads: rank-2 weights that are not projections. */
+const NOT_PROJECTIONS = /(^|\.)(wte|wpe|embed_tokens|lm_head)$/;
+
+/**
+ * The model's projections, from its parameter names and shapes: every `<module>.weight` of rank 2
+ * that is not an embedding or head. GPT-2 names (`transformer.…`) are Conv1D ([in, out]); other
+ * architectures use nn.Linear's [out, in].
+ */
+export function linearModules(model: HasParams): LinearModule[] {
+  const out: LinearModule[] = [];
+  for (const [name, v] of model.params) {
+    if (!name.endsWith('.weight') || v.shape.length !== 2) continue;
+    const module = name.slice(0, -'.weight'.length);
+    if (NOT_PROJECTIONS.test(module)) continue;
+    const fanInFanOut = module.startsWith('transformer.');
+    const [a, b] = v.shape;
+    out.push({ name: module, in: fanInFanOut ? a : b, out: fanInFanOut ? b : a, fanInFanOut });
+  }
+  return out;
+}
+
+/** The model's architecture as PEFT's defaults know it. */
+export function architectureOf(model: HasParams): 'gpt2' | 'llama' {
+  for (const name of model.params.keys()) if (name.startsWith('model.layers.')) return 'llama';
+  return 'gpt2';
+}
+
+/** PEFT's default target modules (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`). */
+export const DEFAULT_TARGET_MODULES: Record<'gpt2' | 'llama', string[]> = {
+  gpt2: ['c_attn'],
+  llama: ['q_proj', 'v_proj'],
+};
+
+/** Whether module `name` is targeted by `target` (PEFT: equal, or ends with `.target`). */
+export function matchesTarget(name: string, target: string): boolean {
+  return name === target || name.endsWith('.' + target);
+}
+
+/** The modules that `targets` (null = the default) select; refuses targets that match nothing. */
+export function targetedModules(model: HasParams, targets: string[] | null): LinearModule[] {
+  const t = targets ?? DEFAULT_TARGET_MODULES[architectureOf(model)];
+  const all = linearModules(model);
+  const chosen = all.filter((m) => t.some((x) => matchesTarget(m.name, x)));
+  const unmatched = t.filter((x) => !all.some((m) => matchesTarget(m.name, x)));
+  if (unmatched.length || chosen.length === 0) {
+    const kinds = [...new Set(all.map((m) => m.name.split('.').pop()))];
+    throw new ModelLoadError(
+      `LoRA target module${unmatched.length > 1 ? 's' : ''} ${unmatched.join(', ')} match${unmatched.length > 1 ? '' : 'es'} no projection of this model. Its projections are ${kinds.join(', ')}.`,
+    );
+  }
+  return chosen;
+}
+
+// ------------------------------------------------------------------------------ adapters
+
+export interface LoraSpec {
+  r: number;
+  alpha: number;
+  dropout: number;
+  /** Target module names as the user gave them (null = the architecture's default). */
+  targetModules: string[] | null;
+}
+
+export function loraSpecOf(c: LoraConfig): LoraSpec {
+  return { r: c.loraR, alpha: c.loraAlpha, dropout: c.loraDropout, targetModules: c.loraTargetModules };
+}
+
+interface Adapter {
+  module: LinearModule;
+  /** [in, r] (PEFT's lora_A.weight transposed). */
+  a: tf.Variable;
+  /** [r, out] (PEFT's lora_B.weight transposed). */
+  b: tf.Variable;
+}
+
+let adapterCounter = 0;
+
+/**
+ * The adapters of one model: one (A, B) pair per targeted module, switched on and off as a whole.
+ * `GPT.linear` calls {@link apply} for every projection.
+ */
+export class LoraAdapters {
+  readonly adapters = new Map<string, Adapter>();
+  readonly scaling: number;
+  /** The target modules as written to adapter_config.json (the user's, or the default). */
+  readonly targetModules: string[];
+  /** Off: every projection is the base's alone (the reference model). */
+  enabled = true;
+  /** On while a trainer computes gradients: dropout applies to the adapters' input. */
+  training = false;
+  private dropoutCalls = 0;
+  private readonly dropoutSeed: number;
+
+  constructor(
+    model: HasParams,
+    readonly spec: LoraSpec,
+    seed = 0,
+  ) {
+    if (!Number.isInteger(spec.r) || spec.r < 1)
+      throw new RangeError(`LoRA: r must be a whole number ≥ 1, got ${spec.r}`);
+    if (!(spec.alpha > 0)) throw new RangeError(`LoRA: alpha must be > 0, got ${spec.alpha}`);
+    if (!(spec.dropout >= 0 && spec.dropout < 1))
+      throw new RangeError(`LoRA: dropout must be in [0, 1), got ${spec.dropout}`);
+    this.scaling = spec.alpha / spec.r;
+    this.targetModules = spec.targetModules ?? DEFAULT_TARGET_MODULES[architectureOf(model)];
+    const modules = targetedModules(model, this.targetModules);
+    const rng = new Rng(seed);
+    this.dropoutSeed = seed;
+    const prefix = `lora${adapterCounter++}/`;
+    for (const m of modules) {
+      // nn.Linear(in, r)'s default init: kaiming_uniform(a=√5) → U(−1/√in, 1/√in) on A [r, in].
+      const bound = 1 / Math.sqrt(m.in);
+      const aPeft = new Float32Array(spec.r * m.in);
+      for (let i = 0; i < aPeft.length; i++) aPeft[i] = (2 * rng.next() - 1) * bound;
+      const a = tf.tidy(() => tf.transpose(tf.tensor2d(aPeft, [spec.r, m.in])));
+      const b = tf.zeros([spec.r, m.out]);
+      this.adapters.set(m.name, {
+        module: m,
+        a: tf.variable(a, true, `${prefix}${m.name}.lora_A`),
+        b: tf.variable(b, true, `${prefix}${m.name}.lora_B`),
+      });
+      tf.dispose([a, b]);
+    }
+  }
+
+  /** y [N, out] of module `name` on x [N, in], plus the adapter's scaled update when one is on. */
+  apply(name: string, x: tf.Tensor2D, y: tf.Tensor2D): tf.Tensor2D {
+    const ad = this.enabled ? this.adapters.get(name) : undefined;
+    if (!ad) return y;
+    let h: tf.Tensor2D = x;
+    if (this.training && this.spec.dropout > 0)
+      h = tf.dropout(
+        x,
+        this.spec.dropout,
+        undefined,
+        (this.dropoutSeed + 7919 * ++this.dropoutCalls) >>> 0,
+      ) as tf.Tensor2D;
+    const delta = tf.matMul(tf.matMul(h, ad.a), ad.b);
+    return tf.add(y, this.scaling === 1 ? delta : tf.mul(delta, this.scaling));
+  }
+
+  /** Adapter variables in a fixed order (A then B per module, modules in model order). */
+  variables(): tf.Variable[] {
+    const out: tf.Variable[] = [];
+    for (const ad of this.adapters.values()) out.push(ad.a, ad.b);
+    return out;
+  }
+
+  numParams(): number {
+    let n = 0;
+    for (const v of this.variables()) n += v.size;
+    return n;
+  }
+
+  /** Scaled ΔW of one module in its weight's own layout ([in, out] for Conv1D, else [out, in]). */
+  delta(name: string): tf.Tensor2D {
+    const ad = this.adapters.get(name);
+    if (!ad) throw new Error(`LoRA: no adapter on ${name}`);
+    return tf.tidy(() => {
+      const d = tf.mul(tf.matMul(ad.a, ad.b), this.scaling) as tf.Tensor2D; // [in, out]
+      return ad.module.fanInFanOut ? d : (tf.transpose(d) as tf.Tensor2D);
+    });
+  }
+
+  dispose(): void {
+    tf.dispose(this.variables());
+    this.adapters.clear();
+  }
+}
