@@ -224,7 +224,7 @@ export class LoraAdapters {
   /** On while a trainer computes gradients: dropout applies to the adapters' input. */
   training = false;
   private dropoutCalls = 0;
-  private readonly dropoutSeed: number;
+  private dropoutSeed: number;
 
   constructor(
     model: HasParams,
@@ -256,6 +256,15 @@ export class LoraAdapters {
       });
       tf.dispose([a, b]);
     }
+  }
+
+  /**
+   * Restart the dropout masks' stream from `seed`: a trainer calls this before each step with a
+   * seed derived from its own state (e.g. its Adam step), so a resumed run draws the same masks.
+   */
+  reseedDropout(seed: number): void {
+    this.dropoutSeed = seed >>> 0;
+    this.dropoutCalls = 0;
   }
 
   /** y [N, out] of module `name` on x [N, in], plus the adapter's scaled update when one is on. */
