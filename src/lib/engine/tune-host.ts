@@ -11,7 +11,8 @@ import type { TrainingPair } from '../data/records';
 import { GPT, parameterShapes } from '../model/gpt';
 import { generate } from '../model/sampling';
 import type { BpeTokenizer } from '../model/tokenizer';
-import { configToHF, saveModelSafetensors } from '../model/weights';
+import { configToHF, saveModelSafetensors, writeSafetensors } from '../model/weights';
+import { mergedTensors } from '../model/lora-peft';
 import { resolveDpoConfig, trainDpo, type DpoConfig } from '../rlhf/dpo-train';
 import type { TuneEvent, TuneResult } from '../rlhf/offline-train';
 import { resolveSftConfig, trainSft, type SftConfig, type SftExample } from '../rlhf/sft';
@@ -66,7 +67,8 @@ export class TuneHost {
     config: SftConfig | DpoConfig,
     train: (policy: GPT) => Promise<TuneResult>,
   ): Promise<TuneSummary> {
-    const policy = base.clone({ trainable: true, namePrefix: `tune${counter++}/` });
+    // With LoRA the copy's base stays frozen and the trainer adds adapters to it.
+    const policy = base.clone({ trainable: !config.lora, namePrefix: `tune${counter++}/` });
     let r: TuneResult;
     try {
       r = await train(policy);
@@ -111,7 +113,11 @@ export class TuneHost {
   async files(tok: BpeTokenizer, info: ModelInfo): Promise<ModelFiles> {
     const { model, summary } = this.require();
     const what = summary.method === 'sft' ? 'SFT' : 'DPO';
-    const bytes = await saveModelSafetensors(model, 'F32', { source: `rlhf-playground ${what} of ${info.name}` });
+    const source = `rlhf-playground ${what} of ${info.name}`;
+    // A LoRA run's model is its adapters merged into the base: a plain checkpoint.
+    const bytes = model.lora
+      ? writeSafetensors(await mergedTensors(model), 'F32', { format: 'pt', source })
+      : await saveModelSafetensors(model, 'F32', { source });
     const unit = summary.method === 'sft' ? 'demonstrations' : 'preference pairs';
     return {
       name: `${info.name} + ${what}`,
