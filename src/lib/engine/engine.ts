@@ -35,7 +35,8 @@ import type { PresetName } from '../pretrain/presets';
 import { runBench } from './bench';
 import type { RewardFunctionSpec } from '../rlhf/reward-functions';
 import { generate } from '../model/sampling';
-import { configToHF, saveModelSafetensors } from '../model/weights';
+import { configToHF, saveModelSafetensors, writeSafetensors } from '../model/weights';
+import { exportPeftAdapter, mergedTensors } from '../model/lora-peft';
 import type {
   BackendChoice,
   BackendInfo,
@@ -597,7 +598,7 @@ export class LocalEngine implements Engine, EngineTestHooks {
     return { numTensors: m.numTensors, numBytes: m.numBytes };
   }
 
-  async exportModel(which: 'base' | 'policy'): Promise<ExportedModel> {
+  async exportModel(which: 'base' | 'policy', lora: 'merged' | 'adapter' = 'merged'): Promise<ExportedModel> {
     this.requireInit();
     const { model, tokenizer, info } = this.slot.require();
     if (which !== 'base' && which !== 'policy')
@@ -613,10 +614,25 @@ export class LocalEngine implements Engine, EngineTestHooks {
       m = this.ppo.require().policy;
       iteration = status.iteration;
     }
-    const bytes = await saveModelSafetensors(m, 'F32', {
-      source: `rlhf-playground ${which}${iteration === null ? '' : ` after ${iteration} PPO iterations`} of ${info.name}`,
-    });
+    const source = `rlhf-playground ${which}${iteration === null ? '' : ` after ${iteration} PPO iterations`} of ${info.name}`;
+    // A LoRA policy: merged into one checkpoint, or the base (its params) plus PEFT's adapter files.
+    const merged = m.lora && lora === 'merged';
+    const bytes = merged
+      ? writeSafetensors(await mergedTensors(m), 'F32', { format: 'pt', source: `${source}, LoRA merged` })
+      : await saveModelSafetensors(m, 'F32', {
+          source: m.lora ? `${info.name} (the base of the LoRA policy)` : source,
+        });
+    let adapter: ExportedModel['adapter'];
+    if (m.lora && !merged) {
+      const peft = await exportPeftAdapter(m, './model');
+      const w = peft.safetensors;
+      adapter = {
+        config: JSON.stringify(peft.config, null, 2),
+        weights: w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength) as ArrayBuffer,
+      };
+    }
     return {
+      ...(adapter ? { adapter } : {}),
       name: info.name,
       which,
       iteration,

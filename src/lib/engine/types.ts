@@ -384,8 +384,10 @@ export interface ExportedModel {
   config: string;
   /** Hugging Face `tokenizers` `tokenizer.json` text. */
   tokenizer: string;
-  /** safetensors bytes. */
+  /** safetensors bytes (a LoRA policy's base when `adapter` is given, else merged). */
   weights: ArrayBuffer;
+  /** A LoRA policy exported as PEFT's adapter files, with the base in `weights`. */
+  adapter?: { config: string; weights: ArrayBuffer };
 }
 
 // ---------------------------------------------------------------- SFT and DPO
@@ -577,8 +579,12 @@ export interface Engine {
   bench(jobId: string, req: BenchRequest): Promise<BenchResult>;
   /** TF.js memory counters (tensors, bytes) for leak checks. */
   memory(): Promise<{ numTensors: number; numBytes: number }>;
-  /** The base model or the PPO policy as files (NotReadyError: no PPO run for 'policy'). */
-  exportModel(which: 'base' | 'policy'): Promise<ExportedModel>;
+  /**
+   * The base model or the PPO policy as files (NotReadyError: no PPO run for 'policy'). A LoRA
+   * policy comes merged (W + α/r·ΔW, default) or, with `lora: 'adapter'`, as the base plus PEFT's
+   * adapter files.
+   */
+  exportModel(which: 'base' | 'policy', lora?: 'merged' | 'adapter'): Promise<ExportedModel>;
   /** SFT of a copy of the loaded model on demonstrations (loss on completion tokens only). Cancellable. */
   sftRun(
     jobId: string,
