@@ -15,7 +15,7 @@ import { ModelLoadError } from '../../src/lib/model/errors';
 import { Adam } from '../../src/lib/rlhf/adam';
 import { LORA_SETTINGS, linearModules, targetedModules } from '../../src/lib/model/lora';
 import { exportPeftAdapter, importPeftAdapter, mergedTensors } from '../../src/lib/model/lora-peft';
-import { readSafetensors, writeSafetensors } from '../../src/lib/model/weights';
+import { readSafetensors, writeSafetensors, type TensorRecord } from '../../src/lib/model/weights';
 
 interface Case {
   name: string;
@@ -231,7 +231,7 @@ describe('PEFT files', () => {
       [
         cfg({}),
         writeSafetensors(
-          new Map([
+          new Map<string, TensorRecord>([
             ...file.tensors,
             [
               'base_model.model.transformer.h.9.attn.c_attn.lora_A.weight',

@@ -474,7 +474,7 @@ describe('reward model with LoRA (model/lora.ts)', () => {
     again.dispose();
     rm.dispose();
     base.dispose();
-  }, 60_000);
+  }, 180_000);
 
   test('LoRA needs full mode; a failed LoRA run removes its adapters', async () => {
     await useBackend('cpu');

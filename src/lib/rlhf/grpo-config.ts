@@ -33,7 +33,7 @@
  * trainer enforces: β cannot go from 0 to > 0 in a run that started without a reference model.
  */
 import { SettingsError, settingsTable, type FieldProblems, type TableSpec } from '../settings/table';
-import { LORA_ROWS, type LoraConfig } from '../model/lora';
+import { LORA_ROWS, type LoraConfig } from '../model/lora-config';
 
 export type GrpoScaleRewards = 'group' | 'batch' | 'none';
 export type GrpoLossType = 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo';

@@ -6,7 +6,7 @@
 import type { TableSpec } from '../settings/table';
 import { ADAM_ROWS, LR_SCHEDULE_ROW, MAX_GRAD_NORM_ROW } from './optimiser-config';
 import { TuneInputError } from './errors';
-import { LORA_ROWS, type LoraConfig } from '../model/lora';
+import { LORA_ROWS, type LoraConfig } from '../model/lora-config';
 
 /** The offline trainers' settings (LoRA's rows included: model/lora.ts). */
 export interface OfflineConfig extends LoraConfig {

@@ -11,7 +11,7 @@
  */
 
 import { SettingsError, decimal, isOffText, settingsTable, type FieldProblems } from '../settings/table';
-import { LORA_ROWS, type LoraConfig } from '../model/lora';
+import { LORA_ROWS, type LoraConfig } from '../model/lora-config';
 
 export type PpoKlEstimator = 'k1' | 'k3';
 

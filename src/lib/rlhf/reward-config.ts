@@ -10,7 +10,7 @@
  * `npx tsx scripts/experiments/reward-model.ts` (the commands are in each help line).
  */
 import { settingsTable } from '../settings/table';
-import { LORA_ROWS, type LoraConfig } from '../model/lora';
+import { LORA_ROWS, type LoraConfig } from '../model/lora-config';
 import { ADAM_ROWS, LR_SCHEDULE_ROW, MAX_GRAD_NORM_ROW } from './optimiser-config';
 import { MIN_PAIRS } from './reward-limits';
 import { RewardTrainingError } from './errors';
