@@ -249,4 +249,36 @@ describe('engine.sampleWith (in-thread, shipped model, cpu)', () => {
     expect((await engine.modelInfo())?.name).toBe('tiny-gpt');
     expect((await engine.memory()).numTensors).toBe(before);
   }, 120_000);
+  it('a LoRA SFT run: the adopted (merged) checkpoint writes what the live adapters wrote', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { fileURLToPath } = await import('node:url');
+    const { createEngine } = await import('../../src/lib/engine/engine');
+    const engine = createEngine();
+    const wasmPath = fileURLToPath(new URL('../../node_modules/@tensorflow/tfjs-backend-wasm/dist/', import.meta.url));
+    await engine.init({ backend: 'cpu', wasmPath });
+    const dir = 'public/models/tiny-gpt';
+    const w = readFileSync(`${dir}/model.safetensors`);
+    await engine.loadModel({
+      name: 'tiny-gpt',
+      source: 'files' as const,
+      config: readFileSync(`${dir}/config.json`, 'utf8'),
+      tokenizer: readFileSync(`${dir}/tokenizer.json`, 'utf8'),
+      weights: w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength) as ArrayBuffer,
+    });
+    const prompts = ['The movie was', 'Once upon a time,'];
+    const req = { prompts, maxNewTokens: 8, temperature: 0.7, topK: 40, seed: 4242 };
+    await engine.sftRun('sft', [{ prompt: 'The movie was', completion: ' a quiet triumph of zebra jazz.' }], {
+      epochs: 3,
+      batchSize: 1,
+      learningRate: 3e-2,
+      valFraction: 0,
+      lora: true,
+      loraTargetModules: ['c_attn', 'c_proj', 'c_fc'],
+    });
+    const live = await engine.tuneSamples(prompts, 8);
+    expect(live.some((s) => s.tuned !== s.base)).toBe(true); // the adapters changed the model
+    const files = await engine.tuneExport();
+    expect(await engine.sampleWith('a', { kind: 'files', files }, req)).toEqual(live.map((s) => s.tuned));
+    await engine.tuneDiscard();
+  }, 120_000);
 });

@@ -17,6 +17,9 @@ import { resolveDpoConfig, trainDpo, type DpoConfig } from '../rlhf/dpo-train';
 import type { TuneEvent, TuneResult } from '../rlhf/offline-train';
 import { resolveSftConfig, trainSft, type SftConfig, type SftExample } from '../rlhf/sft';
 import { InvalidInputError, NotReadyError } from './errors';
+import { ModelLoadError } from '../model/errors';
+import { loraSpecOf } from '../model/lora';
+import type { LoraConfig } from '../model/lora-config';
 import type { Checkpoint } from './jobs';
 import { ModelSlot } from './model-slot';
 import type { ModelFiles, ModelInfo, SampleWeights, SampleWithRequest, TuneSample, TuneSummary } from './types';
@@ -139,6 +142,25 @@ export class TuneHost {
   }
 }
 
+/** Puts a LoRA run's saved adapters (`<module>.lora_A` [in, r], `.lora_B` [r, out]) on `model`. */
+function setAdapterParams(model: GPT, params: Record<string, Float32Array>, lora: LoraConfig): void {
+  const adapters = model.addAdapters(loraSpecOf(lora));
+  for (const [name, ad] of adapters.adapters)
+    for (const [v, key] of [
+      [ad.a, `${name}.lora_A`],
+      [ad.b, `${name}.lora_B`],
+    ] as const) {
+      const arr = params[key];
+      if (!(arr instanceof Float32Array) || arr.length !== v.size)
+        throw new ModelLoadError(
+          `The run's LoRA adapter ${key} is missing or of another size: was it trained on another model?`,
+        );
+      const t = tf.tensor(arr, v.shape, 'float32');
+      v.assign(t);
+      t.dispose();
+    }
+}
+
 /**
  * Sample prompts from other weights (a saved run's) in a temporary model, disposed after, so
  * the loaded model and a running PPO job are untouched. Files bring their own tokenizer;
@@ -168,20 +190,31 @@ export async function sampleWithWeights(
     const base = loaded.require();
     tok = base.tokenizer;
     const shapes = parameterShapes(base.model.config);
-    model = new GPT(base.model.config, { trainable: false, namePrefix: `sample${counter++}/`, init: 'zeros' });
-    const map = new Map<string, tf.Tensor>();
-    try {
-      for (const [name, arr] of Object.entries(weights.params)) {
-        const shape = shapes.get(name);
-        if (shape && arr instanceof Float32Array && arr.length === shape.reduce((a, b) => a * b, 1))
-          map.set(name, tf.tensor(arr, shape, 'float32'));
+    if (weights.lora) {
+      // A LoRA run: its adapters on a copy of the loaded model (the run's base).
+      model = base.model.clone({ trainable: false, namePrefix: `sample${counter++}/` });
+      try {
+        setAdapterParams(model, weights.params, weights.lora);
+      } catch (e) {
+        model.dispose();
+        throw e;
       }
-      model.setWeights(map); // names and shapes checked: ModelLoadError when the run used another model
-    } catch (e) {
-      model.dispose();
-      throw e;
-    } finally {
-      for (const t of map.values()) t.dispose();
+    } else {
+      model = new GPT(base.model.config, { trainable: false, namePrefix: `sample${counter++}/`, init: 'zeros' });
+      const map = new Map<string, tf.Tensor>();
+      try {
+        for (const [name, arr] of Object.entries(weights.params)) {
+          const shape = shapes.get(name);
+          if (shape && arr instanceof Float32Array && arr.length === shape.reduce((a, b) => a * b, 1))
+            map.set(name, tf.tensor(arr, shape, 'float32'));
+        }
+        model.setWeights(map); // names and shapes checked: ModelLoadError when the run used another model
+      } catch (e) {
+        model.dispose();
+        throw e;
+      } finally {
+        for (const t of map.values()) t.dispose();
+      }
     }
   } else {
     throw new InvalidInputError('Give the weights as model files or PPO policy parameters.');

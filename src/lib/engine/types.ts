@@ -662,7 +662,13 @@ export interface EngineTestHooks {
 
 /** Weights to sample from: model files, or a PPO policy's parameters (the loaded model's architecture and tokenizer). */
 export type SampleWeights =
-  { kind: 'files'; files: ModelFiles } | { kind: 'params'; params: Record<string, Float32Array> };
+  | { kind: 'files'; files: ModelFiles }
+  | {
+      kind: 'params';
+      params: Record<string, Float32Array>;
+      /** A LoRA run's settings: `params` are then its adapters (`<module>.lora_A|B`) on the loaded base. */
+      lora?: import('../model/lora-config').LoraConfig;
+    };
 
 export interface SampleWithRequest {
   prompts: string[];
