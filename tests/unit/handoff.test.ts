@@ -199,6 +199,22 @@ describe('hand-off bundle', () => {
     expect([...ad.keys()]).toContain('base_model.model.transformer.h.0.attn.c_attn.lora_B.weight');
     expect(dec.decode(files.get('README.md'))).toContain('PeftModel.from_pretrained');
     await engine.ppoDispose();
+
+    // The exported adapter loads back (merged into the loaded base) and matches the merged export.
+    const bad = JSON.stringify({ ...JSON.parse(split.adapter!.config), r: 4 });
+    await expect(engine.loadAdapter({ config: bad, weights: split.adapter!.weights })).rejects.toThrow(
+      /this model with r = 4 needs/,
+    );
+    expect((await engine.modelInfo())?.name).toBe('tiny-gpt'); // unchanged after the refusal
+    const info = await engine.loadAdapter({ ...split.adapter!, name: 'ppo-lora' });
+    expect(info.name).toBe('tiny-gpt + ppo-lora');
+    const back = readSafetensors(new Uint8Array((await engine.exportModel('base')).weights)).tensors;
+    for (const [name, t] of mw) {
+      const b = back.get(name)!.data;
+      let worst = 0;
+      t.data.forEach((x, i) => (worst = Math.max(worst, Math.abs(x - b[i]))));
+      expect(worst, name).toBeLessThan(1e-6);
+    }
   });
 
   it('unusable model files are a HandoffError', () => {

@@ -36,7 +36,7 @@ import { runBench } from './bench';
 import type { RewardFunctionSpec } from '../rlhf/reward-functions';
 import { generate } from '../model/sampling';
 import { configToHF, saveModelSafetensors, writeSafetensors } from '../model/weights';
-import { exportPeftAdapter, mergedTensors } from '../model/lora-peft';
+import { exportPeftAdapter, importPeftAdapter, mergedTensors } from '../model/lora-peft';
 import type {
   BackendChoice,
   BackendInfo,
@@ -259,6 +259,36 @@ export class LocalEngine implements Engine, EngineTestHooks {
   async loadModel(files: ModelFiles): Promise<ModelInfo> {
     this.requireInit();
     return this.serialLoad(async () => files);
+  }
+
+  async loadAdapter(adapter: { config: string; weights: ArrayBuffer; name?: string }): Promise<ModelInfo> {
+    this.requireInit();
+    const { model, tokenizer, info } = this.slot.require();
+    // Checked and merged on a copy: on any problem the loaded model stays as it was.
+    const copy = model.clone({ trainable: false });
+    let bytes: Uint8Array;
+    try {
+      importPeftAdapter(copy, adapter.config, new Uint8Array(adapter.weights));
+      bytes = writeSafetensors(await mergedTensors(copy), 'F32', {
+        format: 'pt',
+        source: `rlhf-playground: ${info.name} with a LoRA adapter merged`,
+      });
+    } finally {
+      copy.dispose();
+    }
+    const label = adapter.name?.trim() || 'LoRA adapter';
+    return this.serialLoad(async () => ({
+      name: `${info.name} + ${label}`,
+      source: 'files',
+      config: JSON.stringify(configToHF(model.config, tokenizer.eotId, 'F32')),
+      tokenizer: JSON.stringify(tokenizer.toJSON()),
+      weights: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
+      card: JSON.stringify({
+        description: `${info.name} with the LoRA adapter ${label} merged in (W + α/r·BA).`,
+        corpus: info.card?.corpus,
+        licence: info.card?.licence,
+      }),
+    }));
   }
 
   async loadModelFromUrl(baseUrl: string, name: string): Promise<ModelInfo> {

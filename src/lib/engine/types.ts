@@ -522,6 +522,12 @@ export interface Engine {
   cancel(jobId: string): Promise<boolean>;
   /** Load a model from its files; the model already loaded stays when this fails. */
   loadModel(files: ModelFiles): Promise<ModelInfo>;
+  /**
+   * A PEFT LoRA adapter (`adapter_config.json` text, `adapter_model.safetensors` bytes) merged into
+   * the loaded model, which it then replaces; names, shapes, rank and target modules are checked
+   * first (ModelLoadError), and on failure the loaded model stays.
+   */
+  loadAdapter(adapter: { config: string; weights: ArrayBuffer; name?: string }): Promise<ModelInfo>;
   /** Fetch the bundled model from the app's own origin (`baseUrl` ends in `/`) and load it. */
   loadModelFromUrl(baseUrl: string, name: string): Promise<ModelInfo>;
   modelInfo(): Promise<ModelInfo | null>;
