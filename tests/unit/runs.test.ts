@@ -249,7 +249,7 @@ describe('engine.sampleWith (in-thread, shipped model, cpu)', () => {
     expect((await engine.modelInfo())?.name).toBe('tiny-gpt');
     expect((await engine.memory()).numTensors).toBe(before);
   }, 120_000);
-  it('a LoRA SFT run: the adopted (merged) checkpoint writes what the live adapters wrote', async () => {
+  it('LoRA: an SFT run’s merged checkpoint writes what the live adapters wrote; a saved run’s adapters sample as their merge', async () => {
     const { readFileSync } = await import('node:fs');
     const { fileURLToPath } = await import('node:url');
     const { createEngine } = await import('../../src/lib/engine/engine');
@@ -280,5 +280,28 @@ describe('engine.sampleWith (in-thread, shipped model, cpu)', () => {
     const files = await engine.tuneExport();
     expect(await engine.sampleWith('a', { kind: 'files', files }, req)).toEqual(live.map((s) => s.tuned));
     await engine.tuneDiscard();
-  }, 120_000);
+
+    // A saved LoRA run's state (adapters only, as PPO and GRPO store it) samples as its merged checkpoint.
+    const { GPT } = await import('../../src/lib/model/gpt');
+    const { configFromHF, loadSafetensorsIntoModel, writeSafetensors } = await import('../../src/lib/model/weights');
+    const { mergedTensors } = await import('../../src/lib/model/lora-peft');
+    const { LORA_SETTINGS } = await import('../../src/lib/model/lora-config');
+    const tf = await import('@tensorflow/tfjs-core');
+    const m = new GPT(configFromHF(JSON.parse(files.config)), { trainable: false, init: 'zeros' });
+    loadSafetensorsIntoModel(m, new Uint8Array(readFileSync(`${dir}/model.safetensors`)));
+    const lora = { ...LORA_SETTINGS.defaults, lora: true, loraR: 2 };
+    const ads = m.addAdapters({ r: 2, alpha: lora.loraAlpha, dropout: 0, targetModules: null }, 5);
+    const params: Record<string, Float32Array> = {};
+    for (const [name, ad] of ads.adapters) {
+      tf.tidy(() => ad.b.assign(tf.randomNormal(ad.b.shape, 0, 0.5, 'float32', 9)));
+      params[`${name}.lora_A`] = new Float32Array(ad.a.dataSync());
+      params[`${name}.lora_B`] = new Float32Array(ad.b.dataSync());
+    }
+    const merged = writeSafetensors(await mergedTensors(m), 'F32');
+    m.dispose();
+    const mergedFiles = { ...files, weights: merged.buffer.slice(0) as ArrayBuffer };
+    const fromState = await engine.sampleWith('b', { kind: 'params', params, lora }, req);
+    expect(fromState).toEqual(await engine.sampleWith('c', { kind: 'files', files: mergedFiles }, req));
+    expect(fromState).not.toEqual(live.map((s) => s.base));
+  }, 180_000);
 });
