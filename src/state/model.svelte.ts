@@ -107,6 +107,13 @@ export class ModelState {
    * Picks are serialised: the latest wins, and the page always shows the engine's model.
    */
   async loadFiles(files: File[]): Promise<boolean> {
+    const byName = (pred: (n: string) => boolean) => files.find((f) => pred(f.name.toLowerCase()));
+    const adapterConfig = byName((n) => n === 'adapter_config.json');
+    if (adapterConfig && !byName((n) => n === 'config.json'))
+      return this.loadAdapter(
+        adapterConfig,
+        byName((n) => n.endsWith('.safetensors')),
+      );
     const picked: PickedModelFile[] = files.map((f) => ({ path: f.webkitRelativePath || f.name, blob: f }));
     const ticket = ++this.loadTicket;
     this.status = 'loading';
@@ -136,6 +143,36 @@ export class ModelState {
       if (!this.info) this.loadError = asSentence((e as Error).message);
       notices.add('error', `The model was not loaded: ${asSentence((e as Error).message)} ${now}`);
       return false;
+    }
+  }
+
+  /** A PEFT LoRA adapter merged into the loaded model (which stays if anything is wrong). */
+  private async loadAdapter(config: File, weights: File | undefined): Promise<boolean> {
+    if (!weights) {
+      notices.add('error', 'To load a LoRA adapter, pick adapter_config.json and adapter_model.safetensors together.');
+      return false;
+    }
+    this.status = 'loading';
+    try {
+      const name = weights.name.replace(/\.safetensors$/i, '');
+      const info = await engineState.engine.loadAdapter({
+        config: await config.text(),
+        weights: await weights.arrayBuffer(),
+        name: name === 'adapter_model' ? 'LoRA adapter' : name,
+      });
+      this.info = info;
+      this.result = null;
+      this.tokens = null;
+      notices.add('info', `Merged the LoRA adapter: the loaded model is now ${info.name}.`);
+      return true;
+    } catch (e) {
+      notices.add(
+        'error',
+        `The adapter was not loaded: ${asSentence((e as Error).message)} The previous model is still loaded.`,
+      );
+      return false;
+    } finally {
+      this.status = this.info ? 'ready' : 'failed';
     }
   }
 

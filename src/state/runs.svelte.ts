@@ -23,6 +23,7 @@ import {
 import type { ModelFiles, SampleWeights, TuneSample, TuneSummary } from '../lib/engine/types';
 import { defaultLabellerConfig, labellerFromConfig, type LabellerKind } from '../lib/rlhf/labellers';
 import { Rng, shuffleInPlace } from '../lib/model/rng';
+import { hasLoraRows, loraOf } from '../lib/model/lora-config';
 import { getSetting } from '../lib/storage/db';
 import { writeZip, type ZipEntry } from '../lib/data/zip';
 import { askPersistence, download, getStores } from './data.svelte';
@@ -264,12 +265,14 @@ export class RunsState {
     if (run.kind === 'ppo') {
       const saved = await store.loadPpo(run.id);
       if (!saved) throw new Error(`The weights of run "${run.name}" are gone. Its curves and samples stay readable.`);
-      return { kind: 'params', params: saved.state.policy };
+      const c = saved.state.config;
+      return { kind: 'params', params: saved.state.policy, ...(c.lora ? { lora: loraOf(c) } : {}) };
     }
     if (run.kind === 'grpo' || run.kind === 'rloo' || run.kind === 'online-dpo') {
       const saved = await store.loadGroup(run.id);
       if (!saved) throw new Error(`The weights of run "${run.name}" are gone. Its curves stay readable.`);
-      return { kind: 'params', params: saved.state.policy };
+      const c = saved.state.config;
+      return { kind: 'params', params: saved.state.policy, ...(hasLoraRows(c) && c.lora ? { lora: loraOf(c) } : {}) };
     }
     return { kind: 'files', files: await store.loadCheckpoint(run) };
   }

@@ -224,3 +224,45 @@ describe('engine: sftRun / dpoRun / tuneAdopt (in-thread, shipped model, wasm)',
     expect(await engine.tuneStatus()).toBeNull();
   }, 120_000);
 });
+
+describe('trainDpo with LoRA (model/lora.ts)', () => {
+  test('the reference is the model with adapters off: starts at log 2; base unchanged; margins rise', async () => {
+    const model = tinyModel();
+    const w0 = await weights(model);
+    const events: TuneEvent[] = [];
+    const res = await trainDpo(
+      model,
+      toyPairs(),
+      {
+        tokenizer,
+        config: { ...FAST, learningRate: 1e-2, lora: true, loraR: 4, loraTargetModules: ['c_attn', 'c_proj', 'c_fc'] },
+      },
+      (e) => events.push(e),
+    );
+    const s = events[0];
+    if (s.type !== 'start') throw new Error('first event is not start');
+    expect(s.initial.loss).toBeCloseTo(Math.LN2, 5); // fresh adapters (B = 0): policy = reference
+    expect(await weights(model)).toEqual(w0);
+    const steps = res.history.filter((r) => 'rewards/margins' in r.metrics && !('eval_loss' in r.metrics));
+    const last = steps[steps.length - 1].metrics;
+    expect(last.loss).toBeLessThan(Math.LN2 - 0.1);
+    expect(last['rewards/margins']).toBeGreaterThan(0.2);
+    expect(model.lora!.variables().every((v) => v.dataSync().some((x) => x !== 0))).toBe(true);
+    model.dispose();
+  }, 120_000);
+
+  test('adapters already on the model (an imported adapter): the reference is the base, not the adapted start', async () => {
+    const model = tinyModel();
+    model.addAdapters({ r: 2, alpha: 4, dropout: 0, targetModules: null }, 7);
+    for (const ad of model.lora!.adapters.values())
+      tf.tidy(() => ad.b.assign(tf.randomNormal(ad.b.shape, 0, 1, 'float32', 3)));
+    const events: TuneEvent[] = [];
+    await trainDpo(model, toyPairs(8), { tokenizer, config: { ...FAST, epochs: 1, valFraction: 0 } }, (e) =>
+      events.push(e),
+    );
+    const s = events[0];
+    if (s.type !== 'start') throw new Error('first event is not start');
+    expect(Math.abs(s.initial['rewards/margins'])).toBeGreaterThan(1e-3); // policy ≠ reference at the start
+    model.dispose();
+  }, 60_000);
+});

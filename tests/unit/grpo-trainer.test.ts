@@ -191,7 +191,8 @@ describe('settings tables', () => {
     for (const table of [GRPO_SETTINGS, RLOO_SETTINGS] as const) {
       for (const k of table.keys) {
         expect(table.help(k as never)).toBeTruthy();
-        expect(table.isLive(k as never)).toBe(k !== 'seed');
+        // LoRA's rows (model/lora.ts) shape the model, so they are fixed once a run starts.
+        expect(table.isLive(k as never)).toBe(k !== 'seed' && !k.startsWith('lora'));
       }
     }
     expect(GRPO_SETTINGS.urlName('numGenerations')).toBe('grpoNumGenerations');
@@ -448,4 +449,79 @@ describe('GrpoTrainer and RlooTrainer', () => {
     t.dispose();
     base.dispose();
   }, 30_000);
+});
+
+// ------------------------------------------------------------------------------ LoRA
+
+describe('LoRA (model/lora.ts)', () => {
+  /** The bandit model with its tied head scaled up: at GPT-2 init (std 0.02) the head's logits
+   *  are so small that only training wte itself (which LoRA leaves frozen) can move them far
+   *  from uniform. */
+  function loraBanditModel(): GPT {
+    const m = banditModel();
+    const wte = m.params.get('transformer.wte.weight')!;
+    tf.tidy(() => wte.assign(tf.mul(wte, 15)));
+    return m;
+  }
+
+  test('GRPO with LoRA: base frozen, adapters train, the reference is the policy with adapters off, reward rises', async () => {
+    await useBackend('cpu');
+    const base = loraBanditModel();
+    const before = await probGood(base);
+    const t = new GrpoTrainer({
+      model: base,
+      reward: banditReward,
+      tokenizer: banditTokenizer,
+      prompts: BANDIT_PROMPTS,
+      config: {
+        ...BANDIT,
+        beta: 0.01,
+        learningRate: 5e-2,
+        lora: true,
+        loraR: 4,
+        loraAlpha: 8,
+        loraTargetModules: ['c_attn', 'c_proj', 'c_fc'],
+      },
+    });
+    expect(t.reference).toBe(t.policy); // no copy of the weights
+    expect(t.policy.lora!.adapters.size).toBe(4); // c_proj names attn.c_proj and mlp.c_proj, as in PEFT
+    const baseWeights = await weightsOf(t);
+    const adapterBefore = t.policy.lora!.variables().map((v) => v.dataSync().slice());
+    for (let i = 0; i < 30 && (await probGood(t.policy)) < 0.8; i++) await t.iteration();
+    expect(await probGood(t.policy)).toBeGreaterThan(0.8);
+    expect(before).toBeLessThan(0.5);
+    expect(t.history.at(-1)!.reward).toBeGreaterThan(t.history[0].reward);
+    expect(t.history.at(-1)!.kl).toBeGreaterThan(0); // measured against the adapters-off forward
+    expect(await weightsOf(t)).toEqual(baseWeights);
+    t.policy.lora!.variables().forEach((v, i) => expect(v.dataSync()).not.toEqual(adapterBefore[i]));
+    // The adapters-off policy is the starting model.
+    t.policy.lora!.enabled = false;
+    expect(await probGood(t.policy)).toBeCloseTo(before, 6);
+    t.policy.lora!.enabled = true;
+    t.dispose();
+    base.dispose();
+  }, 60_000);
+
+  test('RLOO with LoRA resumes exactly from getState/setState (the state holds the adapters only)', async () => {
+    await useBackend('cpu');
+    const base = tinyModel();
+    const cfg = { lora: true, loraR: 2, loraTargetModules: ['c_attn', 'c_fc'] };
+    const a = rloo(base, cfg);
+    await a.iteration();
+    const state = await a.getState();
+    expect(Object.keys(state.policy).sort()).toEqual([
+      'transformer.h.0.attn.c_attn.lora_A',
+      'transformer.h.0.attn.c_attn.lora_B',
+      'transformer.h.0.mlp.c_fc.lora_A',
+      'transformer.h.0.mlp.c_fc.lora_B',
+    ]);
+    await a.iteration();
+    const b = rloo(base, cfg);
+    b.setState(state);
+    await b.iteration();
+    expect(timeless(b.history)).toEqual(timeless(a.history));
+    a.dispose();
+    b.dispose();
+    base.dispose();
+  }, 60_000);
 });

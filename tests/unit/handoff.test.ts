@@ -172,6 +172,51 @@ describe('hand-off bundle', () => {
     await engine.ppoDispose();
   });
 
+  it('a LoRA policy: merged by default; or its base plus PEFT adapter files in adapter/', async () => {
+    const engine = await engineWithBundledModel();
+    await engine.ppoCreate({
+      prompts: ['The movie was', 'The food was', 'This book'],
+      evalPrompts: ['The movie was'],
+      config: { batchSize: 2, maxNewTokens: 4, miniBatches: 1, ppoEpochs: 1, lr: 1e-2, seed: 1, lora: true, loraR: 2 },
+      reward: { kind: 'labeller', labeller: defaultLabellerConfig('length') },
+    });
+    await engine.ppoRun('p', { iterations: 2, evalEvery: 0 }, () => {});
+    const base = readSafetensors(new Uint8Array((await engine.exportModel('base')).weights)).tensors;
+    const merged = await engine.exportModel('policy');
+    expect(merged.adapter).toBeUndefined();
+    const mw = readSafetensors(new Uint8Array(merged.weights)).tensors;
+    const w = 'transformer.h.0.attn.c_attn.weight';
+    expect(mw.get(w)!.data).not.toEqual(base.get(w)!.data); // the adapters are merged in
+    expect(mw.get('transformer.h.0.mlp.c_fc.weight')!.data).toEqual(base.get('transformer.h.0.mlp.c_fc.weight')!.data);
+
+    const split = await engine.exportModel('policy', 'adapter');
+    const sw = readSafetensors(new Uint8Array(split.weights)).tensors;
+    expect(sw.get(w)!.data).toEqual(base.get(w)!.data); // the base, unchanged by LoRA training
+    const files = unzip(split, PAIRS);
+    const cfg = JSON.parse(dec.decode(files.get('adapter/adapter_config.json'))) as Record<string, unknown>;
+    expect(cfg).toMatchObject({ peft_type: 'LORA', r: 2, target_modules: ['c_attn'], fan_in_fan_out: true });
+    const ad = readSafetensors(files.get('adapter/adapter_model.safetensors')!).tensors;
+    expect([...ad.keys()]).toContain('base_model.model.transformer.h.0.attn.c_attn.lora_B.weight');
+    expect(dec.decode(files.get('README.md'))).toContain('PeftModel.from_pretrained');
+    await engine.ppoDispose();
+
+    // The exported adapter loads back (merged into the loaded base) and matches the merged export.
+    const bad = JSON.stringify({ ...JSON.parse(split.adapter!.config), r: 4 });
+    await expect(engine.loadAdapter({ config: bad, weights: split.adapter!.weights })).rejects.toThrow(
+      /this model with r = 4 needs/,
+    );
+    expect((await engine.modelInfo())?.name).toBe('tiny-gpt'); // unchanged after the refusal
+    const info = await engine.loadAdapter({ ...split.adapter!, name: 'ppo-lora' });
+    expect(info.name).toBe('tiny-gpt + ppo-lora');
+    const back = readSafetensors(new Uint8Array((await engine.exportModel('base')).weights)).tensors;
+    for (const [name, t] of mw) {
+      const b = back.get(name)!.data;
+      let worst = 0;
+      t.data.forEach((x, i) => (worst = Math.max(worst, Math.abs(x - b[i]))));
+      expect(worst, name).toBeLessThan(1e-6);
+    }
+  });
+
   it('unusable model files are a HandoffError', () => {
     const bad: ExportedModel = {
       name: 'x',

@@ -362,3 +362,62 @@ describe('PpoTrainer', () => {
 function mean(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
+
+describe('PpoTrainer with LoRA (model/lora.ts)', () => {
+  /** The tied head scaled up: at GPT-2 init (std 0.02) its logits stay near uniform unless wte
+   *  itself trains, which LoRA leaves frozen. */
+  function loraModel(): GPT {
+    const m = tinyModel();
+    const wte = m.params.get('transformer.wte.weight')!;
+    tf.tidy(() => wte.assign(tf.mul(wte, 15)));
+    return m;
+  }
+  const LORA: Partial<PpoConfig> = { lora: true, loraR: 4, loraTargetModules: ['c_attn', 'c_proj', 'c_fc'] };
+
+  test('one trunk: the reference is the policy with adapters off, the critic a head on the frozen base; X gets more frequent', async () => {
+    const base = loraModel();
+    const before = await freqX(base);
+    const t = makeTrainer(base, LORA);
+    expect(t.reference).toBe(t.policy);
+    expect(t.valueModel.trunk).toBe(t.policy);
+    expect(t.valueModel.trainableVariables()).toHaveLength(2); // score.weight and score.bias
+    const baseWeights = [...t.policy.params.values()].map((v) => v.dataSync().slice());
+    const headBefore = t.valueModel.headWeight.dataSync().slice();
+    for (let i = 0; i < 12; i++) await t.iteration();
+    const after = await freqX(t.policy);
+    expect(after).toBeGreaterThan(before + 0.2);
+    const h = t.history;
+    expect(mean(h.slice(-5).map((m) => m['objective/scores']))).toBeGreaterThan(
+      mean(h.slice(0, 5).map((m) => m['objective/scores'])) + 0.5,
+    );
+    expect(h.at(-1)!['objective/kl']).toBeGreaterThan(0);
+    [...t.policy.params.values()].forEach((v, i) => expect(v.dataSync()).toEqual(baseWeights[i]));
+    expect(t.valueModel.headWeight.dataSync()).not.toEqual(headBefore);
+    t.policy.lora!.enabled = false; // sampling awaits, so switch off by hand (withoutAdapters is synchronous)
+    expect(await freqX(t.policy)).toBe(before);
+    t.policy.lora!.enabled = true;
+    t.dispose();
+    // The trainer disposed its policy (and with it the shared trunk), not the starting model.
+    expect(base.params.get('transformer.wte.weight')!.isDisposed).toBe(false);
+    base.dispose();
+  }, 60_000);
+
+  test('getState holds the adapters and the value head only; setState resumes exactly', async () => {
+    const base = loraModel();
+    const a = makeTrainer(base, LORA);
+    for (let i = 0; i < 2; i++) await a.iteration();
+    const state = structuredClone(await a.getState());
+    expect(Object.keys(state.policy).every((k) => /\.lora_[AB]$/.test(k))).toBe(true);
+    expect(Object.keys(state.value).sort()).toEqual(['score.bias', 'score.weight']);
+    for (let i = 0; i < 2; i++) await a.iteration();
+    const c = makeTrainer(base, LORA);
+    c.setState(state);
+    for (let i = 0; i < 2; i++) await c.iteration();
+    expect(timeless(c.history)).toEqual(timeless(a.history));
+    // A full-weights trainer refuses a LoRA state.
+    const full = makeTrainer(base);
+    expect(() => full.setState(state)).toThrow(/missing or of the wrong size/);
+    for (const t of [a, c, full]) t.dispose();
+    base.dispose();
+  }, 60_000);
+});

@@ -431,3 +431,69 @@ describe('reward training: loss, errors, storage (cpu)', () => {
     expect(rewardInputIds(tok, 'ab ', ' c')).toEqual([99, 97, 98, 32, 99]);
   });
 });
+
+describe('reward model with LoRA (model/lora.ts)', () => {
+  test('full mode + LoRA: the trunk base stays as it was, adapters and head learn, held-out accuracy rises; stored merged', async () => {
+    await useBackend('cpu');
+    const base = policy();
+    const rm = RewardModel.fromPolicy(base, { mode: 'full', seed: 3 });
+    const trunkBefore = [...rm.trunk.params.values()].map((v) => v.dataSync().slice());
+    const pairs = separablePairs(10, 8, 12);
+    let initial = NaN;
+    const res = await trainRewardModel(
+      rm,
+      pairs,
+      {
+        encode,
+        seed: 2,
+        epochs: 12,
+        learningRate: 1e-2,
+        patience: 12,
+        linearProbe: false,
+        lora: true,
+        loraR: 4,
+        loraTargetModules: ['c_attn', 'c_proj', 'c_fc'],
+      },
+      (e) => {
+        if (e.type === 'start') initial = e.initial!.accuracy;
+      },
+    );
+    expect(rm.trunk.lora!.adapters.size).toBe(4);
+    [...rm.trunk.params.values()].forEach((v, i) => expect(v.dataSync()).toEqual(trunkBefore[i]));
+    expect(rm.trunk.lora!.variables().every((v) => v.dataSync().some((x) => x !== 0))).toBe(true);
+    expect(res.best.eval_accuracy).toBeGreaterThanOrEqual(0.75);
+    expect(res.best.eval_accuracy).toBeGreaterThan(initial + 0.1);
+    const losses = res.history.map((m) => m.loss);
+    expect(losses.at(-1)!).toBeLessThan(losses[0]);
+    // The stored state is a plain reward model with the adapters merged: same rewards.
+    const state = await rm.getState();
+    const again = RewardModel.fromState(state);
+    const rows = pairs.slice(0, 6).map((p) => encode(p.prompt, p.chosen));
+    const [a, b] = [await rm.score(rows), await again.score(rows)];
+    a.forEach((x, i) => expect(b[i]).toBeCloseTo(x, 4));
+    again.dispose();
+    rm.dispose();
+    base.dispose();
+  }, 180_000);
+
+  test('LoRA needs full mode; a failed LoRA run removes its adapters', async () => {
+    await useBackend('cpu');
+    const base = policy();
+    const rm = RewardModel.fromPolicy(base, { mode: 'head', seed: 3 });
+    await expect(trainRewardModel(rm, separablePairs(10, 8, 12), { encode, lora: true })).rejects.toThrow(
+      /needs mode 'full'/,
+    );
+    expect(rm.trunk.lora).toBeNull();
+    const full = RewardModel.fromPolicy(base, { mode: 'full', seed: 3 });
+    await expect(
+      trainRewardModel(full, separablePairs(10, 8, 12), { encode, lora: true, linearProbe: false }, undefined, () =>
+        Promise.reject(new Error('cancelled')),
+      ),
+    ).rejects.toThrow(/cancelled/);
+    expect(full.trunk.lora).toBeNull();
+    expect(full.trainableVariables('full').length).toBe(full.trunk.params.size + 2);
+    rm.dispose();
+    full.dispose();
+    base.dispose();
+  }, 60_000);
+});

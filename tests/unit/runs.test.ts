@@ -249,4 +249,59 @@ describe('engine.sampleWith (in-thread, shipped model, cpu)', () => {
     expect((await engine.modelInfo())?.name).toBe('tiny-gpt');
     expect((await engine.memory()).numTensors).toBe(before);
   }, 120_000);
+  it('LoRA: an SFT run’s merged checkpoint writes what the live adapters wrote; a saved run’s adapters sample as their merge', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { fileURLToPath } = await import('node:url');
+    const { createEngine } = await import('../../src/lib/engine/engine');
+    const engine = createEngine();
+    const wasmPath = fileURLToPath(new URL('../../node_modules/@tensorflow/tfjs-backend-wasm/dist/', import.meta.url));
+    await engine.init({ backend: 'cpu', wasmPath });
+    const dir = 'public/models/tiny-gpt';
+    const w = readFileSync(`${dir}/model.safetensors`);
+    await engine.loadModel({
+      name: 'tiny-gpt',
+      source: 'files' as const,
+      config: readFileSync(`${dir}/config.json`, 'utf8'),
+      tokenizer: readFileSync(`${dir}/tokenizer.json`, 'utf8'),
+      weights: w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength) as ArrayBuffer,
+    });
+    const prompts = ['The movie was', 'Once upon a time,'];
+    const req = { prompts, maxNewTokens: 8, temperature: 0.7, topK: 40, seed: 4242 };
+    await engine.sftRun('sft', [{ prompt: 'The movie was', completion: ' a quiet triumph of zebra jazz.' }], {
+      epochs: 3,
+      batchSize: 1,
+      learningRate: 3e-2,
+      valFraction: 0,
+      lora: true,
+      loraTargetModules: ['c_attn', 'c_proj', 'c_fc'],
+    });
+    const live = await engine.tuneSamples(prompts, 8);
+    expect(live.some((s) => s.tuned !== s.base)).toBe(true); // the adapters changed the model
+    const files = await engine.tuneExport();
+    expect(await engine.sampleWith('a', { kind: 'files', files }, req)).toEqual(live.map((s) => s.tuned));
+    await engine.tuneDiscard();
+
+    // A saved LoRA run's state (adapters only, as PPO and GRPO store it) samples as its merged checkpoint.
+    const { GPT } = await import('../../src/lib/model/gpt');
+    const { configFromHF, loadSafetensorsIntoModel, writeSafetensors } = await import('../../src/lib/model/weights');
+    const { mergedTensors } = await import('../../src/lib/model/lora-peft');
+    const { LORA_SETTINGS } = await import('../../src/lib/model/lora-config');
+    const tf = await import('@tensorflow/tfjs-core');
+    const m = new GPT(configFromHF(JSON.parse(files.config)), { trainable: false, init: 'zeros' });
+    loadSafetensorsIntoModel(m, new Uint8Array(readFileSync(`${dir}/model.safetensors`)));
+    const lora = { ...LORA_SETTINGS.defaults, lora: true, loraR: 2 };
+    const ads = m.addAdapters({ r: 2, alpha: lora.loraAlpha, dropout: 0, targetModules: null }, 5);
+    const params: Record<string, Float32Array> = {};
+    for (const [name, ad] of ads.adapters) {
+      tf.tidy(() => ad.b.assign(tf.randomNormal(ad.b.shape, 0, 0.5, 'float32', 9)));
+      params[`${name}.lora_A`] = new Float32Array(ad.a.dataSync());
+      params[`${name}.lora_B`] = new Float32Array(ad.b.dataSync());
+    }
+    const merged = writeSafetensors(await mergedTensors(m), 'F32');
+    m.dispose();
+    const mergedFiles = { ...files, weights: merged.buffer.slice(0) as ArrayBuffer };
+    const fromState = await engine.sampleWith('b', { kind: 'params', params, lora }, req);
+    expect(fromState).toEqual(await engine.sampleWith('c', { kind: 'files', files: mergedFiles }, req));
+    expect(fromState).not.toEqual(live.map((s) => s.base));
+  }, 180_000);
 });

@@ -85,6 +85,8 @@ export interface HandoffModel {
   tokenizer: string;
   /** safetensors bytes with GPT2LMHeadModel tensor names. */
   weights: ArrayBuffer | Uint8Array;
+  /** A LoRA policy as PEFT's adapter files (`weights` is then its base): written to `adapter/`. */
+  adapter?: { config: string; weights: ArrayBuffer | Uint8Array };
 }
 
 export interface HandoffInput {
@@ -294,7 +296,14 @@ ${empty}Made ${created.toISOString()} by RLHF Playground, in the browser; nothin
   explicit-prompt preference format, one JSON object per line with exactly the keys
   \`prompt\`, \`chosen\`, \`rejected\`.
 - **Model:** ${what}. ${c.nLayer} layers, ${c.nHead} heads, width ${c.nEmbd}, context ${c.blockSize}
-  tokens, vocabulary ${c.vocabSize}.
+  tokens, vocabulary ${c.vocabSize}.${
+    m.adapter
+      ? `
+- **LoRA adapter:** \`adapter/\` holds the policy's LoRA adapter in PEFT's files; \`model/\` is its base.
+  Load both with \`PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("./model"), "./adapter")\`
+  (\`merge_and_unload()\` gives the merged model).`
+      : ''
+  }
 ${
   rm
     ? `- **Reward model:** ${input.rewardModel!.name}, as \`GPT2ForSequenceClassification\` in \`reward_model/\`${rm.exact ? " (HF's scores are the tab's)" : ' (**mean pooling**: the HF class alone reads the last token and differs from the tab; \`rlhf_reward.py\` pools as the tab does, see below)'}; TRL GRPO / RLOO configs use it.\n`
@@ -466,6 +475,16 @@ export function handoffFiles(input: HandoffInput): ZipEntry[] {
     { name: 'configs/trl_reward.yaml', data: trlRewardYaml(config) },
     { name: 'configs/trl_dpo.yaml', data: trlDpoYaml(config) },
   ];
+  if (m.adapter) {
+    const aw = m.adapter.weights instanceof Uint8Array ? m.adapter.weights : new Uint8Array(m.adapter.weights);
+    entries.push(
+      {
+        name: 'adapter/adapter_config.json',
+        data: m.adapter.config.endsWith('\n') ? m.adapter.config : m.adapter.config + '\n',
+      },
+      { name: 'adapter/adapter_model.safetensors', data: aw },
+    );
+  }
   if (rm) {
     const tokFiles = entries.filter((e) => e.name.startsWith('model/') && e.name !== 'model/config.json');
     entries.push(

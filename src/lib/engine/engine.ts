@@ -35,7 +35,8 @@ import type { PresetName } from '../pretrain/presets';
 import { runBench } from './bench';
 import type { RewardFunctionSpec } from '../rlhf/reward-functions';
 import { generate } from '../model/sampling';
-import { configToHF, saveModelSafetensors } from '../model/weights';
+import { configToHF, saveModelSafetensors, writeSafetensors } from '../model/weights';
+import { exportPeftAdapter, importPeftAdapter, mergedHfTensors } from '../model/lora-peft';
 import type {
   BackendChoice,
   BackendInfo,
@@ -260,6 +261,36 @@ export class LocalEngine implements Engine, EngineTestHooks {
   async loadModel(files: ModelFiles): Promise<ModelInfo> {
     this.requireInit();
     return this.serialLoad(async () => files);
+  }
+
+  async loadAdapter(adapter: { config: string; weights: ArrayBuffer; name?: string }): Promise<ModelInfo> {
+    this.requireInit();
+    const { model, tokenizer, info } = this.slot.require();
+    // Checked and merged on a copy: on any problem the loaded model stays as it was.
+    const copy = model.clone({ trainable: false });
+    let bytes: Uint8Array;
+    try {
+      importPeftAdapter(copy, adapter.config, new Uint8Array(adapter.weights));
+      bytes = writeSafetensors(await mergedHfTensors(copy), 'F32', {
+        format: 'pt',
+        source: `rlhf-playground: ${info.name} with a LoRA adapter merged`,
+      });
+    } finally {
+      copy.dispose();
+    }
+    const label = adapter.name?.trim() || 'LoRA adapter';
+    return this.serialLoad(async () => ({
+      name: `${info.name} + ${label}`,
+      source: 'files',
+      config: JSON.stringify(configToHF(model.config, tokenizer.eotId, 'F32')),
+      tokenizer: JSON.stringify(tokenizer.toJSON()),
+      weights: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
+      card: JSON.stringify({
+        description: `${info.name} with the LoRA adapter ${label} merged in (W + α/r·BA).`,
+        corpus: info.card?.corpus,
+        licence: info.card?.licence,
+      }),
+    }));
   }
 
   async loadModelFromUrl(baseUrl: string, name: string): Promise<ModelInfo> {
@@ -610,7 +641,7 @@ export class LocalEngine implements Engine, EngineTestHooks {
     return { numTensors: m.numTensors, numBytes: m.numBytes };
   }
 
-  async exportModel(which: 'base' | 'policy'): Promise<ExportedModel> {
+  async exportModel(which: 'base' | 'policy', lora: 'merged' | 'adapter' = 'merged'): Promise<ExportedModel> {
     this.requireInit();
     const { model, tokenizer, info } = this.slot.require();
     if (which !== 'base' && which !== 'policy')
@@ -626,10 +657,25 @@ export class LocalEngine implements Engine, EngineTestHooks {
       m = this.ppo.require().policy;
       iteration = status.iteration;
     }
-    const bytes = await saveModelSafetensors(m, 'F32', {
-      source: `rlhf-playground ${which}${iteration === null ? '' : ` after ${iteration} PPO iterations`} of ${info.name}`,
-    });
+    const source = `rlhf-playground ${which}${iteration === null ? '' : ` after ${iteration} PPO iterations`} of ${info.name}`;
+    // A LoRA policy: merged into one checkpoint, or the base (its params) plus PEFT's adapter files.
+    const merged = m.lora && lora === 'merged';
+    const bytes = merged
+      ? writeSafetensors(await mergedHfTensors(m), 'F32', { format: 'pt', source: `${source}, LoRA merged` })
+      : await saveModelSafetensors(m, 'F32', {
+          source: m.lora ? `${info.name} (the base of the LoRA policy)` : source,
+        });
+    let adapter: ExportedModel['adapter'];
+    if (m.lora && !merged) {
+      const peft = await exportPeftAdapter(m, './model');
+      const w = peft.safetensors;
+      adapter = {
+        config: JSON.stringify(peft.config, null, 2),
+        weights: w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength) as ArrayBuffer,
+      };
+    }
     return {
+      ...(adapter ? { adapter } : {}),
       name: info.name,
       which,
       iteration,

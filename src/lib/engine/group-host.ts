@@ -10,6 +10,7 @@
  * `passRate` samples the current policy on held-out prompts and counts the completions the
  * run's reward passes (src/lib/rlhf/pass-rate.ts), for the verifiable-reward scenarios.
  */
+import { hasLoraRows, loraOf } from '../model/lora-config';
 import { packGroupLog } from '../data/rollouts';
 import type { GPT } from '../model/gpt';
 import type { BpeTokenizer } from '../model/tokenizer';
@@ -63,6 +64,9 @@ export class GroupHost {
     if (setup.algo !== 'grpo' && setup.algo !== 'rloo' && setup.algo !== 'online-dpo')
       throw new InvalidInputError(`Unknown algorithm "${String(setup.algo)}": 'grpo', 'rloo' or 'online-dpo'.`);
     const { reward, runner } = buildRewardSource(setup.reward, rewards, tok);
+    // A resumed run is built as it was saved: with or without LoRA (the state holds adapters or weights).
+    if (state && setup.algo !== 'online-dpo' && hasLoraRows(state.config))
+      setup = { ...setup, config: { ...setup.config, ...loraOf(state.config) } } as GroupSetup;
     const opts = {
       model,
       reward,

@@ -7,6 +7,7 @@
  * reward hacking), hands out plain-data state for checkpoints, and (when asked) packs each
  * iteration's whole batch for the rollout history (`src/lib/data/rollouts.ts`).
  */
+import { loraOf } from '../model/lora-config';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BpeTokenizer } from '../model/tokenizer';
 import type { GPT } from '../model/gpt';
@@ -66,7 +67,8 @@ export class PpoHost {
       throw new InvalidInputError(
         `Samples per evaluation prompt must be a whole number from 1 to ${MAX_EVAL_SAMPLES}, got ${String(es)}.`,
       );
-    const config = validatePpoConfig(setup.config);
+    // A resumed run is built as it was saved: with or without LoRA (the state holds adapters or weights).
+    const config = validatePpoConfig(state ? { ...setup.config, ...loraOf(state.config) } : setup.config);
     const built = buildRewardSource(setup.reward, rewards, tok);
     const { runner } = built;
     const inner = built.reward;

@@ -11,11 +11,15 @@ import type { TrainingPair } from '../data/records';
 import { GPT, parameterShapes } from '../model/gpt';
 import { generate } from '../model/sampling';
 import type { BpeTokenizer } from '../model/tokenizer';
-import { configToHF, saveModelSafetensors } from '../model/weights';
+import { configToHF, saveModelSafetensors, writeSafetensors } from '../model/weights';
+import { mergedHfTensors } from '../model/lora-peft';
 import { resolveDpoConfig, trainDpo, type DpoConfig } from '../rlhf/dpo-train';
 import type { TuneEvent, TuneResult } from '../rlhf/offline-train';
 import { resolveSftConfig, trainSft, type SftConfig, type SftExample } from '../rlhf/sft';
 import { InvalidInputError, NotReadyError } from './errors';
+import { ModelLoadError } from '../model/errors';
+import { loraSpecOf } from '../model/lora';
+import type { LoraConfig } from '../model/lora-config';
 import type { Checkpoint } from './jobs';
 import { ModelSlot } from './model-slot';
 import type { ModelFiles, ModelInfo, SampleWeights, SampleWithRequest, TuneSample, TuneSummary } from './types';
@@ -66,7 +70,8 @@ export class TuneHost {
     config: SftConfig | DpoConfig,
     train: (policy: GPT) => Promise<TuneResult>,
   ): Promise<TuneSummary> {
-    const policy = base.clone({ trainable: true, namePrefix: `tune${counter++}/` });
+    // With LoRA the copy's base stays frozen and the trainer adds adapters to it.
+    const policy = base.clone({ trainable: !config.lora, namePrefix: `tune${counter++}/` });
     let r: TuneResult;
     try {
       r = await train(policy);
@@ -111,7 +116,11 @@ export class TuneHost {
   async files(tok: BpeTokenizer, info: ModelInfo): Promise<ModelFiles> {
     const { model, summary } = this.require();
     const what = summary.method === 'sft' ? 'SFT' : 'DPO';
-    const bytes = await saveModelSafetensors(model, 'F32', { source: `rlhf-playground ${what} of ${info.name}` });
+    const source = `rlhf-playground ${what} of ${info.name}`;
+    // A LoRA run's model is its adapters merged into the base: a plain checkpoint.
+    const bytes = model.lora
+      ? writeSafetensors(await mergedHfTensors(model), 'F32', { format: 'pt', source })
+      : await saveModelSafetensors(model, 'F32', { source });
     const unit = summary.method === 'sft' ? 'demonstrations' : 'preference pairs';
     return {
       name: `${info.name} + ${what}`,
@@ -131,6 +140,25 @@ export class TuneHost {
     this.tuned?.model.dispose();
     this.tuned = null;
   }
+}
+
+/** Puts a LoRA run's saved adapters (`<module>.lora_A` [in, r], `.lora_B` [r, out]) on `model`. */
+function setAdapterParams(model: GPT, params: Record<string, Float32Array>, lora: LoraConfig): void {
+  const adapters = model.addAdapters(loraSpecOf(lora));
+  for (const [name, ad] of adapters.adapters)
+    for (const [v, key] of [
+      [ad.a, `${name}.lora_A`],
+      [ad.b, `${name}.lora_B`],
+    ] as const) {
+      const arr = params[key];
+      if (!(arr instanceof Float32Array) || arr.length !== v.size)
+        throw new ModelLoadError(
+          `The run's LoRA adapter ${key} is missing or of another size: was it trained on another model?`,
+        );
+      const t = tf.tensor(arr, v.shape, 'float32');
+      v.assign(t);
+      t.dispose();
+    }
 }
 
 /**
@@ -162,20 +190,31 @@ export async function sampleWithWeights(
     const base = loaded.require();
     tok = base.tokenizer;
     const shapes = parameterShapes(base.model.config);
-    model = new GPT(base.model.config, { trainable: false, namePrefix: `sample${counter++}/`, init: 'zeros' });
-    const map = new Map<string, tf.Tensor>();
-    try {
-      for (const [name, arr] of Object.entries(weights.params)) {
-        const shape = shapes.get(name);
-        if (shape && arr instanceof Float32Array && arr.length === shape.reduce((a, b) => a * b, 1))
-          map.set(name, tf.tensor(arr, shape, 'float32'));
+    if (weights.lora) {
+      // A LoRA run: its adapters on a copy of the loaded model (the run's base).
+      model = base.model.clone({ trainable: false, namePrefix: `sample${counter++}/` });
+      try {
+        setAdapterParams(model, weights.params, weights.lora);
+      } catch (e) {
+        model.dispose();
+        throw e;
       }
-      model.setWeights(map); // names and shapes checked: ModelLoadError when the run used another model
-    } catch (e) {
-      model.dispose();
-      throw e;
-    } finally {
-      for (const t of map.values()) t.dispose();
+    } else {
+      model = new GPT(base.model.config, { trainable: false, namePrefix: `sample${counter++}/`, init: 'zeros' });
+      const map = new Map<string, tf.Tensor>();
+      try {
+        for (const [name, arr] of Object.entries(weights.params)) {
+          const shape = shapes.get(name);
+          if (shape && arr instanceof Float32Array && arr.length === shape.reduce((a, b) => a * b, 1))
+            map.set(name, tf.tensor(arr, shape, 'float32'));
+        }
+        model.setWeights(map); // names and shapes checked: ModelLoadError when the run used another model
+      } catch (e) {
+        model.dispose();
+        throw e;
+      } finally {
+        for (const t of map.values()) t.dispose();
+      }
     }
   } else {
     throw new InvalidInputError('Give the weights as model files or PPO policy parameters.');

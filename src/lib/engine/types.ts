@@ -416,8 +416,10 @@ export interface ExportedModel {
   config: string;
   /** Hugging Face `tokenizers` `tokenizer.json` text. */
   tokenizer: string;
-  /** safetensors bytes. */
+  /** safetensors bytes (a LoRA policy's base when `adapter` is given, else merged). */
   weights: ArrayBuffer;
+  /** A LoRA policy exported as PEFT's adapter files, with the base in `weights`. */
+  adapter?: { config: string; weights: ArrayBuffer };
 }
 
 // ---------------------------------------------------------------- SFT and DPO
@@ -552,6 +554,12 @@ export interface Engine {
   cancel(jobId: string): Promise<boolean>;
   /** Load a model from its files; the model already loaded stays when this fails. */
   loadModel(files: ModelFiles): Promise<ModelInfo>;
+  /**
+   * A PEFT LoRA adapter (`adapter_config.json` text, `adapter_model.safetensors` bytes) merged into
+   * the loaded model, which it then replaces; names, shapes, rank and target modules are checked
+   * first (ModelLoadError), and on failure the loaded model stays.
+   */
+  loadAdapter(adapter: { config: string; weights: ArrayBuffer; name?: string }): Promise<ModelInfo>;
   /** Fetch the bundled model from the app's own origin (`baseUrl` ends in `/`) and load it. */
   loadModelFromUrl(baseUrl: string, name: string): Promise<ModelInfo>;
   /** The plan of a model from picked files (headers only, nothing allocated); throws on files it cannot read. */
@@ -613,8 +621,12 @@ export interface Engine {
   bench(jobId: string, req: BenchRequest): Promise<BenchResult>;
   /** TF.js memory counters (tensors, bytes) for leak checks. */
   memory(): Promise<{ numTensors: number; numBytes: number }>;
-  /** The base model or the PPO policy as files (NotReadyError: no PPO run for 'policy'). */
-  exportModel(which: 'base' | 'policy'): Promise<ExportedModel>;
+  /**
+   * The base model or the PPO policy as files (NotReadyError: no PPO run for 'policy'). A LoRA
+   * policy comes merged (W + α/r·ΔW, default) or, with `lora: 'adapter'`, as the base plus PEFT's
+   * adapter files.
+   */
+  exportModel(which: 'base' | 'policy', lora?: 'merged' | 'adapter'): Promise<ExportedModel>;
   /** SFT of a copy of the loaded model on demonstrations (loss on completion tokens only). Cancellable. */
   sftRun(
     jobId: string,
@@ -692,7 +704,13 @@ export interface EngineTestHooks {
 
 /** Weights to sample from: model files, or a PPO policy's parameters (the loaded model's architecture and tokenizer). */
 export type SampleWeights =
-  { kind: 'files'; files: ModelFiles } | { kind: 'params'; params: Record<string, Float32Array> };
+  | { kind: 'files'; files: ModelFiles }
+  | {
+      kind: 'params';
+      params: Record<string, Float32Array>;
+      /** A LoRA run's settings: `params` are then its adapters (`<module>.lora_A|B`) on the loaded base. */
+      lora?: import('../model/lora-config').LoraConfig;
+    };
 
 export interface SampleWithRequest {
   prompts: string[];

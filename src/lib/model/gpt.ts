@@ -46,6 +46,7 @@ import { ModelLoadError } from './errors';
 import { Rng } from './rng';
 import { attentionKernelAvailable, cachedAttention, selfAttention } from './kernels/attention-kernel';
 import { embed, geluTanh, layerNorm, linear, matMul, pickedLogSoftmax, transposeLast2 } from './ops';
+import { LoraAdapters, type LoraSpec } from './lora';
 
 /** Added to attention scores of masked positions. Finite (not -Infinity) so a row with
  *  every key masked gives a uniform softmax instead of NaN. */
@@ -227,6 +228,8 @@ export class GPT {
    *  GPT-2 only; Llama builds its [t, L] mask per call (its context may be 8192). */
   private readonly causalBias: tf.Tensor2D | null = null;
   private readonly llama: boolean;
+  /** LoRA adapters on some projections (./lora.ts), or null. While present the base is frozen. */
+  lora: LoraAdapters | null = null;
 
   constructor(config: GPTConfig, opts: GPTOptions = {}) {
     validateConfig(config);
@@ -259,15 +262,76 @@ export class GPT {
     this.causalBias = tf.tensor2d(mask, [T, T]);
   }
 
-  /** Variables to train (none when frozen). Throws if TF.js gradients are not registered. */
+  /**
+   * Variables to train: the adapters when LoRA is on (the base is frozen), else every weight, or
+   * none when frozen. Throws if TF.js gradients are not registered.
+   */
   trainableVariables(): tf.Variable[] {
-    if (!this.trainable) return [];
+    if (!this.trainable && !this.lora) return [];
     if (!tf.getGradient(tf.BatchMatMul)) {
       throw new Error(
         "TF.js gradients are not registered: import '@tensorflow/tfjs-core/dist/register_all_gradients' once at start-up (in Node scripts: import '@tensorflow/tfjs').",
       );
     }
-    return [...this.params.values()];
+    return this.lora ? this.lora.variables() : [...this.params.values()];
+  }
+
+  /**
+   * Put LoRA adapters on the projections `spec.targetModules` names (replacing any there) and
+   * freeze the base weights. `seed` draws A.
+   */
+  addAdapters(spec: LoraSpec, seed = 0): LoraAdapters {
+    const lora = new LoraAdapters(this, spec, seed);
+    this.setAdapters(lora);
+    return lora;
+  }
+
+  /** Use `lora` (built for this model) as the adapters; frees the previous ones. */
+  setAdapters(lora: LoraAdapters): void {
+    this.lora?.dispose();
+    this.lora = lora;
+    for (const v of this.params.values()) v.trainable = false;
+  }
+
+  /** Drop the adapters; the base weights train again if the model was built trainable. */
+  removeAdapters(): void {
+    this.lora?.dispose();
+    this.lora = null;
+    for (const v of this.params.values()) v.trainable = this.trainable;
+  }
+
+  /**
+   * Run `fn` with the adapters switched off: the base model, i.e. a LoRA run's frozen reference,
+   * without a second copy of the weights. Synchronous: `fn` is a forward pass, not an await.
+   */
+  withoutAdapters<T>(fn: () => T): T {
+    const lora = this.lora;
+    if (!lora || !lora.enabled) return fn();
+    lora.enabled = false;
+    try {
+      return fn();
+    } finally {
+      lora.enabled = true;
+    }
+  }
+
+  /** Run `fn` (a loss under `tf.variableGrads`) in training mode: LoRA dropout applies. */
+  inTraining<T>(fn: () => T): T {
+    const lora = this.lora;
+    if (!lora) return fn();
+    const was = lora.training;
+    lora.training = true;
+    try {
+      return fn();
+    } finally {
+      lora.training = was;
+    }
+  }
+
+  /** Parameters that train: the adapters' under LoRA, else all (0 for a frozen model). */
+  numTrainableParams(): number {
+    if (this.lora) return this.lora.numParams();
+    return this.trainable ? this.numParams() : 0;
   }
 
   numParams(): number {
@@ -289,14 +353,15 @@ export class GPT {
   }
 
   /**
-   * x [N, in] @ W [in, out] (+ b where the module has a bias): every projection of both
-   * architectures goes through here, named by its module (`transformer.h.0.attn.c_attn`,
-   * `model.layers.0.self_attn.q_proj`, `lm_head`).
+   * x [N, in] @ W [in, out] (+ b where the module has a bias), plus the module's LoRA update when
+   * it has one: every projection of both architectures goes through here, named by its module
+   * (`transformer.h.0.attn.c_attn`, `model.layers.0.self_attn.q_proj`, `lm_head`).
    */
   private linear(x: tf.Tensor2D, name: string): tf.Tensor2D {
     const w = this.p(name + '.weight') as tf.Tensor as tf.Tensor2D;
     const b = this.params.get(name + '.bias');
-    return b ? linear(x, w, b as tf.Tensor as tf.Tensor1D) : matMul(x, w);
+    const y = b ? linear(x, w, b as tf.Tensor as tf.Tensor1D) : matMul(x, w);
+    return this.lora ? this.lora.apply(name, x, y) : y;
   }
 
   /** GELU, tanh approximation (GPT-2 "gelu_new"), fused with its gradient (ops.ts). */
@@ -731,7 +796,7 @@ export class GPT {
     for (const [name, v] of this.params) v.assign(map.get(name)!);
   }
 
-  /** Deep copy with its own variables (e.g. a frozen reference: clone({ trainable: false })). */
+  /** Deep copy of the base weights with its own variables (e.g. a frozen reference: clone({ trainable: false })); adapters are not copied. */
   clone(opts: { trainable?: boolean; namePrefix?: string } = {}): GPT {
     const copy = new GPT(this.config, {
       trainable: opts.trainable ?? this.trainable,
@@ -743,6 +808,8 @@ export class GPT {
   }
 
   dispose(): void {
+    this.lora?.dispose();
+    this.lora = null;
     for (const v of this.params.values()) v.dispose();
     this.params.clear();
     this.causalBias?.dispose();

@@ -28,8 +28,10 @@ import {
   encodeCompletion,
   offlineStep,
   packRows,
+  prepareLora,
   runOfflineLoop,
   trainableOf,
+  trainingForward,
   type EncodedText,
   type OfflineTokenizer,
   type TuneEvent,
@@ -73,19 +75,21 @@ interface EncodedPair {
   refRejected: number;
 }
 
-/** Per-row log-probs of `rows` under `model`, in batches, no gradients. */
+/** Per-row log-probs of `rows` under `model` (with its adapters off when `base`), in batches, no gradients. */
 async function logprobsOf(
   model: GPT,
   rows: readonly EncodedText[],
   eot: number,
   average: boolean,
   batchSize: number,
+  base = false,
 ): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < rows.length; i += batchSize) {
     const packed = packRows(rows.slice(i, i + batchSize), eot);
+    const forward = () => model.forward(packed.seq).logits;
     const lp = tf.tidy(() =>
-      completionLogprobsT(model.forward(packed.seq).logits, packed.targets, packed.mask, average),
+      completionLogprobsT(base ? model.withoutAdapters(forward) : forward(), packed.targets, packed.mask, average),
     );
     out.push(...(await lp.data()));
     lp.dispose();
@@ -140,7 +144,9 @@ export async function evaluateDpo(
 
 /**
  * DPO on `pairs`, training `model` in place. The reference is `opts.reference` or, by default,
- * `model` itself as it is before the first step (its log-probs are computed once up front).
+ * `model` itself as it is before the first step (its log-probs are computed once up front);
+ * with LoRA (`lora` on, or adapters already on the model) it is the model with its adapters off,
+ * as TRL does with a PEFT model and no ref_model.
  * `checkpoint` is awaited before every step.
  */
 export async function trainDpo(
@@ -166,17 +172,53 @@ export async function trainDpo(
     }));
   const train = encode(split.train);
   const val = encode(split.val);
+  const undoLora = prepareLora(model, c);
+  try {
+    return await dpoLoop(
+      model,
+      opts.reference,
+      pairs.length - usable.length,
+      split.valPrompts,
+      train,
+      val,
+      eot,
+      c,
+      onEvent,
+      checkpoint,
+      t0,
+    );
+  } catch (e) {
+    undoLora();
+    throw e;
+  }
+}
+
+async function dpoLoop(
+  model: GPT,
+  reference: GPT | undefined,
+  dropped: number,
+  valPrompts: string[],
+  train: EncodedPair[],
+  val: EncodedPair[],
+  eot: number,
+  c: DpoConfig,
+  onEvent: ((e: TuneEvent) => void) | undefined,
+  checkpoint: (() => Promise<void>) | undefined,
+  t0: number,
+): Promise<TuneResult> {
   const vars = trainableOf(model, 'trainDpo');
   const avg = c.lossType === 'ipo';
 
   // Reference log-probs, once (TRL `precompute_ref_log_probs`).
   const all = [...train, ...val];
+  const lora = !reference && model.lora !== null;
   const ref = await logprobsOf(
-    opts.reference ?? model,
+    reference ?? model,
     [...all.map((p) => p.chosen), ...all.map((p) => p.rejected)],
     eot,
     avg,
     16,
+    lora,
   );
   all.forEach((p, i) => {
     p.refChosen = ref[i];
@@ -193,8 +235,8 @@ export async function trainDpo(
       vars,
       train,
       val,
-      valPrompts: split.valPrompts,
-      dropped: pairs.length - usable.length,
+      valPrompts,
+      dropped,
       initial: async () => ({
         ...(await evaluateDpo(model, train, eot, c, '')),
         ...(val.length ? await evaluateDpo(model, val, eot, c) : {}),
@@ -229,7 +271,7 @@ async function dpoStep(
     const { gradNorm, extra: lp } = await offlineStep(
       adam,
       () => {
-        const { logits } = model.forward(packed.seq);
+        const { logits } = trainingForward(model, c.seed, step, () => model.forward(packed.seq));
         const lp = completionLogprobsT(logits, packed.targets, packed.mask, c.lossType === 'ipo');
         const pc = tf.slice(lp, 0, n);
         const pr = tf.slice(lp, n, n);

@@ -33,12 +33,13 @@
  * trainer enforces: β cannot go from 0 to > 0 in a run that started without a reference model.
  */
 import { SettingsError, settingsTable, type FieldProblems, type TableSpec } from '../settings/table';
+import { LORA_ROWS, type LoraConfig } from '../model/lora-config';
 
 export type GrpoScaleRewards = 'group' | 'batch' | 'none';
 export type GrpoLossType = 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo';
 
-/** The settings GRPO and RLOO share. */
-export interface GroupConfig {
+/** The settings GRPO and RLOO share (LoRA's rows included: model/lora.ts). */
+export interface GroupConfig extends LoraConfig {
   numGenerations: number;
   batchSize: number;
   maxCompletionLength: number;
@@ -183,6 +184,7 @@ export function groupFields(d: GroupDefaults): TableSpec<GroupConfig> {
       default: 0,
       help: 'Seed of prompt order and sampling: same seed and backend, same run. Fixed once a run starts.',
     },
+    ...LORA_ROWS,
   };
 }
 

@@ -38,7 +38,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Adam } from './adam';
 import { GroupDivergedError, GroupPhaseError } from './errors';
 import type { GPT } from '../model/gpt';
-import { Rng, type RngState } from '../model/rng';
+import { loraSpecOf } from '../model/lora';
+import { deriveSeed, Rng, type RngState } from '../model/rng';
 import { generate, type OnToken } from '../model/sampling';
 import { logprobsAndEntropyT, logprobsOfTokens } from './entropy';
 import { PPO_ADAM, type PpoTokenizer, type RewardInput, type RewardSource } from './ppo';
@@ -247,7 +248,8 @@ abstract class GroupTrainer<C extends GroupConfig> {
   private readonly live: LiveConfig<C>;
   /** The policy being trained (trainable copy of the starting model). Use it to sample. */
   readonly policy: GPT;
-  /** The frozen reference, or null when the run started with β = 0 and none was given. */
+  /** The frozen reference, or null when the run started with β = 0 and none was given. With
+   *  LoRA it is the policy itself, run with its adapters off (`referenceForward`). */
   readonly reference: GPT | null;
   completedIterations = 0;
   readonly history: GroupMetrics[] = [];
@@ -285,11 +287,15 @@ abstract class GroupTrainer<C extends GroupConfig> {
 
     const id = trainerCounter++;
     const tag = `${table.what.toLowerCase()}${id}`;
-    this.policy = opts.model.clone({ trainable: true, namePrefix: `${tag}/policy/` });
-    this.ownsReference = !opts.reference && this.cfg.beta !== 0;
-    this.reference =
-      opts.reference ??
-      (this.cfg.beta !== 0 ? opts.model.clone({ trainable: false, namePrefix: `${tag}/ref/` }) : null);
+    const lora = this.cfg.lora;
+    this.policy = opts.model.clone({ trainable: !lora, namePrefix: `${tag}/policy/` });
+    // LoRA: the base is frozen and the reference is the policy with its adapters off (no copy).
+    if (lora) this.policy.addAdapters(loraSpecOf(this.cfg), this.cfg.seed);
+    this.ownsReference = !lora && !opts.reference && this.cfg.beta !== 0;
+    this.reference = lora
+      ? this.policy
+      : (opts.reference ??
+        (this.cfg.beta !== 0 ? opts.model.clone({ trainable: false, namePrefix: `${tag}/ref/` }) : null));
     this.reward = opts.reward;
     this.rewardName = opts.rewardName ?? 'reward';
     this.tokenizer = opts.tokenizer;
@@ -298,7 +304,12 @@ abstract class GroupTrainer<C extends GroupConfig> {
     this.onToken = opts.onToken;
     this.onStep = opts.onStep;
     this.rng = new Rng(this.cfg.seed);
-    this.vars = [...this.policy.params].map(([name, v]) => ({ key: name, v }));
+    this.vars = this.policy.lora
+      ? [...this.policy.lora.adapters].flatMap(([name, ad]) => [
+          { key: `${name}.lora_A`, v: ad.a },
+          { key: `${name}.lora_B`, v: ad.b },
+        ])
+      : [...this.policy.params].map(([name, v]) => ({ key: name, v }));
     this.adam = new Adam(
       this.vars.map((x) => x.v),
       PPO_ADAM,
@@ -437,7 +448,10 @@ abstract class GroupTrainer<C extends GroupConfig> {
       const t = this.rowTensors(batch, all);
       const pick = (model: GPT) =>
         selectCompletion(logprobsOfTokens(model.forward(t.seq).logits, t.targets, c.temperature), t.sel);
-      return useRef ? tf.concat([pick(this.policy), pick(this.reference!)]) : pick(this.policy);
+      if (!useRef) return pick(this.policy);
+      const ref =
+        this.reference === this.policy ? this.policy.withoutAdapters(() => pick(this.policy)) : pick(this.reference!);
+      return tf.concat([pick(this.policy), ref]);
     });
     const data = (await lp.data()) as Float32Array;
     lp.dispose();
@@ -755,11 +769,12 @@ abstract class GroupTrainer<C extends GroupConfig> {
     };
     const vars = this.vars.map((x) => x.v);
     const kept: { stats?: tf.Tensor1D } = {};
+    this.policy.lora?.reseedDropout(deriveSeed(c.seed, this.adam.step));
     let grads: tf.NamedTensorMap | null = null;
     let readback: tf.Tensor1D | null = null;
     try {
       const res = tf.variableGrads(() => {
-        const { logits } = this.policy.forward(t.seq);
+        const { logits } = this.policy.inTraining(() => this.policy.forward(t.seq));
         const both = logprobsAndEntropyT(logits, t.targets, c.temperature, t.posMask);
         const lp = selectCompletion(both.logprobs, t.sel);
         const ent = both.entropy;

@@ -6,8 +6,10 @@
 import type { TableSpec } from '../settings/table';
 import { ADAM_ROWS, LR_SCHEDULE_ROW, MAX_GRAD_NORM_ROW } from './optimiser-config';
 import { TuneInputError } from './errors';
+import { LORA_ROWS, type LoraConfig } from '../model/lora-config';
 
-export interface OfflineConfig {
+/** The offline trainers' settings (LoRA's rows included: model/lora.ts). */
+export interface OfflineConfig extends LoraConfig {
   /** Passes over the training data. */
   epochs: number;
   /** Stop after this many optimiser steps (0 = no limit; HF `max_steps`). */
@@ -122,6 +124,7 @@ export function offlineFields(d: {
       default: true,
       help: 'End every completion with the end-of-text token, so the model learns to stop.',
     },
+    ...LORA_ROWS,
   };
 }
 

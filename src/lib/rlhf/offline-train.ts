@@ -21,7 +21,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GPT } from '../model/gpt';
-import { permutation, Rng } from '../model/rng';
+import { loraSpecOf } from '../model/lora';
+import { deriveSeed, permutation, Rng } from '../model/rng';
 import { Adam, type AdamStepOptions } from './adam';
 import { TuneDivergedError, TuneInputError } from './errors';
 import type { OfflineConfig } from './offline-config';
@@ -141,7 +142,23 @@ export function restoreVars(vars: readonly tf.Variable[], snap: readonly tf.Tens
   vars.forEach((v, i) => v.assign(snap[i]));
 }
 
-/** The model's variables to train; refuses a frozen model. */
+/**
+ * With `c.lora` on, puts fresh adapters on a model that has none (base frozen; seeded by
+ * `c.seed`). Returns the undo: removes the adapters it added (on failure the model is as it was).
+ */
+export function prepareLora(model: GPT, c: OfflineConfig): () => void {
+  if (!c.lora || model.lora) return () => {};
+  model.addAdapters(loraSpecOf(c), c.seed);
+  return () => model.removeAdapters();
+}
+
+/** `fn` (a loss) in training mode, with the LoRA dropout masks seeded by (seed, step). */
+export function trainingForward<T>(model: GPT, seed: number, step: number, fn: () => T): T {
+  model.lora?.reseedDropout(deriveSeed(seed, step));
+  return model.inTraining(fn);
+}
+
+/** The model's variables to train (its adapters under LoRA); refuses a frozen model. */
 export function trainableOf(model: GPT, what: string): tf.Variable[] {
   const vars = model.trainableVariables();
   if (vars.length === 0) throw new RangeError(`${what}: the model is frozen; pass a trainable clone`);

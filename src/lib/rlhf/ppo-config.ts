@@ -11,10 +11,12 @@
  */
 
 import { SettingsError, decimal, isOffText, settingsTable, type FieldProblems } from '../settings/table';
+import { LORA_ROWS, type LoraConfig } from '../model/lora-config';
 
 export type PpoKlEstimator = 'k1' | 'k3';
 
-export interface PpoConfig {
+/** PPO's settings (LoRA's rows included: model/lora.ts). */
+export interface PpoConfig extends LoraConfig {
   batchSize: number;
   maxNewTokens: number;
   temperature: number;
@@ -236,6 +238,7 @@ export const PPO_SETTINGS = settingsTable<PpoConfig>(
       default: 0,
       help: 'Seed of prompt order, sampling and minibatch shuffling: same seed and backend, same run. Fixed once a run starts.',
     },
+    ...LORA_ROWS,
   },
   {
     what: 'PPO',

@@ -46,7 +46,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Adam } from './adam';
 import type { GPT } from '../model/gpt';
-import { permutation, Rng, type RngState } from '../model/rng';
+import { loraSpecOf } from '../model/lora';
+import { deriveSeed, permutation, Rng, type RngState } from '../model/rng';
 import { generate, type OnToken } from '../model/sampling';
 import { logprobsAndEntropyT, logprobsOfTokens } from './entropy';
 import { PpoDivergedError, PpoPhaseError } from './errors';
@@ -376,10 +377,17 @@ export class PpoTrainer {
       throw new RangeError('the value model must share the policy vocabulary and have at least its context');
 
     const id = trainerCounter++;
-    this.policy = opts.model.clone({ trainable: true, namePrefix: `ppo${id}/policy/` });
-    this.ownsReference = !opts.reference;
-    this.reference = opts.reference ?? opts.model.clone({ trainable: false, namePrefix: `ppo${id}/ref/` });
-    this.valueModel = opts.valueModel ?? ValueModel.fromTrunk(opts.model);
+    const lora = this.cfg.lora;
+    this.policy = opts.model.clone({ trainable: !lora, namePrefix: `ppo${id}/policy/` });
+    // LoRA: base frozen; the reference is the policy with adapters off and, unless a value model
+    // is given, the critic is a head on that same frozen base: one trunk instead of three.
+    if (lora) this.policy.addAdapters(loraSpecOf(this.cfg), this.cfg.seed);
+    this.ownsReference = !lora && !opts.reference;
+    this.reference = lora
+      ? this.policy
+      : (opts.reference ?? opts.model.clone({ trainable: false, namePrefix: `ppo${id}/ref/` }));
+    this.valueModel =
+      opts.valueModel ?? (lora ? ValueModel.onFrozenBase(this.policy) : ValueModel.fromTrunk(opts.model));
     this.reward = opts.reward;
     this.tokenizer = opts.tokenizer;
     this.prompts = [...opts.prompts];
@@ -389,8 +397,14 @@ export class PpoTrainer {
     this.rng = new Rng(this.config.seed);
     this.klCtl = this.makeKlController(this.config.klCoef);
 
+    const policyVars: [string, tf.Variable][] = this.policy.lora
+      ? [...this.policy.lora.adapters].flatMap(([name, ad]): [string, tf.Variable][] => [
+          [`${name}.lora_A`, ad.a],
+          [`${name}.lora_B`, ad.b],
+        ])
+      : [...this.policy.params];
     this.vars = [
-      ...[...this.policy.params].map(([name, v]) => ({ key: `policy/${name}`, v })),
+      ...policyVars.map(([name, v]) => ({ key: `policy/${name}`, v })),
       ...[...this.valueModel.namedVariables()].map(([name, v]) => ({ key: `value/${name}`, v })),
     ];
     this.adam = new Adam(
@@ -595,9 +609,19 @@ export class PpoTrainer {
     const rowsAll = Array.from({ length: B }, (_, i) => i);
     const both = tf.tidy(() => {
       const t = this.rowTensors(b, rowsAll);
-      const { logits } = this.reference.forward(t.seq);
-      const ref = selectCompletion(logprobsOfTokens(logits, t.targets, temperature), t.sel);
-      const values = selectCompletion(this.valueModel.values(t.seq), t.sel);
+      let ref: tf.Tensor2D;
+      let values: tf.Tensor2D;
+      if (this.reference === this.policy && this.valueModel.sharedTrunk && this.valueModel.trunk === this.policy) {
+        // LoRA: one adapters-off forward gives the reference log-probs and the values.
+        const out = this.policy.withoutAdapters(() => this.policy.forward(t.seq, { returnHidden: true }));
+        ref = selectCompletion(logprobsOfTokens(out.logits, t.targets, temperature), t.sel);
+        values = selectCompletion(this.valueModel.valuesOf(out.hidden!), t.sel);
+      } else {
+        const run = () => this.reference.forward(t.seq).logits;
+        const logits = this.reference === this.policy ? this.policy.withoutAdapters(run) : run();
+        ref = selectCompletion(logprobsOfTokens(logits, t.targets, temperature), t.sel);
+        values = selectCompletion(this.valueModel.values(t.seq), t.sel);
+      }
       return tf.stack([ref, values]);
     });
     const data = (await both.data()) as Float32Array; // one read-back
@@ -887,8 +911,9 @@ export class PpoTrainer {
     let grads: tf.NamedTensorMap | null = null;
     let readback: tf.Tensor1D | null = null;
     try {
+      this.policy.lora?.reseedDropout(deriveSeed(c.seed, this.adam.step));
       const res = tf.variableGrads(() => {
-        const { logits } = this.policy.forward(t.seq);
+        const { logits } = this.policy.inTraining(() => this.policy.forward(t.seq));
         const both = logprobsAndEntropyT(logits, t.targets, c.temperature, t.posMask);
         const lp = selectCompletion(both.logprobs, t.sel);
         const ent = both.entropy;

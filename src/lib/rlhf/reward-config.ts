@@ -10,6 +10,7 @@
  * `npx tsx scripts/experiments/reward-model.ts` (the commands are in each help line).
  */
 import { settingsTable } from '../settings/table';
+import { LORA_ROWS, type LoraConfig } from '../model/lora-config';
 import { ADAM_ROWS, LR_SCHEDULE_ROW, MAX_GRAD_NORM_ROW } from './optimiser-config';
 import { MIN_PAIRS } from './reward-limits';
 import { RewardTrainingError } from './errors';
@@ -18,7 +19,8 @@ import type { RewardMode, RewardPooling } from './reward-model';
 
 export type { RewardMode, RewardPooling };
 
-export interface RewardConfig {
+/** The reward model's settings (LoRA's rows included: model/lora.ts; LoRA needs mode 'full'). */
+export interface RewardConfig extends LoraConfig {
   mode: RewardMode;
   pooling: RewardPooling;
   epochs: number;
@@ -181,10 +183,17 @@ export const REWARD_SETTINGS = settingsTable<RewardConfig>(
       url: false,
       help: 'Fewest usable pairs accepted.',
     },
+    ...LORA_ROWS,
   },
   {
     what: 'reward-model',
     urlPrefix: 'rm',
+    cross: (c, alone) =>
+      c.lora && c.mode !== 'full' && !alone.lora && !alone.mode
+        ? {
+            lora: "needs mode 'full': LoRA trains adapters on the trunk, and head mode keeps the trunk frozen already",
+          }
+        : {},
     error: (fields, table) => new RewardTrainingError(`Reward model training: ${table.sentence(fields)}`),
   },
 );

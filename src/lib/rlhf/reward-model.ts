@@ -38,6 +38,7 @@ import type { GPTConfig } from '../model/config';
 import { GPT, parameterShapes } from '../model/gpt';
 import { Rng } from '../model/rng';
 import { readSafetensors, writeSafetensors, type TensorRecord, type WriteDtype } from '../model/weights';
+import { mergedTensors } from '../model/lora-peft';
 
 export type RewardMode = 'head' | 'full';
 export type RewardPooling = 'last' | 'mean';
@@ -330,11 +331,16 @@ export class RewardModel {
     return s;
   }
 
-  /** Read all weights back (one `data()` per parameter) into a plain, storable state. */
+  /**
+   * Read all weights back (one `data()` per parameter) into a plain, storable state. A trunk
+   * with LoRA adapters is stored merged (W + α/r·ΔW): a plain reward model anywhere it goes.
+   */
   async getState(): Promise<RewardModelState> {
     this.checkAlive();
     const weights = new Map<string, Float32Array>();
-    for (const [name, v] of this.namedVariables()) weights.set(name, (await v.data()) as Float32Array);
+    const merged = this.trunk.lora ? await mergedTensors(this.trunk) : null;
+    for (const [name, v] of this.namedVariables())
+      weights.set(name, merged?.get(name)?.data ?? ((await v.data()) as Float32Array));
     return {
       version: REWARD_MODEL_STATE_VERSION,
       config: { ...this.config },
@@ -368,14 +374,19 @@ export class RewardModel {
     this.featureCache.clear();
   }
 
+  /** Every variable: the named ones, then the trunk's LoRA adapters (if any). */
+  private allVariables(): tf.Variable[] {
+    return [...this.namedVariables().values(), ...(this.trunk.lora?.variables() ?? [])];
+  }
+
   /** Copy of the current values of every variable (for restore). Caller disposes. */
   snapshot(): tf.Tensor[] {
-    return [...this.namedVariables().values()].map((v) => tf.clone(v));
+    return this.allVariables().map((v) => tf.clone(v));
   }
 
   /** Restore a {@link snapshot}. `trunkChanged` false keeps the feature cache. */
   restore(snap: tf.Tensor[], trunkChanged = true): void {
-    [...this.namedVariables().values()].forEach((v, i) => v.assign(snap[i]));
+    this.allVariables().forEach((v, i) => v.assign(snap[i]));
     if (trunkChanged) this.featureCache.clear();
   }
 

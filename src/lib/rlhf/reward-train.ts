@@ -31,6 +31,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingPair } from '../data/records';
 import { splitByPrompt, type PromptSplit as GenericPromptSplit } from '../data/split';
 import { Rng, shuffleInPlace } from '../model/rng';
+import { loraSpecOf } from '../model/lora';
 import { bradleyTerryLoss, bradleyTerryLossT } from './bradley-terry';
 import { Adam } from './adam';
 import { RewardTrainingError } from './errors';
@@ -513,7 +514,8 @@ async function runEpoch(
           const sel = tf.tensor1d(Int32Array.from(idx), 'int32');
           rewards = rm.headT(tf.concat([tf.gather(trainF.chosen, sel), tf.gather(trainF.rejected, sel)], 0));
         } else {
-          rewards = rm.scoreT([...idx.map((i) => train[i].chosen), ...idx.map((i) => train[i].rejected)]);
+          const rows = [...idx.map((i) => train[i].chosen), ...idx.map((i) => train[i].rejected)];
+          rewards = rm.trunk.inTraining(() => rm.scoreT(rows));
         }
         kept = tf.keep(rewards); // read back with the loss, no second forward
         const bt = bradleyTerryLossT(tf.slice(rewards, 0, B), tf.slice(rewards, B, B), margins, o.centerCoef).loss;
@@ -670,7 +672,18 @@ export async function trainRewardModel(
   onProgress?: (e: RewardTrainEvent) => void,
   checkpoint?: () => Promise<void>,
 ): Promise<RewardTrainResult> {
-  const run = planRun(rm, pairs, opts);
+  // LoRA (full mode only, the table checks): fresh adapters on the trunk, its base frozen; the
+  // adapters go again if the run fails, so the model is as it was.
+  const lora = resolve(rm, opts);
+  const addedLora = lora.lora && !rm.trunk.lora;
+  if (addedLora) rm.trunk.addAdapters(loraSpecOf(lora), lora.seed);
+  let run: RewardRun;
+  try {
+    run = planRun(rm, pairs, opts);
+  } catch (e) {
+    if (addedLora) rm.trunk.removeAdapters();
+    throw e;
+  }
   const { o } = run;
   // Everything below can fail: snapshot first, restore on any error.
   const initial = snapshotTrainable(rm, run.full);
@@ -708,6 +721,10 @@ export async function trainRewardModel(
   } catch (e) {
     restoreTrainable(rm, run.full, initial);
     rm.normalisation = initialNorm;
+    if (addedLora) {
+      rm.trunk.removeAdapters();
+      rm.invalidateFeatures();
+    }
     throw e;
   } finally {
     tf.dispose(initial);

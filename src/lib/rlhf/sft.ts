@@ -10,7 +10,8 @@
  *    `mean_token_accuracy` (argmax = target over completion tokens), `grad_norm`,
  *    `learning_rate`, `epoch`, and `eval_loss` / `eval_mean_token_accuracy`.
  *
- * `trainSft` trains the given (trainable) model in place. On any error, cancellation
+ * `trainSft` trains the given (trainable) model in place; with `lora` on, only LoRA adapters
+ * (model/lora.ts), added to the model when it has none, train and the base stays frozen. On any error, cancellation
  * included, the weights are restored to what they were; a non-finite loss or gradient throws
  * `TuneDivergedError`, bad data or settings `TuneInputError`, before anything changed.
  */
@@ -23,8 +24,10 @@ import {
   encodeCompletion,
   offlineStep,
   packRows,
+  prepareLora,
   runOfflineLoop,
   trainableOf,
+  trainingForward,
   type EncodedText,
   type OfflineTokenizer,
   type TuneEvent,
@@ -125,27 +128,33 @@ export async function trainSft(
     return { eval_loss: ev.loss, eval_mean_token_accuracy: ev.mean_token_accuracy };
   };
   const val = enc(split.val);
-  return runOfflineLoop(
-    {
-      method: 'sft',
-      what: 'SFT',
-      config: c,
-      vars: trainableOf(model, 'trainSft'),
-      train: enc(split.train),
-      val,
-      valPrompts: split.valPrompts,
-      dropped: 0,
-      initial: async () => (val.length ? evaluate(val) : {}),
-      step: async (rows, adam, lr, step) => {
-        const b = await sftStep(model, adam, rows, eot, lr, c, step);
-        return { loss: b.loss, mean_token_accuracy: b.accuracy, num_tokens: b.tokens, grad_norm: b.gradNorm };
+  const undoLora = prepareLora(model, c);
+  try {
+    return await runOfflineLoop(
+      {
+        method: 'sft',
+        what: 'SFT',
+        config: c,
+        vars: trainableOf(model, 'trainSft'),
+        train: enc(split.train),
+        val,
+        valPrompts: split.valPrompts,
+        dropped: 0,
+        initial: async () => (val.length ? evaluate(val) : {}),
+        step: async (rows, adam, lr, step) => {
+          const b = await sftStep(model, adam, rows, eot, lr, c, step);
+          return { loss: b.loss, mean_token_accuracy: b.accuracy, num_tokens: b.tokens, grad_norm: b.gradNorm };
+        },
+        evaluate,
       },
-      evaluate,
-    },
-    t0,
-    onEvent,
-    checkpoint,
-  );
+      t0,
+      onEvent,
+      checkpoint,
+    );
+  } catch (e) {
+    undoLora();
+    throw e;
+  }
 }
 
 /** One step: the mean NLL over completion tokens and the token accuracy (see `offlineStep`). */
@@ -163,7 +172,7 @@ async function sftStep(
     const { loss, gradNorm, extra } = await offlineStep(
       adam,
       () => {
-        const { logits } = model.forward(packed.seq);
+        const { logits } = trainingForward(model, c.seed, step, () => model.forward(packed.seq));
         const n = tf.sum(packed.mask);
         const loss = tf.div(
           tf.neg(tf.sum(completionLogprobsT(logits, packed.targets, packed.mask))),

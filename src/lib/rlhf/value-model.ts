@@ -34,11 +34,15 @@ export class ValueModel {
   /** [] */
   readonly headBias: tf.Variable<tf.Rank.R0>;
 
+  /** The trunk is another model's, frozen and run with its LoRA adapters off ({@link ValueModel.onFrozenBase}). */
+  readonly sharedTrunk: boolean;
+
   /**
    * Takes ownership of `trunk` (a trainable GPT; use {@link ValueModel.fromTrunk} to copy one).
    * `head` defaults to zeros.
    */
-  constructor(trunk: GPT, head?: ScalarHead) {
+  constructor(trunk: GPT, head?: ScalarHead, shared = false) {
+    this.sharedTrunk = shared;
     const C = trunk.config.nEmbd;
     if (head && head.weight.length !== C)
       throw new RangeError(`ValueModel: head weight has ${head.weight.length} entries, the trunk width is ${C}`);
@@ -58,28 +62,43 @@ export class ValueModel {
     return new ValueModel(trunk.clone({ trainable: true }), head);
   }
 
+  /**
+   * A value head on `model`'s frozen base (its LoRA adapters off), which it neither copies nor
+   * owns: a LoRA run's critic costs C + 1 parameters and no second trunk (the frozen trunk is
+   * shared, as PEFT setups share it; only the head learns).
+   */
+  static onFrozenBase(model: GPT, head?: ScalarHead): ValueModel {
+    return new ValueModel(model, head, true);
+  }
+
   /** values [B, T] of idx int32 [B, T]; trainable under tf.variableGrads. */
   values(idx: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
-      const hidden = this.trunk.hiddenStates(idx); // no LM head: its logits were never read
-      return tf.add(tf.sum(tf.mul(hidden, this.headWeight), -1), this.headBias) as tf.Tensor2D;
+      const run = () => this.trunk.hiddenStates(idx); // no LM head: its logits were never read
+      return this.valuesOf(this.sharedTrunk ? this.trunk.withoutAdapters(run) : run());
     });
   }
 
+  /** values [B, T] from the trunk's hidden state [B, T, C] (after ln_f). */
+  valuesOf(hidden: tf.Tensor3D): tf.Tensor2D {
+    return tf.tidy(() => tf.add(tf.sum(tf.mul(hidden, this.headWeight), -1), this.headBias) as tf.Tensor2D);
+  }
+
   trainableVariables(): tf.Variable[] {
+    if (this.sharedTrunk) return [this.headWeight, this.headBias];
     return [...this.trunk.trainableVariables(), this.headWeight, this.headBias];
   }
 
-  /** Every parameter by name: the trunk's HF names, then `score.weight` and `score.bias`. */
+  /** Every parameter by name: the trunk's HF names (not when shared), then `score.weight` and `score.bias`. */
   namedVariables(): Map<string, tf.Variable> {
-    const m = new Map<string, tf.Variable>(this.trunk.params);
+    const m = new Map<string, tf.Variable>(this.sharedTrunk ? [] : this.trunk.params);
     m.set('score.weight', this.headWeight);
     m.set('score.bias', this.headBias);
     return m;
   }
 
   dispose(): void {
-    this.trunk.dispose();
+    if (!this.sharedTrunk) this.trunk.dispose();
     this.headWeight.dispose();
     this.headBias.dispose();
   }
