@@ -22,6 +22,22 @@
  *  - mention-word, 30 iterations: base 6.3 % → 99.2 / 99.2 / 94.5 % (≈ 45 min per seed here).
  *  - exact-words, 60 iterations: base 13.3 % → 69.5 / 79.7 / 63.3 %: short of 80 %, while the
  *    training reward reaches 0.86–0.93; with a 0/1 reward, lr 2e-4 and 40 iterations, 65.6 % (seed 0).
+ *  - exact-words variants tried next (2026-12-03, load 15–25; none reaches 80 % on every seed, so
+ *    the scenario keeps its settings). `--fn` a steeper near-miss credit 0.5^|n − 5| (passing
+ *    still needs exactly five words), with `--config '{"temperature":T}'`:
+ *    T 0.5, 60 iterations, seed 0: base 25.0 % → 73.4 % (20 it.) → 83.6 % (40) → 75.0 % (60);
+ *    T 0.5, 40 iterations, seeds 0 / 1 / 2: 83.6 / 50.8 / 71.1 %;
+ *    T 0.3, 60 iterations, seeds 0 / 1 / 2: base 35.2 % → 71.1 / 63.3 / 64.8 % (lower temperature
+ *    explores less: more groups with zero spread).
+ *    Two of the eight held-out prompts ("Everything about this", "I ordered the") do not end in
+ *    "was", and the policy's five-word pattern ("… from start to finish.") does not carry over to
+ *    them; the spread between seeds is larger than any setting's effect.
+ *  - mention-word re-checked (seed 0, unchanged settings): 6.3 % → 99.2 %.
+ *  - length-bias lab with a length-neutral reward ("lived" among the first four words; base lengths
+ *    of passing and failing samples 15.6 vs 15.6 tokens), seed 0, loss_type grpo: the reward is
+ *    solved within 3 iterations (zero-spread groups ≈ 1, held-out pass 33.6 % → 98.4 %), so nothing
+ *    drives the length (17.5 → 17.3 tokens, first → last 10 iterations). A neutral reward that stays
+ *    hard for 30 iterations is still to be found; dapo and dr_grpo were not run with it.
  *
  * Writes `<out>/<scenario>-seed<k>[-<lossType>].jsonl` (TRL-named metrics per iteration) and
  * `<out>/<scenario>-summary.json`.
