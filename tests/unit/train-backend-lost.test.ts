@@ -14,7 +14,7 @@ import { engineState } from '../../src/state/engine.svelte';
 import { trainState } from '../../src/state/train.svelte';
 import { groupState } from '../../src/state/group.svelte';
 import { runStore } from '../../src/state/runs.svelte';
-import type { Engine, ModelFiles } from '../../src/lib/engine/types';
+import type { ModelFiles } from '../../src/lib/engine/types';
 import { defaultLabellerConfig } from '../../src/lib/rlhf/labellers';
 
 const TRAP =
@@ -36,15 +36,17 @@ async function waitFor(cond: () => boolean, what: string): Promise<void> {
   if (!cond()) throw new Error(`timed out waiting for ${what}`);
 }
 
+type TestEngine = Awaited<ReturnType<typeof engineWithBundledModel>>;
+
 /** Plug an in-thread engine into the app's engine state (what `engineState.start` does in the page). */
-async function useEngine(): Promise<Engine> {
-  const engine = (await engineWithBundledModel('cpu')) as unknown as Engine;
+async function useEngine(): Promise<TestEngine> {
+  const engine = await engineWithBundledModel('cpu');
   (engineState as unknown as { handle: unknown }).handle = { engine, testHooks: engine, mode: 'in-thread' };
   return engine;
 }
 
 /** Fail the backend under whatever job is running: a trapped model load restarts it. */
-async function crashBackend(engine: Engine): Promise<void> {
+async function crashBackend(engine: TestEngine): Promise<void> {
   expect(await engine.debugTrapNextLoad()).toBe(true);
   await expect(engine.loadModel(files('other'))).rejects.toThrow(TRAP);
 }
