@@ -25,14 +25,14 @@ import { GRPO_SETTINGS, type GrpoConfig } from '../lib/rlhf/grpo-config';
 import { RLOO_SETTINGS, type RlooConfig } from '../lib/rlhf/rloo-config';
 import type { OnlinePairView } from '../lib/rlhf/online-dpo';
 import { ONLINE_DPO_SETTINGS, type OnlineDpoConfig } from '../lib/rlhf/online-dpo-config';
-import { DeviceLostError, JobCancelledError } from '../lib/engine/errors';
+import { DeviceLostError, JobCancelledError, NotReadyError } from '../lib/engine/errors';
 import { AlarmEpisodes, evaluateGroupAlarms, type Alarm, type GroupAlarmConfig } from '../lib/rlhf/alarms';
 import { askPersistence } from './data.svelte';
 import { engineState } from './engine.svelte';
 import { notices } from './notices.svelte';
 import { rewardFnState } from './reward-fn.svelte';
 import { runStore, runsState } from './runs.svelte';
-import { backendLostMessage, trainState } from './train.svelte';
+import { backendLostMessage, runGone, trainState } from './train.svelte';
 import { rolloutsState } from './rollouts.svelte';
 
 export type GroupAlgo = 'grpo' | 'rloo' | 'online-dpo';
@@ -239,6 +239,7 @@ export class GroupRunState {
       }
     } catch (e) {
       if (e instanceof DeviceLostError) await this.lostBackend(e);
+      else if (e instanceof NotReadyError && this.created) await this.lostBackend(runGone(algoLabel(this.created)));
       else if (!(e instanceof JobCancelledError)) this.error = (e as Error).message;
     } finally {
       this.running = false;

@@ -34,7 +34,13 @@ import {
 } from '../lib/rlhf/alarms';
 import { settingsTable } from '../lib/settings/table';
 import { toStorageError } from '../lib/storage/db';
-import { DeviceLostError, JobCancelledError, PpoDivergedError, RewardFunctionError } from '../lib/engine/errors';
+import {
+  DeviceLostError,
+  JobCancelledError,
+  NotReadyError,
+  PpoDivergedError,
+  RewardFunctionError,
+} from '../lib/engine/errors';
 import { askPersistence } from './data.svelte';
 import { engineState } from './engine.svelte';
 import { notices } from './notices.svelte';
@@ -553,6 +559,7 @@ export class TrainState {
       this.busy = false;
       if (e instanceof PpoDivergedError) await this.rollback(e.message);
       else if (e instanceof DeviceLostError) await this.lostBackend(e);
+      else if (e instanceof NotReadyError && this.created) await this.lostBackend(runGone('PPO'));
       else if (e instanceof RewardFunctionError) this.rewardFailed(e);
       else this.fail(e);
       return false;
@@ -869,6 +876,11 @@ export function backendLostMessage(e: Error, algo: string, savedIteration: numbe
       ? 'at its start (iteration 0; it had no save yet)'
       : `at iteration ${savedIteration}, its last save`;
   return `${cause}: the ${algo} run is paused ${where}; Resume continues it from there on the new backend.`;
+}
+
+/** The engine no longer holds the page's run: its backend was restarted while the run was paused. */
+export function runGone(algo: string): Error {
+  return new Error(`The engine no longer holds the ${algo} run (its backend was restarted while it was paused)`);
 }
 
 export const trainState = new TrainState();

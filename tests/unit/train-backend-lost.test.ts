@@ -97,6 +97,18 @@ describe('a backend failure during a run', () => {
     expect(trainState.lastSavedIteration).toBe(3);
     expect((await (await runStore()).loadPpo(runId))!.run.state.iteration).toBe(3);
     expect(trainState.history.filter((r) => r.metrics['objective/kl'] !== undefined).length).toBeGreaterThan(0);
+
+    // The backend restarts while the run is paused: Resume finds the engine's run gone, says so, pauses at the save.
+    await crashBackend(engine);
+    await trainState.playUntil(4);
+    expect(trainState.backendLost).toBe(true);
+    expect(trainState.iteration).toBe(3);
+    expect(trainState.lastError).toBe(
+      'The engine no longer holds the PPO run (its backend was restarted while it was paused): the PPO run is paused at iteration 3, its last save; Resume continues it from there on the new backend.',
+    );
+    await trainState.playUntil(4);
+    expect(trainState.backendLost).toBe(false);
+    expect(trainState.iteration).toBe(4);
     await engine.ppoDispose(); // (`trainState.reset` waits on a Svelte effect, which does not run here)
   });
 
