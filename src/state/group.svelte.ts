@@ -13,7 +13,9 @@
  * every `checkpointEvery` iterations (the Train page's setting), on pause and when the page is
  * hidden, with their setup (settings, prompts, reward functions) and metric history; they are
  * listed on the Runs page with their algorithm, and the newest one of an algorithm can be resumed
- * after a reload (`resumeSaved`).
+ * after a reload (`resumeSaved`). When the backend fails under a run (`DeviceLostError`: a lost
+ * WebGPU device, a restarted backend), the run is paused at its last save, the page says so, and
+ * Resume rebuilds it from that save on the new backend.
  */
 import type { GroupEvent, GroupSetup, GroupStatus } from '../lib/engine/types';
 import type { GroupRunSave } from '../lib/data/saved';
@@ -23,14 +25,14 @@ import { GRPO_SETTINGS, type GrpoConfig } from '../lib/rlhf/grpo-config';
 import { RLOO_SETTINGS, type RlooConfig } from '../lib/rlhf/rloo-config';
 import type { OnlinePairView } from '../lib/rlhf/online-dpo';
 import { ONLINE_DPO_SETTINGS, type OnlineDpoConfig } from '../lib/rlhf/online-dpo-config';
-import { JobCancelledError } from '../lib/engine/errors';
+import { DeviceLostError, JobCancelledError, NotReadyError } from '../lib/engine/errors';
 import { AlarmEpisodes, evaluateGroupAlarms, type Alarm, type GroupAlarmConfig } from '../lib/rlhf/alarms';
 import { askPersistence } from './data.svelte';
 import { engineState } from './engine.svelte';
 import { notices } from './notices.svelte';
 import { rewardFnState } from './reward-fn.svelte';
 import { runStore, runsState } from './runs.svelte';
-import { trainState } from './train.svelte';
+import { backendLostMessage, runGone, trainState } from './train.svelte';
 import { rolloutsState } from './rollouts.svelte';
 
 export type GroupAlgo = 'grpo' | 'rloo' | 'online-dpo';
@@ -79,6 +81,8 @@ export class GroupRunState {
   );
   lastSavedIteration = $state<number | null>(null);
   busy = $state(false);
+  /** The backend failed under the run: the engine's copy is gone; Resume rebuilds it from its last save. */
+  backendLost = $state(false);
 
   /** Alarms fired in this run (newest last); dismissed ones keep their chart marker. */
   alarms = $state.raw<GroupRunAlarm[]>([]);
@@ -140,6 +144,7 @@ export class GroupRunState {
       this.setup = status.setup;
       this.runId = crypto.randomUUID();
       this.savedRun = null;
+      this.backendLost = false;
       this.lastSavedIteration = null;
       this.iteration = 0;
       this.history = [];
@@ -167,6 +172,7 @@ export class GroupRunState {
     this.setup = status.setup;
     this.runId = crypto.randomUUID();
     this.savedRun = null;
+    this.backendLost = false;
     this.lastSavedIteration = null;
     this.iteration = 0;
     this.history = [];
@@ -211,6 +217,7 @@ export class GroupRunState {
   /** Iterations until paused. */
   async play(): Promise<void> {
     if (!this.created || this.running) return;
+    if (!(await this.rebuildAfterLoss())) return;
     this.running = true;
     this.pauseRequested = false;
     try {
@@ -231,7 +238,9 @@ export class GroupRunState {
         }
       }
     } catch (e) {
-      if (!(e instanceof JobCancelledError)) this.error = (e as Error).message;
+      if (e instanceof DeviceLostError) await this.lostBackend(e);
+      else if (e instanceof NotReadyError && this.created) await this.lostBackend(runGone(algoLabel(this.created)));
+      else if (!(e instanceof JobCancelledError)) this.error = (e as Error).message;
     } finally {
       this.running = false;
       this.jobId = null;
@@ -254,6 +263,7 @@ export class GroupRunState {
     this.created = null;
     this.runId = null;
     this.setup = null;
+    this.backendLost = false;
     this.lastSavedIteration = null;
     this.iteration = 0;
     this.history = [];
@@ -327,7 +337,8 @@ export class GroupRunState {
   /** Save the run: state (weights and Adam in chunks), setup and metric history (between iterations only). */
   async save(): Promise<void> {
     // Only between iterations (no job in flight): the engine's state is whole then.
-    if (!this.runId || !this.setup || !this.created || this.jobId || this.saving) return;
+    // After a backend failure the engine's run is gone: its last save is what is kept.
+    if (!this.runId || !this.setup || !this.created || this.jobId || this.saving || this.backendLost) return;
     this.saving = true;
     try {
       const state = await engineState.engine.groupState();
@@ -382,9 +393,66 @@ export class GroupRunState {
       this.clearAlarms();
       this.lastSavedIteration = status.iteration;
       this.savedRun = null;
+      this.backendLost = false;
       trainState.rewardKind = rec.setup.reward.kind;
       if (rec.setup.reward.kind === 'function') rewardFnState.functions = structuredClone(rec.setup.reward.functions);
       notices.add('info', `Resumed ${algoLabel(status.algo)} run at iteration ${status.iteration}.`);
+      return true;
+    } catch (e) {
+      this.error = (e as Error).message;
+      return false;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /**
+   * The backend failed under the run (`DeviceLostError`): pause, show the run as it was at its
+   * last save (what Resume rebuilds), and say so in one sentence.
+   */
+  private async lostBackend(e: Error): Promise<void> {
+    this.pauseRequested = true;
+    this.backendLost = true;
+    const runId = this.runId;
+    let saved: number | null = null;
+    try {
+      if (runId) saved = (await (await runStore()).loadGroup(runId))?.run.state.iteration ?? null;
+    } catch {
+      /* unreadable: Resume says so */
+    }
+    if (runId !== this.runId) return; // reset meanwhile
+    const at = saved ?? 0;
+    this.iteration = at;
+    this.history = this.history.filter((r) => r.step < at);
+    this.groups = this.groups.filter((g) => g.iteration < at);
+    this.pairs = this.pairs.filter((p) => p.iteration < at);
+    this.lastSavedIteration = saved;
+    if (runId) void rolloutsState.truncate(runId, at);
+    this.error = backendLostMessage(e, algoLabel(this.created ?? this.algo), saved);
+    notices.add('warning', this.error);
+  }
+
+  /** After a backend failure: rebuild the run in the engine from its last save (the start when none). */
+  private async rebuildAfterLoss(): Promise<boolean> {
+    if (!this.backendLost) return true;
+    const setup = this.setup;
+    if (!setup || !this.runId || this.busy) return false;
+    this.busy = true;
+    try {
+      const loaded = await (await runStore()).loadGroup(this.runId);
+      const status = loaded
+        ? await engineState.engine.groupCreate(loaded.run.setup, loaded.state)
+        : await engineState.engine.groupCreate(setup);
+      this.takeConfig(status);
+      this.created = status.algo;
+      this.setup = status.setup;
+      this.iteration = status.iteration;
+      this.history = (loaded?.run.history ?? []).filter((r) => r.step < status.iteration);
+      this.groups = this.groups.filter((g) => g.iteration < status.iteration);
+      this.pairs = this.pairs.filter((p) => p.iteration < status.iteration);
+      this.lastSavedIteration = loaded ? status.iteration : null;
+      this.backendLost = false;
+      this.error = null;
       return true;
     } catch (e) {
       this.error = (e as Error).message;

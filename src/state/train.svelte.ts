@@ -7,7 +7,9 @@
  * the last checkpoint saved before it fired with its suggested change applied. While an alarm is
  * open (not dismissed), checkpoints are held so that checkpoint stays the one rewind reaches.
  * Each finished iteration's whole batch goes to the rollout history (`rollouts.svelte.ts`),
- * written in the background.
+ * written in the background. When the backend fails under a run (a lost WebGPU device, a
+ * restarted backend: `DeviceLostError`), the run in the engine is gone: the page pauses at its
+ * last save, says so, and Resume rebuilds the run from that save on the new backend.
  *
  * Drawing is batched: worker events land in plain arrays and are copied into `$state.raw`
  * fields at most every `FLUSH_MS` (GAN Lab's "draw less often than you train").
@@ -32,7 +34,13 @@ import {
 } from '../lib/rlhf/alarms';
 import { settingsTable } from '../lib/settings/table';
 import { toStorageError } from '../lib/storage/db';
-import { JobCancelledError, PpoDivergedError, RewardFunctionError } from '../lib/engine/errors';
+import {
+  DeviceLostError,
+  JobCancelledError,
+  NotReadyError,
+  PpoDivergedError,
+  RewardFunctionError,
+} from '../lib/engine/errors';
 import { askPersistence } from './data.svelte';
 import { engineState } from './engine.svelte';
 import { notices } from './notices.svelte';
@@ -198,6 +206,11 @@ export class TrainState {
   savedRun = $state.raw<{ id: string; iteration: number; updatedAt: number; name: string } | null>(null);
   lastSavedIteration = $state<number | null>(null);
   saving = $state(false);
+  /**
+   * The backend failed under the run: the engine's copy is gone (or on a dead device), so the
+   * run is paused at its last save and Resume rebuilds it from there first.
+   */
+  backendLost = $state(false);
 
   readonly prompts = $derived(PROMPT_SETS.find((s) => s.id === this.promptSet)!.prompts as readonly string[]);
   readonly created = $derived(this.runId !== null);
@@ -346,6 +359,7 @@ export class TrainState {
       this.applyStatus(status);
       this.lastSavedIteration = rec.state.iteration;
       this.savedRun = null;
+      this.backendLost = false;
       notices.add('info', `Resumed PPO run at iteration ${status.iteration}.`);
       return true;
     } catch (e) {
@@ -377,6 +391,7 @@ export class TrainState {
   /** Run iterations (or phases in slow mode) until paused. */
   async play(): Promise<void> {
     if (!this.created || this.running || this.busy) return;
+    if (!(await this.rebuildAfterLoss())) return;
     this.running = true;
     this.pauseRequested = false;
     try {
@@ -400,12 +415,14 @@ export class TrainState {
   /** One whole iteration (finishing a half-stepped one first). */
   async step(): Promise<void> {
     if (!this.created || this.running || this.busy) return;
+    if (!(await this.rebuildAfterLoss())) return;
     if (await this.runIteration()) if (this.lastSavedIteration !== this.iteration) await this.save();
   }
 
   /** Only the next phase: rollout → score → KL & advantages → update. */
   async stepPhase(): Promise<void> {
     if (!this.created || this.running || this.busy) return;
+    if (!(await this.rebuildAfterLoss())) return;
     await this.runPhase();
   }
 
@@ -421,6 +438,7 @@ export class TrainState {
     }
     this.runId = null;
     this.setup = null;
+    this.backendLost = false;
     this.iteration = 0;
     this.nextPhase = 'rollout';
     this.currentPhase = null;
@@ -458,6 +476,7 @@ export class TrainState {
       this.setup = setup;
       this.runId = crypto.randomUUID();
       this.savedRun = null;
+      this.backendLost = false;
       this.applyStatus(status);
       return true;
     } catch (e) {
@@ -471,6 +490,7 @@ export class TrainState {
   /** Like `play`, but stops by itself once `iteration` reaches `target` (scenario runner). */
   async playUntil(target: number): Promise<void> {
     if (!this.created || this.running || this.busy) return;
+    if (!(await this.rebuildAfterLoss())) return;
     this.running = true;
     this.pauseRequested = false;
     try {
@@ -538,6 +558,8 @@ export class TrainState {
       }
       this.busy = false;
       if (e instanceof PpoDivergedError) await this.rollback(e.message);
+      else if (e instanceof DeviceLostError) await this.lostBackend(e);
+      else if (e instanceof NotReadyError && this.created) await this.lostBackend(runGone('PPO'));
       else if (e instanceof RewardFunctionError) this.rewardFailed(e);
       else this.fail(e);
       return false;
@@ -663,10 +685,71 @@ export class TrainState {
       this.episodes.next(evaluateAlarms(this.rows, { config: next }));
       this.alarmPending = false;
       this.lastError = null;
+      this.backendLost = false;
       notices.add(
         'info',
         `Rewound to ${rec ? `the checkpoint of iteration ${status.iteration}` : 'the start of the run'} and applied: ${alarm.suggestion.text}. Press Resume to go on.`,
       );
+      return true;
+    } catch (e) {
+      this.fail(e);
+      return false;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /**
+   * The backend failed under the run (`DeviceLostError`: a lost WebGPU device, a restarted
+   * backend): pause, show the run as it was at its last save (what Resume rebuilds), and say so.
+   */
+  private async lostBackend(e: Error): Promise<void> {
+    this.pauseRequested = true;
+    this.backendLost = true;
+    const runId = this.runId;
+    let rec: SavedPpoRun | null = null;
+    try {
+      if (runId) rec = (await (await runStore()).loadPpo(runId))?.run ?? null;
+    } catch {
+      /* unreadable: Resume says so */
+    }
+    if (runId !== this.runId) return; // reset meanwhile
+    if (rec) this.restoreViewFrom(rec);
+    else {
+      this.resetView();
+      if (runId) void rolloutsState.truncate(runId, 0);
+    }
+    this.iteration = rec?.state.iteration ?? 0;
+    this.nextPhase = 'rollout';
+    this.traces = [];
+    this.phaseLog = [];
+    this.lastSavedIteration = rec ? rec.state.iteration : null;
+    this.lastError = backendLostMessage(e, 'PPO', rec ? rec.state.iteration : null);
+    notices.add('warning', this.lastError);
+  }
+
+  /** After a backend failure: rebuild the run in the engine from its last save (the start when none). */
+  private async rebuildAfterLoss(): Promise<boolean> {
+    if (!this.backendLost) return true;
+    const setup = this.setup;
+    if (!setup || !this.runId) return false;
+    this.busy = true;
+    try {
+      const loaded = await (await runStore()).loadPpo(this.runId);
+      const status = loaded
+        ? await engineState.engine.ppoCreate(loaded.run.setup, loaded.state)
+        : await engineState.engine.ppoCreate(setup);
+      if (loaded) this.restoreViewFrom(loaded.run);
+      else this.resetView();
+      this.config = structuredClone(status.config);
+      this.setup = { ...(loaded?.run.setup ?? setup), config: status.config };
+      this.applyStatus(status);
+      this.lastSavedIteration = loaded ? loaded.run.state.iteration : null;
+      this.episodes.reset();
+      this.episodes.next(evaluateAlarms(this.rows, { config: this.config }));
+      this.alarmPending = false;
+      this.backendLost = false;
+      this.lastError = null;
       return true;
     } catch (e) {
       this.fail(e);
@@ -702,7 +785,8 @@ export class TrainState {
       waited = true;
       await this.inFlightSave;
     }
-    if (!this.runId || !this.setup || this.busy || this.nextPhase !== 'rollout') return;
+    // After a backend failure the engine's run is gone: its last save is what is kept.
+    if (!this.runId || !this.setup || this.busy || this.nextPhase !== 'rollout' || this.backendLost) return;
     // Held while an alarm is open, so rewind still reaches the checkpoint from before it fired; a
     // periodic checkpoint also waits while a condition is pending (not yet confirmed). The save at
     // the end of a play or a step still happens then: the run's work is kept.
@@ -775,6 +859,28 @@ export class TrainState {
       this.fail(e);
     }
   }
+}
+
+/**
+ * The one sentence shown when the backend fails under a run: which backend failed (the engine's
+ * `DeviceLostError` says so, without its "start it again" tail from `JobRegistry.failAll`), where
+ * the run is paused and what Resume does.
+ */
+export function backendLostMessage(e: Error, algo: string, savedIteration: number | null): string {
+  const cause = e.message
+    .replace(/\s*Job \S+ stopped; start it again\.$/, '')
+    .replace(/; start it again\.$/, '')
+    .replace(/\.$/, '');
+  const where =
+    savedIteration === null
+      ? 'at its start (iteration 0; it had no save yet)'
+      : `at iteration ${savedIteration}, its last save`;
+  return `${cause}: the ${algo} run is paused ${where}; Resume continues it from there on the new backend.`;
+}
+
+/** The engine no longer holds the page's run: its backend was restarted while the run was paused. */
+export function runGone(algo: string): Error {
+  return new Error(`The engine no longer holds the ${algo} run (its backend was restarted while it was paused)`);
 }
 
 export const trainState = new TrainState();

@@ -176,6 +176,14 @@ export class LocalEngine implements Engine, EngineTestHooks {
       this.watchedDevice = null;
       const why = `The WebGPU device was lost (${lost.reason}${lost.message ? ': ' + lost.message : ''}).`;
       this.jobs.failAll(why);
+      // Runs whose tensors lived on the device go too (the pages rebuild them from their saves).
+      for (const drop of [() => this.ppo.dispose(), () => this.group.dispose()]) {
+        try {
+          drop();
+        } catch {
+          /* their tensors died with the device */
+        }
+      }
       resetBackend('webgpu');
       const requested = this.info?.requested ?? 'auto';
       let next: BackendInfo;
