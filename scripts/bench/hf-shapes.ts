@@ -26,6 +26,8 @@ import type { GPTConfig } from '../../src/lib/model/config';
 import { GPT } from '../../src/lib/model/gpt';
 import { Rng } from '../../src/lib/model/rng';
 import { generate } from '../../src/lib/model/sampling';
+import { setGemmPolicy } from '../../src/lib/model/kernels/gemm-kernel';
+import { disableAttentionKernel } from '../../src/lib/model/kernels/attention-kernel';
 
 const { values: a } = parseArgs({
   options: {
@@ -36,6 +38,11 @@ const { values: a } = parseArgs({
     'train-batch': { type: 'string', default: '4' },
     'train-t': { type: 'string', default: '64' },
     out: { type: 'string', default: 'bench/hf-shapes.json' },
+    'no-sample': { type: 'boolean', default: false },
+    'no-profile': { type: 'boolean', default: false },
+    /** A/B of memory: TF.js ops instead of our dense-product / attention kernels. */
+    'no-gemm': { type: 'boolean', default: false },
+    'no-attention-kernel': { type: 'boolean', default: false },
   },
 });
 
@@ -59,11 +66,13 @@ const SHAPES: Record<string, GPTConfig> = {
 
 const repeats = Number(a.repeats);
 const newTokens = Number(a['new-tokens']);
-const batches = a.batches!.split(',').map(Number);
+const batches = a['no-sample'] ? [] : a.batches!.split(',').map(Number);
 const TB = Number(a['train-batch']);
 const TT = Number(a['train-t']);
 
 await setBackend('wasm');
+if (a['no-gemm']) setGemmPolicy('never');
+disableAttentionKernel(!!a['no-attention-kernel']);
 
 /** Bytes of the wasm backend's heap (its ArrayBuffer), or null when the backend hides it. */
 function wasmHeapBytes(): number | null {
@@ -166,7 +175,19 @@ async function benchModel(name: string): Promise<ModelReport> {
   // Warm-up step under tf.profile: its peak is the step's high-water mark of TF.js tensor bytes
   // (Adam's moments are created here too, so this is the first step's, the largest).
   t = performance.now();
-  const prof = await tf.profile(step);
+  console.log(
+    `${name}: before training: tf ${mb(tf.memory().numBytes)} in ${tf.memory().numTensors} tensors, wasm heap ${mb(wasmHeapBytes())}`,
+  );
+  let prof: { peakBytes: number };
+  try {
+    prof = a['no-profile'] ? (await step(), { peakBytes: NaN }) : await tf.profile(step);
+  } catch (e) {
+    // Out of wasm memory shows as a RuntimeError from inside the backend: say where it stood.
+    console.log(
+      `${name}: training step FAILED (${(e as Error).message.split('\n')[0]}): tf ${mb(tf.memory().numBytes)} in ${tf.memory().numTensors} tensors, wasm heap ${mb(wasmHeapBytes())}`,
+    );
+    throw e;
+  }
   console.log(
     `${name}: warm-up train step (profiled) ${((performance.now() - t) / 1000).toFixed(1)} s, peak ${mb(prof.peakBytes)}`,
   );
