@@ -1,5 +1,6 @@
 """Check an exported hand-off bundle: its weights load under GPT2LMHeadModel's names into an
-independent PyTorch GPT-2 forward pass, and that pass gives the app's numbers.
+independent PyTorch GPT-2 forward pass (or, for a Llama-family model, under LlamaForCausalLM's names
+into an independent Llama forward pass), and that pass gives the app's numbers.
 
     /usr/bin/python3 scripts/golden/check_handoff.py <bundle-dir> [--expect expected.json]
 
@@ -28,6 +29,27 @@ names above except lm_head.weight, which is rebuilt from wte as `tie_word_embedd
 The forward pass is written here from the GPT-2 paper and modeling_gpt2.py, not imported from
 scripts/golden/gpt_reference.py: pre-LayerNorm blocks, gelu_new, causal softmax attention, final
 LayerNorm, logits = h @ lm_head.weightᵀ. float64 maths.
+
+A Llama bundle (config.json model_type "llama", architectures ["LlamaForCausalLM"]) is checked
+against LlamaForCausalLM(config).state_dict() (transformers/models/llama/modeling_llama.py), every
+nn.Linear weight [out, in], no biases:
+
+    model.embed_tokens.weight                         [vocab, hidden]
+    model.layers.{i}.input_layernorm.weight           [hidden]          LlamaRMSNorm
+    model.layers.{i}.self_attn.q_proj.weight          [heads·hd, hidden]
+    model.layers.{i}.self_attn.k_proj.weight          [kv_heads·hd, hidden]
+    model.layers.{i}.self_attn.v_proj.weight          [kv_heads·hd, hidden]
+    model.layers.{i}.self_attn.o_proj.weight          [hidden, heads·hd]
+    model.layers.{i}.post_attention_layernorm.weight  [hidden]
+    model.layers.{i}.mlp.gate_proj.weight / up_proj   [intermediate, hidden]
+    model.layers.{i}.mlp.down_proj.weight             [hidden, intermediate]
+    model.norm.weight                                 [hidden]
+    lm_head.weight                                    [vocab, hidden]   not stored when tie_word_embeddings
+
+and its forward written here from modeling_llama.py and the RoFormer / Llama papers: RMSNorm
+x·rsqrt(mean(x²)+eps)·w, RoPE in the rotate-half convention with inv_freq = θ^(−2i/hd), causal
+softmax attention with key/value head ⌊h / (heads/kv_heads)⌋ serving query head h, SwiGLU
+down(silu(gate(x))·up(x)), final RMSNorm, logits = h @ lm_head.weightᵀ. float64 maths.
 
 --expect: a JSON file {"ids": [[...], ...], "logprobs": [[...], ...]} where logprobs[b][t] is
 log p(ids[b][t+1] | ids[b][..t]) from the app (the tests write it from the engine's
@@ -146,6 +168,68 @@ def gpt2_logits(sd, cfg, ids):
     return gpt2_hidden(sd, cfg, ids[None])[0] @ sd["lm_head.weight"].T
 
 
+def llama_state_dict_shapes(cfg):
+    V, C, L, I = cfg["vocab_size"], cfg["hidden_size"], cfg["num_hidden_layers"], cfg["intermediate_size"]
+    H = cfg["num_attention_heads"]
+    KV = cfg.get("num_key_value_heads") or H
+    hd = cfg.get("head_dim") or C // H
+    s = {"model.embed_tokens.weight": [V, C]}
+    for i in range(L):
+        p = f"model.layers.{i}."
+        s[p + "input_layernorm.weight"] = [C]
+        s[p + "self_attn.q_proj.weight"] = [H * hd, C]
+        s[p + "self_attn.k_proj.weight"] = [KV * hd, C]
+        s[p + "self_attn.v_proj.weight"] = [KV * hd, C]
+        s[p + "self_attn.o_proj.weight"] = [C, H * hd]
+        s[p + "post_attention_layernorm.weight"] = [C]
+        s[p + "mlp.gate_proj.weight"] = [I, C]
+        s[p + "mlp.up_proj.weight"] = [I, C]
+        s[p + "mlp.down_proj.weight"] = [C, I]
+    s["model.norm.weight"] = [C]
+    s["lm_head.weight"] = [V, C]
+    return s
+
+
+def rms(x, w, eps):
+    return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps) * w
+
+
+def llama_logits(sd, cfg, ids):
+    """ids: LongTensor [T] -> logits [T, V], as LlamaForCausalLM.forward (eval mode, no cache)."""
+    C, L, eps = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["rms_norm_eps"]
+    H = cfg["num_attention_heads"]
+    KV = cfg.get("num_key_value_heads") or H
+    hd = cfg.get("head_dim") or C // H
+    T = ids.shape[0]
+    inv_freq = 1.0 / (float(cfg.get("rope_theta", 10000.0)) ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    ang = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq[None, :]  # [T, hd/2]
+    cos, sin = torch.cat([ang, ang], -1).cos(), torch.cat([ang, ang], -1).sin()  # [T, hd]
+
+    def rope(z):  # z: [heads, T, hd]
+        z1, z2 = z[..., : hd // 2], z[..., hd // 2:]
+        return z * cos + torch.cat([-z2, z1], -1) * sin
+
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    x = sd["model.embed_tokens.weight"][ids]  # [T, C]
+    for i in range(L):
+        p = f"model.layers.{i}."
+        a = rms(x, sd[p + "input_layernorm.weight"], eps)
+        q = (a @ sd[p + "self_attn.q_proj.weight"].T).reshape(T, H, hd).transpose(0, 1)
+        k = (a @ sd[p + "self_attn.k_proj.weight"].T).reshape(T, KV, hd).transpose(0, 1)
+        v = (a @ sd[p + "self_attn.v_proj.weight"].T).reshape(T, KV, hd).transpose(0, 1)
+        q, k = rope(q), rope(k)
+        g = H // KV
+        k, v = k.repeat_interleave(g, 0), v.repeat_interleave(g, 0)  # kv head h // g serves query head h
+        w = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
+        w = w.masked_fill(~causal, float("-inf")).softmax(-1)
+        y = (w @ v).transpose(0, 1).reshape(T, H * hd)
+        x = x + y @ sd[p + "self_attn.o_proj.weight"].T
+        m = rms(x, sd[p + "post_attention_layernorm.weight"], eps)
+        gate = m @ sd[p + "mlp.gate_proj.weight"].T
+        x = x + (gate * torch.sigmoid(gate) * (m @ sd[p + "mlp.up_proj.weight"].T)) @ sd[p + "mlp.down_proj.weight"].T
+    return rms(x, sd["model.norm.weight"], eps) @ sd["lm_head.weight"].T
+
+
 def seq_cls_scores(sd, cfg, rows):
     """GPT2ForSequenceClassification.forward on rows right-padded with pad_token_id (as TRL's
     reward_processing_class(..., padding=True, padding_side="right") does): returns the pooled
@@ -258,28 +342,37 @@ def main():
     problems = []
     mdir = os.path.join(args.bundle, "model")
     cfg = json.load(open(os.path.join(mdir, "config.json")))
-    if cfg.get("model_type") != "gpt2" or cfg.get("architectures") != ["GPT2LMHeadModel"]:
+    llama = cfg.get("model_type") == "llama"
+    arch = "LlamaForCausalLM" if llama else "GPT2LMHeadModel"
+    tied = cfg.get("tie_word_embeddings", not llama)  # LlamaConfig defaults to untied, GPT2Config to tied
+    if cfg.get("model_type") not in ("gpt2", "llama") or cfg.get("architectures") != [arch]:
         problems.append(f"config.json: model_type {cfg.get('model_type')!r}, architectures {cfg.get('architectures')!r}")
-    if cfg.get("activation_function") != "gelu_new" or not cfg.get("tie_word_embeddings", True):
+    elif llama and (cfg.get("hidden_act") != "silu" or cfg.get("attention_bias") or cfg.get("mlp_bias") or cfg.get("rope_scaling")):
+        problems.append("config.json: expected silu, no attention or MLP biases and no rope_scaling")
+    elif not llama and (cfg.get("activation_function") != "gelu_new" or not tied):
         problems.append("config.json: expected gelu_new and tied embeddings")
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 1
     tensors, meta, dtypes = read_safetensors(os.path.join(mdir, "model.safetensors"))
     if meta.get("format") != "pt":
         problems.append(f"safetensors __metadata__.format is {meta.get('format')!r}, transformers wants 'pt'")
-    want = gpt2_state_dict_shapes(cfg)
+    want = llama_state_dict_shapes(cfg) if llama else gpt2_state_dict_shapes(cfg)
     stored = set(tensors)
-    expected_in_file = set(want) - {"lm_head.weight"}
+    expected_in_file = set(want) - ({"lm_head.weight"} if tied else set())
     if stored != expected_in_file:
         problems.append(f"names: missing {sorted(expected_in_file - stored)}, unexpected {sorted(stored - expected_in_file)}")
     for name in stored & expected_in_file:
         if list(tensors[name].shape) != want[name]:
-            problems.append(f"{name}: shape {list(tensors[name].shape)}, GPT2LMHeadModel has {want[name]}")
+            problems.append(f"{name}: shape {list(tensors[name].shape)}, {arch} has {want[name]}")
         if not torch.isfinite(tensors[name]).all():
             problems.append(f"{name}: non-finite values")
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 1
     sd = dict(tensors)
-    sd["lm_head.weight"] = sd["transformer.wte.weight"]  # tie_word_embeddings
+    if tied:
+        sd["lm_head.weight"] = sd["model.embed_tokens.weight" if llama else "transformer.wte.weight"]
 
     # Tokenizer files agree with each other and with the config.
     tok = json.load(open(os.path.join(mdir, "tokenizer.json")))
@@ -297,7 +390,7 @@ def main():
         exp = json.load(open(args.expect))
         for ids, lps in zip(exp["ids"], exp["logprobs"]):
             t = torch.tensor(ids, dtype=torch.long)
-            logp = gpt2_logits(sd, cfg, t).log_softmax(-1)
+            logp = (llama_logits if llama else gpt2_logits)(sd, cfg, t).log_softmax(-1)
             got = logp[torch.arange(len(ids) - 1), t[1:]]
             worst = max(worst, (got - torch.tensor(lps, dtype=torch.float64)).abs().max().item())
         if not worst <= args.tol:
@@ -306,7 +399,9 @@ def main():
         print("\n".join(problems), file=sys.stderr)
         return 1
     reward_line = None
-    if os.path.isdir(os.path.join(args.bundle, "reward_model")):
+    if llama and os.path.isdir(os.path.join(args.bundle, "reward_model")):
+        problems.append("reward_model/ beside a Llama model: the app writes reward models as GPT-2 only")
+    elif os.path.isdir(os.path.join(args.bundle, "reward_model")):
         rp, reward_line = check_reward_model(args.bundle, args.expect_reward, args.tol)
         problems += rp
         fn_line = None
@@ -321,7 +416,7 @@ def main():
         print("\n".join(problems), file=sys.stderr)
         return 1
     n = sum(t.numel() for t in tensors.values())
-    print(f"ok: {len(tensors)} tensors ({n} parameters, {sorted(set(dtypes.values()))}) under GPT2LMHeadModel names"
+    print(f"ok: {len(tensors)} tensors ({n} parameters, {sorted(set(dtypes.values()))}) under {arch} names"
           + (f"; log-probs match the app within {worst:.2e}" if args.expect else ""))
     if reward_line:
         print("ok: " + reward_line)

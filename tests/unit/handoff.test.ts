@@ -227,8 +227,15 @@ describe('hand-off bundle', () => {
       weights: new ArrayBuffer(8),
     };
     expect(() => handoffFiles({ pairs: [], recordCount: 0, model: bad })).toThrow(HandoffError);
-    const wrongType = { ...bad, config: JSON.stringify({ model_type: 'llama' }) };
-    expect(() => handoffFiles({ pairs: [], recordCount: 0, model: wrongType })).toThrow(/gpt2/);
+    const wrongType = { ...bad, config: JSON.stringify({ model_type: 'mistral' }) };
+    expect(() => handoffFiles({ pairs: [], recordCount: 0, model: wrongType })).toThrow(
+      /"mistral", not "gpt2" or "llama"/,
+    );
+    // A Llama config without its sizes is refused by name (a full Llama bundle: handoff-llama.test.ts).
+    const llamaNoSizes = { ...bad, config: JSON.stringify({ model_type: 'llama' }) };
+    expect(() => handoffFiles({ pairs: [], recordCount: 0, model: llamaNoSizes })).toThrow(
+      /"num_attention_heads" must be a positive integer/,
+    );
   });
 
   it.runIf(hasTorch())('check_handoff.py loads the weights by GPT2LMHeadModel names and matches the app', async () => {

@@ -4,8 +4,10 @@
  *
  *   data/preferences.jsonl      TRL explicit-prompt preference rows {"prompt","chosen","rejected"}
  *                               (https://huggingface.co/docs/trl/dataset_formats, "preference")
- *   model/config.json           GPT2Config (model_type "gpt2", architectures ["GPT2LMHeadModel"])
- *   model/model.safetensors     float32, tensor names as in GPT2LMHeadModel's state_dict
+ *   model/config.json           GPT2Config (model_type "gpt2", architectures ["GPT2LMHeadModel"]), or for a
+ *                               Llama-family model LlamaConfig ("llama", ["LlamaForCausalLM"])
+ *   model/model.safetensors     float32, tensor names and layouts as in GPT2LMHeadModel's or
+ *                               LlamaForCausalLM's state_dict (Llama projections nn.Linear [out, in])
  *   model/tokenizer.json        Hugging Face `tokenizers` layout (ByteLevel BPE, GPT-2 byte map)
  *   model/vocab.json, merges.txt  the same tokenizer in GPT2Tokenizer's (slow) files
  *   model/tokenizer_config.json, special_tokens_map.json  so AutoTokenizer loads it as GPT-2's
@@ -43,11 +45,19 @@ import { DEFAULT_RLOO_CONFIG, type RlooConfig } from '../rlhf/rloo-config';
 
 /** The config fields the bundle needs (read here: `model/weights.ts` would pull TF.js into the page). */
 interface BundleConfig {
+  /** GPT2LMHeadModel or LlamaForCausalLM (`model_type` "gpt2" or "llama"). */
+  arch: 'gpt2' | 'llama';
   vocabSize: number;
   blockSize: number;
   nLayer: number;
   nHead: number;
   nEmbd: number;
+  /** Llama: key/value heads (grouped-query attention); GPT-2: nHead. */
+  nKvHead: number;
+  /** Llama: RoPE base; GPT-2: null (learned positions). */
+  ropeTheta: number | null;
+  /** Whether lm_head is the token embedding (always for GPT-2). */
+  tied: boolean;
 }
 
 function bundleConfig(j: Record<string, unknown>): BundleConfig {
@@ -57,14 +67,36 @@ function bundleConfig(j: Record<string, unknown>): BundleConfig {
       throw new HandoffError(`config.json: "${key}" must be a positive integer, got ${JSON.stringify(v)}.`);
     return v as number;
   };
+  if (j.model_type === 'llama') {
+    const nHead = int('num_attention_heads');
+    const theta = j.rope_theta ?? 10000;
+    if (typeof theta !== 'number' || !(theta > 0))
+      throw new HandoffError(`config.json: "rope_theta" must be a positive number, got ${JSON.stringify(theta)}.`);
+    return {
+      arch: 'llama',
+      vocabSize: int('vocab_size'),
+      blockSize: int('max_position_embeddings'),
+      nLayer: int('num_hidden_layers'),
+      nHead,
+      nEmbd: int('hidden_size'),
+      nKvHead: int('num_key_value_heads', nHead),
+      ropeTheta: theta,
+      tied: j.tie_word_embeddings === true,
+    };
+  }
   if (j.model_type !== 'gpt2')
-    throw new HandoffError(`config.json has model_type ${JSON.stringify(j.model_type)}, not "gpt2".`);
+    throw new HandoffError(`config.json has model_type ${JSON.stringify(j.model_type)}, not "gpt2" or "llama".`);
+  const nHead = int('n_head');
   return {
+    arch: 'gpt2',
     vocabSize: int('vocab_size'),
     blockSize: int('n_positions', j.n_ctx),
     nLayer: int('n_layer'),
-    nHead: int('n_head'),
+    nHead,
     nEmbd: int('n_embd'),
+    nKvHead: nHead,
+    ropeTheta: null,
+    tied: true,
   };
 }
 
@@ -79,11 +111,11 @@ export interface HandoffModel {
   which: 'base' | 'policy';
   /** PPO iterations behind a policy (null for the base model). */
   iteration: number | null;
-  /** Hugging Face GPT-2 `config.json` text. */
+  /** Hugging Face `config.json` text (GPT2Config or LlamaConfig; `configToHF`). */
   config: string;
   /** Hugging Face `tokenizers` `tokenizer.json` text. */
   tokenizer: string;
-  /** safetensors bytes with GPT2LMHeadModel tensor names. */
+  /** safetensors bytes with GPT2LMHeadModel or LlamaForCausalLM tensor names and layouts (`modelToHfTensors`). */
   weights: ArrayBuffer | Uint8Array;
   /** A LoRA policy as PEFT's adapter files (`weights` is then its base): written to `adapter/`. */
   adapter?: { config: string; weights: ArrayBuffer | Uint8Array };
@@ -265,6 +297,73 @@ line (\`--beta 0.02\`). TRL samples with \`top_k: 0\`, \`top_p: 1\`, as the tab'
 
 `;
 }
+/** The README's section on the model's architecture: a GPT-2. */
+function gpt2Section(c: BundleConfig, eot: string): string {
+  return `## Is it GPT-2?
+
+Yes, architecturally: pre-LayerNorm decoder blocks, learned position embeddings, GELU (tanh form,
+\`gelu_new\`), fused QKV in Conv1D layout (\`[in, out]\`), a final LayerNorm, LM head tied to the
+token embedding. The tensor names are exactly those of Hugging Face's \`GPT2LMHeadModel\`
+(\`transformer.wte.weight\`, \`transformer.h.0.attn.c_attn.weight\`, …), so
+\`GPT2LMHeadModel.from_pretrained("./model")\` (or \`AutoModelForCausalLM\`) loads it. What differs
+from OpenAI's GPT-2:
+
+- **Size.** It is tiny, and the context is ${c.blockSize} tokens (\`n_positions\`), not 1024. Keep
+  \`max_length\` ≤ ${c.blockSize}; longer inputs index past the position table.
+- **Tokenizer.** Same algorithm and byte-to-unicode map as GPT-2 (byte-level BPE, GPT-2's
+  pre-tokenisation regex, \`Ġ\` for a leading space), but its own ${c.vocabSize}-token vocabulary
+  trained on the app's corpus: ids 0–255 are the 256 bytes in byte order, then one id per merge, then
+  \`${eot}\` (id ${c.vocabSize - 1}). It is not GPT-2's 50,257-token vocabulary, so it cannot be swapped for
+  \`gpt2\`'s tokenizer, and GPT-2 weights do not fit it.
+- **Missing tensors on load.** \`lm_head.weight\` is not stored (tied to \`transformer.wte.weight\`,
+  \`tie_word_embeddings: true\`), and neither are the causal-mask buffers \`attn.bias\` /
+  \`attn.masked_bias\` that old \`transformers\` versions list; a "newly initialized" warning about
+  those is harmless.
+- **Start token.** In the app every sequence starts with \`${eot}\`; GPT-2's tokenizer adds no BOS.
+  Scores move a little without it; prepend it to prompts if you want the app's numbers.
+- **Extra config keys.** \`nanogpt\` (the app's names) is ignored by \`transformers\`.
+
+Check (PyTorch only, no \`transformers\` needed): \`python3 scripts/golden/check_handoff.py <this folder>\`
+from the RLHF Playground repository loads these weights by their \`GPT2LMHeadModel\` names into an
+independent GPT-2 forward pass and compares logits.
+
+`;
+}
+
+/** The README's section on the model's architecture: a Llama-family model (SmolLM2's layout). */
+function llamaSection(c: BundleConfig, eot: string): string {
+  return `## Is it Llama?
+
+Yes: \`LlamaForCausalLM\` as SmolLM2 uses it. Pre-RMSNorm decoder blocks, rotary position embeddings
+(\`rope_theta\` ${c.ropeTheta}, rotate-half form), grouped-query attention
+(${c.nHead} query heads, ${c.nKvHead} key/value heads), a SwiGLU MLP (\`silu\`), no biases, a final RMSNorm, and an LM head ${
+    c.tied ? 'tied to the token embedding (`tie_word_embeddings: true`)' : 'of its own (`lm_head.weight`)'
+  }. The tensor names are exactly those of Hugging Face's \`LlamaForCausalLM\`
+(\`model.embed_tokens.weight\`, \`model.layers.0.self_attn.q_proj.weight\`, …) and every projection is in
+\`nn.Linear\`'s \`[out, in]\` layout, so \`LlamaForCausalLM.from_pretrained("./model")\` (or
+\`AutoModelForCausalLM\`) loads it.
+
+- **Context.** ${c.blockSize} positions (\`max_position_embeddings\`); the tab trained and sampled far shorter
+  texts.
+- **Tokenizer.** The tokenizer the tab used with this model, written as byte-level BPE files
+  (\`GPT2TokenizerFast\`, \`vocab.json\` + \`merges.txt\`), ${c.vocabSize} tokens; \`${eot}\` is BOS, EOS, UNK and
+  PAD.${
+    c.tied
+      ? `
+- **Missing tensor on load.** \`lm_head.weight\` is not stored: it is \`model.embed_tokens.weight\`
+  (\`tie_word_embeddings: true\`).`
+      : ''
+  }
+- **Start token.** In the app every sequence starts with \`${eot}\`. Scores move a little without it;
+  prepend it to prompts if you want the app's numbers.
+- **Extra config keys.** \`nanogpt\` (the app's names) is ignored by \`transformers\`.
+
+Check (PyTorch only, no \`transformers\` needed): \`python3 scripts/golden/check_handoff.py <this folder>\`
+from the RLHF Playground repository loads these weights by their \`LlamaForCausalLM\` names into an
+independent Llama forward pass and compares logits.
+
+`;
+}
 
 function readme(
   input: HandoffInput,
@@ -314,9 +413,15 @@ ${
 | file | what |
 | --- | --- |
 | \`data/preferences.jsonl\` | preference pairs (TRL "preference" type, standard format, explicit prompt) |
-| \`model/config.json\` | \`GPT2Config\`: \`model_type: "gpt2"\`, \`architectures: ["GPT2LMHeadModel"]\` |
+${
+  c.arch === 'llama'
+    ? `| \`model/config.json\` | \`LlamaConfig\`: \`model_type: "llama"\`, \`architectures: ["LlamaForCausalLM"]\` |
+| \`model/model.safetensors\` | float32 weights, tensor names and layouts of \`LlamaForCausalLM.state_dict()\` |
+`
+    : `| \`model/config.json\` | \`GPT2Config\`: \`model_type: "gpt2"\`, \`architectures: ["GPT2LMHeadModel"]\` |
 | \`model/model.safetensors\` | float32 weights, tensor names of \`GPT2LMHeadModel.state_dict()\` |
-| \`model/tokenizer.json\` | the tokenizer in Hugging Face \`tokenizers\` format (\`GPT2TokenizerFast\`) |
+`
+}| \`model/tokenizer.json\` | the tokenizer in Hugging Face \`tokenizers\` format (\`GPT2TokenizerFast\`) |
 | \`model/vocab.json\`, \`model/merges.txt\` | the same tokenizer as \`GPT2Tokenizer\` files |
 | \`model/tokenizer_config.json\`, \`special_tokens_map.json\` | special tokens: \`${eot}\` is BOS, EOS, UNK and PAD |
 | \`configs/trl_reward.yaml\`, \`configs/trl_dpo.yaml\` | TRL CLI configs |
@@ -329,35 +434,7 @@ ${
 `
     : ''
 }
-## Is it GPT-2?
-
-Yes, architecturally: pre-LayerNorm decoder blocks, learned position embeddings, GELU (tanh form,
-\`gelu_new\`), fused QKV in Conv1D layout (\`[in, out]\`), a final LayerNorm, LM head tied to the
-token embedding. The tensor names are exactly those of Hugging Face's \`GPT2LMHeadModel\`
-(\`transformer.wte.weight\`, \`transformer.h.0.attn.c_attn.weight\`, …), so
-\`GPT2LMHeadModel.from_pretrained("./model")\` (or \`AutoModelForCausalLM\`) loads it. What differs
-from OpenAI's GPT-2:
-
-- **Size.** It is tiny, and the context is ${c.blockSize} tokens (\`n_positions\`), not 1024. Keep
-  \`max_length\` ≤ ${c.blockSize}; longer inputs index past the position table.
-- **Tokenizer.** Same algorithm and byte-to-unicode map as GPT-2 (byte-level BPE, GPT-2's
-  pre-tokenisation regex, \`Ġ\` for a leading space), but its own ${c.vocabSize}-token vocabulary
-  trained on the app's corpus: ids 0–255 are the 256 bytes in byte order, then one id per merge, then
-  \`${eot}\` (id ${c.vocabSize - 1}). It is not GPT-2's 50,257-token vocabulary, so it cannot be swapped for
-  \`gpt2\`'s tokenizer, and GPT-2 weights do not fit it.
-- **Missing tensors on load.** \`lm_head.weight\` is not stored (tied to \`transformer.wte.weight\`,
-  \`tie_word_embeddings: true\`), and neither are the causal-mask buffers \`attn.bias\` /
-  \`attn.masked_bias\` that old \`transformers\` versions list; a "newly initialized" warning about
-  those is harmless.
-- **Start token.** In the app every sequence starts with \`${eot}\`; GPT-2's tokenizer adds no BOS.
-  Scores move a little without it; prepend it to prompts if you want the app's numbers.
-- **Extra config keys.** \`nanogpt\` (the app's names) is ignored by \`transformers\`.
-
-Check (PyTorch only, no \`transformers\` needed): \`python3 scripts/golden/check_handoff.py <this folder>\`
-from the RLHF Playground repository loads these weights by their \`GPT2LMHeadModel\` names into an
-independent GPT-2 forward pass and compares logits.
-
-## Continue with TRL
+${c.arch === 'llama' ? llamaSection(c, eot) : gpt2Section(c, eot)}## Continue with TRL
 
 \`\`\`sh
 pip install "trl>=0.25" "transformers" "datasets" "accelerate"
@@ -453,6 +530,10 @@ export function handoffFiles(input: HandoffInput): ZipEntry[] {
   const pretty = (o: unknown) => JSON.stringify(o, null, 2) + '\n';
   let rm: HfRewardExport | null = null;
   const prompts = input.rewardModel ? promptsJsonl(input.prompts ?? [], eot) : '';
+  if (input.rewardModel && config.arch === 'llama')
+    throw new HandoffError(
+      'The reward model of a Llama-family model cannot go into the bundle yet (only as GPT2ForSequenceClassification): untick "with the reward model" to hand off the model and the preferences.',
+    );
   if (input.rewardModel) {
     try {
       rm = rewardModelToHf(input.rewardModel, tok.eotId, config.vocabSize);
