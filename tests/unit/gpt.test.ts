@@ -88,10 +88,14 @@ describe.each<TestBackend>(['cpu', 'wasm'])('GPT on %s', (backend) => {
       tf.dispose([value, ...Object.values(grads)]);
       const cache = model.createCache(2, [0, 1]);
       model.forwardCached(idx, cache).dispose();
+      const headT = cache.headT; // the tied head's transpose, made once per cache
+      expect(headT?.shape).toEqual([SMALL.nEmbd, SMALL.vocabSize]);
       const next = tf.slice(idx, [0, 0], [2, 1]);
       model.forwardCached(next, cache).dispose();
+      expect(cache.headT).toBe(headT);
       next.dispose();
       cache.dispose();
+      expect(cache.headT).toBeNull();
     };
     run();
     const before = tf.memory().numTensors;

@@ -108,12 +108,20 @@ export class KVCache {
   layout: 'rows' | 'heads' | null = null;
   /** Columns filled so far (padding included). */
   length = 0;
+  /**
+   * The tied head's transposed embedding [C, V], made at the first step and kept for the cache's
+   * life: the weights do not change while a batch decodes, and transposing a 50,257 × 768 table
+   * for every new token cost more than the step itself.
+   */
+  headT: tf.Tensor2D | null = null;
   constructor(
     readonly batch: number,
     readonly padding: number[],
   ) {}
   dispose(): void {
     for (const t of [...this.keys, ...this.values]) t.dispose();
+    this.headT?.dispose();
+    this.headT = null;
     this.keys = [];
     this.values = [];
     this.length = 0;
@@ -431,10 +439,19 @@ export class GPT {
   }
 
   /** Final LayerNorm and tied LM head on x [B·T, C]: returns hidden [B·T, C] and logits [B·T, V]. */
-  private head(x: tf.Tensor2D): { hidden: tf.Tensor2D; logits: tf.Tensor2D } {
+  private head(x: tf.Tensor2D, cache?: KVCache): { hidden: tf.Tensor2D; logits: tf.Tensor2D } {
     const hidden = this.layerNorm(x, 'transformer.ln_f');
-    const wteT = tf.transpose(this.p('transformer.wte.weight')); // [C, V], once per forward
-    return { hidden, logits: matMul(hidden, wteT) };
+    return { hidden, logits: matMul(hidden, this.tiedHeadT('transformer.wte.weight', cache)) };
+  }
+
+  /**
+   * The embedding `name` transposed to [C, V] for a tied head: once per forward, or once per KV
+   * cache when decoding (kept on the cache; a plain transposed matMul is 10–30× slower on wasm).
+   */
+  private tiedHeadT(name: string, cache?: KVCache): tf.Tensor2D {
+    if (!cache) return tf.transpose(this.p(name));
+    if (!cache.headT) cache.headT = tf.keep(tf.transpose(this.p(name)));
+    return cache.headT;
   }
 
   /** The transformer blocks over idx (int32 [B, T]): the residual stream [B·T, C] before ln_f. */
@@ -553,7 +570,7 @@ export class GPT {
     const logits = tf.tidy(() => {
       if (this.llama) {
         const { x } = this.llamaTrunk(idx, P, cache.padding, cache, newKeys, newValues);
-        return tf.reshape(this.llamaHead(x), [B, t, V]) as tf.Tensor3D;
+        return tf.reshape(this.llamaHead(x, cache), [B, t, V]) as tf.Tensor3D;
       }
       const anyPad = cache.padding.some((p) => p > 0);
       // Positions of the new columns: column j of row b is position max(0, j - padding[b]).
@@ -595,7 +612,7 @@ export class GPT {
         }
         x = tf.add(x, this.mlp(this.layerNorm(x, h + 'ln_2'), l));
       }
-      return tf.reshape(this.head(x).logits, [B, t, V]) as tf.Tensor3D;
+      return tf.reshape(this.head(x, cache).logits, [B, t, V]) as tf.Tensor3D;
     });
     for (const old of [...cache.keys, ...cache.values]) old.dispose();
     cache.keys = newKeys;
@@ -746,9 +763,9 @@ export class GPT {
   }
 
   /** Logits [B·t, V] of hidden [B·t, C] (after the final norm): tied to embed_tokens or lm_head. */
-  private llamaHead(hidden: tf.Tensor2D): tf.Tensor2D {
+  private llamaHead(hidden: tf.Tensor2D, cache?: KVCache): tf.Tensor2D {
     if (!tiedHead(this.config)) return this.linear(hidden, 'lm_head');
-    return matMul(hidden, tf.transpose(this.p('model.embed_tokens.weight'))); // [C, V], once per forward
+    return matMul(hidden, this.tiedHeadT('model.embed_tokens.weight', cache));
   }
 
   private llamaForward(idx: tf.Tensor2D, opts: { returnHidden?: boolean }): ForwardOutput {
