@@ -14,6 +14,7 @@ import type { GPTConfig } from '../../src/lib/model/config';
 import { ModelLoadError } from '../../src/lib/model/errors';
 import { Adam } from '../../src/lib/rlhf/adam';
 import { LORA_SETTINGS, linearModules, targetedModules } from '../../src/lib/model/lora';
+import { loraParamCount } from '../../src/lib/model/lora-config';
 import { exportPeftAdapter, importPeftAdapter, mergedHfTensors, mergedTensors } from '../../src/lib/model/lora-peft';
 import {
   loadSafetensorsIntoModel,
@@ -360,6 +361,13 @@ describe('LoRA on a Llama model (projections held [in, out], files [out, in])', 
       'model.layers.1.self_attn.q_proj',
       'model.layers.1.self_attn.v_proj',
     ]);
+    // The page's count (no TF.js) agrees with the adapters made, for the defaults and for all seven projections.
+    expect(loraParamCount(LLAMA, { loraR: 4, loraTargetModules: null })).toBe(model.lora!.numParams());
+    const all = new GPT(LLAMA, { seed: 2 });
+    const seven = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+    all.addAdapters({ r: 2, alpha: 4, dropout: 0, targetModules: seven }, 1);
+    expect(loraParamCount(LLAMA, { loraR: 2, loraTargetModules: seven })).toBe(all.lora!.numParams());
+    all.dispose();
     const v = linearModules(model).find((m) => m.name === 'model.layers.0.self_attn.v_proj')!;
     expect(v).toMatchObject({ in: 16, out: 8, fanInFanOut: false }); // 2 kv heads × 4
     const want = await logits(model);

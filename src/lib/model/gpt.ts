@@ -449,8 +449,9 @@ export class GPT {
    * cache when decoding (kept on the cache; a plain transposed matMul is 10–30× slower on wasm).
    */
   private tiedHeadT(name: string, cache?: KVCache): tf.Tensor2D {
-    if (!cache) return tf.transpose(this.p(name));
-    if (!cache.headT) cache.headT = tf.keep(tf.transpose(this.p(name)));
+    const w = this.p(name) as tf.Tensor as tf.Tensor2D;
+    if (!cache) return tf.transpose(w);
+    if (!cache.headT) cache.headT = tf.keep(tf.transpose(w));
     return cache.headT;
   }
 

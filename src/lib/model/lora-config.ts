@@ -4,6 +4,7 @@
  * themselves are in ./lora.ts.
  */
 import { settingsTable, type TableSpec } from '../settings/table';
+import type { GPTConfig } from './config';
 
 /** The LoRA rows every trainer's settings table spreads (PEFT `LoraConfig` names, camel-cased). */
 export interface LoraConfig {
@@ -101,14 +102,25 @@ export function loraOf(c: LoraConfig): LoraConfig {
 }
 
 /** The shapes the counts need (a GPT config). */
-interface Shape {
-  nLayer: number;
-  nEmbd: number;
-}
+type Shape = Pick<GPTConfig, 'nLayer' | 'nEmbd'> &
+  Partial<Pick<GPTConfig, 'arch' | 'nHead' | 'nKvHead' | 'intermediateSize'>>;
 
-/** GPT-2's projections per layer: name, in, out (Conv1D). */
-function gpt2Projections(c: Shape): [string, number, number][] {
+/** One layer's projections: name, in, out. GPT-2's Conv1D or Llama's (grouped-query k/v, SwiGLU). */
+function layerProjections(c: Shape): [string, number, number][] {
   const C = c.nEmbd;
+  if (c.arch === 'llama') {
+    const kv = (C / (c.nHead ?? 1)) * (c.nKvHead ?? c.nHead ?? 1);
+    const I = c.intermediateSize ?? 4 * C;
+    return [
+      ['self_attn.q_proj', C, C],
+      ['self_attn.k_proj', C, kv],
+      ['self_attn.v_proj', C, kv],
+      ['self_attn.o_proj', C, C],
+      ['mlp.gate_proj', C, I],
+      ['mlp.up_proj', C, I],
+      ['mlp.down_proj', I, C],
+    ];
+  }
   return [
     ['attn.c_attn', C, 3 * C],
     ['attn.c_proj', C, C],
@@ -118,12 +130,13 @@ function gpt2Projections(c: Shape): [string, number, number][] {
 }
 
 /**
- * Parameters the adapters of `c` add to a GPT-2-shaped model (r·(in + out) per targeted
- * projection, PEFT's matching: the name or its last parts), or null when a target matches none.
+ * Parameters the adapters of `c` add to a model of this shape (r·(in + out) per targeted
+ * projection, PEFT's matching: the name or its last parts; null targets are PEFT's defaults for
+ * the architecture), or null when a target matches none.
  */
 export function loraParamCount(shape: Shape, c: Pick<LoraConfig, 'loraR' | 'loraTargetModules'>): number | null {
-  const targets = c.loraTargetModules ?? ['c_attn'];
-  const projections = gpt2Projections(shape);
+  const targets = c.loraTargetModules ?? (shape.arch === 'llama' ? ['q_proj', 'v_proj'] : ['c_attn']);
+  const projections = layerProjections(shape);
   let n = 0;
   for (const [name, fin, fout] of projections)
     if (targets.some((t) => name === t || name.endsWith('.' + t))) n += c.loraR * (fin + fout);
