@@ -60,7 +60,7 @@ describe.each<TestBackend>(['cpu', 'wasm'])('gemm kernel on %s', (backend) => {
   });
   afterEach(() => {
     forceGemmBuild(null);
-    setGemmPolicy('measure');
+    setGemmPolicy('never');
   });
 
   test.each(builds)('%s build: op(A)·op(B) + bias equals TF.js for every transpose and ragged sizes', (build) => {

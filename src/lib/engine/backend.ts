@@ -23,7 +23,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-backend-cpu';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { attentionKernelReady, prepareAttentionKernel } from '../model/kernels/attention-kernel';
-import { gemmBuild, prepareGemmKernel } from '../model/kernels/gemm-kernel';
+import { gemmBuild, gemmPolicy, prepareGemmKernel } from '../model/kernels/gemm-kernel';
 import { BackendInitError } from './errors';
 import { WASM_HEAP_MAX_BYTES, type BackendLimits } from '../model/plan';
 import type { BackendChoice, BackendInfo, BackendName } from './types';
@@ -161,7 +161,7 @@ export function describeActive(name: BackendName, webgpuDescription?: string): s
       const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
       const n = wasmThreads();
       const why = n === 1 && wasmPlan.reason ? ` (${wasmPlan.reason})` : '';
-      const gemm = gemmBuild();
+      const gemm = gemmPolicy() === 'never' ? null : gemmBuild();
       const mm = gemm ? `, own matmul kernel${gemm === 'relaxed' ? ' (FMA)' : ''}` : '';
       return `WebAssembly${simd ? ' SIMD' : ''}, ${n} thread${n === 1 ? '' : 's'}${why}${attentionKernelReady() ? ', own attention kernel' : ''}${mm}`;
     }
