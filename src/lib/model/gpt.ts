@@ -458,8 +458,7 @@ export class GPT {
   /** The transformer blocks over idx (int32 [B, T]): the residual stream [B·T, C] before ln_f. */
   private blocks(idx: tf.Tensor2D): tf.Tensor2D {
     const [B, T] = idx.shape;
-    const { blockSize, nEmbd: C, nLayer } = this.config;
-    if (T > blockSize) throw new RangeError(`GPT.forward: sequence length ${T} exceeds blockSize ${blockSize}`);
+    const { nEmbd: C, nLayer } = this.config;
     const pos = tf.slice(this.p('transformer.wpe.weight'), [0, 0], [T, C]); // [T, C]
     let x = tf.reshape(tf.add(tf.reshape(this.embedTokens(idx), [B, T, C]), pos), [B * T, C]) as tf.Tensor2D;
     const kernel = this.useAttentionKernel();
@@ -482,8 +481,8 @@ export class GPT {
   /** Full forward pass of idx (int32 [B, T], T ≤ blockSize). Trainable under tf.variableGrads. */
   forward(idx: tf.Tensor2D, opts: { returnHidden?: boolean } = {}): ForwardOutput {
     const [B, T] = idx.shape;
-    const { blockSize, nEmbd: C, vocabSize: V } = this.config;
-    if (T > blockSize) throw new RangeError(`GPT.forward: sequence length ${T} exceeds blockSize ${blockSize}`);
+    const { nEmbd: C, vocabSize: V } = this.config;
+    this.checkLength(T);
     if (this.llama) return this.llamaForward(idx, opts);
     return tf.tidy(() => {
       const { hidden, logits } = this.head(this.blocks(idx));
@@ -500,16 +499,19 @@ export class GPT {
    */
   hiddenStates(idx: tf.Tensor2D): tf.Tensor3D {
     const [B, T] = idx.shape;
-    if (this.llama) {
-      if (T > this.config.blockSize)
-        throw new RangeError(`GPT.forward: sequence length ${T} exceeds blockSize ${this.config.blockSize}`);
-      return tf.tidy(
-        () => tf.reshape(this.llamaTrunk(idx, 0, undefined, null, [], []).x, [B, T, this.config.nEmbd]) as tf.Tensor3D,
-      );
-    }
-    return tf.tidy(
-      () => tf.reshape(this.layerNorm(this.blocks(idx), 'transformer.ln_f'), [B, T, this.config.nEmbd]) as tf.Tensor3D,
-    );
+    this.checkLength(T);
+    return tf.tidy(() => {
+      const x = this.llama
+        ? this.llamaTrunk(idx, 0, undefined, null, [], []).x // after the final RMSNorm
+        : this.layerNorm(this.blocks(idx), 'transformer.ln_f');
+      return tf.reshape(x, [B, T, this.config.nEmbd]) as tf.Tensor3D;
+    });
+  }
+
+  /** A full forward pass takes at most blockSize tokens (learned positions, the causal mask). */
+  private checkLength(T: number): void {
+    const { blockSize } = this.config;
+    if (T > blockSize) throw new RangeError(`GPT.forward: sequence length ${T} exceeds blockSize ${blockSize}`);
   }
 
   /**
