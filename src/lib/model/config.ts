@@ -44,3 +44,17 @@ export function archOf(config: GPTConfig): ModelArch {
 export const DEFAULT_ROPE_THETA = 10000;
 
 export const DEFAULT_LAYER_NORM_EPS = 1e-5;
+
+/** Key/value heads of a config (nHead when absent). */
+export function kvHeads(config: GPTConfig): number {
+  return config.nKvHead ?? config.nHead;
+}
+
+/** Whether the LM head is the token embedding: always for GPT-2; for Llama when `tieWordEmbeddings`. */
+export function tiedHead(config: GPTConfig): boolean {
+  return archOf(config) === 'gpt2' || config.tieWordEmbeddings === true;
+}
+
+/** Added to attention scores of masked positions (both architectures' TF.js attention). Finite
+ *  (not -Infinity) so a row with every key masked gives a uniform softmax instead of NaN. */
+export const MASK_VALUE = -1e9;

@@ -12,16 +12,9 @@
  * import map 1:1 (HF's Conv1D stores weights as [in, out], hence `x @ W` needs no transpose).
  * The LM head is tied to the token embedding `wte`.
  *
- * `arch: 'llama'` builds the Llama family as SmolLM2 uses it, after Hugging Face
- * `models/llama/modeling_llama.py` (Touvron et al. 2023, "LLaMA"): RMSNorm (Zhang & Sennrich 2019;
- * weight only, x·rsqrt(mean(x²) + eps)·w), rotary positions (Su et al. 2021, "RoFormer"; HF's
- * rotate_half convention: x·cos + [−x₂, x₁]·sin with inv_freq = θ^(−2i/d)), a SwiGLU MLP (Shazeer
- * 2020: down(silu(gate(x))·up(x))), grouped-query attention (Ainslie et al. 2023: kv head
- * ⌊h / (nHead/nKvHead)⌋ serves query head h), no biases, tied or untied `lm_head`. Names are
- * LlamaForCausalLM's; every projection (`*_proj.weight`, an untied `lm_head.weight`) is held as
- * [in, out] here (x @ W, no transposed matMul) while HF files store nn.Linear's [out, in]:
- * weights.ts converts on import and export. Llama attention uses our kernel where GPT-2's does
- * (kv heads repeated for their query heads), TF.js ops elsewhere (queries grouped per kv head).
+ * `arch: 'llama'` builds the Llama family as SmolLM2 uses it (RMSNorm, RoPE, SwiGLU, grouped-query
+ * attention): its forward passes live in ./llama.ts (class `Llama`, sources cited there); this class
+ * keeps the weights, the projections (`linear`, with LoRA) and the KV cache of both.
  *
  * Backend notes (TF.js 4.22, measured on the wasm backend; scripts/bench/profile-step.ts):
  *  - wasm has no kernel for the gradient of `gather`: embeddings gather forward and add rows
@@ -41,37 +34,18 @@
  *    `trainableVariables()` checks this and says so.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { archOf, DEFAULT_ROPE_THETA, type GPTConfig } from './config';
+import { archOf, kvHeads, MASK_VALUE, tiedHead, type GPTConfig } from './config';
 import { ModelLoadError } from './errors';
 import { Rng } from './rng';
 import { attentionKernelAvailable, cachedAttention, selfAttention } from './kernels/attention-kernel';
 import { embed, geluTanh, layerNorm, linear, matMul, pickedLogSoftmax, transposeLast2 } from './ops';
 import { LoraAdapters, type LoraSpec } from './lora';
+import { isHfTransposed, Llama, llamaParameterShapes, validateLlamaConfig } from './llama';
 
-/** Added to attention scores of masked positions. Finite (not -Infinity) so a row with
- *  every key masked gives a uniform softmax instead of NaN. */
-const MASK_VALUE = -1e9;
+export { isHfTransposed, kvHeads, tiedHead };
 
 /** Additive attention bias broadcastable to [B, nh, t, L] (see `GPT.attentionBias`). */
 type AttentionBias = tf.Tensor;
-
-/**
- * Llama's additive mask [B|1, 1, t, L] for queries at columns L−t..L−1: causal, plus
- * `padding[b]` masked leading key columns of row b. Built per call in JS (t·L values), so no
- * [context, context] tensor is kept.
- */
-function llamaBias(B: number, t: number, L: number, padding?: readonly number[]): AttentionBias {
-  const rows = padding ? B : 1;
-  const m = new Float32Array(rows * t * L);
-  for (let b = 0; b < rows; b++)
-    for (let i = 0; i < t; i++) {
-      const o = (b * t + i) * L;
-      const pad = padding ? Math.min(padding[b], L) : 0;
-      m.fill(MASK_VALUE, o, o + pad);
-      m.fill(MASK_VALUE, o + L - t + i + 1, o + L);
-    }
-  return tf.tensor4d(m, [rows, 1, t, L]);
-}
 
 export interface GPTOptions {
   /** Seed of the weight init (default 0). */
@@ -161,47 +135,6 @@ export function parameterShapes(config: GPTConfig): Map<string, number[]> {
   return s;
 }
 
-/** Key/value heads of a config (nHead when absent). */
-export function kvHeads(config: GPTConfig): number {
-  return config.nKvHead ?? config.nHead;
-}
-
-/** Whether the LM head is the token embedding: always for GPT-2; for Llama when `tieWordEmbeddings`. */
-export function tiedHead(config: GPTConfig): boolean {
-  return archOf(config) === 'gpt2' || config.tieWordEmbeddings === true;
-}
-
-function llamaParameterShapes(config: GPTConfig): Map<string, number[]> {
-  const { vocabSize: V, nEmbd: C, nLayer, nHead } = config;
-  const I = config.intermediateSize!;
-  const kv = (C / nHead) * kvHeads(config);
-  const s = new Map<string, number[]>();
-  s.set('model.embed_tokens.weight', [V, C]);
-  for (let i = 0; i < nLayer; i++) {
-    const h = `model.layers.${i}.`;
-    s.set(h + 'input_layernorm.weight', [C]);
-    s.set(h + 'self_attn.q_proj.weight', [C, C]);
-    s.set(h + 'self_attn.k_proj.weight', [C, kv]);
-    s.set(h + 'self_attn.v_proj.weight', [C, kv]);
-    s.set(h + 'self_attn.o_proj.weight', [C, C]);
-    s.set(h + 'post_attention_layernorm.weight', [C]);
-    s.set(h + 'mlp.gate_proj.weight', [C, I]);
-    s.set(h + 'mlp.up_proj.weight', [C, I]);
-    s.set(h + 'mlp.down_proj.weight', [I, C]);
-  }
-  s.set('model.norm.weight', [C]);
-  if (!tiedHead(config)) s.set('lm_head.weight', [C, V]);
-  return s;
-}
-
-/**
- * Whether a parameter is held here as the transpose of its Hugging Face tensor: Llama's
- * nn.Linear weights ([out, in] in HF files, [in, out] here). GPT-2's Conv1D needs none.
- */
-export function isHfTransposed(config: GPTConfig, name: string): boolean {
-  return archOf(config) === 'llama' && (name.endsWith('_proj.weight') || name === 'lm_head.weight');
-}
-
 function validateConfig(c: GPTConfig): void {
   const ints = ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd'] as const;
   for (const k of ints) {
@@ -214,17 +147,7 @@ function validateConfig(c: GPTConfig): void {
   const arch = c.arch ?? 'gpt2';
   if (arch !== 'gpt2' && arch !== 'llama')
     throw new ModelLoadError(`GPT config: arch must be 'gpt2' or 'llama', got ${JSON.stringify(c.arch)}.`);
-  if (arch === 'llama') {
-    const kv = kvHeads(c);
-    if (!Number.isInteger(kv) || kv <= 0 || c.nHead % kv !== 0)
-      throw new ModelLoadError(`GPT config: nKvHead (${kv}) must be a positive divisor of nHead (${c.nHead}).`);
-    if (!Number.isInteger(c.intermediateSize) || c.intermediateSize! <= 0)
-      throw new ModelLoadError(`GPT config: intermediateSize must be a positive integer, got ${c.intermediateSize}.`);
-    const theta = c.ropeTheta ?? DEFAULT_ROPE_THETA;
-    if (!(theta > 0)) throw new ModelLoadError(`GPT config: ropeTheta must be > 0, got ${theta}.`);
-    if ((c.nEmbd / c.nHead) % 2 !== 0)
-      throw new ModelLoadError(`GPT config: the head size (${c.nEmbd / c.nHead}) must be even for rotary positions.`);
-  }
+  if (arch === 'llama') validateLlamaConfig(c);
 }
 
 export class GPT {
@@ -235,7 +158,8 @@ export class GPT {
   /** [blockSize, blockSize] additive causal mask: 0 on and below the diagonal, MASK_VALUE above.
    *  GPT-2 only; Llama builds its [t, L] mask per call (its context may be 8192). */
   private readonly causalBias: tf.Tensor2D | null = null;
-  private readonly llama: boolean;
+  /** The Llama forward passes (./llama.ts) over this model's weights, or null for GPT-2. */
+  private readonly llama: Llama | null;
   /** LoRA adapters on some projections (./lora.ts), or null. While present the base is frozen. */
   lora: LoraAdapters | null = null;
 
@@ -244,7 +168,17 @@ export class GPT {
     this.config = { ...config };
     this.trainable = opts.trainable ?? true;
     this.prefix = opts.namePrefix ?? `gpt${instanceCounter++}/`;
-    this.llama = archOf(config) === 'llama';
+    this.llama =
+      archOf(config) === 'llama'
+        ? new Llama({
+            config: this.config,
+            param: (name) => this.p(name),
+            linear: (x, name) => this.linear(x, name),
+            embedTokens: (idx) => this.embedTokens(idx),
+            tiedHeadT: (name, cache) => this.tiedHeadT(name, cache),
+            useAttentionKernel: () => this.useAttentionKernel(),
+          })
+        : null;
     const { nLayer } = config;
     const rng = new Rng(opts.seed ?? 0);
     const residStd = 0.02 / Math.sqrt(2 * nLayer);
@@ -483,7 +417,7 @@ export class GPT {
     const [B, T] = idx.shape;
     const { nEmbd: C, vocabSize: V } = this.config;
     this.checkLength(T);
-    if (this.llama) return this.llamaForward(idx, opts);
+    if (this.llama) return this.llama.forward(idx, opts);
     return tf.tidy(() => {
       const { hidden, logits } = this.head(this.blocks(idx));
       const out: ForwardOutput = { logits: tf.reshape(logits, [B, T, V]) };
@@ -502,7 +436,7 @@ export class GPT {
     this.checkLength(T);
     return tf.tidy(() => {
       const x = this.llama
-        ? this.llamaTrunk(idx, 0, undefined, null, [], []).x // after the final RMSNorm
+        ? this.llama.trunk(idx, 0, undefined, null, [], []).x // after the final RMSNorm
         : this.layerNorm(this.blocks(idx), 'transformer.ln_f');
       return tf.reshape(x, [B, T, this.config.nEmbd]) as tf.Tensor3D;
     });
@@ -572,8 +506,8 @@ export class GPT {
     const newValues: tf.Tensor[] = [];
     const logits = tf.tidy(() => {
       if (this.llama) {
-        const { x } = this.llamaTrunk(idx, P, cache.padding, cache, newKeys, newValues);
-        return tf.reshape(this.llamaHead(x, cache), [B, t, V]) as tf.Tensor3D;
+        const { x } = this.llama.trunk(idx, P, cache.padding, cache, newKeys, newValues);
+        return tf.reshape(this.llama.head(x, cache), [B, t, V]) as tf.Tensor3D;
       }
       const anyPad = cache.padding.some((p) => p > 0);
       // Positions of the new columns: column j of row b is position max(0, j - padding[b]).
@@ -623,163 +557,6 @@ export class GPT {
     cache.layout = layout;
     cache.length = L;
     return logits;
-  }
-
-  // ---------------------------------------------------------------- Llama
-
-  /** RMSNorm of x [N, C] with weight `name.weight` (HF LlamaRMSNorm). */
-  private rmsNorm(x: tf.Tensor2D, name: string): tf.Tensor2D {
-    const w = this.p(name + '.weight');
-    const ms = tf.mean(tf.square(x), -1, true); // [N, 1]
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, this.config.layerNormEps))), w);
-  }
-
-  /**
-   * cos and signed sin of the rotary angles of new columns P..P+t−1 (row b's positions count
-   * from its first real token: max(0, j − padding[b])), shaped [B|1, t, 1, hs] to broadcast
-   * over [B, t, heads, hs]. The sin table is [−sin, sin] so rotate_half(x)·sin = [x₂, x₁]·sinS.
-   */
-  private rope(B: number, t: number, P: number, padding?: readonly number[]): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
-    const hs = this.config.nEmbd / this.config.nHead;
-    const half = hs / 2;
-    const theta = this.config.ropeTheta ?? DEFAULT_ROPE_THETA;
-    const rows = padding ? B : 1;
-    const cos = new Float32Array(rows * t * hs);
-    const sin = new Float32Array(rows * t * hs);
-    const invFreq = Array.from({ length: half }, (_, i) => 1 / theta ** ((2 * i) / hs));
-    for (let b = 0; b < rows; b++)
-      for (let j = 0; j < t; j++) {
-        const pos = Math.max(0, P + j - (padding ? padding[b] : 0));
-        const o = (b * t + j) * hs;
-        for (let i = 0; i < half; i++) {
-          const a = pos * invFreq[i];
-          cos[o + i] = cos[o + half + i] = Math.cos(a);
-          sin[o + i] = -Math.sin(a);
-          sin[o + half + i] = Math.sin(a);
-        }
-      }
-    return { cos: tf.tensor4d(cos, [rows, t, 1, hs]), sin: tf.tensor4d(sin, [rows, t, 1, hs]) };
-  }
-
-  /** x [B, t, heads, hs] rotated: x·cos + [x₂, x₁]·sinS (HF `apply_rotary_pos_emb`). */
-  private applyRope(x: tf.Tensor4D, rope: { cos: tf.Tensor4D; sin: tf.Tensor4D }): tf.Tensor4D {
-    const [x1, x2] = tf.split(x, 2, 3);
-    return tf.add(tf.mul(x, rope.cos), tf.mul(tf.concat([x2, x1], 3), rope.sin));
-  }
-
-  /**
-   * Llama attention of rotated q [B, t, nh, hs], k and v [B, t, nkv, hs] through our wasm kernel
-   * (as GPT-2's): each kv head is repeated for its rep = nh/nkv query heads (HF `repeat_kv`) and
-   * q, k, v are laid side by side as the fused rows [B·t, 3C] the kernel reads. With a cache, the
-   * repeated keys and values [B, L, C] are kept (rows layout). Returns y [B·t, C].
-   */
-  private llamaKernelAttention(
-    q: tf.Tensor4D,
-    k: tf.Tensor4D,
-    v: tf.Tensor4D,
-    l: number,
-    P: number,
-    padding: readonly number[] | undefined,
-    cache: KVCache | null,
-    newKeys: tf.Tensor[],
-    newValues: tf.Tensor[],
-  ): tf.Tensor2D {
-    const [B, t, nh, hs] = q.shape;
-    const nkv = k.shape[2];
-    const C = nh * hs;
-    const repeat = (z: tf.Tensor4D): tf.Tensor2D =>
-      tf.reshape(nkv === nh ? z : tf.tile(tf.reshape(z, [B * t, nkv, 1, hs]), [1, 1, nh / nkv, 1]), [B * t, C]);
-    const kr = repeat(k);
-    const vr = repeat(v);
-    const qkv = tf.concat([tf.reshape(q, [B * t, C]), kr, vr], 1) as tf.Tensor2D; // [B·t, 3C]
-    if (!cache) return selfAttention(qkv, B, t, nh);
-    let kk = tf.reshape(kr, [B, t, C]) as tf.Tensor3D;
-    let vv = tf.reshape(vr, [B, t, C]) as tf.Tensor3D;
-    if (P > 0) {
-      kk = tf.concat([cache.keys[l] as tf.Tensor3D, kk], 1); // [B, L, C]
-      vv = tf.concat([cache.values[l] as tf.Tensor3D, vv], 1);
-    }
-    newKeys.push(tf.keep(kk));
-    newValues.push(tf.keep(vv));
-    return cachedAttention(qkv, kk, vv, nh, padding);
-  }
-
-  /**
-   * Llama blocks over new tokens idx [B, t] after P cached columns; returns x after the final
-   * norm, [B·t, C]. With a cache, appends each layer's keys and values to newKeys/newValues
-   * (kept): in the 'heads' layout (TF.js ops) kT [B, nkv, hs, L] and values [B, nkv, L, hs],
-   * unrepeated; in the 'rows' layout (our kernel) see `llamaKernelAttention`.
-   */
-  private llamaTrunk(
-    idx: tf.Tensor2D,
-    P: number,
-    padding: readonly number[] | undefined,
-    cache: KVCache | null,
-    newKeys: tf.Tensor[],
-    newValues: tf.Tensor[],
-  ): { x: tf.Tensor2D } {
-    const [B, t] = idx.shape;
-    const { nEmbd: C, nHead: nh, nLayer } = this.config;
-    const nkv = kvHeads(this.config);
-    const hs = C / nh;
-    const rep = nh / nkv;
-    const L = P + t;
-    const pad = padding?.some((p) => p > 0) ? padding : undefined;
-    const rope = this.rope(B, t, P, pad);
-    const kernel = this.useAttentionKernel();
-    const bias = kernel ? null : llamaBias(B, t, L, pad);
-    let x = this.embedTokens(idx);
-    for (let l = 0; l < nLayer; l++) {
-      const h = `model.layers.${l}.`;
-      const a = this.rmsNorm(x, h + 'input_layernorm');
-      const q = this.applyRope(tf.reshape(this.linear(a, h + 'self_attn.q_proj'), [B, t, nh, hs]), rope);
-      const k = this.applyRope(tf.reshape(this.linear(a, h + 'self_attn.k_proj'), [B, t, nkv, hs]), rope);
-      const v = tf.reshape(this.linear(a, h + 'self_attn.v_proj'), [B, t, nkv, hs]) as tf.Tensor4D;
-      if (kernel) {
-        const y = this.llamaKernelAttention(q, k, v, l, P, pad, cache, newKeys, newValues);
-        x = tf.add(x, this.linear(y, h + 'self_attn.o_proj'));
-      } else {
-        // Queries grouped by their kv head: [B, nh, t, hs] → [B, nkv, rep·t, hs] (heads are kv-major).
-        const qg = tf.reshape(tf.mul(tf.transpose(q, [0, 2, 1, 3]), 1 / Math.sqrt(hs)), [B, nkv, rep * t, hs]);
-        let kT = tf.transpose(k, [0, 2, 3, 1]) as tf.Tensor4D; // [B, nkv, hs, t]
-        let vv = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [B, nkv, t, hs]
-        if (cache) {
-          if (P > 0) {
-            kT = tf.concat([cache.keys[l] as tf.Tensor4D, kT], 3);
-            vv = tf.concat([cache.values[l] as tf.Tensor4D, vv], 2);
-          }
-          newKeys.push(tf.keep(kT));
-          newValues.push(tf.keep(vv));
-        }
-        const scores = tf.add(tf.reshape(matMul(qg, kT), [B, nh, t, L]), bias!); // [B, nh, t, L]
-        const probs = tf.reshape(tf.softmax(scores, -1), [B, nkv, rep * t, L]);
-        const y = tf.reshape(matMul(probs, vv), [B, nh, t, hs]);
-        const merged = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * t, C]) as tf.Tensor2D;
-        x = tf.add(x, this.linear(merged, h + 'self_attn.o_proj'));
-      }
-      const m = this.rmsNorm(x, h + 'post_attention_layernorm');
-      const gate = this.linear(m, h + 'mlp.gate_proj');
-      const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), this.linear(m, h + 'mlp.up_proj')) as tf.Tensor2D; // SwiGLU
-      x = tf.add(x, this.linear(act, h + 'mlp.down_proj'));
-    }
-    return { x: this.rmsNorm(x, 'model.norm') };
-  }
-
-  /** Logits [B·t, V] of hidden [B·t, C] (after the final norm): tied to embed_tokens or lm_head. */
-  private llamaHead(hidden: tf.Tensor2D, cache?: KVCache): tf.Tensor2D {
-    if (!tiedHead(this.config)) return this.linear(hidden, 'lm_head');
-    return matMul(hidden, this.tiedHeadT('model.embed_tokens.weight', cache));
-  }
-
-  private llamaForward(idx: tf.Tensor2D, opts: { returnHidden?: boolean }): ForwardOutput {
-    const [B, T] = idx.shape;
-    const { nEmbd: C, vocabSize: V } = this.config;
-    return tf.tidy(() => {
-      const { x } = this.llamaTrunk(idx, 0, undefined, null, [], []);
-      const out: ForwardOutput = { logits: tf.reshape(this.llamaHead(x), [B, T, V]) };
-      if (opts.returnHidden) out.hidden = tf.reshape(x, [B, T, C]);
-      return out;
-    });
   }
 
   /**
