@@ -7,7 +7,8 @@
  * parameters), scenarios, the engine host and `GrpoTrainer`.
  *
  * The rows both critic-free trainers share (GRPO and RLOO, rloo-config.ts) are built by
- * `groupFields`. Defaults are TRL's where they make sense for the bundled ~1M-parameter model;
+ * `groupFields`; those online DPO shares too (length, temperature, learning rate, clipping, seed)
+ * come from online-rows.ts. Defaults are TRL's where they make sense for the bundled ~1M-parameter model;
  * where they are not (learning rate, lengths, batch), each help line says where the value comes
  * from.
  *
@@ -34,6 +35,13 @@
  */
 import { SettingsError, settingsTable, type FieldProblems, type TableSpec } from '../settings/table';
 import { LORA_ROWS, type LoraConfig } from '../model/lora-config';
+import {
+  completionLengthRow,
+  learningRateRow,
+  MAX_GRAD_NORM_LIVE_ROW,
+  SAMPLING_SEED_ROW,
+  temperatureRow,
+} from './online-rows';
 
 export type GrpoScaleRewards = 'group' | 'batch' | 'none';
 export type GrpoLossType = 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo';
@@ -90,25 +98,13 @@ export function groupFields(d: GroupDefaults): TableSpec<GroupConfig> {
       default: 16,
       help: 'Completions per iteration (batchSize / G prompts, each sampled G times); a multiple of numGenerations. 16 = the samples of one PPO iteration here.',
     },
-    maxCompletionLength: {
-      label: 'max completion length',
-      kind: 'number',
-      int: true,
-      min: 1,
-      max: 4096,
-      live: true,
-      default: 24,
-      help: "Longest completion in tokens; prompt + completion must fit the model context. 24 = PPO's maxNewTokens here (TRL's 256 exceeds the bundled model's 64-token context).",
-    },
-    temperature: {
-      kind: 'number',
-      min: 0,
-      minExclusive: true,
-      max: 10,
-      live: true,
-      default: 0.7,
-      help: "Sampling temperature; the ratio, KL and entropy use log-probabilities of logits / temperature. 0.7 = PPO's default here, so runs compare on the same sampling (TRL: 1.0).",
-    },
+    maxCompletionLength: completionLengthRow(
+      'max completion length',
+      "Longest completion in tokens; prompt + completion must fit the model context. 24 = PPO's maxNewTokens here (TRL's 256 exceeds the bundled model's 64-token context).",
+    ),
+    temperature: temperatureRow(
+      "Sampling temperature; the ratio, KL and entropy use log-probabilities of logits / temperature. 0.7 = PPO's default here, so runs compare on the same sampling (TRL: 1.0).",
+    ),
     beta: {
       label: 'β',
       kind: 'number',
@@ -156,34 +152,12 @@ export function groupFields(d: GroupDefaults): TableSpec<GroupConfig> {
       default: false,
       help: 'Leave completions that never emit end-of-text out of the loss (DAPO recommends it). TRL default off.',
     },
-    learningRate: {
-      label: 'learning rate',
-      kind: 'number',
-      min: 0,
-      minExclusive: true,
-      max: 1,
-      live: true,
-      default: 5e-5,
-      help: "Adam learning rate. 5e-5 = PPO's here, measured: 1.2–1.9 base std of lift at 2–7 nats in 100 iterations; 2e-4 ran to 33 nats (TRL's 1e-6 is for billion-parameter models).",
-    },
-    maxGradNorm: {
-      label: 'max gradient norm',
-      kind: 'number',
-      min: 0,
-      minExclusive: true,
-      max: 1e6,
-      live: true,
-      default: 1,
-      help: 'Gradients are scaled down when their global norm exceeds this (TrainingArguments max_grad_norm, default 1).',
-    },
-    seed: {
-      kind: 'number',
-      int: true,
-      min: 0,
-      max: 0xffffffff,
-      default: 0,
-      help: 'Seed of prompt order and sampling: same seed and backend, same run. Fixed once a run starts.',
-    },
+    learningRate: learningRateRow(
+      5e-5,
+      "Adam learning rate. 5e-5 = PPO's here, measured: 1.2–1.9 base std of lift at 2–7 nats in 100 iterations; 2e-4 ran to 33 nats (TRL's 1e-6 is for billion-parameter models).",
+    ),
+    maxGradNorm: MAX_GRAD_NORM_LIVE_ROW,
+    seed: SAMPLING_SEED_ROW,
     ...LORA_ROWS,
   };
 }

@@ -3,7 +3,8 @@
  * `batchSize`, `max_new_tokens` → `maxNewTokens`, `loss_type` → `lossType`,
  * `missing_eos_penalty` → `missingEosPenalty`, `learning_rate` → `learningRate`,
  * `max_grad_norm` → `maxGradNorm`). One table read by the form, the URL (`odpo…` parameters),
- * the engine host, the Node experiment and `OnlineDpoTrainer`.
+ * the engine host, the Node experiment and `OnlineDpoTrainer`. The rows GRPO and RLOO share
+ * (length, temperature, learning rate, clipping, seed) come from online-rows.ts.
  *
  * Defaults are TRL's where they make sense for the bundled ~1M-parameter model; where not
  * (learning rate, lengths, temperature, missing-EOS penalty) each help line says where the value
@@ -30,6 +31,13 @@
  */
 import { SettingsError, settingsTable, type FieldProblems } from '../settings/table';
 import type { DpoLossType } from './dpo';
+import {
+  completionLengthRow,
+  learningRateRow,
+  MAX_GRAD_NORM_LIVE_ROW,
+  SAMPLING_SEED_ROW,
+  temperatureRow,
+} from './online-rows';
 
 export interface OnlineDpoConfig {
   batchSize: number;
@@ -63,25 +71,13 @@ export const ONLINE_DPO_SETTINGS = settingsTable<OnlineDpoConfig>(
       default: 8,
       help: 'Prompts per iteration (TRL per_device_train_batch_size); each is sampled twice, so 8 prompts = the 16 completions of a PPO or GRPO iteration here.',
     },
-    maxNewTokens: {
-      label: 'max new tokens',
-      kind: 'number',
-      int: true,
-      min: 1,
-      max: 4096,
-      live: true,
-      default: 24,
-      help: "Longest completion in tokens; prompt + completion must fit the model context. 24 = PPO's here (TRL's 64 is the bundled model's whole context).",
-    },
-    temperature: {
-      kind: 'number',
-      min: 0,
-      minExclusive: true,
-      max: 10,
-      live: true,
-      default: 0.7,
-      help: "Sampling temperature; log-probabilities in the loss are of logits / temperature. 0.7 = PPO's and GRPO's here, so runs compare on the same sampling (TRL: 0.9).",
-    },
+    maxNewTokens: completionLengthRow(
+      'max new tokens',
+      "Longest completion in tokens; prompt + completion must fit the model context. 24 = PPO's here (TRL's 64 is the bundled model's whole context).",
+    ),
+    temperature: temperatureRow(
+      "Sampling temperature; log-probabilities in the loss are of logits / temperature. 0.7 = PPO's and GRPO's here, so runs compare on the same sampling (TRL: 0.9).",
+    ),
     beta: {
       label: 'β',
       kind: 'number',
@@ -110,34 +106,12 @@ export const ONLINE_DPO_SETTINGS = settingsTable<OnlineDpoConfig>(
       default: 1,
       help: 'Subtracted from the score of a completion that never emits end-of-text before the pair is judged (TRL missing_eos_penalty; TRL: off); pushes the policy to finish its answers. 1 (about one std of a normalised reward model score) cut the KL 2–3× at the same lift on the issue-6 task here.',
     },
-    learningRate: {
-      label: 'learning rate',
-      kind: 'number',
-      min: 0,
-      minExclusive: true,
-      max: 1,
-      live: true,
-      default: 1e-4,
-      help: "Adam learning rate. 1e-4 = offline DPO's here (TRL's 5e-7 is for billion-parameter models).",
-    },
-    maxGradNorm: {
-      label: 'max gradient norm',
-      kind: 'number',
-      min: 0,
-      minExclusive: true,
-      max: 1e6,
-      live: true,
-      default: 1,
-      help: 'Gradients are scaled down when their global norm exceeds this (TrainingArguments max_grad_norm, default 1).',
-    },
-    seed: {
-      kind: 'number',
-      int: true,
-      min: 0,
-      max: 0xffffffff,
-      default: 0,
-      help: 'Seed of prompt order and sampling: same seed and backend, same run. Fixed once a run starts.',
-    },
+    learningRate: learningRateRow(
+      1e-4,
+      "Adam learning rate. 1e-4 = offline DPO's here (TRL's 5e-7 is for billion-parameter models).",
+    ),
+    maxGradNorm: MAX_GRAD_NORM_LIVE_ROW,
+    seed: SAMPLING_SEED_ROW,
   },
   { what: 'Online DPO', urlPrefix: 'odpo', error: (fields) => new OnlineDpoConfigError(fields) },
 );
