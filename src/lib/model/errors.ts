@@ -18,3 +18,8 @@ export class WeightsFormatError extends Error {
     this.name = 'WeightsFormatError';
   }
 }
+
+/** A tokenizer file is malformed or not byte-level BPE, or an id is outside the vocabulary. */
+export class TokenizerError extends Error {
+  override name = 'TokenizerError';
+}
