@@ -14,7 +14,8 @@
  *
  * `arch: 'llama'` builds the Llama family as SmolLM2 uses it (RMSNorm, RoPE, SwiGLU, grouped-query
  * attention): its forward passes live in ./llama.ts (class `Llama`, sources cited there); this class
- * keeps the weights, the projections (`linear`, with LoRA) and the KV cache of both.
+ * keeps the weights and the projections (`linear`, with LoRA) of both, and fills their KV caches
+ * (./kv-cache.ts).
  *
  * Backend notes (TF.js 4.22, measured on the wasm backend; scripts/bench/profile-step.ts):
  *  - wasm has no kernel for the gradient of `gather`: embeddings gather forward and add rows
@@ -41,8 +42,9 @@ import { attentionKernelAvailable, cachedAttention, selfAttention } from './kern
 import { embed, geluTanh, layerNorm, linear, matMul, pickedLogSoftmax, transposeLast2 } from './ops';
 import { LoraAdapters, type LoraSpec } from './lora';
 import { isHfTransposed, Llama, llamaParameterShapes, validateLlamaConfig } from './llama';
+import { KVCache } from './kv-cache';
 
-export { isHfTransposed, kvHeads, tiedHead };
+export { isHfTransposed, KVCache, kvHeads, tiedHead };
 
 /** Additive attention bias broadcastable to [B, nh, t, L] (see `GPT.attentionBias`). */
 type AttentionBias = tf.Tensor;
@@ -65,43 +67,6 @@ export type ForwardOutput = {
   /** [B, T, C] last hidden state after ln_f (for reward and value heads). */
   hidden?: tf.Tensor3D;
 };
-
-/**
- * Key/value cache of one batch for incremental decoding. Rows may be left-padded:
- * `padding[b]` leading columns of row b are padding, masked out as keys, and the
- * row's positions count from its first real token.
- */
-export class KVCache {
-  /**
-   * Per layer, keys and values: [B, L, C] rows when our attention kernel runs (wasm, cpu); on
-   * other backends heads, keys already transposed [B, nh, hs, L] and values [B, nh, L, hs]
-   * (`layout`).
-   */
-  keys: tf.Tensor[] = [];
-  values: tf.Tensor[] = [];
-  layout: 'rows' | 'heads' | null = null;
-  /** Columns filled so far (padding included). */
-  length = 0;
-  /**
-   * The tied head's transposed embedding [C, V], made at the first step and kept for the cache's
-   * life: the weights do not change while a batch decodes, and transposing a 50,257 × 768 table
-   * for every new token cost more than the step itself.
-   */
-  headT: tf.Tensor2D | null = null;
-  constructor(
-    readonly batch: number,
-    readonly padding: number[],
-  ) {}
-  dispose(): void {
-    for (const t of [...this.keys, ...this.values]) t.dispose();
-    this.headT?.dispose();
-    this.headT = null;
-    this.keys = [];
-    this.values = [];
-    this.length = 0;
-    this.layout = null;
-  }
-}
 
 let instanceCounter = 0;
 
@@ -417,9 +382,8 @@ export class GPT {
     const [B, T] = idx.shape;
     const { nEmbd: C, vocabSize: V } = this.config;
     this.checkLength(T);
-    if (this.llama) return this.llama.forward(idx, opts);
     return tf.tidy(() => {
-      const { hidden, logits } = this.head(this.blocks(idx));
+      const { hidden, logits } = this.llama ? this.llama.forward(idx) : this.head(this.blocks(idx));
       const out: ForwardOutput = { logits: tf.reshape(logits, [B, T, V]) };
       if (opts.returnHidden) out.hidden = tf.reshape(hidden, [B, T, C]);
       return out;

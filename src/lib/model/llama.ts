@@ -17,7 +17,7 @@ import { archOf, DEFAULT_ROPE_THETA, kvHeads, MASK_VALUE, tiedHead, type GPTConf
 import { ModelLoadError } from './errors';
 import { cachedAttention, selfAttention } from './kernels/attention-kernel';
 import { matMul } from './ops';
-import type { ForwardOutput, KVCache } from './gpt';
+import type { KVCache } from './kv-cache';
 
 /**
  * HF names and shapes of a Llama config's parameters, in a fixed order; projections as held here,
@@ -104,16 +104,13 @@ export interface LlamaHost {
 export class Llama {
   constructor(private readonly host: LlamaHost) {}
 
-  /** Full forward pass of idx [B, T]: logits [B, T, V], and the hidden state after the final norm if asked. */
-  forward(idx: tf.Tensor2D, opts: { returnHidden?: boolean }): ForwardOutput {
-    const [B, T] = idx.shape;
-    const { nEmbd: C, vocabSize: V } = this.host.config;
-    return tf.tidy(() => {
-      const { x } = this.trunk(idx, 0, undefined, null, [], []);
-      const out: ForwardOutput = { logits: tf.reshape(this.head(x), [B, T, V]) };
-      if (opts.returnHidden) out.hidden = tf.reshape(x, [B, T, C]);
-      return out;
-    });
+  /**
+   * Full forward pass of idx [B, T] (inside the caller's tidy): the hidden state after the final
+   * norm [B·T, C] and the logits [B·T, V].
+   */
+  forward(idx: tf.Tensor2D): { hidden: tf.Tensor2D; logits: tf.Tensor2D } {
+    const { x } = this.trunk(idx, 0, undefined, null, [], []);
+    return { hidden: x, logits: this.head(x) };
   }
 
   /** Logits [B·t, V] of hidden [B·t, C] (after the final norm): tied to embed_tokens or lm_head. */
