@@ -87,7 +87,8 @@ export class RewardState {
     const jobId = `reward-${++jobCounter}`;
     const id = crypto.randomUUID();
     const s = $state.snapshot(this.settings);
-    const name = `RM ${new Date().toLocaleString('en-GB', { dateStyle: 'short', timeStyle: 'short' })} · ${s.mode} · ${this.pairs.length} pairs`;
+    const how = s.mode === 'full' && s.lora ? `full + LoRA r${s.loraR}` : s.mode;
+    const name = `RM ${new Date().toLocaleString('en-GB', { dateStyle: 'short', timeStyle: 'short' })} · ${how} · ${this.pairs.length} pairs`;
     this.running = jobId;
     this.history = [];
     this.distribution = null;
