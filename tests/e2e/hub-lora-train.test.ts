@@ -5,16 +5,21 @@
  * vocabulary size) load through the folder picker; a scripted length labeller labels pairs of
  * the model's own samples (random weights write no words a sentiment lexicon knows, so it would
  * call most pairs ties); the Reward page trains a LoRA reward model on them (held-out accuracy
- * and the adapter counts shown); the Train page runs PPO with LoRA against that reward model.
+ * and the adapter counts shown); the Train page runs PPO with LoRA against that reward model; the
+ * Data page's hand-off bundle carries that reward model as GPT2ForSequenceClassification or
+ * LlamaForSequenceClassification (with its score_offset), and, where Debian's PyTorch is,
+ * scripts/golden/check_handoff.py accepts its names and shapes.
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { openApp } from './harness';
 import { trainBpe } from '../../src/lib/model/tokenizer';
+import { readZip } from '../../src/lib/data/zip';
 
 const tmp = mkdtempSync(join(tmpdir(), 'hub-lora-train-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -53,12 +58,34 @@ async function labelWithLengthBot(page: Page, n: number): Promise<void> {
  * layer; Llama's q_proj (C → C) and v_proj (C → kv width) in each layer.
  */
 const CASES = [
-  { name: 'gpt2-tiny', adapters: 2 * 8 * (32 + 3 * 32) },
-  { name: 'llama-tiny', adapters: 2 * (8 * (32 + 32) + 8 * (32 + 16)) },
+  {
+    name: 'gpt2-tiny',
+    adapters: 2 * 8 * (32 + 3 * 32),
+    llama: false,
+    cls: 'GPT2ForSequenceClassification',
+    rmTensors: 2 + 2 * 12 + 2 + 1,
+  },
+  {
+    name: 'llama-tiny',
+    adapters: 2 * (8 * (32 + 32) + 8 * (32 + 16)),
+    llama: true,
+    cls: 'LlamaForSequenceClassification',
+    rmTensors: 1 + 2 * 9 + 1 + 1,
+  },
 ];
 
+const PYTHON = '/usr/bin/python3';
+function hasTorch(): boolean {
+  try {
+    execFileSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const URL =
-  '/?rmMode=full&rmLora=1&rmEpochs=3&rmBatch=8' +
+  '/?rmMode=full&rmLora=1&rmPooling=last&rmEpochs=3&rmBatch=8' +
   '&lora=1&adaptiveKl=off&batchSize=4&maxNewTokens=8&ppoEpochs=1#/model';
 
 describe('a Hub checkpoint: LoRA reward model, then PPO with LoRA', () => {
@@ -127,6 +154,37 @@ describe('a Hub checkpoint: LoRA reward model, then PPO with LoRA', () => {
         });
         assert.deepEqual(config, { lora: true, reward: 'reward-model' });
         await page.click('[data-testid="ppo-pause"]');
+        await page.waitForSelector('[data-testid="ppo-resume"]', { timeout: 180_000 });
+
+        // The hand-off bundle carries the reward model in the HF class of its architecture.
+        await page.click('nav a[href="#/data"]');
+        await page.waitForSelector('[data-testid="handoff-download"]:not([disabled])', { timeout: 120_000 });
+        await page.waitForSelector('[data-testid="handoff-reward"]');
+        assert.equal(await page.isChecked('[data-testid="handoff-reward"]'), true);
+        assert.match((await page.textContent('[data-testid="handoff-panel"]'))!, new RegExp(c.cls));
+        assert.equal(await page.locator('[data-testid="handoff-reward-offset"]').count(), c.llama ? 1 : 0);
+        const [d] = await Promise.all([
+          page.waitForEvent('download', { timeout: 60_000 }),
+          page.click('[data-testid="handoff-download"]'),
+        ]);
+        await page.waitForSelector('[data-testid="handoff-status"]:has-text("With the reward model")');
+        const files = readZip(new Uint8Array(readFileSync((await d.path())!)));
+        const cfg = JSON.parse(new TextDecoder().decode(files.get('reward_model/config.json'))) as {
+          architectures: string[];
+          rlhf_playground: { pooling: string; score_offset: number };
+        };
+        assert.deepEqual(cfg.architectures, [c.cls]);
+        assert.equal(cfg.rlhf_playground.pooling, 'last');
+        assert.equal(cfg.rlhf_playground.score_offset !== 0, c.llama);
+        if (hasTorch()) {
+          const dir = join(tmp, `${c.name}-bundle`);
+          for (const [name, data] of files) {
+            mkdirSync(dirname(join(dir, name)), { recursive: true });
+            writeFileSync(join(dir, name), data);
+          }
+          const out = execFileSync(PYTHON, ['scripts/golden/check_handoff.py', dir], { encoding: 'utf8' });
+          assert.match(out, new RegExp(`^ok: reward model: ${c.rmTensors} tensors under ${c.cls} names$`, 'm'));
+        } else console.log('skipped the PyTorch check: /usr/bin/python3 has no torch');
         assert.deepEqual(app.errors, []);
         assert.deepEqual(app.foreignRequests, []);
       } finally {
