@@ -186,6 +186,33 @@ describe('a Hub checkpoint: LoRA reward model, then PPO with LoRA', () => {
           assert.match(out, new RegExp(`^ok: reward model: ${c.rmTensors} tensors under ${c.cls} names$`, 'm'));
         } else console.log('skipped the PyTorch check: /usr/bin/python3 has no torch');
         assert.deepEqual(app.errors, []);
+
+        // After a reload the bundled model is loaded again, and the reward model of the Hub model's
+        // tokenizer stays active: PPO on it is refused with a message, not run on ids it never saw.
+        await page.reload();
+        await page.click('nav a[href="#/train"]');
+        await page.waitForSelector('[data-testid="ppo-start"]:not([disabled])', { timeout: 120_000 });
+        const loaded = await page.evaluate(async () => {
+          const e = (
+            globalThis as unknown as { rlhf: { engine: { engine: import('../../src/lib/engine/types').Engine } } }
+          ).rlhf.engine.engine;
+          return (await e.modelInfo())?.name;
+        });
+        assert.equal(loaded, 'tiny-gpt');
+        // The restored reward model is the Train page's reward, as before the reload.
+        await page.waitForFunction(
+          () =>
+            (document.querySelector('[data-testid="reward-kind"]') as HTMLSelectElement | null)?.value ===
+            'reward-model',
+          undefined,
+          { timeout: 60_000 },
+        );
+        await page.click('[data-testid="ppo-start"]');
+        await page.waitForSelector('[data-testid="ppo-error"]', { timeout: 60_000 });
+        assert.match(
+          (await page.textContent('[data-testid="ppo-error"]'))!,
+          /was trained on a model with 512 tokens, but the loaded model has 1,281: load the model it was trained on/,
+        );
         assert.deepEqual(app.foreignRequests, []);
       } finally {
         await app.close();
