@@ -8,7 +8,9 @@
  * and the adapter counts shown); the Train page runs PPO with LoRA against that reward model; the
  * Data page's hand-off bundle carries that reward model as GPT2ForSequenceClassification or
  * LlamaForSequenceClassification (with its score_offset), and, where Debian's PyTorch is,
- * scripts/golden/check_handoff.py accepts its names and shapes.
+ * scripts/golden/check_handoff.py accepts its names and shapes. After a reload (the bundled model
+ * is loaded again) the Train page still offers the restored reward model, and PPO on it is refused
+ * with a message: it reads another tokenizer's ids.
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
