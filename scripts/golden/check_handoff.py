@@ -57,7 +57,9 @@ log p(ids[b][t+1] | ids[b][..t]) from the app (the tests write it from the engin
 
 The reward model (bundle folder reward_model/, when present) is checked the same way against
 `GPT2ForSequenceClassification` (modeling_gpt2.py, the class TRL's reward models and
-`reward_model_name_or_path` load): the names above without lm_head.weight, plus
+`reward_model_name_or_path` load), or for a Llama-family model `LlamaForSequenceClassification`
+(modeling_llama.py: `model = LlamaModel`, the same score head and pooling): the names above
+without lm_head.weight, plus
 
     score.weight                          [num_labels, n_embd]  nn.Linear(n_embd, num_labels, bias=False)
 
@@ -65,11 +67,13 @@ and its forward, written here from the class's published code (transformers >= 4
 huggingface/transformers#35911): hidden = GPT2Model(input_ids, attention_mask) after ln_f,
 logits = hidden @ score.weightᵀ [B, T, 1], and the score of row b is logits[b, last_b] where
 last_b = argmax_t(t · [input_ids[b, t] != pad_token_id]), the rightmost non-pad token. Rows are
-right-padded with pad_token_id into one batch, as TRL's GRPOTrainer / RLOOTrainer do.
+right-padded with pad_token_id into one batch, as TRL's GRPOTrainer / RLOOTrainer do. A Llama
+model's final RMSNorm has no bias to fold the head's constant into, so config.json's
+rlhf_playground.score_offset is added to the class's logits before comparing (it must be 0 for GPT-2).
 
 --expect-reward: a JSON file {"ids": [[...], ...], "scores": [...]}: the app's input ids
 ([eot] + prompt + response) and its normalised rewards (the tests write it from the engine's
-`scoreResponses`). With config.json's rlhf_playground.pooling "last" HF's scores must match; with
+`scoreResponses`). With config.json's rlhf_playground.pooling "last" HF's scores (+ score_offset) must match; with
 "mean" (no counterpart in HF's class) the app's scores must match a mean over each row's real tokens
 of the same per-token logits (the weights are right), and the script reports how far HF's scores are.
 The bundle's rlhf_reward.py (the reward function the TRL configs use for mean pooling) is imported
@@ -194,44 +198,63 @@ def rms(x, w, eps):
     return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps) * w
 
 
-def llama_logits(sd, cfg, ids):
-    """ids: LongTensor [T] -> logits [T, V], as LlamaForCausalLM.forward (eval mode, no cache)."""
+def llama_hidden(sd, cfg, ids, attention_mask=None):
+    """ids: LongTensor [B, T] -> hidden states after the final RMSNorm [B, T, C], as
+    LlamaModel.forward (eval mode, no cache; positions 0..T-1 in every row, as HF's cache_position
+    gives right-padded rows). attention_mask [B, T] (1 = real token) masks padded keys, as HF does."""
     C, L, eps = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["rms_norm_eps"]
     H = cfg["num_attention_heads"]
     KV = cfg.get("num_key_value_heads") or H
     hd = cfg.get("head_dim") or C // H
-    T = ids.shape[0]
+    B, T = ids.shape
     inv_freq = 1.0 / (float(cfg.get("rope_theta", 10000.0)) ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
     ang = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq[None, :]  # [T, hd/2]
     cos, sin = torch.cat([ang, ang], -1).cos(), torch.cat([ang, ang], -1).sin()  # [T, hd]
 
-    def rope(z):  # z: [heads, T, hd]
+    def rope(z):  # z: [B, heads, T, hd]
         z1, z2 = z[..., : hd // 2], z[..., hd // 2:]
         return z * cos + torch.cat([-z2, z1], -1) * sin
 
-    causal = torch.ones(T, T, dtype=torch.bool).tril()
-    x = sd["model.embed_tokens.weight"][ids]  # [T, C]
+    mask = torch.ones(T, T, dtype=torch.bool).tril().expand(B, 1, T, T)
+    if attention_mask is not None:
+        mask = mask & attention_mask.bool()[:, None, None, :]
+    x = sd["model.embed_tokens.weight"][ids]  # [B, T, C]
     for i in range(L):
         p = f"model.layers.{i}."
         a = rms(x, sd[p + "input_layernorm.weight"], eps)
-        q = (a @ sd[p + "self_attn.q_proj.weight"].T).reshape(T, H, hd).transpose(0, 1)
-        k = (a @ sd[p + "self_attn.k_proj.weight"].T).reshape(T, KV, hd).transpose(0, 1)
-        v = (a @ sd[p + "self_attn.v_proj.weight"].T).reshape(T, KV, hd).transpose(0, 1)
+        q = (a @ sd[p + "self_attn.q_proj.weight"].T).reshape(B, T, H, hd).transpose(1, 2)
+        k = (a @ sd[p + "self_attn.k_proj.weight"].T).reshape(B, T, KV, hd).transpose(1, 2)
+        v = (a @ sd[p + "self_attn.v_proj.weight"].T).reshape(B, T, KV, hd).transpose(1, 2)
         q, k = rope(q), rope(k)
         g = H // KV
-        k, v = k.repeat_interleave(g, 0), v.repeat_interleave(g, 0)  # kv head h // g serves query head h
+        k, v = k.repeat_interleave(g, 1), v.repeat_interleave(g, 1)  # kv head h // g serves query head h
         w = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
-        w = w.masked_fill(~causal, float("-inf")).softmax(-1)
-        y = (w @ v).transpose(0, 1).reshape(T, H * hd)
+        w = w.masked_fill(~mask, float("-inf")).softmax(-1)
+        y = (w @ v).transpose(1, 2).reshape(B, T, H * hd)
         x = x + y @ sd[p + "self_attn.o_proj.weight"].T
         m = rms(x, sd[p + "post_attention_layernorm.weight"], eps)
         gate = m @ sd[p + "mlp.gate_proj.weight"].T
         x = x + (gate * torch.sigmoid(gate) * (m @ sd[p + "mlp.up_proj.weight"].T)) @ sd[p + "mlp.down_proj.weight"].T
-    return rms(x, sd["model.norm.weight"], eps) @ sd["lm_head.weight"].T
+    return rms(x, sd["model.norm.weight"], eps)
+
+
+def llama_logits(sd, cfg, ids):
+    """ids: LongTensor [T] -> logits [T, V], as LlamaForCausalLM.forward (eval mode, no cache)."""
+    return llama_hidden(sd, cfg, ids[None])[0] @ sd["lm_head.weight"].T
+
+
+def is_llama(cfg):
+    return cfg.get("model_type") == "llama"
+
+
+def trunk_hidden(cfg):
+    """The trunk's forward for the config's architecture: gpt2_hidden or llama_hidden."""
+    return llama_hidden if is_llama(cfg) else gpt2_hidden
 
 
 def seq_cls_scores(sd, cfg, rows):
-    """GPT2ForSequenceClassification.forward on rows right-padded with pad_token_id (as TRL's
+    """GPT2ForSequenceClassification.forward (or LlamaForSequenceClassification.forward, the same
+    head and pooling on LlamaModel) on rows right-padded with pad_token_id (as TRL's
     reward_processing_class(..., padding=True, padding_side="right") does): returns the pooled
     scores [B] (HF: rightmost non-pad token), the per-token logits [B, T] and the padding mask."""
     pad = cfg["pad_token_id"]
@@ -241,7 +264,7 @@ def seq_cls_scores(sd, cfg, rows):
     for b, r in enumerate(rows):
         ids[b, : len(r)] = torch.tensor(r)
         attn[b, : len(r)] = 1
-    logits = gpt2_hidden(sd, cfg, ids, attn) @ sd["score.weight"].T  # [B, T, num_labels]
+    logits = trunk_hidden(cfg)(sd, cfg, ids, attn) @ sd["score.weight"].T  # [B, T, num_labels]
     non_pad = (ids != pad).to(torch.int64)
     last = (torch.arange(T) * non_pad).argmax(-1)
     return logits[torch.arange(len(rows)), last, 0], logits[..., 0], attn
@@ -252,7 +275,9 @@ def check_reward_model(bundle, expect_path, tol):
     rdir = os.path.join(bundle, "reward_model")
     cfg = json.load(open(os.path.join(rdir, "config.json")))
     problems = []
-    if cfg.get("model_type") != "gpt2" or cfg.get("architectures") != ["GPT2ForSequenceClassification"]:
+    llama = is_llama(cfg)
+    cls = "LlamaForSequenceClassification" if llama else "GPT2ForSequenceClassification"
+    if cfg.get("model_type") not in ("gpt2", "llama") or cfg.get("architectures") != [cls]:
         problems.append(f"reward_model/config.json: model_type {cfg.get('model_type')!r}, architectures {cfg.get('architectures')!r}")
     num_labels = cfg.get("num_labels", len(cfg.get("id2label") or {}))
     if num_labels != 1 or cfg.get("id2label") not in (None, {"0": "LABEL_0"}):
@@ -262,40 +287,48 @@ def check_reward_model(bundle, expect_path, tol):
     tensors, meta, _ = read_safetensors(os.path.join(rdir, "model.safetensors"))
     if meta.get("format") != "pt":
         problems.append(f"reward_model safetensors __metadata__.format is {meta.get('format')!r}, transformers wants 'pt'")
-    want = {k: v for k, v in gpt2_state_dict_shapes(cfg).items() if k != "lm_head.weight"}
-    want["score.weight"] = [1, cfg["n_embd"]]
+    shapes = llama_state_dict_shapes(cfg) if llama else gpt2_state_dict_shapes(cfg)
+    want = {k: v for k, v in shapes.items() if k != "lm_head.weight"}
+    want["score.weight"] = [1, cfg["hidden_size"] if llama else cfg["n_embd"]]
     if set(tensors) != set(want):
         problems.append(f"reward_model names: missing {sorted(set(want) - set(tensors))}, unexpected {sorted(set(tensors) - set(want))}")
     for name in set(tensors) & set(want):
         if list(tensors[name].shape) != want[name]:
-            problems.append(f"reward_model {name}: shape {list(tensors[name].shape)}, GPT2ForSequenceClassification has {want[name]}")
+            problems.append(f"reward_model {name}: shape {list(tensors[name].shape)}, {cls} has {want[name]}")
         if not torch.isfinite(tensors[name]).all():
             problems.append(f"reward_model {name}: non-finite values")
     for f in ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json"):
         if not os.path.exists(os.path.join(rdir, f)):
             problems.append(f"reward_model/{f} is missing (TRL loads the reward tokenizer from the reward model's folder)")
+    playground = cfg.get("rlhf_playground") or {}
+    offset = float(playground.get("score_offset", 0.0))
+    if not math.isfinite(offset) or (offset != 0 and not llama):
+        problems.append(f"reward_model/config.json: score_offset {offset!r}; a GPT-2 export folds it into ln_f.bias")
     if problems or not expect_path:
-        return problems, f"reward model: {len(tensors)} tensors under GPT2ForSequenceClassification names"
+        return problems, f"reward model: {len(tensors)} tensors under {cls} names"
     exp = json.load(open(expect_path))
     hf, per_token, attn = seq_cls_scores(tensors, cfg, exp["ids"])
     app = torch.tensor(exp["scores"], dtype=torch.float64)
-    pooling = (cfg.get("rlhf_playground") or {}).get("pooling", "last")
-    hf_err = (hf - app).abs().max().item()
+    pooling = playground.get("pooling", "last")
+    # The tab's reward = the class's logit + score_offset (0 when folded into the weights).
+    hf_err = (hf + offset - app).abs().max().item()
+    plus = f" + score_offset {offset:.6g}" if offset else ""
     if pooling == "last":
         if not hf_err <= tol:
-            problems.append(f"reward model: GPT2ForSequenceClassification scores differ from the app's by up to {hf_err:.3g} (tolerance {tol})")
-        return problems, f"reward model: {len(tensors)} tensors; GPT2ForSequenceClassification scores match the app within {hf_err:.2e}"
-    mean = (per_token * attn).sum(-1) / attn.sum(-1)
+            problems.append(f"reward model: {cls} scores{plus} differ from the app's by up to {hf_err:.3g} (tolerance {tol})")
+        return problems, f"reward model: {len(tensors)} tensors; {cls} scores{plus} match the app within {hf_err:.2e}"
+    mean = (per_token * attn).sum(-1) / attn.sum(-1) + offset
     mean_err = (mean - app).abs().max().item()
     if not mean_err <= tol:
         problems.append(f"reward model (mean pooling): the mean of the per-token scores differs from the app's by up to {mean_err:.3g} (tolerance {tol})")
     return problems, (f"reward model: {len(tensors)} tensors; mean pooling reproduces the app within {mean_err:.2e}; "
-                      f"GPT2ForSequenceClassification (last token) differs from the app by up to {hf_err:.3g}")
+                      f"{cls} (last token) differs from the app by up to {hf_err:.3g}")
 
 
 def check_reward_function(bundle, expect_path, tol):
     """Run the bundle's rlhf_reward.py pooling code (the TRL reward function) on this script's own
-    forward pass: `model.transformer(...)` and `model.score` are stand-ins built on gpt2_hidden."""
+    forward pass: `model.base_model(...)` and `model.score` are stand-ins built on gpt2_hidden or
+    llama_hidden (HF's `base_model` is the class's `transformer` or `model`)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("rlhf_reward", os.path.join(bundle, "rlhf_reward.py"))
@@ -310,8 +343,8 @@ def check_reward_function(bundle, expect_path, tol):
             self.last_hidden_state = h
 
     class Model:
-        def transformer(self, input_ids, attention_mask):
-            return Out(gpt2_hidden(sd, cfg, input_ids, attention_mask))
+        def base_model(self, input_ids, attention_mask):
+            return Out(trunk_hidden(cfg)(sd, cfg, input_ids, attention_mask))
 
         def score(self, h):
             return h @ sd["score.weight"].T
@@ -325,7 +358,7 @@ def check_reward_function(bundle, expect_path, tol):
         ids[b, : len(r)] = torch.tensor(r)
         attn[b, : len(r)] = 1
     how = mod.pooling(rdir)
-    got = mod.pooled_scores(Model(), ids, attn, how)
+    got = mod.pooled_scores(Model(), ids, attn, how, mod.offset(rdir))
     err = (got - torch.tensor(exp["scores"], dtype=torch.float64)).abs().max().item()
     if not err <= tol:
         return [f"rlhf_reward.py ({how} pooling) differs from the app's scores by up to {err:.3g} (tolerance {tol})"], None
@@ -399,9 +432,7 @@ def main():
         print("\n".join(problems), file=sys.stderr)
         return 1
     reward_line = None
-    if llama and os.path.isdir(os.path.join(args.bundle, "reward_model")):
-        problems.append("reward_model/ beside a Llama model: the app writes reward models as GPT-2 only")
-    elif os.path.isdir(os.path.join(args.bundle, "reward_model")):
+    if os.path.isdir(os.path.join(args.bundle, "reward_model")):
         rp, reward_line = check_reward_model(args.bundle, args.expect_reward, args.tol)
         problems += rp
         fn_line = None

@@ -42,6 +42,10 @@ export class RewardState {
 
   saved = $state.raw<SavedRewardModel[]>([]);
   activeId = $state<string | null>(null);
+  /** Bumped whenever the engine's active reward model changes (restored at start-up, activated or
+   *  trained): the Train page asks the engine again then, so a restore that ends after the page
+   *  first looked still shows. */
+  engineActive = $state(0);
 
   inspect = $state.raw<{ tokens: TokenReward[]; score: number } | null>(null);
   wrong = $state.raw<WrongPair[] | null>(null);
@@ -73,6 +77,7 @@ export class RewardState {
     if (!m) return;
     try {
       await engineState.engine.activateRewardModel(m.state, m.summary);
+      this.engineActive++;
     } catch (e) {
       notices.add('warning', `The saved reward model could not be restored: ${(e as Error).message}`);
     }
@@ -87,7 +92,8 @@ export class RewardState {
     const jobId = `reward-${++jobCounter}`;
     const id = crypto.randomUUID();
     const s = $state.snapshot(this.settings);
-    const name = `RM ${new Date().toLocaleString('en-GB', { dateStyle: 'short', timeStyle: 'short' })} · ${s.mode} · ${this.pairs.length} pairs`;
+    const how = s.mode === 'full' && s.lora ? `full + LoRA r${s.loraR}` : s.mode;
+    const name = `RM ${new Date().toLocaleString('en-GB', { dateStyle: 'short', timeStyle: 'short' })} · ${how} · ${this.pairs.length} pairs`;
     this.running = jobId;
     this.history = [];
     this.distribution = null;
@@ -124,6 +130,7 @@ export class RewardState {
         },
       );
       this.history = [...rows];
+      this.engineActive++;
       await this.save({ id, summary, state, history: rows });
       notices.add(
         'info',
@@ -169,6 +176,7 @@ export class RewardState {
     if (!m) return;
     try {
       await engineState.engine.activateRewardModel(m.state, m.summary);
+      this.engineActive++;
       const stores = await getStores();
       await putSetting(stores.db, ACTIVE_KEY, id);
       this.activeId = id;

@@ -15,12 +15,14 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { BUNDLED_MODEL } from './bundled-engine';
 import { createEngine } from '../../src/lib/engine/engine';
-import { buildHandoffZip, HANDOFF_FILES, HandoffError, handoffFiles } from '../../src/lib/data/handoff';
-import type { HandoffRewardModel } from '../../src/lib/data/handoff-reward';
+import { buildHandoffZip, HANDOFF_FILES, HANDOFF_REWARD_FILES, handoffFiles } from '../../src/lib/data/handoff';
+import { seqClsShapes } from '../../src/lib/data/handoff-reward';
+import type { TrainingPair } from '../../src/lib/data/records';
 import { readZip } from '../../src/lib/data/zip';
 import type { GPTConfig } from '../../src/lib/model/config';
 import { GPT } from '../../src/lib/model/gpt';
 import { BpeTokenizer } from '../../src/lib/model/tokenizer';
+import { rewardInputIds } from '../../src/lib/rlhf/reward-model';
 import {
   configFromHF,
   configToHF,
@@ -82,6 +84,41 @@ async function engineWithLlama(tied: boolean) {
     weights: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
   });
   return { engine, model, config, tokenizer };
+}
+
+const PROMPTS = ['The movie was', 'The food was', 'The book was', 'The show was', 'My day was'];
+const PAIRS: TrainingPair[] = PROMPTS.flatMap((prompt) =>
+  [0, 1, 2].map((i) => ({ prompt, chosen: ` great great${' !'.repeat(i)}`, rejected: ` awful${' .'.repeat(i)}` })),
+);
+/** Texts of different lengths, so the batch is right-padded. */
+const SAMPLES = [
+  { prompt: 'The movie was', response: ' great great' },
+  { prompt: 'The movie was', response: ' awful, slow and far too long for me.' },
+  { prompt: 'Once upon a time,', response: ' a fox' },
+  { prompt: 'The food at this restaurant', response: ' was lovely' },
+];
+
+/**
+ * A reward model trained by the engine on a Llama model (untied head, so the state also holds an
+ * lm_head the export must leave out): 'last' pooling in full mode with LoRA (stored merged), 'mean'
+ * pooling in head mode.
+ */
+async function llamaRewardModel(pooling: 'last' | 'mean') {
+  const { engine, model, config, tokenizer } = await engineWithLlama(false);
+  const { summary, state } = await engine.trainRewardModel('rm', {
+    id: `rm-llama-${pooling}`,
+    name: `RM llama ${pooling}`,
+    pairs: PAIRS,
+    recordIds: [],
+    pooling,
+    valFraction: 0.4,
+    seed: 1,
+    ...(pooling === 'last'
+      ? { mode: 'full' as const, lora: true, epochs: 2, linearProbe: false }
+      : { mode: 'head' as const, epochs: 20 }),
+  });
+  const exported = await engine.exportModel('base');
+  return { engine, model, config, tokenizer, summary, state, exported };
 }
 
 function unzip(model: Parameters<typeof buildHandoffZip>[0]['model']) {
@@ -148,16 +185,67 @@ describe('hand-off bundle of a Llama model', () => {
     });
   }
 
-  it('a Llama model with a reward model is a clear HandoffError (the reward model is GPT-2 only)', async () => {
-    const { engine, model } = await engineWithLlama(true);
-    const exported = await engine.exportModel('base');
-    const rewardModel = { name: 'rm' } as HandoffRewardModel;
-    expect(() => handoffFiles({ pairs: [], recordCount: 0, model: exported, rewardModel, prompts: ['Hi'] })).toThrow(
-      /Llama-family model.*untick "with the reward model"/,
+  it('a Llama reward model goes into the bundle as LlamaForSequenceClassification, its constant as score_offset', async () => {
+    const { engine, model, config, state, summary, exported } = await llamaRewardModel('last');
+    const files = new Map(
+      handoffFiles({
+        pairs: PAIRS,
+        recordCount: PAIRS.length,
+        model: exported,
+        rewardModel: { name: summary.name, state },
+        prompts: PROMPTS,
+      }).map((e) => [e.name, typeof e.data === 'string' ? new TextEncoder().encode(e.data) : e.data]),
     );
-    expect(() => handoffFiles({ pairs: [], recordCount: 0, model: exported, rewardModel })).toThrow(HandoffError);
-    // Without it, the bundle builds.
-    expect(handoffFiles({ pairs: [], recordCount: 0, model: exported }).length).toBe(HANDOFF_FILES.length);
+    expect([...files.keys()]).toEqual([...HANDOFF_FILES, ...HANDOFF_REWARD_FILES]);
+    const cfg = JSON.parse(dec.decode(files.get('reward_model/config.json'))) as Record<string, unknown>;
+    const { gain, bias } = state.normalisation;
+    const b = state.weights.get('score.bias')![0];
+    expect(gain).not.toBe(1); // the normalisation is real, so folding it is tested
+    expect(cfg).toMatchObject({
+      model_type: 'llama',
+      architectures: ['LlamaForSequenceClassification'],
+      num_labels: 1,
+      pad_token_id: 1280,
+      hidden_size: 32,
+      num_key_value_heads: 2,
+      intermediate_size: 64,
+      rope_theta: 100000,
+      rlhf_playground: { pooling: 'last', exact: false, normalisation: { gain, bias }, score_bias: b },
+    });
+    const offset = (cfg.rlhf_playground as { score_offset: number }).score_offset;
+    expect(offset).toBeCloseTo(gain * b + bias, 10);
+
+    // Names and layouts: LlamaModel's [out, in] projections, no LM head, score.weight = gain · w.
+    const st = readSafetensors(files.get('reward_model/model.safetensors')!);
+    const want = seqClsShapes(config);
+    expect([...st.tensors.keys()].sort()).toEqual([...want.keys()].sort());
+    expect(st.tensors.has('lm_head.weight')).toBe(false);
+    expect(st.tensors.has('score.bias')).toBe(false);
+    for (const [name, t] of st.tensors) expect(t.shape, name).toEqual(want.get(name));
+    const kHeld = state.weights.get('model.layers.1.self_attn.k_proj.weight')!; // [32, 16] here
+    const kHf = st.tensors.get('model.layers.1.self_attn.k_proj.weight')!; // [16, 32] in HF
+    expect(kHf.shape).toEqual([16, 32]);
+    for (const [i, j] of [
+      [0, 0],
+      [3, 7],
+      [31, 15],
+    ])
+      expect(kHf.data[j * 32 + i]).toBe(kHeld[i * 16 + j]);
+    expect(st.tensors.get('model.norm.weight')!.data).toEqual(state.weights.get('model.norm.weight'));
+    const w = state.weights.get('score.weight')!;
+    st.tensors.get('score.weight')!.data.forEach((x, i) => expect(x).toBeCloseTo(gain * w[i], 6));
+
+    // The GRPO / RLOO configs score with rlhf_reward.py, which adds the offset; README and panel text say so.
+    expect(dec.decode(files.get('configs/trl_grpo.yaml'))).toMatch(/^reward_funcs:\n {2}- rlhf_reward\.reward_model$/m);
+    const readme = dec.decode(files.get('README.md'));
+    expect(readme).toContain('as `LlamaForSequenceClassification` in `reward_model/`');
+    expect(readme).toContain('**Exact up to a constant.**');
+    expect(readme).toContain(`HF's logit **+ ${offset.toPrecision(6)}**`);
+    expect(readme).toContain("Llama's final RMSNorm (`model.norm`) has none");
+    expect(readme).not.toContain('GPT2ForSequenceClassification');
+    for (const f of ['tokenizer.json', 'vocab.json', 'merges.txt', 'tokenizer_config.json'])
+      expect(files.get(`reward_model/${f}`)).toEqual(files.get(`model/${f}`));
+    void engine;
     model.dispose();
   });
 
@@ -201,4 +289,73 @@ describe('hand-off bundle of a Llama model', () => {
       }
     }
   });
+  it.runIf(hasTorch())(
+    "check_handoff.py: LlamaForSequenceClassification's forward and pooling + score_offset give the tab's rewards within 1e-4",
+    async () => {
+      for (const pooling of ['last', 'mean'] as const) {
+        const { engine, model, summary, state, exported } = await llamaRewardModel(pooling);
+        const dir = mkdtempSync(join(tmpdir(), 'handoff-llama-rm-'));
+        try {
+          const zip = buildHandoffZip({
+            pairs: PAIRS,
+            recordCount: PAIRS.length,
+            model: exported,
+            rewardModel: { name: summary.name, state },
+            prompts: PROMPTS,
+          });
+          for (const [name, data] of readZip(zip)) {
+            mkdirSync(dirname(join(dir, name)), { recursive: true });
+            writeFileSync(join(dir, name), data);
+          }
+          const tok = BpeTokenizer.fromJSON(JSON.parse(exported.tokenizer));
+          const ids = SAMPLES.map((x) => rewardInputIds(tok, x.prompt, x.response));
+          const scores = await engine.scoreResponses(SAMPLES);
+          writeFileSync(join(dir, 'reward.json'), JSON.stringify({ ids, scores }));
+          const run = () =>
+            execFileSync(
+              PYTHON,
+              ['scripts/golden/check_handoff.py', dir, '--expect-reward', join(dir, 'reward.json'), '--tol', '1e-4'],
+              { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+            );
+          const out = run();
+          const cfgPath = join(dir, 'reward_model/config.json');
+          const cfg = JSON.parse(readFileSync(cfgPath, 'utf8')) as { rlhf_playground: Record<string, unknown> };
+          if (pooling === 'last') {
+            expect(out).toMatch(
+              /^ok: reward model: 21 tensors; LlamaForSequenceClassification scores \+ score_offset \S+ match the app within/m,
+            );
+            expect(out).toMatch(/^ok: rlhf_reward\.py \(last pooling\) reproduces the app within/m);
+            // It can fail: without the offset HF's scores are not the tab's.
+            writeFileSync(
+              cfgPath,
+              JSON.stringify({ ...cfg, rlhf_playground: { ...cfg.rlhf_playground, score_offset: 0 } }),
+            );
+            expect(run).toThrow(/LlamaForSequenceClassification scores differ from the app's/);
+          } else {
+            expect(out).toMatch(/^ok: reward model: 21 tensors; mean pooling reproduces the app within/m);
+            expect(out).toMatch(/^ok: rlhf_reward\.py \(mean pooling\) reproduces the app within/m);
+            // It can fail: a projection left in the app's [in, out] layout is caught.
+            const st = readSafetensors(readFileSync(join(dir, 'reward_model/model.safetensors')));
+            const wrong = new Map(
+              [...st.tensors].map(([n, t]) => [n, { shape: t.shape, data: Float32Array.from(t.data) }]),
+            );
+            const q = wrong.get('model.layers.0.self_attn.q_proj.weight')!;
+            wrong.set('model.layers.0.self_attn.q_proj.weight', {
+              shape: q.shape,
+              data: Float32Array.from(state.weights.get('model.layers.0.self_attn.q_proj.weight')!),
+            });
+            writeFileSync(
+              join(dir, 'reward_model/model.safetensors'),
+              writeSafetensors(wrong, 'F32', { format: 'pt' }),
+            );
+            expect(run).toThrow(/mean of the per-token scores differs from the app's/);
+          }
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+          model.dispose();
+        }
+      }
+    },
+    180_000,
+  );
 });

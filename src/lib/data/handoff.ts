@@ -14,7 +14,8 @@
  *   configs/trl_reward.yaml     `trl reward --config …` (trl/scripts/reward.py)
  *   configs/trl_dpo.yaml        `trl dpo --config …` (trl/scripts/dpo.py)
  * With the tab's reward model (handoff-reward.ts), also:
- *   reward_model/…              GPT2ForSequenceClassification (config, safetensors, tokenizer files)
+ *   reward_model/…              GPT2ForSequenceClassification or LlamaForSequenceClassification (config,
+ *                               safetensors, tokenizer files; handoff-reward.ts)
  *   prompts/prompts.jsonl       the Train page's prompts, {"prompt": "<|endoftext|>…"}
  *   configs/trl_grpo.yaml, trl_rloo.yaml  `trl grpo|rloo --config …` with the tab's GRPO / RLOO
  *                               settings and `reward_model_name_or_path: ./reward_model`
@@ -230,13 +231,23 @@ seed: 0
 /** The README's reward-model section: what the HF class computes, and how far it is the tab's. */
 function rewardSection(input: HandoffInput, rm: HfRewardExport, c: BundleConfig, eot: string, prompts: number): string {
   const name = input.rewardModel!.name;
+  const cls = rm.className;
+  const llama = c.arch === 'llama';
+  const offset = rm.offset.toPrecision(6);
   const how = rm.exact
-    ? `**Exact.** The tab's model reads the last real token, as \`GPT2ForSequenceClassification\` does, so
+    ? `**Exact.** The tab's model reads the last real token, as \`${cls}\` does, so
 HF's logit is the tab's normalised reward on the same ids (checked to ~1e-5 by
 \`scripts/golden/check_handoff.py\`).`
-    : `> **Not the tab's scores from the HF class alone.** This reward model was trained with **mean
+    : rm.pooling === 'last'
+      ? `**Exact up to a constant.** The tab's model reads the last real token, as \`${cls}\` does, but
+the class's RMSNorm has no bias to hold the head's constant (below): HF's logit **+ ${offset}**
+(\`rlhf_playground.score_offset\` in \`config.json\`) is the tab's normalised reward on the same ids
+(checked to ~1e-5 by \`scripts/golden/check_handoff.py\`). Rankings of texts, and GRPO's and RLOO's
+advantages (a reward minus its group's mean), do not see a constant; **\`rlhf_reward.py\`** (bundle root)
+adds it, and the GRPO / RLOO configs use it (\`reward_funcs: [rlhf_reward.reward_model]\`).`
+      : `> **Not the tab's scores from the HF class alone.** This reward model was trained with **mean
 > pooling** (the Reward page's default): the tab averages the head over every token of the text, while
-> \`GPT2ForSequenceClassification\` reads the last real token only, and no setting of HF's class averages.
+> \`${cls}\` reads the last real token only, and no setting of HF's class averages.
 > The weights are the tab's, so HF loads them, but \`model(...).logits\` differ from the tab's scores
 > (they rank texts differently). **\`rlhf_reward.py\`** (bundle root) pools as the tab does on the same
 > weights, and the GRPO / RLOO configs use it (\`reward_funcs: [rlhf_reward.reward_model]\`); in your own
@@ -245,8 +256,8 @@ HF's logit is the tab's normalised reward on the same ids (checked to ~1e-5 by
   return `## The reward model (\`reward_model/\`)
 
 **${name}** (${input.rewardModel!.state.mode} mode, ${rm.pooling} pooling) as a Hugging Face
-\`GPT2ForSequenceClassification\`: \`num_labels: 1\`, \`score.weight\` [1, ${c.nEmbd}] without bias, the trunk
-under the same \`transformer.*\` names as the policy, \`pad_token_id\` ${c.vocabSize - 1} (\`${eot}\`).
+\`${cls}\`: \`num_labels: 1\`, \`score.weight\` [1, ${c.nEmbd}] without bias, the trunk
+under the same \`${llama ? 'model' : 'transformer'}.*\` names${llama ? ' and [out, in] layouts' : ''} as the policy${llama ? ' (no LM head)' : ''}, \`pad_token_id\` ${String(rm.config.pad_token_id)} (\`${eot}\`).
 \`AutoModelForSequenceClassification.from_pretrained("./reward_model")\` loads it;
 \`model(**tok(texts, padding=True)).logits[:, 0]\` are the rewards. HF picks the rightmost token that is
 not \`pad_token_id\` (transformers ≥ 4.49; older versions took the token before the first pad, which the
@@ -254,21 +265,30 @@ leading \`${eot}\` breaks in padded batches).
 
 ${how}
 
-- **Bias and normalisation folded in.** The tab's head has a bias \`b\` and its rewards are normalised,
+${
+  llama
+    ? `- **Normalisation folded in; the bias kept aside.** The tab's head has a bias \`b\` and its rewards are
+  normalised, \`gain · (w·h + b) + bias\` (mean 0, std 1 on base-model samples). HF's head has no bias, so
+  the export stores \`score.weight = gain · w\`. A GPT-2 export folds the constant \`gain · b + bias\` into
+  the final LayerNorm's bias; Llama's final RMSNorm (\`model.norm\`) has none, so the constant
+  (${offset} here) is written to \`config.json\` as \`rlhf_playground.score_offset\`: the tab's reward is
+  HF's logit + \`score_offset\`. The raw values are there too (\`normalisation\`, \`score_bias\`).`
+    : `- **Bias and normalisation folded in.** The tab's head has a bias \`b\` and its rewards are normalised,
   \`gain · (w·h + b) + bias\` (mean 0, std 1 on base-model samples). HF's head has no bias, so the export
   stores \`score.weight = gain · w\` and adds \`(gain · b + bias) · score.weight / |score.weight|²\` to
   \`transformer.ln_f.bias\`: ln_f's bias is a constant input of the head, so \`score.weight · ln_f(x)\`
   gains exactly that constant (${rm.foldedBias.toPrecision(4)} here). ln_f feeds only the score in this class.
-  The raw values are in \`config.json\` under \`rlhf_playground\`.
+  The raw values are in \`config.json\` under \`rlhf_playground\`.`
+}
 - **Start token.** The tab scores \`${eot}\` + prompt + response. \`prompts/prompts.jsonl\` starts every
-  prompt with \`${eot}\` (the tokenizer turns it into id ${c.vocabSize - 1}), so TRL's policy and reward
+  prompt with \`${eot}\` (the tokenizer turns it into id ${String(rm.config.pad_token_id)}), so TRL's policy and reward
   model see what the tab's do. Without it, scores move a little.
 - **Re-tokenised text.** TRL scores \`prompt + completion\` as text, tokenised again; the tab scores the
   sampled ids. They agree unless the policy spelled a word with unusual tokens.
 - **Context.** ${c.blockSize} positions: \`${eot}\` + prompt + completion must fit.
 
 Check (PyTorch only): \`python3 scripts/golden/check_handoff.py <this folder>\` also loads
-\`reward_model/\` by \`GPT2ForSequenceClassification\`'s names into its own forward pass; with
+\`reward_model/\` by \`${cls}\`'s names into its own forward pass; with
 \`--expect-reward\` it compares scores with the tab's, and runs \`rlhf_reward.py\`'s pooling.
 
 ## GRPO and RLOO with TRL (\`configs/trl_grpo.yaml\`, \`configs/trl_rloo.yaml\`)
@@ -284,7 +304,7 @@ ${
   rm.exact
     ? `\`reward_model_name_or_path: ./reward_model\`, which TRL's scripts put into the trainer's
 \`reward_funcs\``
-    : `\`reward_funcs: [rlhf_reward.reward_model]\` (the mean-pooled reward of \`./reward_model\`; TRL's
+    : `\`reward_funcs: [rlhf_reward.reward_model]\` (the ${rm.pooling === 'mean' ? 'mean-pooled ' : ''}reward of \`./reward_model\`${rm.offset !== 0 ? ' plus its score_offset' : ''}; TRL's
 scripts import it from the folder they run in)`
 }. The settings are the tab's GRPO / RLOO settings tables at download time, in TRL's
 names: \`numGenerations\` → \`num_generations\`, \`batchSize\` → \`per_device_train_batch_size\` (one device,
@@ -405,7 +425,7 @@ ${empty}Made ${created.toISOString()} by RLHF Playground, in the browser; nothin
   }
 ${
   rm
-    ? `- **Reward model:** ${input.rewardModel!.name}, as \`GPT2ForSequenceClassification\` in \`reward_model/\`${rm.exact ? " (HF's scores are the tab's)" : ' (**mean pooling**: the HF class alone reads the last token and differs from the tab; \`rlhf_reward.py\` pools as the tab does, see below)'}; TRL GRPO / RLOO configs use it.\n`
+    ? `- **Reward model:** ${input.rewardModel!.name}, as \`${rm.className}\` in \`reward_model/\`${rm.exact ? " (HF's scores are the tab's)" : rm.pooling === 'last' ? " (HF's scores are the tab's minus a constant, \`score_offset\`; \`rlhf_reward.py\` adds it, see below)" : ' (**mean pooling**: the HF class alone reads the last token and differs from the tab; \`rlhf_reward.py\` pools as the tab does, see below)'}; TRL GRPO / RLOO configs use it.\n`
     : ''
 }
 ## Files
@@ -427,10 +447,10 @@ ${
 | \`configs/trl_reward.yaml\`, \`configs/trl_dpo.yaml\` | TRL CLI configs |
 ${
   rm
-    ? `| \`reward_model/\` | the reward model: \`GPT2ForSequenceClassification\` config, weights, tokenizer files |
+    ? `| \`reward_model/\` | the reward model: \`${rm.className}\` config, weights, tokenizer files |
 | \`prompts/prompts.jsonl\` | the Train page's prompts, \`{"prompt": "${eot}…"}\` |
 | \`configs/trl_grpo.yaml\`, \`configs/trl_rloo.yaml\` | TRL GRPO / RLOO against the reward model |
-| \`rlhf_reward.py\` | the reward model as a TRL reward function, pooled as the tab does (needed for mean pooling) |
+| \`rlhf_reward.py\` | the reward model as a TRL reward function, scored as the tab does (needed for mean pooling and a Llama model's \`score_offset\`) |
 `
     : ''
 }
@@ -510,7 +530,7 @@ export function handoffFiles(input: HandoffInput): ZipEntry[] {
   const tj = tok.toJSON();
   const fullConfig = {
     ...hfConfig,
-    pad_token_id: tok.eotId, // GPT2ForSequenceClassification (reward models) finds the last token by it
+    pad_token_id: tok.eotId, // *ForSequenceClassification (reward models) finds the last token by it
   };
   const tokenizerConfig = {
     tokenizer_class: 'GPT2TokenizerFast',
@@ -530,10 +550,6 @@ export function handoffFiles(input: HandoffInput): ZipEntry[] {
   const pretty = (o: unknown) => JSON.stringify(o, null, 2) + '\n';
   let rm: HfRewardExport | null = null;
   const prompts = input.rewardModel ? promptsJsonl(input.prompts ?? [], eot) : '';
-  if (input.rewardModel && config.arch === 'llama')
-    throw new HandoffError(
-      'The reward model of a Llama-family model cannot go into the bundle yet (only as GPT2ForSequenceClassification): untick "with the reward model" to hand off the model and the preferences.',
-    );
   if (input.rewardModel) {
     try {
       rm = rewardModelToHf(input.rewardModel, tok.eotId, config.vocabSize);

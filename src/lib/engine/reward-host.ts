@@ -2,6 +2,12 @@
  * The engine's reward models: the active one, training a new one (which
  * replaces the active one only when training succeeds), scoring and the
  * inspector's queries. Algorithms live in `src/lib/rlhf/reward-*.ts`.
+ *
+ * A reward model reads the token ids of the tokenizer it was trained with. After another model is
+ * loaded (a Hub checkpoint, or the bundled one again after a reload) the active reward model may
+ * belong to another vocabulary: every use checks the loaded tokenizer against the model's
+ * vocabulary size and, when the state has one, its tokenizer fingerprint, and refuses with a
+ * message instead of scoring ids it never saw.
  */
 import type { TrainingPair } from '../data/records';
 import type { BpeTokenizer } from '../model/tokenizer';
@@ -16,6 +22,27 @@ import {
   type RewardTrainResult,
 } from '../rlhf/reward-train';
 import { NotReadyError } from './errors';
+
+const fingerprints = new WeakMap<BpeTokenizer, string>();
+
+/**
+ * A short fingerprint of a tokenizer: its size, end-of-text id and every token's string (FNV-1a,
+ * 32 bits, hex). Two tokenizers with one vocabulary get the same one. Cached per tokenizer.
+ */
+export function tokenizerFingerprint(tok: BpeTokenizer): string {
+  let f = fingerprints.get(tok);
+  if (f) return f;
+  let h = 0x811c9dc5;
+  const add = (s: string) => {
+    for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+    h = Math.imul(h ^ 0xff, 0x01000193); // separator
+  };
+  add(`${tok.vocabSize}:${tok.eotId}`);
+  for (let id = 0; id < tok.vocabSize; id++) add(tok.idToTokenString(id));
+  f = `v${tok.vocabSize}-${(h >>> 0).toString(16).padStart(8, '0')}`;
+  fingerprints.set(tok, f);
+  return f;
+}
 import type { RewardModelSummary, RewardTrainRequest, TokenReward, WrongPair } from './types';
 
 export class RewardHost {
@@ -64,7 +91,7 @@ export class RewardHost {
       valPrompts: [...new Set(result.split.val.map((p) => p.prompt))],
     };
     this.summary = summary;
-    this.state = await rm.getState();
+    this.state = { ...(await rm.getState()), tokenizer: tokenizerFingerprint(tok) };
     return { summary, state: this.state };
   }
 
@@ -93,9 +120,27 @@ export class RewardHost {
     return this.active;
   }
 
+  /** The active reward model, to score text of `tok`: NotReadyError when it was trained with another tokenizer. */
+  requireFor(tok: BpeTokenizer): RewardModel {
+    const rm = this.require();
+    const name = this.summary ? `"${this.summary.name}"` : 'The active reward model';
+    const V = rm.config.vocabSize;
+    const fix = 'load the model it was trained on (Model page), or train a reward model on this one.';
+    if (V !== tok.vocabSize)
+      throw new NotReadyError(
+        `The reward model ${name} was trained on a model with ${V.toLocaleString('en')} tokens, but the loaded model has ${tok.vocabSize.toLocaleString('en')}: ${fix}`,
+      );
+    const trained = this.state?.tokenizer;
+    if (trained && trained !== tokenizerFingerprint(tok))
+      throw new NotReadyError(
+        `The reward model ${name} was trained with another tokenizer than the loaded model's (both have ${V.toLocaleString('en')} tokens): ${fix}`,
+      );
+    return rm;
+  }
+
   /** Normalised rewards of responses to one prompt each. */
   async score(tok: BpeTokenizer, items: { prompt: string; response: string }[]): Promise<number[]> {
-    const rm = this.require();
+    const rm = this.requireFor(tok);
     const raw = await rm.score(items.map((it) => rewardInputIds(tok, it.prompt, it.response)));
     const { gain, bias } = rm.normalisation;
     return raw.map((r) => r * gain + bias);
@@ -103,7 +148,7 @@ export class RewardHost {
 
   /** The normalised reward of every prefix of the response: how each token moved the score. */
   async tokenRewards(tok: BpeTokenizer, prompt: string, response: string): Promise<TokenReward[]> {
-    const rm = this.require();
+    const rm = this.requireFor(tok);
     const promptIds = [tok.eotId, ...tok.encodePrompt(prompt).ids];
     const responseIds = tok.encode(response);
     const all = [...promptIds, ...responseIds];
@@ -119,7 +164,7 @@ export class RewardHost {
   }
 
   async wrongPairs(tok: BpeTokenizer, pairs: TrainingPair[]): Promise<WrongPair[]> {
-    const rm = this.require();
+    const rm = this.requireFor(tok);
     const wrong = await misclassified(rm, pairs, this.encoder(tok));
     const { gain } = rm.normalisation;
     return wrong.map((w) => ({

@@ -21,7 +21,7 @@ export function buildRewardSource(
   rewards: RewardHost,
   tok: BpeTokenizer,
 ): { reward: RewardSource; runner: RewardFunctionRunner | null } {
-  if (spec.kind === 'reward-model') return { reward: rewardSource(rewards.require(), tok.eotId), runner: null };
+  if (spec.kind === 'reward-model') return { reward: rewardSource(rewards.requireFor(tok), tok.eotId), runner: null };
   if (spec.kind === 'function') {
     const why = checkSpecs(spec.functions);
     if (why) throw new InvalidInputError(why);

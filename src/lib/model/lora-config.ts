@@ -5,6 +5,7 @@
  */
 import { settingsTable, type TableSpec } from '../settings/table';
 import type { GPTConfig } from './config';
+import { layerProjections } from './shapes';
 
 /** The LoRA rows every trainer's settings table spreads (PEFT `LoraConfig` names, camel-cased). */
 export interface LoraConfig {
@@ -104,30 +105,6 @@ export function loraOf(c: LoraConfig): LoraConfig {
 /** The shapes the counts need (a GPT config). */
 type Shape = Pick<GPTConfig, 'nLayer' | 'nEmbd'> &
   Partial<Pick<GPTConfig, 'arch' | 'nHead' | 'nKvHead' | 'intermediateSize'>>;
-
-/** One layer's projections: name, in, out. GPT-2's Conv1D or Llama's (grouped-query k/v, SwiGLU). */
-function layerProjections(c: Shape): [string, number, number][] {
-  const C = c.nEmbd;
-  if (c.arch === 'llama') {
-    const kv = (C / (c.nHead ?? 1)) * (c.nKvHead ?? c.nHead ?? 1);
-    const I = c.intermediateSize ?? 4 * C;
-    return [
-      ['self_attn.q_proj', C, C],
-      ['self_attn.k_proj', C, kv],
-      ['self_attn.v_proj', C, kv],
-      ['self_attn.o_proj', C, C],
-      ['mlp.gate_proj', C, I],
-      ['mlp.up_proj', C, I],
-      ['mlp.down_proj', I, C],
-    ];
-  }
-  return [
-    ['attn.c_attn', C, 3 * C],
-    ['attn.c_proj', C, C],
-    ['mlp.c_fc', C, 4 * C],
-    ['mlp.c_proj', 4 * C, C],
-  ];
-}
 
 /**
  * Parameters the adapters of `c` add to a model of this shape (r·(in + out) per targeted

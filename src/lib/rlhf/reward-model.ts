@@ -71,6 +71,9 @@ export interface RewardModelState {
   normalisation: RewardNormalisation;
   /** HF names: `transformer.*` (trunk), `score.weight` (C values, shape [1, C]), `score.bias` (1 value). */
   weights: Map<string, Float32Array>;
+  /** Fingerprint of the tokenizer it was trained with (engine/reward-host.ts `tokenizerFingerprint`);
+   *  absent in states saved before it existed. */
+  tokenizer?: string;
 }
 
 export interface RewardModelOptions {
