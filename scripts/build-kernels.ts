@@ -6,6 +6,7 @@
  *   src/lib/model/kernels/attention.as.ts → src/lib/model/kernels/attention-wasm.ts
  *   src/lib/model/kernels/gemm.as.ts      → gemm-relaxed-wasm.ts (relaxed SIMD: fused multiply-add)
  *                                           gemm-simd-wasm.ts (plain SIMD, where relaxed SIMD is missing)
+ *   src/lib/model/kernels/adam.as.ts      → adam-wasm.ts (one fused Adam step per variable)
  *
  *   npx tsx scripts/build-kernels.ts          write the modules
  *   npx tsx scripts/build-kernels.ts --check  fail if a committed module differs from a fresh build
@@ -39,6 +40,13 @@ export const KERNELS = [
     constant: 'GEMM_SIMD_WASM_BASE64',
     features: 'simd',
   },
+  {
+    source: 'src/lib/model/kernels/adam.as.ts',
+    module: 'src/lib/model/kernels/adam-wasm.ts',
+    constant: 'ADAM_WASM_BASE64',
+    features: 'simd',
+  },
+
 ];
 
 /** Compile one AssemblyScript file: SIMD (and `features`) on, no runtime (the kernels allocate nothing), -O3. */
