@@ -7,13 +7,16 @@
  *
  *   npx tsx scripts/bench/profile-ppo.ts [--backend wasm] [--iterations 2] [--top 20]
  *     [--ab N]   first an A/B in this process: N iterations each, alternating, with the fused Adam
- *                kernel (model/kernels/adam-kernel.ts) and with the TF.js ops
+ *                kernel (model/kernels/adam-kernel.ts) and with the TF.js ops; and 2N cached
+ *                samplings at batch 16, alternating, with and without the fused decode LayerNorm
+ *                (model/kernels/layernorm-kernel.ts)
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { parseArgs } from 'node:util';
 import { loadModel, setBackend } from '../experiments/pipeline-common';
 import { Adam } from '../../src/lib/rlhf/adam';
 import { disableFusedAdam } from '../../src/lib/model/kernels/adam-kernel';
+import { disableDecodeLayerNorm } from '../../src/lib/model/kernels/layernorm-kernel';
 import { labellerFromConfig, defaultLabellerConfig } from '../../src/lib/rlhf/labellers';
 import { PpoTrainer, rewardFromFunction } from '../../src/lib/rlhf/ppo';
 import { generate } from '../../src/lib/model/sampling';
@@ -90,6 +93,12 @@ if (Number(a.ab) > 0) {
     const t0 = performance.now();
     const r = await trainer.iteration();
     t[which].push([performance.now() - t0, r.update.seconds * 1000, adamMs]);
+    console.log(
+      `  ${which}: ${t[which]
+        .at(-1)!
+        .map((x) => x.toFixed(0))
+        .join(' / ')} ms (iteration / update / Adam)`,
+    );
   }
   disableFusedAdam(false);
   for (const k of ['fused', 'tf'] as const)
@@ -135,6 +144,21 @@ trainer.dispose();
   const prompts = Array.from({ length: 16 }, () => [tok.eotId, ...tok.encode('The movie was')]);
   const opts = { maxNewTokens: 60, temperature: 1, seed: 1, stopAtEot: false };
   await generate(model, prompts, opts, tok.eotId);
+  if (Number(a.ab) > 0) {
+    const t = { fused: [] as number[], tf: [] as number[] };
+    for (let i = 0; i < 4 * Number(a.ab); i++) {
+      const which = i % 2 === 0 ? 'fused' : 'tf';
+      disableDecodeLayerNorm(which === 'tf');
+      const t0 = performance.now();
+      await generate(model, prompts, opts, tok.eotId);
+      t[which].push(performance.now() - t0);
+    }
+    disableDecodeLayerNorm(false);
+    for (const k of ['fused', 'tf'] as const)
+      console.log(
+        `A/B sampling b16 cache, decode LayerNorm ${k.padEnd(5)}: median ${med(t[k]).toFixed(0)} ms (${(((16 * 60) / med(t[k])) * 1000) | 0} tok/s), best ${Math.min(...t[k]).toFixed(0)} ms`,
+      );
+  }
   const t0 = performance.now();
   await generate(model, prompts, opts, tok.eotId);
   const ms = performance.now() - t0;

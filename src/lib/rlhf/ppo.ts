@@ -45,7 +45,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Adam } from './adam';
-import { gradNormFused } from '../model/kernels/adam-kernel';
 import type { GPT } from '../model/gpt';
 import { loraSpecOf } from '../model/lora';
 import { deriveSeed, permutation, Rng, type RngState } from '../model/rng';
@@ -932,15 +931,9 @@ export class PpoTrainer {
       }, vars);
       grads = res.grads;
       res.value.dispose();
-      // The global norm: on the CPU-side backends one pass of our kernel per gradient (the same
-      // bits as the TF.js ops, 2 kernels per variable; model/kernels/adam-kernel.ts).
-      const fusedNorm = gradNormFused(vars.map((v) => grads![v.name]));
       readback = tf.tidy(() => {
-        const norm =
-          fusedNorm !== null
-            ? tf.tensor1d([fusedNorm])
-            : tf.reshape(tf.sqrt(tf.addN(vars.map((v) => tf.sum(tf.square(grads![v.name]))))), [1]);
-        return tf.concat([kept.stats!, norm]) as tf.Tensor1D;
+        const norm = tf.sqrt(tf.addN(vars.map((v) => tf.sum(tf.square(grads![v.name])))));
+        return tf.concat([kept.stats!, tf.reshape(norm, [1])]) as tf.Tensor1D;
       });
       const s = (await readback.data()) as Float32Array; // the one read-back of this step
       const [loss, policyLoss, valueLoss, entropy, approxKl, clipfrac, valueClipfrac, ratio, gradNorm] = Array.from(s);

@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ADAM_WASM_BASE64 } from './adam-wasm';
+import { f32Values } from './tensor-view';
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -23,7 +24,6 @@ interface Exports {
   // prettier-ignore
   adam(p: number, g: number, m: number, v: number, n: number, scale: number, b1: number, omb1: number,
     b2: number, omb2: number, bc1: number, bc2: number, eps: number, wd: number, lr: number): void;
-  sumSquares(g: number, n: number, f32Sum: number): number;
 }
 
 let exportsCache: Exports | null = null;
@@ -103,10 +103,10 @@ export function fusedAdamStep(
     const n = p.size;
     if (g.size !== n || m.size !== n || v.size !== n) throw new RangeError(`fusedAdamStep: sizes differ for ${p.name}`);
     const mem = ex.memory.buffer;
-    new Float32Array(mem, pp, n).set(p.dataSync() as Float32Array);
-    new Float32Array(mem, pg, n).set(g.dataSync() as Float32Array);
-    new Float32Array(mem, pm, n).set(m.dataSync() as Float32Array);
-    new Float32Array(mem, pv, n).set(v.dataSync() as Float32Array);
+    new Float32Array(mem, pp, n).set(f32Values(p));
+    new Float32Array(mem, pg, n).set(f32Values(g));
+    new Float32Array(mem, pm, n).set(f32Values(m));
+    new Float32Array(mem, pv, n).set(f32Values(v));
     // prettier-ignore
     ex.adam(pp, pg, pm, pv, n, scale, h.beta1, h.oneMinusBeta1, h.beta2, h.oneMinusBeta2, h.bc1, h.bc2, h.eps, wd, h.lr);
     const out = ex.memory.buffer;
@@ -121,23 +121,4 @@ export function fusedAdamStep(
       t.dispose();
     }
   }
-}
-
-/**
- * The global L2 norm of `grads`, √(Σ_i sum(g_i²)), with the same bits as TF.js's
- * `sqrt(addN(grads.map(g => sum(square(g)))))` on this backend (float32 sums in order on wasm,
- * float64 sums rounded to float32 on cpu; the per-tensor sums added in order in float32), one
- * pass per tensor. Null where {@link fusedAdamAvailable} is false.
- */
-export function gradNormFused(grads: tf.Tensor[]): number | null {
-  const ex = kernel();
-  if (!ex || !fusedAdamAvailable()) return null;
-  const f32Sum = tf.getBackend() === 'wasm' ? 1 : 0;
-  const [at] = reserve(ex, Math.max(0, ...grads.map((g) => g.size)));
-  let total = 0;
-  for (const g of grads) {
-    new Float32Array(ex.memory.buffer, at, g.size).set(g.dataSync() as Float32Array);
-    total = Math.fround(total + Math.fround(ex.sumSquares(at, g.size, f32Sum)));
-  }
-  return Math.fround(Math.sqrt(total));
 }

@@ -78,25 +78,3 @@ export function adam(
     store<f32>(p + o, pi - u * lr);
   }
 }
-
-/**
- * Σ g² of the n elements at g, each square rounded to float32, summed in order: in float32 when
- * `f32Sum` (TF.js wasm's Sum kernel), else in float64 (TF.js cpu's), so the global gradient norm
- * has the same bits as `sum(square(g))` on that backend.
- */
-export function sumSquares(g: usize, n: i32, f32Sum: i32): f64 {
-  if (f32Sum) {
-    let s: f32 = 0;
-    for (let i = 0; i < n; i++) {
-      const x = load<f32>(g + ((<usize>i) << 2));
-      s += x * x;
-    }
-    return <f64>s;
-  }
-  let d: f64 = 0;
-  for (let i = 0; i < n; i++) {
-    const x = load<f32>(g + ((<usize>i) << 2));
-    d += <f64>(x * x);
-  }
-  return d;
-}

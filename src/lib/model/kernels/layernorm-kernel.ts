@@ -15,6 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { LAYERNORM_WASM_BASE64 } from './layernorm-wasm';
+import { f32Values } from './tensor-view';
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -83,11 +84,11 @@ export function addLayerNorm(
   const need = base + 4 * rowBytes + 3 * cBytes - ex.memory.buffer.byteLength;
   if (need > 0) ex.memory.grow(Math.ceil(need / 65536));
   const mem = ex.memory.buffer;
-  new Float32Array(mem, px, N * C).set(x.dataSync() as Float32Array);
-  if (y) new Float32Array(mem, py, N * C).set(y.dataSync() as Float32Array);
-  if (bias) new Float32Array(mem, pb, C).set(bias.dataSync() as Float32Array);
-  new Float32Array(mem, pg, C).set(gamma.dataSync() as Float32Array);
-  new Float32Array(mem, pbeta, C).set(beta.dataSync() as Float32Array);
+  new Float32Array(mem, px, N * C).set(f32Values(x));
+  if (y) new Float32Array(mem, py, N * C).set(f32Values(y));
+  if (bias) new Float32Array(mem, pb, C).set(f32Values(bias));
+  new Float32Array(mem, pg, C).set(f32Values(gamma));
+  new Float32Array(mem, pbeta, C).set(f32Values(beta));
   ex.addLayerNorm(px, y ? py : 0, bias ? pb : 0, pg, pbeta, pxo, pho, N, C, Math.fround(eps));
   // The wasm backend copies these views into its own heap.
   return {
