@@ -8,8 +8,8 @@
  *   npx tsx scripts/bench/profile-ppo.ts [--backend wasm] [--iterations 2] [--top 20]
  *     [--ab N]   first an A/B in this process: N iterations each, alternating, with the fused Adam
  *                kernel (model/kernels/adam-kernel.ts) and with the TF.js ops; and 2N cached
- *                samplings at batch 16, alternating, with and without the fused decode LayerNorm
- *                (model/kernels/layernorm-kernel.ts)
+ *                samplings at batch 16, alternating, with and without gpt.ts's wasm decode path
+ *                (kernels/layernorm-kernel.ts and the array KV cache)
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { parseArgs } from 'node:util';
@@ -156,7 +156,7 @@ trainer.dispose();
     disableDecodeLayerNorm(false);
     for (const k of ['fused', 'tf'] as const)
       console.log(
-        `A/B sampling b16 cache, decode LayerNorm ${k.padEnd(5)}: median ${med(t[k]).toFixed(0)} ms (${(((16 * 60) / med(t[k])) * 1000) | 0} tok/s), best ${Math.min(...t[k]).toFixed(0)} ms`,
+        `A/B sampling b16 cache, decode path ${k === 'fused' ? 'wasm kernels' : 'TF.js ops  '}: median ${med(t[k]).toFixed(0)} ms (${(((16 * 60) / med(t[k])) * 1000) | 0} tok/s), best ${Math.min(...t[k]).toFixed(0)} ms`,
       );
   }
   const t0 = performance.now();

@@ -13,6 +13,8 @@ import { generate } from '../model/sampling';
 import { Rng } from '../model/rng';
 import { allowNarrowThreads, canNarrowThreads } from '../model/wasm-threads';
 import { gemmBuild, matMulOurs, setGemmPolicy } from '../model/kernels/gemm-kernel';
+import { disableFusedAdam, fusedAdamAvailable } from '../model/kernels/adam-kernel';
+import { decodeLayerNormAvailable, disableDecodeLayerNorm } from '../model/kernels/layernorm-kernel';
 import { labellerFromConfig, defaultLabellerConfig } from '../rlhf/labellers';
 import { PpoTrainer, rewardFromFunction } from '../rlhf/ppo';
 import { RewardModel } from '../rlhf/reward-model';
@@ -133,6 +135,28 @@ export async function runBench(
         const tokens = batch * Math.min(newTokens, T - 4);
         const row = stats(`sample b${batch} ${useCache ? 'cache' : 'no cache'}`, ms);
         rows.push({ ...row, value: (tokens / row.medianMs) * 1000, unit: 'tokens/s' });
+      }
+    }
+    // A/B in this process: cached decoding as TF.js ops (residual add + LayerNorm, keys and values
+    // concatenated as tensors) instead of gpt.ts's wasm decode path (the same tokens either way).
+    if (decodeLayerNormAvailable()) {
+      disableDecodeLayerNorm(true);
+      try {
+        const batch = Math.max(...(req.batches ?? [1, 16]));
+        const prompts = Array.from({ length: batch }, () => [tok.eotId, ...tok.encode('The movie was')]);
+        const opts = { maxNewTokens: Math.min(newTokens, T - 4), temperature: 1, seed: 1, stopAtEot: false };
+        const ms = await time(
+          async () => {
+            await generate(model, prompts, opts, tok.eotId);
+            await yieldNow();
+          },
+          warmup,
+          repeats,
+        );
+        const row = stats(`sample b${batch} cache, decode as TF.js ops`, ms);
+        rows.push({ ...row, value: ((batch * opts.maxNewTokens) / row.medianMs) * 1000, unit: 'tokens/s' });
+      } finally {
+        disableDecodeLayerNorm(false);
       }
     }
     // A/B in this process: cached decoding on the full wasm pool instead of one thread.
@@ -278,6 +302,24 @@ export async function runBench(
     rows.push(stats('  PPO reward scoring', phases.score));
     rows.push(stats('  PPO reference + value forward, GAE', phases.advantages));
     rows.push(stats('  PPO update (minibatches × epochs)', phases.update));
+    // A/B in this process: the same trainer's next iterations with Adam as TF.js ops instead of
+    // our fused kernel (kernels/adam-kernel.ts; the same bits either way).
+    if (fusedAdamAvailable()) {
+      disableFusedAdam(true);
+      try {
+        const ab = { all: [] as number[], update: [] as number[] };
+        for (let i = 0; i < iters; i++) {
+          const t0 = performance.now();
+          const r = await trainer.iteration();
+          ab.all.push(performance.now() - t0);
+          ab.update.push(r.update.seconds * 1000);
+        }
+        rows.push(stats('PPO iteration, Adam as TF.js ops', ab.all));
+        rows.push(stats('  PPO update, Adam as TF.js ops', ab.update));
+      } finally {
+        disableFusedAdam(false);
+      }
+    }
     trainer.dispose();
   }
 

@@ -53,7 +53,10 @@ export function decodeLayerNormAvailable(): boolean {
   return tf.getBackend() === 'wasm' && kernel() !== null;
 }
 
-/** For tests and benchmarks: force the TF.js ops (true) or allow the kernel again (false). */
+/**
+ * For tests and benchmarks: force the TF.js ops (true) or allow the kernel again (false). gpt.ts's
+ * wasm decode path (this kernel and the array KV cache) runs only where this kernel does.
+ */
 export function disableDecodeLayerNorm(off: boolean): void {
   forcedOff = off;
 }
