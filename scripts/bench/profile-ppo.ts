@@ -6,8 +6,9 @@
  * kernels of one KV-cached decode step at batch 16. Node, TF.js wasm backend, one thread.
  *
  *   npx tsx scripts/bench/profile-ppo.ts [--backend wasm] [--iterations 2] [--top 20]
- *     [--ab N]   first an A/B in this process: N iterations each, alternating, with the fused Adam
- *                kernel (model/kernels/adam-kernel.ts) and with the TF.js ops; and 2N cached
+ *     [--ab N]   first an A/B in this process: N iterations each of two same-seed trainers (the same
+ *                batches), alternating, one with the fused Adam kernel (model/kernels/adam-kernel.ts)
+ *                and one with the TF.js ops; and 2N cached
  *                samplings at batch 16, alternating, with and without gpt.ts's wasm decode path
  *                (kernels/layernorm-kernel.ts and the array KV cache)
  */
@@ -74,37 +75,49 @@ Adam.prototype.apply = function (this: Adam, ...args: Parameters<Adam['apply']>)
 };
 
 const labeller = labellerFromConfig(defaultLabellerConfig('sentiment'));
-const trainer = new PpoTrainer({
-  model,
-  reward: rewardFromFunction((t, p) => labeller.score(t, p)),
-  tokenizer: tok,
-  prompts: ['The movie was', 'This book', 'The food was', 'I loved'],
-  config: {},
-});
+const makeTrainer = () =>
+  new PpoTrainer({
+    model,
+    reward: rewardFromFunction((t, p) => labeller.score(t, p)),
+    tokenizer: tok,
+    prompts: ['The movie was', 'This book', 'The food was', 'I loved'],
+    config: {},
+  });
+const trainer = makeTrainer();
 console.log(`backend ${tf.getBackend()}, PPO defaults ${JSON.stringify(trainer.config)}`);
 await trainer.iteration(); // warm-up
 const med = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
 if (Number(a.ab) > 0) {
+  // Two trainers with the same seed: both Adam paths give the same bits, so iteration i of each
+  // sees the same batch (the same lengths), and alternating them compares like with like.
+  const twin = makeTrainer();
+  await twin.iteration();
   const t = { fused: [] as number[][], tf: [] as number[][] };
   for (let i = 0; i < 2 * Number(a.ab); i++) {
-    const which = i % 2 === 0 ? 'fused' : 'tf';
+    // ABBA order (fused, tf, tf, fused, …), so a drift in the machine's load favours neither; the
+    // twins stay in step because each runs its own i-th iteration.
+    const which = i % 4 === 0 || i % 4 === 3 ? 'fused' : 'tf';
     disableFusedAdam(which === 'tf');
     adamMs = 0;
     const t0 = performance.now();
-    const r = await trainer.iteration();
-    t[which].push([performance.now() - t0, r.update.seconds * 1000, adamMs]);
+    const r = await (which === 'fused' ? trainer : twin).iteration();
+    t[which].push([performance.now() - t0, r.update.seconds * 1000, adamMs, r.metrics['loss/policy_avg']]);
     console.log(
       `  ${which}: ${t[which]
         .at(-1)!
+        .slice(0, 3)
         .map((x) => x.toFixed(0))
-        .join(' / ')} ms (iteration / update / Adam)`,
+        .join(' / ')} ms (iteration / update / Adam), policy loss ${t[which].at(-1)![3]}`,
     );
   }
   disableFusedAdam(false);
+  twin.dispose();
   for (const k of ['fused', 'tf'] as const)
     console.log(
       `A/B ${k.padEnd(5)}: iteration median ${med(t[k].map((x) => x[0])).toFixed(0)} ms, update ${med(t[k].map((x) => x[1])).toFixed(0)} ms, Adam ${med(t[k].map((x) => x[2])).toFixed(0)} ms per iteration (${t[k].length} iterations)`,
     );
+  const same = t.fused.every((x, i) => x[3] === t.tf[i]?.[3]);
+  console.log(`the twins' policy losses are ${same ? 'identical' : 'DIFFERENT'} iteration by iteration`);
 }
 for (let i = 0; i < Number(a.iterations); i++) {
   adamMs = 0;
