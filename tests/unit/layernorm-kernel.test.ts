@@ -2,17 +2,19 @@
  * The decode step's fused residual add + LayerNorm (model/kernels/layernorm-kernel.ts) against
  * the TF.js ops it replaces on the wasm backend, bit for bit: `ops.layerNorm` alone, after a
  * residual add, and after a bias add and a residual add (as `linear` then `tf.add` compute them),
- * for widths that are and are not powers of two; then a GPT's KV-cached decoding gives the same
+ * for widths that are and are not powers of two; the bias add + tanh-GELU likewise; then a GPT's
+ * KV-cached decoding (these kernels and the array KV cache) gives the same
  * logits bits with the kernel as without it, and the same sampled tokens.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { tf, useBackend } from './tf-backends';
 import {
   addLayerNorm,
+  biasGelu,
   decodeLayerNormAvailable,
   disableDecodeLayerNorm,
 } from '../../src/lib/model/kernels/layernorm-kernel';
-import { layerNorm } from '../../src/lib/model/ops';
+import { geluTanh, layerNorm } from '../../src/lib/model/ops';
 import { GPT } from '../../src/lib/model/gpt';
 import { generate } from '../../src/lib/model/sampling';
 import { Rng } from '../../src/lib/model/rng';
@@ -72,6 +74,26 @@ describe('fused decode LayerNorm on wasm', () => {
       expect(tf.memory().numTensors).toBe(before);
       tf.dispose([x, y, bias, gamma, beta]);
     });
+
+  it('bias add + tanh-GELU: the same bits as tf.add then ops.geluTanh, with and without bias', () => {
+    const rng = new Rng(21);
+    for (const [N, C] of [
+      [16, 512],
+      [3, 37],
+    ]) {
+      const y = tf.tensor2d(rand(rng, N * C, 8), [N, C]);
+      const bias = tf.tensor1d(rand(rng, C, 1));
+      const before = tf.memory().numTensors;
+      for (const b of [bias, null]) {
+        const want = tf.tidy(() => geluTanh(b ? tf.add(y, b) : y).dataSync());
+        const got = biasGelu(y, b);
+        expect(Array.from(got.dataSync())).toEqual(Array.from(want));
+        got.dispose();
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([y, bias]);
+    }
+  });
 
   it('KV-cached decoding: the same logits bits and tokens with the kernel as without', async () => {
     const config = { vocabSize: 97, blockSize: 24, nLayer: 2, nHead: 2, nEmbd: 32, layerNormEps: 1e-5 } as never;

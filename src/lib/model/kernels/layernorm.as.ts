@@ -67,3 +67,23 @@ export function addLayerNorm(
     }
   }
 }
+
+/**
+ * The decode step's c_fc bias add and the tanh-GELU's argument before its sigmoid, in one pass
+ * (`ops.geluTanh` computes x·σ(2u), u = √(2/π)(x + 0.044715x³); Hendrycks & Gimpel 2016):
+ *
+ *   z ← y + bias      (or y without bias), written to zOut
+ *   s ← (z + ((z·z)·z)·a)·c2   written to sOut (c2 = 2√(2/π)), the same float32 operations in
+ *                               the same order as the TF.js ops, so σ(s) and z·σ(s) are their bits
+ */
+export function biasGeluArg(y: usize, bias: usize, zOut: usize, sOut: usize, N: i32, C: i32, a: f32, c2: f32): void {
+  for (let n = 0; n < N; n++) {
+    const row = n * C;
+    for (let j = 0; j < C; j++) {
+      let z = load<f32>(at(y, row + j));
+      if (bias) z = z + load<f32>(at(bias, j));
+      store<f32>(at(zOut, row + j), z);
+      store<f32>(at(sOut, row + j), (z + z * z * z * a) * c2);
+    }
+  }
+}
