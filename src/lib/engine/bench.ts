@@ -137,26 +137,32 @@ export async function runBench(
         rows.push({ ...row, value: (tokens / row.medianMs) * 1000, unit: 'tokens/s' });
       }
     }
-    // A/B in this process: cached decoding as TF.js ops (residual add + LayerNorm, keys and values
-    // concatenated as tensors) instead of gpt.ts's wasm decode path (the same tokens either way).
+    // A/B in this process: cached decoding on gpt.ts's wasm decode path (our kernels, the array
+    // KV cache) and as TF.js ops, interleaved ABBA so a change in the machine's load hits both
+    // (the same tokens either way).
     if (decodeLayerNormAvailable()) {
-      disableDecodeLayerNorm(true);
+      const batch = Math.max(...(req.batches ?? [1, 16]));
+      const prompts = Array.from({ length: batch }, () => [tok.eotId, ...tok.encode('The movie was')]);
+      const opts = { maxNewTokens: Math.min(newTokens, T - 4), temperature: 1, seed: 1, stopAtEot: false };
+      const ab = { kernels: [] as number[], tf: [] as number[] };
       try {
-        const batch = Math.max(...(req.batches ?? [1, 16]));
-        const prompts = Array.from({ length: batch }, () => [tok.eotId, ...tok.encode('The movie was')]);
-        const opts = { maxNewTokens: Math.min(newTokens, T - 4), temperature: 1, seed: 1, stopAtEot: false };
-        const ms = await time(
-          async () => {
-            await generate(model, prompts, opts, tok.eotId);
-            await yieldNow();
-          },
-          warmup,
-          repeats,
-        );
-        const row = stats(`sample b${batch} cache, decode as TF.js ops`, ms);
-        rows.push({ ...row, value: ((batch * opts.maxNewTokens) / row.medianMs) * 1000, unit: 'tokens/s' });
+        for (let i = 0; i < 2 * (warmup + repeats); i++) {
+          const arm = i % 4 === 0 || i % 4 === 3 ? 'kernels' : 'tf';
+          disableDecodeLayerNorm(arm === 'tf');
+          const t0 = performance.now();
+          await generate(model, prompts, opts, tok.eotId);
+          if (i >= 2 * warmup) ab[arm].push(performance.now() - t0);
+          await yieldNow();
+        }
       } finally {
         disableDecodeLayerNorm(false);
+      }
+      for (const [arm, label] of [
+        ['kernels', 'wasm decode path'],
+        ['tf', 'decode as TF.js ops'],
+      ] as const) {
+        const row = stats(`sample b${batch} cache A/B, ${label}`, ab[arm]);
+        rows.push({ ...row, value: ((batch * opts.maxNewTokens) / row.medianMs) * 1000, unit: 'tokens/s' });
       }
     }
     // A/B in this process: cached decoding on the full wasm pool instead of one thread.
@@ -302,25 +308,45 @@ export async function runBench(
     rows.push(stats('  PPO reward scoring', phases.score));
     rows.push(stats('  PPO reference + value forward, GAE', phases.advantages));
     rows.push(stats('  PPO update (minibatches × epochs)', phases.update));
-    // A/B in this process: the same trainer's next iterations with Adam as TF.js ops instead of
-    // our fused kernel (kernels/adam-kernel.ts; the same bits either way).
+    trainer.dispose();
+    // A/B in this process: two fresh trainers with the same seed, one with Adam as our fused kernel
+    // (kernels/adam-kernel.ts), one as TF.js ops. Both give the same bits, so their i-th
+    // iterations train on the same batch; interleaved ABBA so a change in load hits both.
     if (fusedAdamAvailable()) {
-      disableFusedAdam(true);
+      const twins = [0, 1].map(
+        () =>
+          new PpoTrainer({
+            model,
+            reward: rewardFromFunction((t, p) => labeller.score(t, p)),
+            tokenizer: tok,
+            prompts: ['The movie was', 'This book', 'The food was', 'I loved'],
+            config: req.ppoConfig ?? {},
+            onStep: yieldNow,
+          }),
+      );
+      const ab = [
+        { all: [] as number[], update: [] as number[] },
+        { all: [] as number[], update: [] as number[] },
+      ];
       try {
-        const ab = { all: [] as number[], update: [] as number[] };
-        for (let i = 0; i < iters; i++) {
+        for (let i = 0; i < 2 * (warmup + iters); i++) {
+          const arm = i % 4 === 0 || i % 4 === 3 ? 0 : 1;
+          disableFusedAdam(arm === 1);
           const t0 = performance.now();
-          const r = await trainer.iteration();
-          ab.all.push(performance.now() - t0);
-          ab.update.push(r.update.seconds * 1000);
+          const r = await twins[arm].iteration();
+          if (i < 2 * warmup) continue;
+          ab[arm].all.push(performance.now() - t0);
+          ab[arm].update.push(r.update.seconds * 1000);
         }
-        rows.push(stats('PPO iteration, Adam as TF.js ops', ab.all));
-        rows.push(stats('  PPO update, Adam as TF.js ops', ab.update));
       } finally {
         disableFusedAdam(false);
+        twins.forEach((t) => t.dispose());
+      }
+      for (const [arm, label] of ['Adam fused kernel', 'Adam as TF.js ops'].entries()) {
+        rows.push(stats(`PPO iteration A/B, ${label}`, ab[arm].all));
+        rows.push(stats(`  PPO update A/B, ${label}`, ab[arm].update));
       }
     }
-    trainer.dispose();
   }
 
   // GRPO and RLOO beside PPO (bench-group.ts): iteration time and trainer memory.
