@@ -17,6 +17,7 @@ import { disableFusedAdam, fusedAdamAvailable } from '../model/kernels/adam-kern
 import { decodeLayerNormAvailable, disableDecodeLayerNorm } from '../model/kernels/layernorm-kernel';
 import { labellerFromConfig, defaultLabellerConfig } from '../rlhf/labellers';
 import { PpoTrainer, rewardFromFunction } from '../rlhf/ppo';
+import { Adam } from '../rlhf/adam';
 import { RewardModel } from '../rlhf/reward-model';
 import { bradleyTerryLossT } from '../rlhf/bradley-terry';
 import { benchGroup } from './bench-group';
@@ -309,6 +310,35 @@ export async function runBench(
     rows.push(stats('  PPO reference + value forward, GAE', phases.advantages));
     rows.push(stats('  PPO update (minibatches × epochs)', phases.update));
     trainer.dispose();
+    // A/B in this process: one Adam step over a PPO trainer's variables (policy and value model),
+    // our fused kernel and TF.js ops alternately, on fixed random gradients.
+    if (fusedAdamAvailable()) {
+      const copies = [model.clone({ trainable: true }), model.clone({ trainable: true })];
+      const vars = copies.flatMap((m) => m.trainableVariables());
+      const adam = new Adam(vars, { beta1: 0.9, beta2: 0.999, eps: 1e-5 });
+      const grads: tf.NamedTensorMap = {};
+      for (const v of vars) grads[v.name] = tf.randomNormal(v.shape, 0, 1e-3);
+      const ab = [[] as number[], [] as number[]];
+      try {
+        for (let i = 0; i < 2 * (2 + 4 * repeats); i++) {
+          const arm = i % 4 === 0 || i % 4 === 3 ? 0 : 1;
+          disableFusedAdam(arm === 1);
+          const t0 = performance.now();
+          adam.apply(grads, 2, { lr: 1e-6, maxGradNorm: 1 });
+          await vars[0].data();
+          if (i >= 4) ab[arm].push(performance.now() - t0);
+        }
+      } finally {
+        disableFusedAdam(false);
+        adam.dispose();
+        tf.dispose(Object.values(grads));
+        copies.forEach((m) => m.dispose());
+      }
+      const n = vars.reduce((a, v) => a + v.size, 0);
+      rows.push(stats(`Adam step A/B (${(n / 1e6).toFixed(2)}M params), fused kernel`, ab[0]));
+      rows.push(stats(`Adam step A/B (${(n / 1e6).toFixed(2)}M params), TF.js ops`, ab[1]));
+      await yieldNow();
+    }
     // A/B in this process: two fresh trainers with the same seed, one with Adam as our fused kernel
     // (kernels/adam-kernel.ts), one as TF.js ops. Both give the same bits, so their i-th
     // iterations train on the same batch; interleaved ABBA so a change in load hits both.
