@@ -6,6 +6,8 @@
  *   src/lib/model/kernels/attention.as.ts → src/lib/model/kernels/attention-wasm.ts
  *   src/lib/model/kernels/gemm.as.ts      → gemm-relaxed-wasm.ts (relaxed SIMD: fused multiply-add)
  *                                           gemm-simd-wasm.ts (plain SIMD, where relaxed SIMD is missing)
+ *   src/lib/model/kernels/adam.as.ts      → adam-wasm.ts (one fused Adam step per variable)
+ *   src/lib/model/kernels/layernorm.as.ts → layernorm-wasm.ts (decode: residual add + LayerNorm)
  *
  *   npx tsx scripts/build-kernels.ts          write the modules
  *   npx tsx scripts/build-kernels.ts --check  fail if a committed module differs from a fresh build
@@ -37,6 +39,18 @@ export const KERNELS = [
     source: 'src/lib/model/kernels/gemm.as.ts',
     module: 'src/lib/model/kernels/gemm-simd-wasm.ts',
     constant: 'GEMM_SIMD_WASM_BASE64',
+    features: 'simd',
+  },
+  {
+    source: 'src/lib/model/kernels/adam.as.ts',
+    module: 'src/lib/model/kernels/adam-wasm.ts',
+    constant: 'ADAM_WASM_BASE64',
+    features: 'simd',
+  },
+  {
+    source: 'src/lib/model/kernels/layernorm.as.ts',
+    module: 'src/lib/model/kernels/layernorm-wasm.ts',
+    constant: 'LAYERNORM_WASM_BASE64',
     features: 'simd',
   },
 ];

@@ -13,8 +13,11 @@ import { generate } from '../model/sampling';
 import { Rng } from '../model/rng';
 import { allowNarrowThreads, canNarrowThreads } from '../model/wasm-threads';
 import { gemmBuild, matMulOurs, setGemmPolicy } from '../model/kernels/gemm-kernel';
+import { disableFusedAdam, fusedAdamAvailable } from '../model/kernels/adam-kernel';
+import { decodeLayerNormAvailable, disableDecodeLayerNorm } from '../model/kernels/layernorm-kernel';
 import { labellerFromConfig, defaultLabellerConfig } from '../rlhf/labellers';
 import { PpoTrainer, rewardFromFunction } from '../rlhf/ppo';
+import { Adam } from '../rlhf/adam';
 import { RewardModel } from '../rlhf/reward-model';
 import { bradleyTerryLossT } from '../rlhf/bradley-terry';
 import { benchGroup } from './bench-group';
@@ -133,6 +136,34 @@ export async function runBench(
         const tokens = batch * Math.min(newTokens, T - 4);
         const row = stats(`sample b${batch} ${useCache ? 'cache' : 'no cache'}`, ms);
         rows.push({ ...row, value: (tokens / row.medianMs) * 1000, unit: 'tokens/s' });
+      }
+    }
+    // A/B in this process: cached decoding on gpt.ts's wasm decode path (our kernels, the array
+    // KV cache) and as TF.js ops, interleaved ABBA so a change in the machine's load hits both
+    // (the same tokens either way).
+    if (decodeLayerNormAvailable()) {
+      const batch = Math.max(...(req.batches ?? [1, 16]));
+      const prompts = Array.from({ length: batch }, () => [tok.eotId, ...tok.encode('The movie was')]);
+      const opts = { maxNewTokens: Math.min(newTokens, T - 4), temperature: 1, seed: 1, stopAtEot: false };
+      const ab = { kernels: [] as number[], tf: [] as number[] };
+      try {
+        for (let i = 0; i < 2 * (warmup + repeats); i++) {
+          const arm = i % 4 === 0 || i % 4 === 3 ? 'kernels' : 'tf';
+          disableDecodeLayerNorm(arm === 'tf');
+          const t0 = performance.now();
+          await generate(model, prompts, opts, tok.eotId);
+          if (i >= 2 * warmup) ab[arm].push(performance.now() - t0);
+          await yieldNow();
+        }
+      } finally {
+        disableDecodeLayerNorm(false);
+      }
+      for (const [arm, label] of [
+        ['kernels', 'wasm decode path'],
+        ['tf', 'decode as TF.js ops'],
+      ] as const) {
+        const row = stats(`sample b${batch} cache A/B, ${label}`, ab[arm]);
+        rows.push({ ...row, value: ((batch * opts.maxNewTokens) / row.medianMs) * 1000, unit: 'tokens/s' });
       }
     }
     // A/B in this process: cached decoding on the full wasm pool instead of one thread.
@@ -279,6 +310,73 @@ export async function runBench(
     rows.push(stats('  PPO reference + value forward, GAE', phases.advantages));
     rows.push(stats('  PPO update (minibatches × epochs)', phases.update));
     trainer.dispose();
+    // A/B in this process: one Adam step over a PPO trainer's variables (policy and value model),
+    // our fused kernel and TF.js ops alternately, on fixed random gradients.
+    if (fusedAdamAvailable()) {
+      const copies = [model.clone({ trainable: true }), model.clone({ trainable: true })];
+      const vars = copies.flatMap((m) => m.trainableVariables());
+      const adam = new Adam(vars, { beta1: 0.9, beta2: 0.999, eps: 1e-5 });
+      const grads: tf.NamedTensorMap = {};
+      for (const v of vars) grads[v.name] = tf.randomNormal(v.shape, 0, 1e-3);
+      const ab = [[] as number[], [] as number[]];
+      try {
+        for (let i = 0; i < 2 * (2 + 4 * repeats); i++) {
+          const arm = i % 4 === 0 || i % 4 === 3 ? 0 : 1;
+          disableFusedAdam(arm === 1);
+          const t0 = performance.now();
+          adam.apply(grads, 2, { lr: 1e-6, maxGradNorm: 1 });
+          await vars[0].data();
+          if (i >= 4) ab[arm].push(performance.now() - t0);
+        }
+      } finally {
+        disableFusedAdam(false);
+        adam.dispose();
+        tf.dispose(Object.values(grads));
+        copies.forEach((m) => m.dispose());
+      }
+      const n = vars.reduce((a, v) => a + v.size, 0);
+      rows.push(stats(`Adam step A/B (${(n / 1e6).toFixed(2)}M params), fused kernel`, ab[0]));
+      rows.push(stats(`Adam step A/B (${(n / 1e6).toFixed(2)}M params), TF.js ops`, ab[1]));
+      await yieldNow();
+    }
+    // A/B in this process: two fresh trainers with the same seed, one with Adam as our fused kernel
+    // (kernels/adam-kernel.ts), one as TF.js ops. Both give the same bits, so their i-th
+    // iterations train on the same batch; interleaved ABBA so a change in load hits both.
+    if (fusedAdamAvailable()) {
+      const twins = [0, 1].map(
+        () =>
+          new PpoTrainer({
+            model,
+            reward: rewardFromFunction((t, p) => labeller.score(t, p)),
+            tokenizer: tok,
+            prompts: ['The movie was', 'This book', 'The food was', 'I loved'],
+            config: req.ppoConfig ?? {},
+            onStep: yieldNow,
+          }),
+      );
+      const ab = [
+        { all: [] as number[], update: [] as number[] },
+        { all: [] as number[], update: [] as number[] },
+      ];
+      try {
+        for (let i = 0; i < 2 * (warmup + iters); i++) {
+          const arm = i % 4 === 0 || i % 4 === 3 ? 0 : 1;
+          disableFusedAdam(arm === 1);
+          const t0 = performance.now();
+          const r = await twins[arm].iteration();
+          if (i < 2 * warmup) continue;
+          ab[arm].all.push(performance.now() - t0);
+          ab[arm].update.push(r.update.seconds * 1000);
+        }
+      } finally {
+        disableFusedAdam(false);
+        twins.forEach((t) => t.dispose());
+      }
+      for (const [arm, label] of ['Adam fused kernel', 'Adam as TF.js ops'].entries()) {
+        rows.push(stats(`PPO iteration A/B, ${label}`, ab[arm].all));
+        rows.push(stats(`  PPO update A/B, ${label}`, ab[arm].update));
+      }
+    }
   }
 
   // GRPO and RLOO beside PPO (bench-group.ts): iteration time and trainer memory.

@@ -3,6 +3,7 @@
  * architectures (GPT-2's and Llama's, ./llama.ts): what one batch has attended to so far.
  */
 import type * as tf from '@tensorflow/tfjs-core';
+import type { RowCache } from './kernels/attention-kernel';
 
 /**
  * Key/value cache of one batch for incremental decoding. Rows may be left-padded:
@@ -26,6 +27,11 @@ export class KVCache {
    * for every new token cost more than the step itself.
    */
   headT: tf.Tensor2D | null = null;
+  /**
+   * The wasm decode path's keys and values (`rows` layout), per layer, as plain arrays that grow
+   * in place (kernels/attention-kernel.ts `RowCache`) instead of `keys`/`values` tensors.
+   */
+  rowData: RowCache[] | null = null;
   constructor(
     readonly batch: number,
     readonly padding: number[],
@@ -34,6 +40,7 @@ export class KVCache {
     for (const t of [...this.keys, ...this.values]) t.dispose();
     this.headT?.dispose();
     this.headT = null;
+    this.rowData = null;
     this.keys = [];
     this.values = [];
     this.length = 0;

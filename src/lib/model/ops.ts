@@ -91,6 +91,8 @@ export const linear = tf.customGrad((...args: Args) => {
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 const GELU_A = 0.044715;
+/** The tanh-GELU's constants √(2/π) and 0.044715, for kernels that must compute its bits (kernels/layernorm-kernel.ts). */
+export const GELU_TANH = Object.freeze({ c: GELU_C, a: GELU_A });
 
 /** σ(2u) for the tanh-GELU, with u = √(2/π)(x + 0.044715x³); x³ as x·x·x (pow is slow). */
 function geluGate(x: tf.Tensor): tf.Tensor {

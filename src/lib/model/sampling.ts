@@ -73,7 +73,14 @@ export function pickToken(
   rng: Rng,
 ): { token: number; logprob: number } {
   const T = opts.temperature > 0 ? opts.temperature : 1;
-  const z = new Float64Array(V);
+  // z = logits / T and e = exp(z − max), each computed once per call into reused buffers (the
+  // same float64 values in the same order as three separate passes: the same token and logprob).
+  if (scratchZ.length < V) {
+    scratchZ = new Float64Array(V);
+    scratchE = new Float64Array(V);
+  }
+  const z = scratchZ;
+  const e = scratchE;
   let max = -Infinity;
   let argmax = 0;
   for (let i = 0; i < V; i++) {
@@ -84,7 +91,7 @@ export function pickToken(
     }
   }
   let sumExp = 0;
-  for (let i = 0; i < V; i++) sumExp += Math.exp(z[i] - max);
+  for (let i = 0; i < V; i++) sumExp += e[i] = Math.exp(z[i] - max);
   const logZ = max + Math.log(sumExp);
   if (!(opts.temperature > 0)) return { token: argmax, logprob: z[argmax] - logZ };
 
@@ -106,12 +113,13 @@ export function pickToken(
   const ids = cand ?? null;
   const n = ids ? ids.length : V;
   let norm = 0;
-  for (let j = 0; j < n; j++) norm += Math.exp(z[ids ? ids[j] : j] - max);
+  if (ids) for (let j = 0; j < n; j++) norm += e[ids[j]];
+  else norm = sumExp; // the same sum, in the same order
   let u = rng.next() * norm;
   let token = ids ? ids[n - 1] : n - 1; // fallback against rounding at the end of the sum
   for (let j = 0; j < n; j++) {
     const i = ids ? ids[j] : j;
-    u -= Math.exp(z[i] - max);
+    u -= e[i];
     if (u < 0) {
       token = i;
       break;
@@ -119,6 +127,10 @@ export function pickToken(
   }
   return { token, logprob: z[token] - logZ };
 }
+
+/** pickToken's buffers (logits / T and their exponentials), grown to the largest vocabulary seen. */
+let scratchZ = new Float64Array(0);
+let scratchE = new Float64Array(0);
 
 /** Left-pad the last `window` tokens of each context; returns ids [B, W] and padding per row. */
 function padWindows(contexts: number[][], window: number, padId: number): { ids: tf.Tensor2D; padding: number[] } {

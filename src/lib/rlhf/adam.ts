@@ -7,9 +7,13 @@
  * `clip_grad_norm_`: scale `min(1, maxNorm / (norm + 1e-6))`).
  *
  * `adamUpdate` is the per-variable step (checked against PyTorch's AdamW,
- * tests/unit/adam.test.ts); `Adam` owns the moments of a list of variables and clips.
+ * tests/unit/adam.test.ts); `Adam` owns the moments of a list of variables and clips. On the
+ * CPU-side backends (wasm, cpu) `Adam.apply` runs each variable's step as one pass of our wasm
+ * kernel (model/kernels/adam-kernel.ts: the same float32 operations in the same order, so the
+ * same bits) instead of ~15 TF.js kernels; elsewhere the TF.js ops of `adamUpdate`.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedAdamAvailable, fusedAdamStep } from '../model/kernels/adam-kernel';
 
 export interface AdamStep {
   beta1: number;
@@ -40,6 +44,40 @@ export function adamUpdate(p: tf.Variable, g: tf.Tensor, m: tf.Variable, v: tf.V
   let update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), h.eps));
   if (h.weightDecay && h.weightDecay > 0 && p.shape.length >= 2) update = tf.add(update, tf.mul(p, h.weightDecay));
   p.assign(tf.sub(p, tf.mul(update, h.lr)));
+}
+
+/** Decoupled weight decay of `p` under `h`: on matrices only (rank ≥ 2), else 0. */
+function decayOf(p: tf.Variable, h: AdamStep): number {
+  return h.weightDecay && h.weightDecay > 0 && p.shape.length >= 2 ? h.weightDecay : 0;
+}
+
+/**
+ * {@link adamUpdate} of several variables, their gradients scaled by `scale` first, through the
+ * fused wasm kernel (one pass per variable; model/kernels/adam-kernel.ts). Same result, bit for
+ * bit. Only where `fusedAdamAvailable()`.
+ */
+export function adamUpdateFused(
+  items: { p: tf.Variable; g: tf.Tensor; m: tf.Variable; v: tf.Variable }[],
+  t: number,
+  h: AdamStep,
+  scale = 1,
+): void {
+  // The constants as float32, as TF.js receives them (JS numbers become float32 scalars).
+  const f = Math.fround;
+  fusedAdamStep(
+    items.map((x) => ({ ...x, wd: f(decayOf(x.p, h)) })),
+    f(scale),
+    {
+      beta1: f(h.beta1),
+      oneMinusBeta1: f(1 - h.beta1),
+      beta2: f(h.beta2),
+      oneMinusBeta2: f(1 - h.beta2),
+      eps: f(h.eps),
+      lr: f(h.lr),
+      bc1: f(1 - h.beta1 ** t),
+      bc2: f(1 - h.beta2 ** t),
+    },
+  );
 }
 
 /** Adam's fixed hyper-parameters (the learning rate and the clipping norm are given per step). */
@@ -93,6 +131,19 @@ export class Adam {
   apply(grads: tf.NamedTensorMap, gradNorm: number | tf.Scalar, s: AdamStepOptions): void {
     const t = ++this.step;
     const h: AdamStep = { ...this.config, lr: s.lr };
+    if (fusedAdamAvailable()) {
+      // The scale as the TF.js path computes it (a device norm: the same float32 ops, read here).
+      let scale: number;
+      if (typeof gradNorm === 'number') scale = clipScale(gradNorm, s.maxGradNorm);
+      else if (s.maxGradNorm > 0) {
+        const st = tf.tidy(() => tf.minimum(1, tf.div(s.maxGradNorm, tf.add(gradNorm, 1e-6))));
+        scale = st.dataSync()[0];
+        st.dispose();
+      } else scale = 1;
+      const items = this.vars.map((p, i) => ({ p, g: grads[p.name], m: this.m[i], v: this.v[i] }));
+      adamUpdateFused(items, t, h, scale);
+      return;
+    }
     tf.tidy(() => {
       let scale: number | tf.Tensor;
       if (typeof gradNorm === 'number') scale = clipScale(gradNorm, s.maxGradNorm);

@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ATTENTION_WASM_BASE64 } from './attention-wasm';
+import { f32Values } from './tensor-view';
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -187,4 +188,87 @@ export function cachedAttention(
   const pp = mem.alloc(B * nh * t * L * 4);
   ex.forward(pq, pk, pv, py, pp, ppad, B, nh, t, L, hs, 3 * C, C, C, 1 / Math.sqrt(hs));
   return tf.tensor2d(mem.get(py, B * t * C), [B * t, C]);
+}
+
+/**
+ * Keys and values of a decode cache kept as plain arrays, per layer [B, cap, C] (row b's column
+ * j at (b·cap + j)·C), `length` columns filled: what `gpt.ts`'s wasm decode path keeps instead of
+ * tensors, so a step appends its new columns in place (amortised growth) instead of a Slice and a
+ * Concat kernel for each of keys and values per layer, and the attention reads them from here.
+ */
+export class RowCache {
+  keys: Float32Array;
+  values: Float32Array;
+  cap: number;
+  constructor(
+    readonly B: number,
+    readonly C: number,
+    cap: number,
+  ) {
+    this.cap = Math.max(1, cap);
+    this.keys = new Float32Array(B * this.cap * C);
+    this.values = new Float32Array(B * this.cap * C);
+  }
+
+  /** Room for `L` columns per row (doubling, at most `limit`), keeping the first `filled`. */
+  reserve(L: number, filled: number, limit: number): void {
+    if (L <= this.cap) return;
+    const cap = Math.max(L, Math.min(limit, 2 * this.cap));
+    const { B, C } = this;
+    for (const key of ['keys', 'values'] as const) {
+      const old = this[key];
+      const next = new Float32Array(B * cap * C);
+      for (let b = 0; b < B; b++) next.set(old.subarray(b * this.cap * C, (b * this.cap + filled) * C), b * cap * C);
+      this[key] = next;
+    }
+    this.cap = cap;
+  }
+}
+
+/**
+ * {@link cachedAttention} with the keys and values in `rows` (a {@link RowCache}): appends the t
+ * new keys and values of qkv [B·t, 3C] after the P columns already there, then attends over all
+ * L = P + t. The same kernel call on the same numbers as `cachedAttention` with the concatenated
+ * tensors, so the same bits.
+ */
+export function cachedAttentionRows(
+  qkv: tf.Tensor2D,
+  rows: RowCache,
+  P: number,
+  limit: number,
+  nh: number,
+  padding?: readonly number[],
+): tf.Tensor2D {
+  const { B, C } = rows;
+  const t = qkv.shape[0] / B;
+  const L = P + t;
+  const hs = C / nh;
+  rows.reserve(L, P, limit);
+  const ex = kernel()!;
+  const mem = new Arena(ex);
+  const pq = mem.put(f32Values(qkv));
+  const pk = mem.alloc(B * L * C * 4);
+  const pv = mem.alloc(B * L * C * 4);
+  const ppad = mem.put(Int32Array.from(padding ?? new Array<number>(B).fill(0)));
+  const py = mem.alloc(B * t * C * 4);
+  const pp = mem.alloc(B * nh * t * L * 4);
+  const heap = ex.memory.buffer;
+  const q = new Float32Array(heap, pq, B * t * 3 * C);
+  const k = new Float32Array(heap, pk, B * L * C);
+  const v = new Float32Array(heap, pv, B * L * C);
+  const cap = rows.cap;
+  for (let b = 0; b < B; b++) {
+    for (let j = 0; j < t; j++) {
+      const src = (b * t + j) * 3 * C;
+      const dst = (b * cap + P + j) * C;
+      rows.keys.set(q.subarray(src + C, src + 2 * C), dst);
+      rows.values.set(q.subarray(src + 2 * C, src + 3 * C), dst);
+    }
+    k.set(rows.keys.subarray(b * cap * C, (b * cap + L) * C), b * L * C);
+    v.set(rows.values.subarray(b * cap * C, (b * cap + L) * C), b * L * C);
+  }
+  ex.forward(pq, pk, pv, py, pp, ppad, B, nh, t, L, hs, 3 * C, C, C, 1 / Math.sqrt(hs));
+  const y = new Float32Array(ex.memory.buffer, py, B * t * C);
+  // The wasm backend copies what it is given into its heap; the cpu backend keeps the array.
+  return tf.tensor2d(tf.getBackend() === 'wasm' ? y : y.slice(), [B * t, C]);
 }
