@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from './tf-backends';
 import { GPT } from '../../src/lib/model/gpt';
 import { GrpoTrainer, RlooTrainer } from '../../src/lib/rlhf/grpo';
+import { OnlineDpoTrainer } from '../../src/lib/rlhf/online-dpo';
 import { evaluatePassRate, passRate, passRateSplit } from '../../src/lib/rlhf/pass-rate';
 import { functionRewardSource, RewardFunctionRunner } from '../../src/lib/engine/reward-fn-runner';
 import { compileRewardFunction } from '../../src/lib/rlhf/reward-functions';
@@ -170,6 +171,40 @@ describe('rewards/<fn>/mean|std in GRPO and RLOO metrics', () => {
     ])
       expect(typeof metrics[k as keyof typeof metrics], k).toBe('number');
     t.dispose();
+    runner.dispose();
+    m.dispose();
+  });
+
+  it("GRPO, RLOO and online DPO hand each completion's finished flag to the reward functions", async () => {
+    const m = model();
+    const runner = new RewardFunctionRunner();
+    const FIN = {
+      name: 'finished',
+      code: 'function reward(p, c, { finished }) { return finished.map((f) => (f ? 1 : 0)); }',
+      weight: 1,
+    };
+    const reward = functionRewardSource([FIN], runner);
+    const seen: boolean[] = [];
+    for (const T of [GrpoTrainer, RlooTrainer]) {
+      const t = new T({ model: m, reward, tokenizer, prompts: PROMPTS, config: TINY });
+      const r = await t.rollout();
+      expect((await t.score()).rewards).toEqual(r.finished.map((f) => (f ? 1 : 0)));
+      seen.push(...r.finished);
+      t.dispose();
+    }
+    const odpo = new OnlineDpoTrainer({
+      model: m,
+      reward,
+      tokenizer,
+      prompts: PROMPTS,
+      config: { batchSize: 4, maxNewTokens: 6, temperature: 1, seed: 3, missingEosPenalty: null },
+    });
+    const r = await odpo.rollout();
+    expect(await odpo.score()).toEqual(r.finished.map((f) => (f ? 1 : 0)));
+    seen.push(...r.finished);
+    odpo.dispose();
+    // Both kinds occurred (6 new tokens of 16 ids: some stop, some are cut off).
+    expect(new Set(seen)).toEqual(new Set([true, false]));
     runner.dispose();
     m.dispose();
   });
