@@ -5,7 +5,7 @@
  * the functions in-process, and `evaluatePassRate`), and prints the held-out pass rate before
  * (the bundled model) and after training, per seed.
  *
- *   npx tsx scripts/experiments/verifiable.ts --scenario static/scenarios/end-with-bang.json --seeds 0,1,2
+ *   npx tsx scripts/experiments/verifiable.ts --scenario static/scenarios/grpo/one-sentence.json --seeds 0,1,2
  *   options: --iterations N (default: the scenario's) --config '{"learningRate":1e-4}' (over the
  *            scenario's grpo settings) --eval-samples 16 --eval-seed 1234 --eval-every 0
  *            --fn reward.js (code instead of the scenario's functions; defines `reward`)
@@ -33,6 +33,17 @@
  *    "was", and the policy's five-word pattern ("… from start to finish.") does not carry over to
  *    them; the spread between seeds is larger than any setting's effect.
  *  - mention-word re-checked (seed 0, unchanged settings): 6.3 % → 99.2 %.
+ *  - one-sentence (2026-12-03 18:55–19:07, load 15–19 on 2 cores; the scenario's own settings:
+ *    30 iterations, G 8, batch 32, lr 2e-4, β 0.04, temperature 0.7, 24 tokens): a review passes
+ *    when it is one sentence that ends with . ! or ? and the model stopped by itself (the reward
+ *    function's third argument `finished`; without it a review cut off by the length limit right
+ *    after a full stop would pass). `--scenario static/scenarios/grpo/one-sentence.json --seeds
+ *    0,1,2`: base 43.8 % → 100.0 / 99.2 / 98.4 % (220 / 242 / 224 s per seed); the training
+ *    reward is 1.00 from about iteration 20; mean completion length 13.2 → 9.6 / 9.1 / 8.5 tokens,
+ *    none cut off (so the length limit is no loophole here); KL (last 10 iterations) 0.45 / 0.29 /
+ *    0.34 nats. The policy stops after its first sentence, on held-out prompts too.
+ *  - exact-words variants, same day (load 15–19): `--config '{"batchSize":64}'` (8 prompts per
+ *    update instead of 4), seed 0: 68.0 % (586 s; stopped before seeds 1 and 2).
  *  - length-bias lab with a length-neutral reward ("lived" among the first four words; base lengths
  *    of passing and failing samples 15.6 vs 15.6 tokens), seed 0, loss_type grpo: the reward is
  *    solved within 3 iterations (zero-spread groups ≈ 1, held-out pass 33.6 % → 98.4 %), so nothing
