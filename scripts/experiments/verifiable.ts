@@ -42,8 +42,15 @@
  *    reward is 1.00 from about iteration 20; mean completion length 13.2 → 9.6 / 9.1 / 8.5 tokens,
  *    none cut off (so the length limit is no loophole here); KL (last 10 iterations) 0.45 / 0.29 /
  *    0.34 nats. The policy stops after its first sentence, on held-out prompts too.
+ *    In the app itself (headless Chromium on this machine, the start page's Run at full size, seed 0
+ *    and the app's evaluation seed 1000; 19:20, load 9–15): base 46.9 % (60/128) → 100 %
+ *    (128/128), 30 iterations in 122 s.
  *  - exact-words variants, same day (load 15–19): `--config '{"batchSize":64}'` (8 prompts per
- *    update instead of 4), seed 0: 68.0 % (586 s; stopped before seeds 1 and 2).
+ *    update instead of 4), seed 0: 68.0 % (586 s; stopped before seeds 1 and 2);
+ *    `--config '{"scaleRewards":"none"}'` (Dr. GRPO's unscaled advantages), seed 0: 60.9 % (398 s;
+ *    stopped); `--config '{"numGenerations":16,"batchSize":64}'` (G 16, 4 prompts per update),
+ *    seeds 0 / 1 / 2: 71.1 / 63.3 / 74.2 % (618 / 285 / 433 s). None reaches 80 % on one seed even,
+ *    so exact-words keeps its settings; one-sentence is the second scenario that passes.
  *  - length-bias lab with a length-neutral reward ("lived" among the first four words; base lengths
  *    of passing and failing samples 15.6 vs 15.6 tokens), seed 0, loss_type grpo: the reward is
  *    solved within 3 iterations (zero-spread groups ≈ 1, held-out pass 33.6 % → 98.4 %), so nothing
