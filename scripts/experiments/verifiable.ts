@@ -51,6 +51,12 @@
  *    stopped); `--config '{"numGenerations":16,"batchSize":64}'` (G 16, 4 prompts per update),
  *    seeds 0 / 1 / 2: 71.1 / 63.3 / 74.2 % (618 / 285 / 433 s). None reaches 80 % on one seed even,
  *    so exact-words keeps its settings; one-sentence is the second scenario that passes.
+ *  - end-with-bang (branch `endbang`'s scenario file, not shipped) with `finished` closing its
+ *    loophole: `--fn` = its graded reward, but a pass (1) needs `finished`, and a completion cut
+ *    off right after a "!" gets only the late-"!" hint (≤ 0.5); 80 iterations, T 1, lr 3e-4,
+ *    seeds 0 / 1 (19:33–19:45, load 9–13): base 0 % → 0 / 0 %. No fake passes any more, but the
+ *    policy still writes to the limit (clipped 0.97–1.00, length 15 → 23.7 tokens) and harvests
+ *    the hint ("What a lousy memoir! The …", reward ≈ 0.4): it never learns to stop after "!".
  *  - length-bias lab with a length-neutral reward ("lived" among the first four words; base lengths
  *    of passing and failing samples 15.6 vs 15.6 tokens), seed 0, loss_type grpo: the reward is
  *    solved within 3 iterations (zero-spread groups ≈ 1, held-out pass 33.6 % → 98.4 %), so nothing
