@@ -57,6 +57,24 @@
  *    seeds 0 / 1 (19:33–19:45, load 9–13): base 0 % → 0 / 0 %. No fake passes any more, but the
  *    policy still writes to the limit (clipped 0.97–1.00, length 15 → 23.7 tokens) and harvests
  *    the hint ("What a lousy memoir! The …", reward ≈ 0.4): it never learns to stop after "!".
+ *    Then a completion cut off by the limit scores 0 (so writing to the limit earns nothing):
+ *      function reward(prompts, completions, { finished }) {
+ *        return completions.map((c, i) => {
+ *          if (!finished[i]) return 0;
+ *          const t = c.trimEnd();
+ *          if (t.endsWith('!')) return 1;
+ *          const k = t.lastIndexOf('!');
+ *          return k < 0 ? 0 : (0.5 * (k + 1)) / t.length;
+ *        });
+ *      }
+ *    T 1, lr 3e-4 (the scenario's), 19:45–20:16, load 5–13: 80 iterations, seeds 0 / 1 / 2:
+ *    0 → 0.0 / 95.3 / 0.0 % (411 / 403 / 422 s; seeds 0 and 2 sit for a while on "What a …! The
+ *    … was …." and "Wow, …! I loved this film.", one sentence too many); 160 iterations
+ *    (`--iterations 160 --eval-every 40`), seeds 0 / 1 / 2: 0 / 0 / 0 % at 40, 0 / 95.3 / 0 % at
+ *    80, 0 / 96.9 / 0.8 % at 120, 93.8 / 91.4 / 90.6 % at 160 (607 / 397 / 428 s), length
+ *    14.5–15.3 tokens, clipped ≈ 0 ("… Wow, the main character was impressive!"). So with
+ *    `finished` end-with-bang passes on three seeds at 160 iterations (the scenario file is on
+ *    branch `endbang`, not here; its reward and iterations would change to these).
  *  - length-bias lab with a length-neutral reward ("lived" among the first four words; base lengths
  *    of passing and failing samples 15.6 vs 15.6 tokens), seed 0, loss_type grpo: the reward is
  *    solved within 3 iterations (zero-spread groups ≈ 1, held-out pass 33.6 % → 98.4 %), so nothing
