@@ -137,6 +137,7 @@ const TRIAL = {
     [1, 2, 3],
     [4, 5],
   ],
+  finished: [true, false],
 };
 
 /**
@@ -177,6 +178,7 @@ export async function loadRewardFnFile(
     // As the app's reward worker runs it: errors name the function and the line.
     await runCompiled([{ name, fn, index, line: definitionLine(code) }], TRIAL.prompts, TRIAL.completions, {
       completionIds: TRIAL.completionIds,
+      finished: TRIAL.finished,
     });
   } catch (e) {
     throw bad((e as Error).message);

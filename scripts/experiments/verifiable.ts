@@ -5,7 +5,7 @@
  * the functions in-process, and `evaluatePassRate`), and prints the held-out pass rate before
  * (the bundled model) and after training, per seed.
  *
- *   npx tsx scripts/experiments/verifiable.ts --scenario static/scenarios/end-with-bang.json --seeds 0,1,2
+ *   npx tsx scripts/experiments/verifiable.ts --scenario static/scenarios/grpo/one-sentence.json --seeds 0,1,2
  *   options: --iterations N (default: the scenario's) --config '{"learningRate":1e-4}' (over the
  *            scenario's grpo settings) --eval-samples 16 --eval-seed 1234 --eval-every 0
  *            --fn reward.js (code instead of the scenario's functions; defines `reward`)
@@ -33,6 +33,48 @@
  *    "was", and the policy's five-word pattern ("… from start to finish.") does not carry over to
  *    them; the spread between seeds is larger than any setting's effect.
  *  - mention-word re-checked (seed 0, unchanged settings): 6.3 % → 99.2 %.
+ *  - one-sentence (2026-12-03 18:55–19:07, load 15–19 on 2 cores; the scenario's own settings:
+ *    30 iterations, G 8, batch 32, lr 2e-4, β 0.04, temperature 0.7, 24 tokens): a review passes
+ *    when it is one sentence that ends with . ! or ? and the model stopped by itself (the reward
+ *    function's third argument `finished`; without it a review cut off by the length limit right
+ *    after a full stop would pass). `--scenario static/scenarios/grpo/one-sentence.json --seeds
+ *    0,1,2`: base 43.8 % → 100.0 / 99.2 / 98.4 % (220 / 242 / 224 s per seed); the training
+ *    reward is 1.00 from about iteration 20; mean completion length 13.2 → 9.6 / 9.1 / 8.5 tokens,
+ *    none cut off (so the length limit is no loophole here); KL (last 10 iterations) 0.45 / 0.29 /
+ *    0.34 nats. The policy stops after its first sentence, on held-out prompts too.
+ *    In the app itself (headless Chromium on this machine, the start page's Run at full size, seed 0
+ *    and the app's evaluation seed 1000; 19:20, load 9–15): base 46.9 % (60/128) → 100 %
+ *    (128/128), 30 iterations in 122 s.
+ *  - exact-words variants, same day (load 15–19): `--config '{"batchSize":64}'` (8 prompts per
+ *    update instead of 4), seed 0: 68.0 % (586 s; stopped before seeds 1 and 2);
+ *    `--config '{"scaleRewards":"none"}'` (Dr. GRPO's unscaled advantages), seed 0: 60.9 % (398 s;
+ *    stopped); `--config '{"numGenerations":16,"batchSize":64}'` (G 16, 4 prompts per update),
+ *    seeds 0 / 1 / 2: 71.1 / 63.3 / 74.2 % (618 / 285 / 433 s). None reaches 80 % on one seed even,
+ *    so exact-words keeps its settings; one-sentence is the second scenario that passes.
+ *  - end-with-bang (branch `endbang`'s scenario file, not shipped) with `finished` closing its
+ *    loophole: `--fn` = its graded reward, but a pass (1) needs `finished`, and a completion cut
+ *    off right after a "!" gets only the late-"!" hint (≤ 0.5); 80 iterations, T 1, lr 3e-4,
+ *    seeds 0 / 1 (19:33–19:45, load 9–13): base 0 % → 0 / 0 %. No fake passes any more, but the
+ *    policy still writes to the limit (clipped 0.97–1.00, length 15 → 23.7 tokens) and harvests
+ *    the hint ("What a lousy memoir! The …", reward ≈ 0.4): it never learns to stop after "!".
+ *    Then a completion cut off by the limit scores 0 (so writing to the limit earns nothing):
+ *      function reward(prompts, completions, { finished }) {
+ *        return completions.map((c, i) => {
+ *          if (!finished[i]) return 0;
+ *          const t = c.trimEnd();
+ *          if (t.endsWith('!')) return 1;
+ *          const k = t.lastIndexOf('!');
+ *          return k < 0 ? 0 : (0.5 * (k + 1)) / t.length;
+ *        });
+ *      }
+ *    T 1, lr 3e-4 (the scenario's), 19:45–20:16, load 5–13: 80 iterations, seeds 0 / 1 / 2:
+ *    0 → 0.0 / 95.3 / 0.0 % (411 / 403 / 422 s; seeds 0 and 2 sit for a while on "What a …! The
+ *    … was …." and "Wow, …! I loved this film.", one sentence too many); 160 iterations
+ *    (`--iterations 160 --eval-every 40`), seeds 0 / 1 / 2: 0 / 0 / 0 % at 40, 0 / 95.3 / 0 % at
+ *    80, 0 / 96.9 / 0.8 % at 120, 93.8 / 91.4 / 90.6 % at 160 (607 / 397 / 428 s), length
+ *    14.5–15.3 tokens, clipped ≈ 0 ("… Wow, the main character was impressive!"). So with
+ *    `finished` end-with-bang passes on three seeds at 160 iterations (the scenario file is on
+ *    branch `endbang`, not here; its reward and iterations would change to these).
  *  - length-bias lab with a length-neutral reward ("lived" among the first four words; base lengths
  *    of passing and failing samples 15.6 vs 15.6 tokens), seed 0, loss_type grpo: the reward is
  *    solved within 3 iterations (zero-spread groups ≈ 1, held-out pass 33.6 % → 98.4 %), so nothing

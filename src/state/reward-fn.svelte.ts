@@ -153,6 +153,7 @@ export class RewardFnState {
         prompts: res.samples.map((s) => s.prompt),
         completions,
         completionIds: res.samples.map((s) => s.ids),
+        finished: res.samples.map((s) => s.finished),
       });
       this.test = {
         prompts: res.samples.map((s) => s.prompt),

@@ -69,6 +69,42 @@ describe('GRPO scenarios on the start page', () => {
     }
   });
 
+  it('one sentence: the reward worker is told which completions the length limit cut off, and the verdicts follow', async () => {
+    const app = await openApp('/?quick=1');
+    const { page } = app;
+    try {
+      await run(page, 'one-sentence');
+      const cells = await page.$$eval('[data-testid="pass-cell"]', (els) =>
+        els.map((e) => ({
+          text: e.querySelector('[data-testid="pass-text"]')!.textContent!,
+          pass: e.getAttribute('data-pass') === 'true',
+          finished: e.getAttribute('data-finished'),
+          cutMark: e.querySelector('.cut') !== null,
+        })),
+      );
+      // Base and after GRPO for each of the 8 held-out prompts (one sample each in quick mode).
+      assert.equal(cells.length, 16);
+      // Quick mode stops at 8 new tokens, shorter than most of the bundled model's reviews.
+      assert.ok(
+        cells.some((c) => c.finished === 'false'),
+        'no completion was cut off',
+      );
+      for (const c of cells) {
+        assert.ok(c.finished === 'true' || c.finished === 'false', `finished flag ${c.finished}`);
+        assert.equal(c.cutMark, c.finished === 'false');
+        const t = c.text.trim();
+        const oneSentence = (t.match(/[.!?]+/g) ?? []).length === 1 && /[.!?]$/.test(t);
+        assert.equal(c.pass, c.finished === 'true' && oneSentence, JSON.stringify(c));
+      }
+      await page.click('[data-testid="group-scenario-inspect"]');
+      await page.click('[data-testid="method-grpo"]');
+      await page.waitForSelector('[data-metric="rewards/one_sentence/mean"] [data-testid="chart-value"]:not(:empty)');
+      assert.deepEqual(app.errors, []);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('the length-bias lab overlays completion length for grpo, dapo and dr_grpo in one chart', async () => {
     const app = await openApp('/?quick=1');
     const { page } = app;

@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from './tf-backends';
 import { GPT } from '../../src/lib/model/gpt';
 import { GrpoTrainer, RlooTrainer } from '../../src/lib/rlhf/grpo';
+import { OnlineDpoTrainer } from '../../src/lib/rlhf/online-dpo';
 import { evaluatePassRate, passRate, passRateSplit } from '../../src/lib/rlhf/pass-rate';
 import { functionRewardSource, RewardFunctionRunner } from '../../src/lib/engine/reward-fn-runner';
 import { compileRewardFunction } from '../../src/lib/rlhf/reward-functions';
@@ -101,6 +102,32 @@ describe('evaluatePassRate', () => {
     runner.dispose();
     m.dispose();
   });
+
+  it("judges with each completion's finished flag, as training does: a completion cut off by the length limit is told so", async () => {
+    const m = model();
+    const runner = new RewardFunctionRunner();
+    const FIN = {
+      name: 'finished',
+      code: 'function reward(p, c, { finished }) { return finished.map((f) => (f ? 1 : 0)); }',
+      weight: 1,
+    };
+    const reward = functionRewardSource([FIN], runner);
+    const opts = {
+      samples: 1,
+      seed: 4,
+      temperature: 1,
+      maxNewTokens: 3,
+      threshold: 1,
+      query: (p: string) => [EOT, ...tokenizer.encode(p)],
+    };
+    const seeds = [4, 5, 6, 7].map((seed) => evaluatePassRate(m, tokenizer, reward, PROMPTS, { ...opts, seed }));
+    const examples = (await Promise.all(seeds)).flatMap((r) => r.examples);
+    for (const e of examples) expect(e.reward).toBe(e.finished ? 1 : 0);
+    // Both kinds occur on this random model with 3 new tokens (uniform-ish over 16 ids).
+    expect(new Set(examples.map((e) => e.finished))).toEqual(new Set([true, false]));
+    runner.dispose();
+    m.dispose();
+  });
 });
 
 describe('rewards/<fn>/mean|std in GRPO and RLOO metrics', () => {
@@ -148,6 +175,40 @@ describe('rewards/<fn>/mean|std in GRPO and RLOO metrics', () => {
     m.dispose();
   });
 
+  it("GRPO, RLOO and online DPO hand each completion's finished flag to the reward functions", async () => {
+    const m = model();
+    const runner = new RewardFunctionRunner();
+    const FIN = {
+      name: 'finished',
+      code: 'function reward(p, c, { finished }) { return finished.map((f) => (f ? 1 : 0)); }',
+      weight: 1,
+    };
+    const reward = functionRewardSource([FIN], runner);
+    const seen: boolean[] = [];
+    for (const T of [GrpoTrainer, RlooTrainer]) {
+      const t = new T({ model: m, reward, tokenizer, prompts: PROMPTS, config: TINY });
+      const r = await t.rollout();
+      expect((await t.score()).rewards).toEqual(r.finished.map((f) => (f ? 1 : 0)));
+      seen.push(...r.finished);
+      t.dispose();
+    }
+    const odpo = new OnlineDpoTrainer({
+      model: m,
+      reward,
+      tokenizer,
+      prompts: PROMPTS,
+      config: { batchSize: 4, maxNewTokens: 6, temperature: 1, seed: 3, missingEosPenalty: null },
+    });
+    const r = await odpo.rollout();
+    expect(await odpo.score()).toEqual(r.finished.map((f) => (f ? 1 : 0)));
+    seen.push(...r.finished);
+    odpo.dispose();
+    // Both kinds occurred (6 new tokens of 16 ids: some stop, some are cut off).
+    expect(new Set(seen)).toEqual(new Set([true, false]));
+    runner.dispose();
+    m.dispose();
+  });
+
   it('a source without parts is logged under its name (default "reward")', async () => {
     const m = model();
     const count: RewardSource = { score: async (b) => b.map((x) => x.responseIds.length) };
@@ -180,12 +241,15 @@ const read = (name: string): unknown => JSON.parse(readFileSync(join(DIR, name),
 const index = validateScenarioIndex(read('index.json'));
 const shipped: GroupScenario[] = index.map((id) => validateGroupScenario(read(`${id}.json`), `${id}.json`));
 
-/** Run a scenario's reward functions (weighted sum) on texts. */
-function score(s: GroupScenario, completions: string[]): number[] {
+/** Run a scenario's reward functions (weighted sum) on texts (`finished`: ended by itself). */
+function score(s: GroupScenario, completions: string[], finished: boolean[]): number[] {
   const prompts = completions.map(() => 'p');
   return s.rewardFunctions.reduce(
     (acc, f, i) => {
-      const out = compileRewardFunction(f, i)(prompts, completions, { completionIds: completions.map(() => []) });
+      const out = compileRewardFunction(f, i)(prompts, completions, {
+        completionIds: completions.map(() => []),
+        finished,
+      });
       return acc.map((a, j) => a + f.weight * (out as number[])[j]);
     },
     completions.map(() => 0),
@@ -207,7 +271,8 @@ describe('shipped GRPO scenarios', () => {
   });
 
   it.each(shipped.map((s) => [s.id, s] as const))('%s: its rule passes and fails the right texts', (_, s) => {
-    const cases: Record<string, [string, boolean][]> = {
+    // [completion, passes, cut off by the length limit (default: it ended by itself)]
+    const cases: Record<string, [string, boolean, boolean?][]> = {
       'mention-word': [
         [' a fox met a friend by the lake.', true],
         [' the friends went home.', true],
@@ -219,12 +284,23 @@ describe('shipped GRPO scenarios', () => {
         [' dull.', false],
         [' it was a great movie indeed.', false],
       ],
+      'one-sentence': [
+        [' simply charming.', true],
+        [' a delight, and the soup was good!', true],
+        [' worth it?', true],
+        [' amazing... ', true],
+        [' simply charming. I loved it.', false],
+        [' simply charming', false],
+        [' and the soup was good.', false, true], // the length limit cut it after a full stop
+        ['', false],
+      ],
     };
     const id = s.kind === 'length-lab' ? 'mention-word' : s.id;
     expect(cases[id], `no test cases for ${id}`).toBeDefined();
     const got = score(
       s,
       cases[id].map((c) => c[0]),
+      cases[id].map((c) => !c[2]),
     );
     expect(got.map((r) => r >= s.passThreshold)).toEqual(cases[id].map((c) => c[1]));
     expect(s.evalSamples).toBeGreaterThanOrEqual(8);

@@ -34,13 +34,17 @@ function errorOf(f: () => unknown): RewardFunctionError {
   throw new Error('expected a RewardFunctionError');
 }
 
-async function run(code: string, prompts: string[], completions: string[], ids?: number[][]) {
+async function run(code: string, prompts: string[], completions: string[], ids?: number[][], finished?: boolean[]) {
   const fn = compileRewardFunction({ name: 'f', code }, 0);
   const [scores] = await runCompiled([{ name: 'f', fn, index: 0, line: definitionLine(code) }], prompts, completions, {
     completionIds: ids ?? completions.map(() => []),
+    finished: finished ?? completions.map(() => true),
   });
   return scores;
 }
+
+/** Scores 1 for a finished completion, 0 for one the length limit cut off (the third argument). */
+const FINISHED_CODE = 'function reward(p, c, { finished }) { return finished.map((f) => (f ? 1 : 0)); }';
 
 describe('compiling', () => {
   it('finds the line of a syntax error', () => {
@@ -150,6 +154,84 @@ describe('examples', () => {
     const words = (n: number) => Array.from({ length: n }, () => 'w').join(' ');
     const s = await run(byId('length'), ['a', 'b', 'c', 'd'], [words(12), words(9), words(30), '']);
     expect(s).toEqual([-0, -0.25, -1, -1]);
+  });
+
+  it('finished sentence: ends with . ! or ? and was not cut off by the length limit', async () => {
+    const texts = [' good.', ' good.', ' wow!  ', ' really?', ' good and', ''];
+    const finished = [true, false, true, true, true, true];
+    const s = await run(
+      byId('finished'),
+      texts.map(() => 'p'),
+      texts,
+      undefined,
+      finished,
+    );
+    expect(s).toEqual([1, 0, 1, 1, 0, 0]);
+  });
+});
+
+describe('the third argument: completionIds and finished', () => {
+  it('reaches the function per completion, in order, as copies a function cannot change for the next', async () => {
+    const spoil =
+      'function reward(p, c, x) { x.finished.fill(false); x.completionIds[0].push(9); return c.map(() => 0); }';
+    const look =
+      'function reward(p, c, x) { return x.finished.map((f, i) => (f ? 1 : 0) + 10 * x.completionIds[i].length); }';
+    const fns = [spoil, look].map((code, index) => ({
+      name: `f${index}`,
+      fn: compileRewardFunction({ name: `f${index}`, code }, index),
+      index,
+      line: 1,
+    }));
+    const extra = { completionIds: [[1, 2], [3]], finished: [false, true] };
+    expect(await runCompiled(fns, ['p', 'q'], ['a', 'b'], extra)).toEqual([
+      [0, 0],
+      [20, 11],
+    ]);
+    expect(extra).toEqual({ completionIds: [[1, 2], [3]], finished: [false, true] });
+  });
+
+  it("a function reward source hands each completion's finished flag to the functions (Node: in-process)", async () => {
+    const runner = new RewardFunctionRunner();
+    const source = functionRewardSource([{ name: 'fin', code: FINISHED_CODE, weight: 1 }], runner);
+    const batch = [true, false, false, true].map((finished, i) => ({
+      prompt: 'p',
+      promptIds: [],
+      responseIds: [i],
+      text: 'x.',
+      finished,
+    }));
+    expect(await source.score(batch)).toEqual([1, 0, 0, 1]);
+    // A batch that does not say counts every completion as finished.
+    expect(await runner.run([{ name: 'fin', code: FINISHED_CODE }], { prompts: ['p'], completions: ['x'] })).toEqual([
+      [1],
+    ]);
+    runner.dispose();
+  });
+
+  it('the worker path carries finished through the message to the worker and back', async () => {
+    const seen: RewardBatchMessage[] = [];
+    class EchoWorker extends EventTarget {
+      private evaluator = new RewardEvaluator();
+      constructor() {
+        super();
+        queueMicrotask(() => this.dispatchEvent(new MessageEvent('message', { data: { id: 0, ok: true, parts: [] } })));
+      }
+      postMessage(msg: RewardBatchMessage) {
+        seen.push(structuredClone(msg));
+        void this.evaluator
+          .reply(structuredClone(msg))
+          .then((data) => this.dispatchEvent(new MessageEvent('message', { data })));
+      }
+      terminate() {}
+    }
+    const runner = new RewardFunctionRunner(1000, () => new EchoWorker() as unknown as Worker);
+    const fn = { name: 'fin', code: FINISHED_CODE };
+    const batch = { prompts: ['p', 'q', 'r'], completions: ['a', 'b', 'c'], finished: [false, true, false] };
+    expect(await runner.run([fn], batch)).toEqual([[0, 1, 0]]);
+    expect(seen[0].finished).toEqual([false, true, false]);
+    expect(await runner.run([fn], { prompts: ['p'], completions: ['a'] })).toEqual([[1]]);
+    expect(seen[1].finished).toEqual([true]);
+    runner.dispose();
   });
 });
 

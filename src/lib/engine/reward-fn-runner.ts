@@ -37,6 +37,8 @@ export interface RewardBatch {
   prompts: string[];
   completions: string[];
   completionIds?: number[][];
+  /** Each completion ended with end-of-text; not given: every completion counts as finished. */
+  finished?: boolean[];
 }
 
 export class RewardFunctionRunner {
@@ -59,6 +61,7 @@ export class RewardFunctionRunner {
       prompts: [...batch.prompts],
       completions: [...batch.completions],
       completionIds: batch.completionIds ?? batch.completions.map(() => []),
+      finished: batch.finished ?? batch.completions.map(() => true),
     };
     if (!this.spawn) return (this.local ??= new RewardEvaluator()).run(msg);
     const w = await this.start();
@@ -181,6 +184,7 @@ export function functionRewardSource(specs: RewardFunctionSpec[], runner: Reward
         prompts: batch.map((x) => x.prompt),
         completions: batch.map((x) => x.text),
         completionIds: batch.map((x) => x.responseIds),
+        finished: batch.map((x) => x.finished),
       });
       last = specs.map((s, f) => ({ name: s.name, scores: parts[f] }));
       return combineWeighted(

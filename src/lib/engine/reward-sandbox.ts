@@ -75,6 +75,7 @@ export interface RewardBatchMessage {
   prompts: string[];
   completions: string[];
   completionIds: number[][];
+  finished: boolean[];
 }
 
 export type RewardReply =
@@ -101,7 +102,13 @@ export class RewardEvaluator {
       }
       return { name: f.name, fn, index, line: definitionLine(f.code) };
     });
-    return runCompiled(fns, msg.prompts, msg.completions, { completionIds: msg.completionIds }, onStart);
+    return runCompiled(
+      fns,
+      msg.prompts,
+      msg.completions,
+      { completionIds: msg.completionIds, finished: msg.finished },
+      onStart,
+    );
   }
 
   /** A reply for the parent: the scores, or the error as plain data. */

@@ -7,6 +7,9 @@
  * (scripts/experiments/verifiable.ts) both call `evaluatePassRate`, so the numbers in the app and
  * in the notes come from the same code.
  *
+ * Each completion reaches the reward functions with its `finished` flag (the third argument), as in
+ * training, so a rule such as "one finished sentence" is judged the same way in both.
+ *
  * "Held out" is the split every trainer here uses (src/lib/data/split.ts, `splitByPrompt`):
  * prompts the policy never trains on, so a rise measures a rule learned, not prompts memorised.
  */
@@ -56,6 +59,8 @@ export interface PassSample {
   text: string;
   reward: number;
   pass: boolean;
+  /** It ended by itself (false: the length limit cut it off); reward functions see this too. */
+  finished: boolean;
 }
 
 export interface PassRateResult {
@@ -112,7 +117,13 @@ export async function evaluatePassRate(
       rewards.push(s);
       lengths.push(rows[i].ids.length);
       if ((c0 + i) % o.samples === 0)
-        examples.push({ prompt: ps[i], text: rows[i].text, reward: s, pass: s >= o.threshold });
+        examples.push({
+          prompt: ps[i],
+          text: rows[i].text,
+          reward: s,
+          pass: s >= o.threshold,
+          finished: rows[i].finished,
+        });
     });
     await o.onChunk?.(Math.min(c0 + chunk, flat.length), flat.length);
   }

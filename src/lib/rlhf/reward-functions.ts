@@ -11,8 +11,12 @@
  * Convention: the user's text is a small script that defines a function named `reward`,
  * `function reward(prompts, completions, extra) { … }` or `const reward = (prompts, completions) => …`,
  * with any helpers it likes. It runs in strict mode. A third argument carries what TRL passes as
- * keyword arguments: `{ completionIds: number[][] }` (token ids, for limits in tokens). A result
- * must be an array of finite numbers, one per completion (TRL's `None` is refused: say 0).
+ * keyword arguments: `{ completionIds: number[][], finished: boolean[] }`: the token ids (for
+ * limits in tokens) and, per completion, whether it ended by itself (end-of-text) or was cut off
+ * by the length limit (what TRL's `completion_mask` / `is_eos` tell its trainer; a rule such as
+ * "ends with !" can then refuse a completion that only ends that way because the cut fell
+ * there). A result must be an array of finite numbers, one per completion (TRL's `None` is
+ * refused: say 0).
  *
  * Errors name the function and the line of the user's text: a runtime error's line comes from
  * its stack (the code is compiled with a `//# sourceURL`), a syntax error's from compiling
@@ -135,8 +139,12 @@ function indirectEval(src: string): unknown {
 }
 
 export type CompiledReward = (prompts: string[], completions: string[], extra: RewardExtra) => unknown;
+/** The third argument of a reward function (see the file header). */
 export interface RewardExtra {
+  /** Each completion's token ids, end-of-text included when it has one. */
   completionIds: number[][];
+  /** Each completion ended with end-of-text (false: the length limit cut it off). */
+  finished: boolean[];
 }
 
 /**
@@ -238,7 +246,10 @@ export async function runCompiled(
     let result: unknown;
     try {
       // Copies: a function that changes its arguments must not change what the next one sees.
-      result = await fn([...prompts], [...completions], { completionIds: extra.completionIds.map((r) => [...r]) });
+      result = await fn([...prompts], [...completions], {
+        completionIds: extra.completionIds.map((r) => [...r]),
+        finished: [...extra.finished],
+      });
     } catch (e) {
       throw fail(name, runtimeErrorLine(e, index), describe(e), 'exception');
     }
@@ -406,6 +417,17 @@ const reward = (prompts, completions) =>
     const words = c.split(/\\s+/).filter(Boolean).length;
     return -Math.min(1, Math.abs(words - TARGET) / TARGET);
   });
+`,
+  },
+  {
+    id: 'finished',
+    label: 'Finished sentence (not cut off)',
+    code: `// 1 when the completion ends by itself with ".", "!" or "?", else 0.
+// The third argument's finished[i] is false where the length limit cut completion i
+// off, so a cut that happens to fall after a full stop does not count.
+function reward(prompts, completions, { finished }) {
+  return completions.map((c, i) => (finished[i] && /[.!?]\\s*$/.test(c) ? 1 : 0));
+}
 `,
   },
 ];
