@@ -51,7 +51,7 @@
  *    stopped); `--config '{"numGenerations":16,"batchSize":64}'` (G 16, 4 prompts per update),
  *    seeds 0 / 1 / 2: 71.1 / 63.3 / 74.2 % (618 / 285 / 433 s). None reaches 80 % on one seed even,
  *    so exact-words keeps its settings; one-sentence is the second scenario that passes.
- *  - end-with-bang (branch `endbang`'s scenario file, not shipped) with `finished` closing its
+ *  - end-with-bang (then on branch `endbang`, since shipped as below) with `finished` closing its
  *    loophole: `--fn` = its graded reward, but a pass (1) needs `finished`, and a completion cut
  *    off right after a "!" gets only the late-"!" hint (≤ 0.5); 80 iterations, T 1, lr 3e-4,
  *    seeds 0 / 1 (19:33–19:45, load 9–13): base 0 % → 0 / 0 %. No fake passes any more, but the
@@ -73,8 +73,8 @@
  *    (`--iterations 160 --eval-every 40`), seeds 0 / 1 / 2: 0 / 0 / 0 % at 40, 0 / 95.3 / 0 % at
  *    80, 0 / 96.9 / 0.8 % at 120, 93.8 / 91.4 / 90.6 % at 160 (607 / 397 / 428 s), length
  *    14.5–15.3 tokens, clipped ≈ 0 ("… Wow, the main character was impressive!"). So with
- *    `finished` end-with-bang passes on three seeds at 160 iterations (the scenario file is on
- *    branch `endbang`, not here; its reward and iterations would change to these).
+ *    `finished` end-with-bang passes on three seeds at 160 iterations; the shipped scenario
+ *    (static/scenarios/grpo/end-with-bang.json) has this reward, T 1, lr 3e-4 and 160 iterations.
  *  - length-bias lab with a length-neutral reward ("lived" among the first four words; base lengths
  *    of passing and failing samples 15.6 vs 15.6 tokens), seed 0, loss_type grpo: the reward is
  *    solved within 3 iterations (zero-spread groups ≈ 1, held-out pass 33.6 % → 98.4 %), so nothing

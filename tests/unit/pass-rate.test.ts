@@ -294,6 +294,14 @@ describe('shipped GRPO scenarios', () => {
         [' and the soup was good.', false, true], // the length limit cut it after a full stop
         ['', false],
       ],
+      'end-with-bang': [
+        [' wonderful. What a lovely sequel!', true],
+        [' great!  ', true],
+        [' bad. What a pathetic film! The plot was dull.', false],
+        [' splendid from start to finish.', false],
+        [' one star, and', false],
+        [' what a film! What a cast!', false, true], // the length limit cut it right after a "!"
+      ],
     };
     const id = s.kind === 'length-lab' ? 'mention-word' : s.id;
     expect(cases[id], `no test cases for ${id}`).toBeDefined();
