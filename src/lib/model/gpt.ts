@@ -45,7 +45,7 @@ import { archOf, DEFAULT_ROPE_THETA, type GPTConfig } from './config';
 import { ModelLoadError } from './errors';
 import { Rng } from './rng';
 import { attentionKernelAvailable, cachedAttention, selfAttention } from './kernels/attention-kernel';
-import { embed, geluTanh, layerNorm, linear, matMul, pickedLogSoftmax, transposeLast2 } from './ops';
+import { embed, geluTanh, layerNorm, linear, linearFrozen, matMul, pickedLogSoftmax, transposeLast2 } from './ops';
 import { LoraAdapters, type LoraSpec } from './lora';
 
 /** Added to attention scores of masked positions. Finite (not -Infinity) so a row with
@@ -368,7 +368,9 @@ export class GPT {
   private linear(x: tf.Tensor2D, name: string): tf.Tensor2D {
     const w = this.p(name + '.weight') as tf.Tensor as tf.Tensor2D;
     const b = this.params.get(name + '.bias');
-    const y = b ? linear(x, w, b as tf.Tensor as tf.Tensor1D) : matMul(x, w);
+    const bias = b as tf.Tensor | undefined as tf.Tensor1D | undefined;
+    // Under LoRA the base is frozen: the op whose gradient is dx alone (no dW, db).
+    const y = this.lora ? linearFrozen(x, w, bias) : bias ? linear(x, w, bias) : matMul(x, w);
     return this.lora ? this.lora.apply(name, x, y) : y;
   }
 
@@ -441,7 +443,8 @@ export class GPT {
   /** Final LayerNorm and tied LM head on x [B·T, C]: returns hidden [B·T, C] and logits [B·T, V]. */
   private head(x: tf.Tensor2D, cache?: KVCache): { hidden: tf.Tensor2D; logits: tf.Tensor2D } {
     const hidden = this.layerNorm(x, 'transformer.ln_f');
-    return { hidden, logits: matMul(hidden, this.tiedHeadT('transformer.wte.weight', cache)) };
+    const headT = this.tiedHeadT('transformer.wte.weight', cache);
+    return { hidden, logits: this.lora ? linearFrozen(hidden, headT) : matMul(hidden, headT) };
   }
 
   /**
