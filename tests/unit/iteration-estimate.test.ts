@@ -17,7 +17,8 @@ import {
 import { DEFAULT_GRPO_CONFIG } from '../../src/lib/rlhf/grpo-config';
 import { DEFAULT_PPO_CONFIG } from '../../src/lib/rlhf/ppo-config';
 import { LORA_TIMING_STEPS, timeLoraPieces } from '../../src/lib/engine/lora-timing';
-import { InvalidInputError } from '../../src/lib/engine/errors';
+import { InvalidInputError, JobCancelledError } from '../../src/lib/engine/errors';
+import { engineWithBundledModel } from './bundled-engine';
 
 const T: LoraTimings = {
   batch: 16,
@@ -138,4 +139,37 @@ describe('timing the pieces (worker side)', () => {
     expect(tf.memory().numTensors).toBe(tensors);
     model.dispose();
   });
+});
+
+describe('Engine.timeLoraIteration (the model card’s Measure)', () => {
+  test('times the loaded model once per shape and backend, reports progress, can be cancelled', async () => {
+    const engine = await engineWithBundledModel('cpu');
+    const progress: number[] = [];
+    const req = { batch: 8, promptTokens: 8, newTokens: 12 };
+    const a = await engine.timeLoraIteration('t1', req, (p) => progress.push(p.step / p.total));
+    expect(a).toMatchObject({ batch: 8, promptTokens: 8, newTokens: 12, rows: 4 });
+    expect(progress.at(-1)).toBe(1);
+    expect(await engine.timeLoraIteration('t2', req)).toEqual(a); // cached: not timed again
+    const b = await engine.timeLoraIteration('t3', { ...req, newTokens: 10 });
+    expect(b.newTokens).toBe(10);
+    // Cancelled between pieces: the job rejects as cancelled.
+    const job = engine.timeLoraIteration('t4', { ...req, batch: 6 }, (p) => {
+      if (p.step === 2) void engine.cancel('t4');
+    });
+    await expect(job).rejects.toBeInstanceOf(JobCancelledError);
+    await expect(engine.timeLoraIteration('t5', { ...req, promptTokens: 60 })).rejects.toBeInstanceOf(
+      InvalidInputError,
+    );
+    // The loaded model still samples.
+    const out = await engine.generate('g', {
+      prompts: ['The movie was'],
+      maxNewTokens: 4,
+      temperature: 1,
+      topK: 0,
+      topP: 1,
+      seed: 1,
+      useCache: true,
+    });
+    expect(out.samples[0].ids.length).toBeGreaterThan(0);
+  }, 120_000);
 });
