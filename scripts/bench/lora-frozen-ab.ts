@@ -102,8 +102,17 @@ const res: Record<'before' | 'after', { wall: number[]; cpu: number[] }> = {
 };
 for (const path of ['before', 'after'] as const) {
   use(path);
-  const w = await step(); // warm-up: kernels, shapes, Adam's moments
-  console.log(`warm-up ${path}: ${w.wall.toFixed(2)} s wall, loss ${w.loss.toFixed(4)}`);
+  // Warm-up (kernels, shapes, Adam's moments), profiled: its tf.memory peak above the bytes held
+  // before the step is the step's own high-water mark (saved activations, gradients).
+  const held = tf.memory().numBytes;
+  let w = { wall: 0, cpu: 0, loss: 0 };
+  const prof = await tf.profile(async () => {
+    w = await step();
+  });
+  console.log(
+    `warm-up ${path}: ${w.wall.toFixed(2)} s wall, loss ${w.loss.toFixed(4)}; step peak ` +
+      `${((prof.peakBytes - held) / 2 ** 20).toFixed(0)} MiB above the ${(held / 2 ** 20).toFixed(0)} MiB held`,
+  );
 }
 for (let r = 0; r < repeats; r++)
   for (const path of (r % 2 ? ['after', 'before'] : ['before', 'after']) as ('before' | 'after')[]) {
