@@ -16,7 +16,7 @@ import {
 } from '../../src/lib/rlhf/iteration-estimate';
 import { DEFAULT_GRPO_CONFIG } from '../../src/lib/rlhf/grpo-config';
 import { DEFAULT_PPO_CONFIG } from '../../src/lib/rlhf/ppo-config';
-import { LORA_TIMING_STEPS, timeLoraPieces } from '../../src/lib/engine/lora-timing';
+import { LORA_TIMING_STEPS, timeLoraPieces, timingRows } from '../../src/lib/engine/lora-timing';
 import { InvalidInputError, JobCancelledError } from '../../src/lib/engine/errors';
 import { engineWithBundledModel } from './bundled-engine';
 
@@ -107,6 +107,13 @@ describe('timing the pieces (worker side)', () => {
     [...model.params.values()].forEach((v, i) => expect(v.dataSync()).toEqual(before[i]));
     expect(tf.memory().numTensors).toBe(tensors);
     model.dispose();
+  });
+
+  test('rows timed: 4 of the batch for small models, 2 from 50M parameters on (wasm heap)', () => {
+    expect(timingRows(1e6, 16)).toBe(4);
+    expect(timingRows(1e6, 3)).toBe(3);
+    expect(timingRows(82e6, 16)).toBe(2);
+    expect(timingRows(135e6, 1)).toBe(1);
   });
 
   test('a batch larger than the timed rows: forward and training step on 4 rows of 9', async () => {

@@ -10,8 +10,8 @@
  *  - forward: the trainers' log-probs of the completion tokens (`logprobsOfTokens`), no gradient;
  *  - training step: the trainers' forward in training mode, log-probs and entropy
  *    (`logprobsAndEntropyT`), gradients of the adapters only and one Adam step (`Adam`, PPO_ADAM);
- *  forward and training step on `rows` (default 4) of the batch's rows: the estimate scales them
- *  to the batch, and the timing stays within memory where a whole batch would not.
+ *  forward and training step on a few of the batch's rows ({@link timingRows}): the estimate
+ *  scales them to the batch, and the timing stays within memory where a whole batch would not.
  * Each after a warm-up at the same shape (kernels compile per shape on WebGPU; the wasm heap
  * grows on the first big step), as the Pretrain page times its presets.
  */
@@ -34,12 +34,18 @@ export interface LoraTimingRequest {
   newTokens: number;
   /** Sampling temperature of the log-probs (the trainers' default 0.7). */
   temperature?: number;
-  /** Rows the forward and the training step are timed on (default min(batch, 4); the estimate scales them). */
+  /** Rows the forward and the training step are timed on (default {@link timingRows}; the estimate scales them). */
   rows?: number;
 }
 
-/** Rows the forward and training step are timed on unless asked otherwise. */
-export const DEFAULT_TIMING_ROWS = 4;
+/**
+ * Rows the forward and training step are timed on unless asked otherwise: 4, or 2 from 50M
+ * parameters on. Measured on wasm (scripts/bench/hf-shapes.ts): SmolLM2-135M's GRPO update ran
+ * out of the 4 GB heap at 4 rows of 49 tokens and fitted at 2; distilgpt2 (82M) fitted at 8.
+ */
+export function timingRows(numParams: number, batch: number): number {
+  return Math.min(batch, numParams >= 50e6 ? 2 : 4);
+}
 
 /** The pieces of the timing, for progress: warm-ups and timed runs. */
 export const LORA_TIMING_STEPS = 6;
@@ -76,7 +82,7 @@ export async function timeLoraPieces(
 ): Promise<LoraTimings> {
   checkTimingRequest(model, req);
   const { batch: B, promptTokens: P, newTokens: T } = req;
-  const rows = req.rows ?? Math.min(B, DEFAULT_TIMING_ROWS);
+  const rows = req.rows ?? timingRows(model.numParams(), B);
   const temperature = req.temperature ?? 0.7;
   const V = model.config.vocabSize;
   const L = P + T + 1;
