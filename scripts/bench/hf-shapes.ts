@@ -32,8 +32,28 @@
  * The full-weight training step (B4 × T64, Adam on every weight) does not fit wasm's 4 GB heap at
  * these sizes (it ran out at 4096 MiB for both in session 8): use --no-train.
  *
- * Measured with LoRA (wasm, Node, 1 thread; see below for the load):
- *   MEASURED
+ * Measured with LoRA (wasm, Node, 1 thread, random weights; 2026-12-03 on the shared 2-core machine,
+ * `uptime` load 9–17, so wall-clock is mostly waiting: the CPU seconds are what one free core
+ * takes). Per iteration, after a warm-up one:
+ *  - distilgpt2 (82M), GRPO 2 prompts × G 4, 32 new tokens: 22.0 CPU-s (206 s wall); first
+ *    iteration's tf peak 2863 MiB, wasm heap high-water 2987 MiB. The app's default batch 16 ran
+ *    out of the 4 GB heap (tf 2779 MiB when it failed).
+ *  - distilgpt2, PPO batch 8, 32 new tokens, 4 epochs × 2 minibatches: 63.5 CPU-s (186 s wall);
+ *    tf peak 2014 MiB, heap 2987 MiB.
+ *  - The model card's estimate, pieces timed in wall seconds in the same process: GRPO 253 s
+ *    against 206 s measured (×1.23), PPO 239 s against 186 s (×1.28); sampling 0.40 s per step
+ *    of 8 rows (20 tokens/s) while PPO ran.
+ *  - smollm2 (135M), GRPO 1 prompt × G 2 (batch 2), 32 new tokens: 13.2 CPU-s (24 s wall);
+ *    tf peak 2855 MiB, heap high-water 3246 MiB. Batch 4 (1 prompt × G 4) and batch 8 ran out of
+ *    the 4 GB heap in the first update (tf 2224 / 2716 MiB when they failed). The estimate, pieces
+ *    timed in CPU seconds (--cpu-pieces): 13.2 s against 13.2 s measured (×1.00); sampling
+ *    0.079 CPU-s per step of 2 rows.
+ *  - smollm2, PPO batch 4 (4 epochs × 2 minibatches of 2 rows), 32 new tokens, --no-profile
+ *    (tf.profile of a 30-layer PPO iteration overflowed the call stack): 67.1 CPU-s (156 s wall);
+ *    heap high-water 3530 MiB.
+ * So on wasm a GRPO/PPO run with LoRA on these models needs small batches (the app's default 16
+ * does not fit); the memory plan (src/lib/model/memory.ts: W + k·A) counts neither the trainer's
+ * copy of the weights nor the activations, which dominate at a 50k vocabulary.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { mkdirSync, writeFileSync } from 'node:fs';
