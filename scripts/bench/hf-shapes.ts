@@ -49,8 +49,9 @@
  *    timed in CPU seconds (--cpu-pieces): 13.2 s against 13.2 s measured (×1.00); sampling
  *    0.079 CPU-s per step of 2 rows.
  *  - smollm2, PPO batch 4 (4 epochs × 2 minibatches of 2 rows), 32 new tokens, --no-profile
- *    (tf.profile of a 30-layer PPO iteration overflowed the call stack): 67.1 CPU-s (156 s wall);
- *    heap high-water 3530 MiB.
+ *    (tf.profile of a 30-layer PPO iteration overflowed the call stack): 67.1 and 65.8 CPU-s in
+ *    two runs (156 s / 77 s wall); heap high-water 3530 MiB. The estimate in CPU seconds: 70.9 s
+ *    against 65.8 s (×1.08); sampling 0.101 CPU-s per step of 4 rows.
  * So on wasm a GRPO/PPO run with LoRA on these models needs small batches (the app's default 16
  * does not fit); the memory plan (src/lib/model/memory.ts: W + k·A) counts neither the trainer's
  * copy of the weights nor the activations, which dominate at a 50k vocabulary.
