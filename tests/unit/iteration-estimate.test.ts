@@ -29,6 +29,8 @@ const T: LoraTimings = {
   decode: 0.5,
   forward: 3,
   trainStep: 7,
+  forwardOneRow: 0.1875,
+  trainStepOneRow: 0.4375,
 };
 
 describe('the estimate from timed pieces', () => {
@@ -47,9 +49,19 @@ describe('the estimate from timed pieces', () => {
     expect(ppoIterationSeconds(T, { ...s, ppoEpochs: 1 })).toBeCloseTo(2 + 23 * 0.5 + 6 + 10, 10);
   });
 
-  test('forward and training step timed on fewer rows scale to the batch; decode and prefill do not', () => {
+  test('forward and training step go to the batch on the line through 1 row and the timed rows', () => {
+    // Fixed part 0.2 s and 0.25 s a row: 1 row 0.45 s, 4 rows 1.2 s → 16 rows 0.2 + 16·0.25 = 4.2 s.
+    const fit = batchTimes({ ...T, rows: 4, forward: 1.2, forwardOneRow: 0.45, trainStep: 2, trainStepOneRow: 0.5 });
+    expect(fit.forward).toBeCloseTo(4.2, 10);
+    expect(fit.trainStep).toBeCloseTo(0.5 + 15 * 0.5, 10);
+    // Noise that makes more rows faster counts the rows as free, not negative.
+    expect(batchTimes({ ...T, rows: 4, forward: 0.4, forwardOneRow: 0.5 }).forward).toBe(0.5);
+    // Timed on one row only: that row's time × batch.
+    expect(batchTimes({ ...T, rows: 1, forward: 0.3, trainStep: 0.5 })).toEqual({ forward: 4.8, trainStep: 8 });
+    // Proportional times (no fixed part) give the batch's times exactly.
     const quarter = { ...T, rows: 4, forward: 0.75, trainStep: 1.75 };
-    expect(batchTimes(quarter)).toEqual({ forward: 3, trainStep: 7 });
+    expect(batchTimes(quarter).forward).toBeCloseTo(3, 10);
+    expect(batchTimes(quarter).trainStep).toBeCloseTo(7, 10);
     const g = { batchSize: 16, numGenerations: 4, maxCompletionLength: 24, beta: 0.04, numIterations: 1 };
     expect(grpoIterationSeconds(quarter, g)).toBeCloseTo(grpoIterationSeconds(T, g), 10);
     const p = { batchSize: 16, maxNewTokens: 24, ppoEpochs: 4 };
@@ -98,7 +110,7 @@ describe('timing the pieces (worker side)', () => {
       steps.push(d),
     );
     expect(t).toMatchObject({ batch: 4, promptTokens: 6, newTokens: 10, rows: 4 });
-    for (const k of ['prefill', 'decode', 'forward', 'trainStep'] as const) {
+    for (const k of ['prefill', 'decode', 'forward', 'trainStep', 'forwardOneRow', 'trainStepOneRow'] as const) {
       expect(Number.isFinite(t[k]), k).toBe(true);
       expect(t[k], k).toBeGreaterThan(0);
     }

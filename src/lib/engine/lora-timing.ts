@@ -48,7 +48,7 @@ export function timingRows(numParams: number, batch: number): number {
 }
 
 /** The pieces of the timing, for progress: warm-ups and timed runs. */
-export const LORA_TIMING_STEPS = 6;
+export const LORA_TIMING_STEPS = 8;
 
 let counter = 0;
 
@@ -149,14 +149,25 @@ export async function timeLoraPieces(
     await step();
     const fwd = await forward();
     await step();
+    // One row as well: what does not grow with the rows (the tied head's transpose, per-op
+    // overheads) is then counted once, not scaled up with the batch.
+    const one = { seq: tf.slice(seq, [0, 0], [1, L]), targets: tf.slice(targets, [0, 0], [1, L]) };
+    const fwd1 = await (async () => {
+      const t0 = performance.now();
+      const lp = tf.tidy(() => logprobsOfTokens(copy.forward(one.seq).logits, one.targets, temperature));
+      await lp.data();
+      lp.dispose();
+      return (performance.now() - t0) / 1000;
+    })();
+    await step();
 
     const vars = copy.trainableVariables();
-    const train = async () => {
+    const train = async (x = seq, y = targets, m = mask) => {
       const t0 = performance.now();
       const kept: { ent?: tf.Scalar } = {};
       const { value, grads } = tf.variableGrads(() => {
-        const { logits } = copy.inTraining(() => copy.forward(seq));
-        const both = logprobsAndEntropyT(logits, targets, temperature, mask);
+        const { logits } = copy.inTraining(() => copy.forward(x));
+        const both = logprobsAndEntropyT(logits, y, temperature, m);
         kept.ent = tf.keep(both.entropy.mean);
         return tf.neg(tf.mean(both.logprobs)) as tf.Scalar;
       }, vars);
@@ -172,7 +183,22 @@ export async function timeLoraPieces(
     await step();
     const trainStep = await train();
     await step();
-    return { batch: B, promptTokens: P, newTokens: T, rows, prefill, decode, forward: fwd, trainStep };
+    const mask1 = tf.ones([1, L]) as tf.Tensor2D;
+    const trainStep1 = await train(one.seq, one.targets, mask1);
+    tf.dispose([one.seq, one.targets, mask1]);
+    await step();
+    return {
+      batch: B,
+      promptTokens: P,
+      newTokens: T,
+      rows,
+      prefill,
+      decode,
+      forward: fwd,
+      trainStep,
+      forwardOneRow: fwd1,
+      trainStepOneRow: trainStep1,
+    };
   } finally {
     tf.dispose([seq, targets, mask]);
     adam.dispose();

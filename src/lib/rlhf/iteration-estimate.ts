@@ -19,10 +19,12 @@
  *   PPO  ≈ prefill + (T − 1)·decode + 2·forward + ppoEpochs·(trainStep + forward)
  *
  * with decode timed at batch B, and forward and trainStep timed on `rows` ≤ B rows of P + T + 1
- * tokens (the end-of-text token starts each query) and scaled by B / rows: at the sizes where
- * the estimate matters (tens of millions of parameters and up) both are products whose work grows
- * with the rows, and timing fewer rows keeps the timing's memory low (at distilgpt2's 50257-token
- * vocabulary, 16 rows × 49 tokens of training does not fit wasm's 4 GB heap). Scoring is left
+ * tokens (the end-of-text token starts each query) and on one row, and taken to the batch as a
+ * line through the two: t(B) = t(1) + (B − 1)·(t(rows) − t(1)) / (rows − 1). The products grow
+ * with the rows; the tied head's transpose and per-op overheads do not (scaling t(rows) by
+ * B / rows alone overestimated distilgpt2's PPO iteration by ×1.39). Timing few rows keeps the
+ * timing's memory low (at distilgpt2's 50257-token vocabulary, 16 rows × 49 tokens of training
+ * does not fit wasm's 4 GB heap). Scoring is left
  * out: a JS reward function costs next to nothing; a reward model of the policy's size adds
  * about one forward (shown apart).
  * Checked against whole iterations of the real trainers in scripts/bench/hf-shapes.ts.
@@ -46,6 +48,9 @@ export interface LoraTimings {
   forward: number;
   /** One LoRA training step (forward, backward over the adapters, Adam) over the same tokens. */
   trainStep: number;
+  /** The forward and the training step on one row. */
+  forwardOneRow: number;
+  trainStepOneRow: number;
 }
 
 export interface GrpoEstimateSettings {
@@ -70,16 +75,24 @@ export function shapeMismatch(t: LoraTimings, batch: number, newTokens: number):
 }
 
 function check(t: LoraTimings): void {
-  for (const k of ['prefill', 'decode', 'forward', 'trainStep'] as const)
+  for (const k of ['prefill', 'decode', 'forward', 'trainStep', 'forwardOneRow', 'trainStepOneRow'] as const)
     if (!(Number.isFinite(t[k]) && t[k] >= 0)) throw new RangeError(`timing ${k} must be a number ≥ 0, got ${t[k]}`);
   if (!(Number.isInteger(t.rows) && t.rows >= 1 && t.rows <= t.batch))
     throw new RangeError(`timing rows must be a whole number from 1 to the batch (${t.batch}), got ${t.rows}`);
 }
 
-/** Forward and training step of the whole batch, from their times on `rows` rows. */
+/**
+ * Forward and training step of the whole batch: the line through their times on one row and on
+ * `rows` rows (slope at least 0: timing noise must not make rows free); timed on one row only,
+ * that row's time × batch.
+ */
 export function batchTimes(t: LoraTimings): { forward: number; trainStep: number } {
-  const k = t.batch / t.rows;
-  return { forward: k * t.forward, trainStep: k * t.trainStep };
+  const atBatch = (one: number, many: number) => {
+    if (t.rows === 1) return t.batch * many;
+    const perRow = Math.max(0, (many - one) / (t.rows - 1));
+    return one + (t.batch - 1) * perRow;
+  };
+  return { forward: atBatch(t.forwardOneRow, t.forward), trainStep: atBatch(t.trainStepOneRow, t.trainStep) };
 }
 
 /** Seconds of one GRPO (or RLOO) iteration with LoRA at `s`, from timings taken at the same batch and length. */
