@@ -43,6 +43,11 @@
  *  - The model card's estimate, pieces timed in wall seconds in the same process: GRPO 253 s
  *    against 206 s measured (×1.23), PPO 239 s against 186 s (×1.28); sampling 0.40 s per step
  *    of 8 rows (20 tokens/s) while PPO ran.
+ *  - Again at load 4–7, --no-profile --cpu-pieces: GRPO 20.7 CPU-s (32 s wall), PPO 56.9 CPU-s
+ *    (69 s wall); sampling 0.115 CPU-s per step of 8 rows (70 tokens per CPU-s). The estimate
+ *    with forward and step scaled from 2 rows by B / rows: GRPO ×1.29, PPO ×1.39; hence the line
+ *    through 1 and 2 rows (src/lib/rlhf/iteration-estimate.ts), load 3: GRPO 20.6 against 20.2
+ *    CPU-s (×1.02), PPO 61.8 against 54.6 CPU-s (×1.13); wall 21.3 s and 57.5 s.
  *  - smollm2 (135M), GRPO 1 prompt × G 2 (batch 2), 32 new tokens: 13.2 CPU-s (24 s wall);
  *    tf peak 2855 MiB, heap high-water 3246 MiB. Batch 4 (1 prompt × G 4) and batch 8 ran out of
  *    the 4 GB heap in the first update (tf 2224 / 2716 MiB when they failed). The estimate, pieces
@@ -50,8 +55,9 @@
  *    0.079 CPU-s per step of 2 rows.
  *  - smollm2, PPO batch 4 (4 epochs × 2 minibatches of 2 rows), 32 new tokens, --no-profile
  *    (tf.profile of a 30-layer PPO iteration overflowed the call stack): 67.1 and 65.8 CPU-s in
- *    two runs (156 s / 77 s wall); heap high-water 3530 MiB. The estimate in CPU seconds: 70.9 s
- *    against 65.8 s (×1.08); sampling 0.101 CPU-s per step of 4 rows.
+ *    two runs (156 s / 77 s wall, load 8–12); heap high-water 3530 MiB. The estimate in CPU
+ *    seconds (then still scaled from 2 rows by B / rows): 70.9 s against 65.8 s (×1.08);
+ *    sampling 0.101 CPU-s per step of 4 rows.
  * So on wasm a GRPO/PPO run with LoRA on these models needs small batches (the app's default 16
  * does not fit); the memory plan (src/lib/model/memory.ts: W + k·A) counts neither the trainer's
  * copy of the weights nor the activations, which dominate at a 50k vocabulary.
