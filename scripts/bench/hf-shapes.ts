@@ -13,8 +13,54 @@
  * Each time is given as wall-clock and as this process's CPU time (`process.cpuUsage`, user +
  * system): on a shared, busy machine the CPU time is what one free core would take.
  *
+ * With LoRA (`--rl grpo,ppo`, the default): seconds per iteration of the real trainers
+ * (src/lib/rlhf/grpo.ts GrpoTrainer, ppo.ts PpoTrainer; PEFT's default adapters: r 8, α 16,
+ * dropout 0.05 on c_attn / q_proj,v_proj; the reference is the policy with adapters off; PPO's
+ * value head on the frozen trunk), at settings a user would pick for such a model: GRPO 2
+ * prompts × G 4 (batch 8: the app's default 16 ran out of wasm's 4 GB heap on distilgpt2, tf at
+ * 2.8 GB, in its first iteration), PPO batch 8 (its defaults otherwise: 4 epochs × 2
+ * minibatches), 32 new tokens, 16-token prompts, the tables' other defaults; the reward a JS
+ * function (no reward model). The first iteration is the warm-up (profiled: its tf.memory peak); then the model
+ * card's estimate (src/lib/rlhf/iteration-estimate.ts, from pieces timed as the app times them:
+ * src/lib/engine/lora-timing.ts) is printed against the measured iteration.
+ *
  *   nice npx tsx scripts/bench/hf-shapes.ts [--models distilgpt2,smollm2] [--repeats 2]
  *     [--new-tokens 32] [--batches 1,8] [--train-batch 4] [--train-t 64] [--out bench/hf-shapes.json]
+ *     [--no-sample] [--no-train] [--rl grpo,ppo] [--rl-iterations 2] [--rl-new-tokens 32]
+ *     [--prompt-tokens 16] [--grpo-batch 8] [--grpo-g 4] [--ppo-batch 8] [--cpu-pieces]
+ *
+ * The full-weight training step (B4 × T64, Adam on every weight) does not fit wasm's 4 GB heap at
+ * these sizes (it ran out at 4096 MiB for both in session 8): use --no-train.
+ *
+ * Measured with LoRA (wasm, Node, 1 thread, random weights; 2026-12-03 on the shared 2-core machine,
+ * `uptime` load 9–17, so wall-clock is mostly waiting: the CPU seconds are what one free core
+ * takes). Per iteration, after a warm-up one:
+ *  - distilgpt2 (82M), GRPO 2 prompts × G 4, 32 new tokens: 22.0 CPU-s (206 s wall); first
+ *    iteration's tf peak 2863 MiB, wasm heap high-water 2987 MiB. The app's default batch 16 ran
+ *    out of the 4 GB heap (tf 2779 MiB when it failed).
+ *  - distilgpt2, PPO batch 8, 32 new tokens, 4 epochs × 2 minibatches: 63.5 CPU-s (186 s wall);
+ *    tf peak 2014 MiB, heap 2987 MiB.
+ *  - The model card's estimate, pieces timed in wall seconds in the same process: GRPO 253 s
+ *    against 206 s measured (×1.23), PPO 239 s against 186 s (×1.28); sampling 0.40 s per step
+ *    of 8 rows (20 tokens/s) while PPO ran.
+ *  - Again at load 4–7, --no-profile --cpu-pieces: GRPO 20.7 CPU-s (32 s wall), PPO 56.9 CPU-s
+ *    (69 s wall); sampling 0.115 CPU-s per step of 8 rows (70 tokens per CPU-s). The estimate
+ *    with forward and step scaled from 2 rows by B / rows: GRPO ×1.29, PPO ×1.39; hence the line
+ *    through 1 and 2 rows (src/lib/rlhf/iteration-estimate.ts), load 3: GRPO 20.6 against 20.2
+ *    CPU-s (×1.02), PPO 61.8 against 54.6 CPU-s (×1.13); wall 21.3 s and 57.5 s.
+ *  - smollm2 (135M), GRPO 1 prompt × G 2 (batch 2), 32 new tokens: 13.2 CPU-s (24 s wall);
+ *    tf peak 2855 MiB, heap high-water 3246 MiB. Batch 4 (1 prompt × G 4) and batch 8 ran out of
+ *    the 4 GB heap in the first update (tf 2224 / 2716 MiB when they failed). The estimate, pieces
+ *    timed in CPU seconds (--cpu-pieces): 13.2 s against 13.2 s measured (×1.00); sampling
+ *    0.079 CPU-s per step of 2 rows.
+ *  - smollm2, PPO batch 4 (4 epochs × 2 minibatches of 2 rows), 32 new tokens, --no-profile
+ *    (tf.profile of a 30-layer PPO iteration overflowed the call stack): 67.1 and 65.8 CPU-s in
+ *    two runs (156 s / 77 s wall, load 8–12); heap high-water 3530 MiB. The estimate in CPU
+ *    seconds (then still scaled from 2 rows by B / rows): 70.9 s against 65.8 s (×1.08);
+ *    sampling 0.101 CPU-s per step of 4 rows.
+ * So on wasm a GRPO/PPO run with LoRA on these models needs small batches (the app's default 16
+ * does not fit); the memory plan (src/lib/model/memory.ts: W + k·A) counts neither the trainer's
+ * copy of the weights nor the activations, which dominate at a 50k vocabulary.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -22,12 +68,24 @@ import os from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setBackend } from '../experiments/pipeline-common';
-import type { GPTConfig } from '../../src/lib/model/config';
+import { HF_SHAPES } from './hf-shapes-config';
 import { GPT } from '../../src/lib/model/gpt';
 import { Rng } from '../../src/lib/model/rng';
 import { generate } from '../../src/lib/model/sampling';
 import { setGemmPolicy } from '../../src/lib/model/kernels/gemm-kernel';
 import { disableAttentionKernel } from '../../src/lib/model/kernels/attention-kernel';
+import { GrpoTrainer } from '../../src/lib/rlhf/grpo';
+import type { GrpoConfig } from '../../src/lib/rlhf/grpo-config';
+import { PpoTrainer, type PpoTokenizer, type RewardSource } from '../../src/lib/rlhf/ppo';
+import type { PpoConfig } from '../../src/lib/rlhf/ppo-config';
+import { timeLoraPieces } from '../../src/lib/engine/lora-timing';
+import {
+  grpoIterationSeconds,
+  ppoIterationSeconds,
+  type GrpoEstimateSettings,
+  type LoraTimings,
+  type PpoEstimateSettings,
+} from '../../src/lib/rlhf/iteration-estimate';
 
 const { values: a } = parseArgs({
   options: {
@@ -40,29 +98,26 @@ const { values: a } = parseArgs({
     out: { type: 'string', default: 'bench/hf-shapes.json' },
     'no-sample': { type: 'boolean', default: false },
     'no-profile': { type: 'boolean', default: false },
+    /** Skip the full-weight training step (at these sizes it does not fit wasm's 4 GB heap). */
+    'no-train': { type: 'boolean', default: false },
+    /** Trainers to time with LoRA (GrpoTrainer, PpoTrainer), comma-separated; '' = none. */
+    rl: { type: 'string', default: 'grpo,ppo' },
+    'rl-iterations': { type: 'string', default: '2' },
+    'rl-new-tokens': { type: 'string', default: '32' },
+    'prompt-tokens': { type: 'string', default: '16' },
+    'grpo-batch': { type: 'string', default: '8' },
+    'grpo-g': { type: 'string', default: '4' },
+    'ppo-batch': { type: 'string', default: '8' },
+    /** Time the estimate's pieces in CPU seconds and compare with the iterations' CPU seconds. */
+    'cpu-pieces': { type: 'boolean', default: false },
     /** A/B of memory: TF.js ops instead of our dense-product / attention kernels. */
     'no-gemm': { type: 'boolean', default: false },
     'no-attention-kernel': { type: 'boolean', default: false },
   },
 });
 
-/** The two shapes of the issue, as their Hugging Face config.json files give them. */
-const SHAPES: Record<string, GPTConfig> = {
-  distilgpt2: { vocabSize: 50257, blockSize: 1024, nLayer: 6, nHead: 12, nEmbd: 768, layerNormEps: 1e-5 },
-  smollm2: {
-    arch: 'llama',
-    vocabSize: 49152,
-    blockSize: 8192,
-    nLayer: 30,
-    nHead: 9,
-    nKvHead: 3,
-    nEmbd: 576,
-    intermediateSize: 1536,
-    ropeTheta: 100000,
-    tieWordEmbeddings: true,
-    layerNormEps: 1e-5,
-  },
-};
+/** The two shapes of the issue (./hf-shapes-config.ts). */
+const SHAPES = HF_SHAPES;
 
 const repeats = Number(a.repeats);
 const newTokens = Number(a['new-tokens']);
@@ -99,6 +154,8 @@ interface ModelReport {
     tokensPerSecond: number;
     tokensPerCpuSecond: number;
   }[];
+  rl: RlReport[];
+  /** Null with --no-train. */
   train: {
     batch: number;
     T: number;
@@ -107,17 +164,192 @@ interface ModelReport {
     medianSeconds: number;
     medianCpuSeconds: number;
     losses: number[];
-  };
+  } | null;
   memory: {
     bytesAfterInit: number;
     bytesAfterSampling: number;
-    trainStepPeakBytes: number;
-    bytesAfterTraining: number;
+    trainStepPeakBytes: number | null;
+    bytesAfterTraining: number | null;
     wasmHeapAfterInit: number | null;
     wasmHeapAfterSampling: number | null;
     wasmHeapAfterTraining: number | null;
     rssAfterTraining: number;
   };
+}
+
+/** One trainer's iterations with LoRA (PEFT defaults: r 8, α 16, dropout 0.05, default targets). */
+interface RlReport {
+  algo: 'grpo' | 'ppo';
+  settings: Record<string, unknown>;
+  promptTokens: number;
+  /** Per iteration (the first one is the warm-up, profiled unless --no-profile). */
+  iterations: {
+    wall: number;
+    cpu: number;
+    rolloutSeconds: number;
+    updateSeconds: number;
+    tfBytesAfter: number;
+    wasmHeapAfter: number | null;
+  }[];
+  /** Median of the iterations after the first. */
+  medianSeconds: number;
+  medianCpuSeconds: number;
+  /** tf.profile's peak tensor bytes of the first iteration (NaN with --no-profile). */
+  peakBytes: number;
+  wasmHeapHighWater: number | null;
+  /** The model card's pieces, timed after the iterations, and its estimate from them. */
+  pieces: LoraTimings;
+  estimateSeconds: number;
+}
+
+const rlAlgos = a.rl ? (a.rl.split(',').map((x) => x.trim()) as ('grpo' | 'ppo')[]) : [];
+const rlIterations = Number(a['rl-iterations']);
+const rlNewTokens = Number(a['rl-new-tokens']);
+const promptTokens = Number(a['prompt-tokens']);
+
+/**
+ * Seconds per GRPO or PPO iteration with LoRA on `model` (the real trainers: each clones the
+ * model as its policy and puts the adapters on the clone; the reference is the clone with its
+ * adapters off; PPO's value head sits on the frozen trunk). Prompts are random text of
+ * `promptTokens` characters through a one-token-per-character tokenizer (random weights never
+ * stop early, so every completion is `rlNewTokens` long: the worst case). Reward: a JS function
+ * (the fraction of even token ids), as a rule-based reward would be; no reward model.
+ */
+async function benchRl(name: string, model: GPT, algo: 'grpo' | 'ppo'): Promise<RlReport> {
+  const V = model.config.vocabSize;
+  const tokenizer: PpoTokenizer = {
+    eotId: V - 1,
+    encode: (text) => [...text].map((ch) => (ch.charCodeAt(0) * 7919) % (V - 1)),
+    decode: (ids) => ids.map((i) => String.fromCharCode(97 + (i % 26))).join(''),
+  };
+  const rng = new Rng(11);
+  const prompts = Array.from({ length: 64 }, () =>
+    Array.from({ length: promptTokens }, () => String.fromCharCode(97 + rng.int(26))).join(''),
+  );
+  const reward: RewardSource = {
+    score: async (batch) =>
+      batch.map((x) => x.responseIds.filter((i) => i % 2 === 0).length / Math.max(1, x.responseIds.length)),
+  };
+  const lora = { lora: true };
+  let settings: Record<string, unknown>;
+  let iterate: () => Promise<{ rolloutSeconds: number; updateSeconds: number }>;
+  let dispose: () => void;
+  if (algo === 'grpo') {
+    const config: Partial<GrpoConfig> = {
+      ...lora,
+      batchSize: Number(a['grpo-batch']),
+      numGenerations: Number(a['grpo-g']),
+      maxCompletionLength: rlNewTokens,
+    };
+    const t = new GrpoTrainer({ model, reward, tokenizer, prompts, config });
+    settings = { ...t.config };
+    iterate = async () => {
+      const r = await t.iteration();
+      return { rolloutSeconds: r.rollout.seconds, updateSeconds: r.update.seconds };
+    };
+    dispose = () => t.dispose();
+  } else {
+    const config: Partial<PpoConfig> = { ...lora, batchSize: Number(a['ppo-batch']), maxNewTokens: rlNewTokens };
+    const t = new PpoTrainer({ model, reward, tokenizer, prompts, config });
+    settings = { ...t.config };
+    iterate = async () => {
+      const r = await t.iteration();
+      return { rolloutSeconds: r.rollout.seconds, updateSeconds: r.update.seconds };
+    };
+    dispose = () => t.dispose();
+  }
+  const iterations: RlReport['iterations'] = [];
+  let peakBytes = NaN;
+  for (let i = 0; i < rlIterations; i++) {
+    const t0 = performance.now();
+    const c = process.cpuUsage();
+    let phases: { rolloutSeconds: number; updateSeconds: number };
+    try {
+      if (i === 0 && !a['no-profile']) {
+        let out: typeof phases | undefined;
+        const prof = await tf.profile(async () => {
+          out = await iterate();
+        });
+        peakBytes = prof.peakBytes;
+        phases = out!;
+      } else phases = await iterate();
+    } catch (e) {
+      console.log(
+        `${name}: ${algo} iteration ${i} FAILED (${(e as Error).message.split('\n')[0]}): tf ${mb(tf.memory().numBytes)}, wasm heap ${mb(wasmHeapBytes())}`,
+      );
+      dispose();
+      throw e;
+    }
+    const it = {
+      wall: (performance.now() - t0) / 1000,
+      cpu: cpuSince(c),
+      ...phases,
+      tfBytesAfter: tf.memory().numBytes,
+      wasmHeapAfter: wasmHeapBytes(),
+    };
+    iterations.push(it);
+    console.log(
+      `${name}: ${algo} LoRA iteration ${i}${i === 0 ? ' (warm-up' + (a['no-profile'] ? '' : ', profiled') + ')' : ''}: ` +
+        `wall ${it.wall.toFixed(1)} s (rollout ${it.rolloutSeconds.toFixed(1)} s, update ${it.updateSeconds.toFixed(1)} s), ` +
+        `CPU ${it.cpu.toFixed(1)} s; tf ${mb(it.tfBytesAfter)}, wasm heap ${mb(it.wasmHeapAfter)}; load ${os.loadavg()[0].toFixed(1)}`,
+    );
+  }
+  dispose();
+  const timed = iterations.length > 1 ? iterations.slice(1) : iterations;
+  // The model card's estimate (src/lib/rlhf/iteration-estimate.ts) from the pieces timed as the
+  // app times them (src/lib/engine/lora-timing.ts), against the iterations just measured.
+  const t0 = performance.now();
+  // On a shared machine wall-clock time follows the load; with --cpu-pieces the pieces are timed
+  // in this process's CPU time (performance.now swapped for it while they run) and compared with
+  // the iterations' CPU time: what one free core would take, which is what a user's tab sees.
+  const wallNow = performance.now.bind(performance);
+  if (a['cpu-pieces']) {
+    const c0 = process.cpuUsage();
+    performance.now = () => {
+      const d = process.cpuUsage(c0);
+      return (d.user + d.system) / 1000;
+    };
+  }
+  let pieces: LoraTimings;
+  try {
+    pieces = await timeLoraPieces(model, {
+      batch: settings.batchSize as number,
+      promptTokens,
+      newTokens: rlNewTokens,
+      temperature: settings.temperature as number,
+    });
+  } finally {
+    performance.now = wallNow;
+  }
+  const estimate =
+    algo === 'grpo'
+      ? grpoIterationSeconds(pieces, settings as unknown as GrpoEstimateSettings)
+      : ppoIterationSeconds(pieces, settings as unknown as PpoEstimateSettings);
+  const measured = median(timed.map((x) => (a['cpu-pieces'] ? x.cpu : x.wall)));
+  console.log(
+    `${name}: ${algo} estimate from timed pieces (${((performance.now() - t0) / 1000).toFixed(0)} s to time; ` +
+      `${a['cpu-pieces'] ? 'CPU' : 'wall'} seconds): ` +
+      `prefill ${pieces.prefill.toFixed(2)} s, decode ${pieces.decode.toFixed(3)} s/step, on ${pieces.rows} rows: forward ` +
+      `${pieces.forward.toFixed(2)} s, train step ${pieces.trainStep.toFixed(2)} s → ${estimate.toFixed(1)} s per iteration; measured ${measured.toFixed(1)} s ` +
+      `(estimate/measured ${(estimate / measured).toFixed(2)}; load ${os.loadavg()[0].toFixed(1)})`,
+  );
+  const report: RlReport = {
+    algo,
+    settings,
+    promptTokens,
+    iterations,
+    medianSeconds: median(timed.map((x) => x.wall)),
+    medianCpuSeconds: median(timed.map((x) => x.cpu)),
+    peakBytes,
+    wasmHeapHighWater: wasmHeapBytes(),
+    pieces,
+    estimateSeconds: estimate,
+  };
+  console.log(
+    `${name}: ${algo} with LoRA: ${report.medianSeconds.toFixed(1)} s per iteration (CPU ${report.medianCpuSeconds.toFixed(1)} s); ` +
+      `first iteration's tf peak ${mb(peakBytes)}; wasm heap high-water ${mb(report.wasmHeapHighWater)}`,
+  );
+  return report;
 }
 
 async function benchModel(name: string): Promise<ModelReport> {
@@ -155,6 +387,23 @@ async function benchModel(name: string): Promise<ModelReport> {
   }
   const bytesAfterSampling = tf.memory().numBytes;
   const wasmHeapAfterSampling = wasmHeapBytes();
+
+  const rl: RlReport[] = [];
+  for (const algo of rlAlgos) rl.push(await benchRl(name, model, algo));
+  if (a['no-train']) {
+    const memory: ModelReport['memory'] = {
+      bytesAfterInit,
+      bytesAfterSampling,
+      trainStepPeakBytes: null,
+      bytesAfterTraining: null,
+      wasmHeapAfterInit,
+      wasmHeapAfterSampling,
+      wasmHeapAfterTraining: wasmHeapBytes(),
+      rssAfterTraining: process.memoryUsage().rss,
+    };
+    model.dispose();
+    return { model: name, params, sample, rl, train: null, memory };
+  }
 
   const vars = model.trainableVariables();
   const opt = tf.train.adam(1e-4, 0.9, 0.95, 1e-8);
@@ -225,6 +474,7 @@ async function benchModel(name: string): Promise<ModelReport> {
     model: name,
     params,
     sample,
+    rl,
     train: {
       batch: TB,
       T: TT,
@@ -239,20 +489,23 @@ async function benchModel(name: string): Promise<ModelReport> {
 }
 
 const reports: ModelReport[] = [];
-for (const name of a.models!.split(',')) reports.push(await benchModel(name.trim()));
 mkdirSync(dirname(a.out!), { recursive: true });
-writeFileSync(
-  a.out!,
-  JSON.stringify(
-    {
-      date: new Date().toISOString(),
-      backend: 'wasm (Node, 1 thread)',
-      tfjs: '4.22.0',
-      loadavg: os.loadavg(),
-      reports,
-    },
-    null,
-    2,
-  ) + '\n',
-);
-console.log(`wrote ${a.out}`);
+// Written after each model, so a later model's failure (e.g. out of wasm memory) keeps the rest.
+for (const name of a.models!.split(',')) {
+  reports.push(await benchModel(name.trim()));
+  writeFileSync(
+    a.out!,
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        backend: 'wasm (Node, 1 thread)',
+        tfjs: '4.22.0',
+        loadavg: os.loadavg(),
+        reports,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
+  console.log(`wrote ${a.out}`);
+}

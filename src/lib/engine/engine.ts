@@ -33,6 +33,9 @@ import type {
 } from './types';
 import type { PresetName } from '../pretrain/presets';
 import { runBench } from './bench';
+import type { GPT } from '../model/gpt';
+import { LORA_TIMING_STEPS, checkTimingRequest, timeLoraPieces, type LoraTimingRequest } from './lora-timing';
+import type { LoraTimings } from '../rlhf/iteration-estimate';
 import type { RewardFunctionSpec } from '../rlhf/reward-functions';
 import { generate } from '../model/sampling';
 import { configToHF, saveModelSafetensors, writeSafetensors } from '../model/weights';
@@ -814,6 +817,25 @@ export class LocalEngine implements Engine, EngineTestHooks {
   async pretrainTimeStep(preset: PresetName, batchSize: number, vocabSize: number): Promise<number> {
     this.requireInit();
     return this.pretrain.timeStep(`${this.info!.name} ${this.info!.adapter}`, preset, batchSize, vocabSize);
+  }
+
+  /** Timed LoRA iteration pieces per loaded model (a new load is a new GPT), by backend and shape. */
+  private loraTimings = new WeakMap<GPT, Map<string, LoraTimings>>();
+
+  async timeLoraIteration(jobId: string, req: LoraTimingRequest, onProgress?: ProgressCallback): Promise<LoraTimings> {
+    this.requireInit();
+    const { model } = this.slot.require();
+    checkTimingRequest(model, req);
+    const key = `${this.info!.name} ${this.info!.adapter}|${req.batch}|${req.promptTokens}|${req.newTokens}|${req.temperature ?? ''}`;
+    const cache = this.loraTimings.get(model) ?? new Map<string, LoraTimings>();
+    this.loraTimings.set(model, cache);
+    const cached = cache.get(key);
+    if (cached) return cached;
+    const t = await this.runJob(jobId, (checkpoint) =>
+      timeLoraPieces(model, req, checkpoint, (done) => onProgress?.({ jobId, step: done, total: LORA_TIMING_STEPS })),
+    );
+    cache.set(key, t);
+    return t;
   }
 
   private requireInit(): void {

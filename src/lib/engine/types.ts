@@ -687,6 +687,17 @@ export interface Engine {
     batchSize: number,
     vocabSize: number,
   ): Promise<number>;
+  /**
+   * The pieces of a GRPO / PPO iteration with LoRA timed on the loaded model and the active
+   * backend (sampling prefill and decode step, forward, LoRA training step; ./lora-timing.ts), for
+   * the model card's estimate (`../rlhf/iteration-estimate.ts`). A cancellable job; cached per
+   * model, backend and shape.
+   */
+  timeLoraIteration(
+    jobId: string,
+    req: import('./lora-timing').LoraTimingRequest,
+    onProgress?: ProgressCallback,
+  ): Promise<import('../rlhf/iteration-estimate').LoraTimings>;
 }
 
 /**

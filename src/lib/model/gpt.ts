@@ -46,7 +46,7 @@ import {
   selfAttention,
 } from './kernels/attention-kernel';
 import { addLayerNorm, biasGelu, decodeLayerNormAvailable } from './kernels/layernorm-kernel';
-import { embed, geluTanh, layerNorm, linear, matMul, pickedLogSoftmax, transposeLast2 } from './ops';
+import { embed, geluTanh, layerNorm, linear, linearFrozen, matMul, pickedLogSoftmax, transposeLast2 } from './ops';
 import { LoraAdapters, type LoraSpec } from './lora';
 import { isHfTransposed, Llama, llamaParameterShapes, validateLlamaConfig } from './llama';
 import { KVCache } from './kv-cache';
@@ -149,6 +149,7 @@ export class GPT {
             embedTokens: (idx) => this.embedTokens(idx),
             tiedHeadT: (name, cache) => this.tiedHeadT(name, cache),
             useAttentionKernel: () => this.useAttentionKernel(),
+            baseFrozen: () => this.lora !== null,
           })
         : null;
     const { nLayer } = config;
@@ -274,7 +275,9 @@ export class GPT {
   private linear(x: tf.Tensor2D, name: string): tf.Tensor2D {
     const w = this.p(name + '.weight') as tf.Tensor as tf.Tensor2D;
     const b = this.params.get(name + '.bias');
-    const y = b ? linear(x, w, b as tf.Tensor as tf.Tensor1D) : matMul(x, w);
+    const bias = b as tf.Tensor | undefined as tf.Tensor1D | undefined;
+    // Under LoRA the base is frozen: the op whose gradient is dx alone (no dW, db).
+    const y = this.lora ? linearFrozen(x, w, bias) : bias ? linear(x, w, bias) : matMul(x, w);
     return this.lora ? this.lora.apply(name, x, y) : y;
   }
 
@@ -347,7 +350,8 @@ export class GPT {
   /** Final LayerNorm and tied LM head on x [B·T, C]: returns hidden [B·T, C] and logits [B·T, V]. */
   private head(x: tf.Tensor2D, cache?: KVCache): { hidden: tf.Tensor2D; logits: tf.Tensor2D } {
     const hidden = this.layerNorm(x, 'transformer.ln_f');
-    return { hidden, logits: matMul(hidden, this.tiedHeadT('transformer.wte.weight', cache)) };
+    const headT = this.tiedHeadT('transformer.wte.weight', cache);
+    return { hidden, logits: this.lora ? linearFrozen(hidden, headT) : matMul(hidden, headT) };
   }
 
   /**

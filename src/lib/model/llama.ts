@@ -16,7 +16,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { archOf, DEFAULT_ROPE_THETA, kvHeads, MASK_VALUE, tiedHead, type GPTConfig } from './config';
 import { ModelLoadError } from './errors';
 import { cachedAttention, selfAttention } from './kernels/attention-kernel';
-import { matMul } from './ops';
+import { linearFrozen, matMul } from './ops';
 import type { KVCache } from './kv-cache';
 
 /**
@@ -98,6 +98,8 @@ export interface LlamaHost {
   tiedHeadT(name: string, cache?: KVCache): tf.Tensor2D;
   /** Whether attention runs in our wasm kernel (else TF.js ops). */
   useAttentionKernel(): boolean;
+  /** Whether the base weights are frozen (LoRA): their products then skip dW (`linearFrozen`). */
+  baseFrozen(): boolean;
 }
 
 /** Forward passes of a Llama model whose weights its host (a `GPT`) holds. */
@@ -116,7 +118,8 @@ export class Llama {
   /** Logits [B·t, V] of hidden [B·t, C] (after the final norm): tied to embed_tokens or lm_head. */
   head(hidden: tf.Tensor2D, cache?: KVCache): tf.Tensor2D {
     if (!tiedHead(this.host.config)) return this.host.linear(hidden, 'lm_head');
-    return matMul(hidden, this.host.tiedHeadT('model.embed_tokens.weight', cache));
+    const headT = this.host.tiedHeadT('model.embed_tokens.weight', cache);
+    return this.host.baseFrozen() ? linearFrozen(hidden, headT) : matMul(hidden, headT);
   }
 
   /**

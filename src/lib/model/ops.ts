@@ -10,6 +10,8 @@
  * Maths follows:
  *  - matMul: dA = dY·Bᵀ, dB = Aᵀ·dY (any linear-algebra text; PyTorch `mm` backward); 2-D
  *    products on wasm through our packed FMA kernel where it is measured faster (kernels/gemm.as.ts).
+ *    With a frozen B (LoRA's base) only dA is needed: `linearFrozen` (PEFT/PyTorch likewise skip
+ *    the weight gradient when `requires_grad` is off).
  *  - GELU, tanh form ("gelu_new" in Hugging Face transformers `activations.py`, Hendrycks &
  *    Gimpel 2016): 0.5·x·(1 + tanh(u)) with u = √(2/π)(x + 0.044715x³). Since
  *    1 + tanh(u) = 2σ(2u), this is exactly x·σ(2u); wasm's Sigmoid kernel is ~5× faster than Tanh.
@@ -88,6 +90,29 @@ export const linear = tf.customGrad((...args: Args) => {
     ],
   };
 }) as (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D;
+
+/**
+ * x [N, in] @ W [in, out] (+ b [out]) for a frozen W and b (LoRA's base weights, a tied head of
+ * a LoRA model): the value of {@link linear} / {@link matMul}, but x is the op's only input, so
+ * its gradient is dx = dY·Wᵀ alone. `linear`'s gradient also computes dW = xᵀ·dY and db, which
+ * TF.js's tape discards when nobody asked for W (`tf.grads` over the adapters only) but a
+ * customGrad computes every input's gradient eagerly: about a third of the backward products.
+ * Saves nothing when W is a variable (it outlives the step); a computed W (e.g. a transposed
+ * tied head made inside the forward) is saved so the tidy of the forward cannot free it.
+ */
+export function linearFrozen(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
+  const f = tf.customGrad((...args: Args) => {
+    const [xi, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const keep = !(w instanceof tf.Variable);
+    if (keep) save([w]);
+    return {
+      value: mm2(xi, w, false, false, b),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        mm2(dy as tf.Tensor2D, (keep ? saved[0] : w) as tf.Tensor2D, false, true),
+    };
+  }) as (x: tf.Tensor2D) => tf.Tensor2D;
+  return f(x);
+}
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 const GELU_A = 0.044715;
