@@ -75,6 +75,13 @@ const { values: a } = parseArgs({
 
 const OUT = resolve(a.out!);
 
+/** Mean of the numbers among `xs` (null where there are none). */
+const meanOf = (xs: (number | null)[]): number | null => {
+  const v = xs.filter((x): x is number => x !== null);
+  return v.length ? stats(v).mean : null;
+};
+const fmt = (x: unknown, digits = 1) => (typeof x === 'number' ? x.toFixed(digits) : '–');
+
 async function main(): Promise<void> {
   if (!a.scenario) throw new Error('--scenario static/scenarios/<id>.json is required');
   const s = validateGroupScenario(JSON.parse(readFileSync(resolve(a.scenario), 'utf8')), a.scenario);
@@ -136,9 +143,18 @@ async function main(): Promise<void> {
       show('base', before);
       const t0 = performance.now();
       const curve: { iteration: number; passRate: number }[] = [];
+      const passLengths: Record<'lab/length_passing' | 'lab/length_failing', number | null>[] = [];
       for (let i = 0; i < iterations; i++) {
-        const { metrics: m } = await trainer.iteration();
-        appendFileSync(logFile, JSON.stringify(m) + '\n');
+        const { metrics: m, rollout, score } = await trainer.iteration();
+        // Mean length (tokens) of the passing and the failing completions: Liu et al. 2025 show
+        // GRPO's per-sequence normalisation lengthening the wrong answers.
+        const lengthOf = (pass: boolean) => {
+          const l = rollout.responseIds.filter((_, k) => score.rewards[k] >= threshold === pass).map((r) => r.length);
+          return l.length ? stats(l).mean : null;
+        };
+        const lab = { 'lab/length_passing': lengthOf(true), 'lab/length_failing': lengthOf(false) };
+        passLengths.push(lab);
+        appendFileSync(logFile, JSON.stringify({ ...m, ...lab }) + '\n');
         if ((i + 1) % 5 === 0 || i === 0)
           console.log(
             `[${tag}] it ${String(i + 1).padStart(3)} reward ${m.reward.toFixed(2)} zero-std ${m.frac_reward_zero_std.toFixed(2)} len ${m['completions/mean_length'].toFixed(1)} clipped ${m['completions/clipped_ratio'].toFixed(2)} kl ${m.kl === null ? '-' : m.kl.toFixed(3)} ent ${m.entropy.toFixed(2)} | ${m['time/iteration_s'].toFixed(2)} s/it`,
@@ -167,6 +183,13 @@ async function main(): Promise<void> {
         lengthFirst10: stats(lengths.slice(0, 10)).mean,
         lengthLast10: stats(lengths.slice(-10)).mean,
         klLast10: stats(trainer.history.slice(-10).map((m) => m.kl ?? 0)).mean,
+        failingLengthFirst10: meanOf(passLengths.slice(0, 10).map((x) => x['lab/length_failing'])),
+        failingLengthLast10: meanOf(passLengths.slice(-10).map((x) => x['lab/length_failing'])),
+        passingLengthFirst10: meanOf(passLengths.slice(0, 10).map((x) => x['lab/length_passing'])),
+        passingLengthLast10: meanOf(passLengths.slice(-10).map((x) => x['lab/length_passing'])),
+        clippedFirst10: stats(trainer.history.slice(0, 10).map((m) => m['completions/clipped_ratio'])).mean,
+        clippedLast10: stats(trainer.history.slice(-10).map((m) => m['completions/clipped_ratio'])).mean,
+        zeroStdMean: stats(trainer.history.map((m) => m.frac_reward_zero_std)).mean,
         examplesAfter: after.examples,
       });
       trainer.dispose();
@@ -174,7 +197,7 @@ async function main(): Promise<void> {
   console.log(`\n${sc.id} (${iterations} iterations, ${evalSamples} samples × ${heldOut.length} held-out prompts):`);
   for (const r of summary)
     console.log(
-      `  seed ${r.seed}${sc.kind === 'length-lab' ? ` ${String(r.lossType).padEnd(8)}` : ''}: base ${((r.basePassRate as number) * 100).toFixed(1)}% → final ${((r.finalPassRate as number) * 100).toFixed(1)}%, length ${(r.lengthFirst10 as number).toFixed(1)} → ${(r.lengthLast10 as number).toFixed(1)}, ${(r.seconds as number).toFixed(0)} s`,
+      `  seed ${r.seed}${sc.kind === 'length-lab' ? ` ${String(r.lossType).padEnd(8)}` : ''}: base ${((r.basePassRate as number) * 100).toFixed(1)}% → final ${((r.finalPassRate as number) * 100).toFixed(1)}%, length ${(r.lengthFirst10 as number).toFixed(1)} → ${(r.lengthLast10 as number).toFixed(1)} (failing ${fmt(r.failingLengthFirst10)} → ${fmt(r.failingLengthLast10)}, passing ${fmt(r.passingLengthFirst10)} → ${fmt(r.passingLengthLast10)}; truncated ${fmt(r.clippedFirst10, 2)} → ${fmt(r.clippedLast10, 2)}; zero-spread ${fmt(r.zeroStdMean, 2)}), ${(r.seconds as number).toFixed(0)} s`,
     );
   writeFileSync(
     join(
