@@ -38,6 +38,29 @@
  *    solved within 3 iterations (zero-spread groups ≈ 1, held-out pass 33.6 % → 98.4 %), so nothing
  *    drives the length (17.5 → 17.3 tokens, first → last 10 iterations). A neutral reward that stays
  *    hard for 30 iterations is still to be found; dapo and dr_grpo were not run with it.
+ *  - length-bias lab, 2026-12-03 (load 14–21 on 2 cores, 6–11 s/it). Base rates from 512 samples
+ *    of the bundled model on the training prompts (scripts/experiments/length-probe.ts, shorter vs
+ *    longer half at the median 15 tokens): the old "friend" reward is length-biased (0.4 % vs
+ *    5.9 %); "in" among the first four words 14.7 % vs 14.6 % but learnt at once, like "lived";
+ *    each of the first three words at most four letters 6.7 % vs 6.6 % (passing 16.5 tokens,
+ *    failing 16.4), now the scenario's reward. With it (lr 2e-4, β 0.04, G 8, batch 32,
+ *    `--eval-samples 8`), held-out pass 7.8 % → grpo / dapo / dr_grpo:
+ *      seed 0, 30 iterations: 46.9 / 43.8 / 45.3 %; zero-spread groups 0.55–0.58;
+ *      seed 1, 45 iterations: 53.1 / 53.1 / 46.9 %; zero-spread 0.56–0.62.
+ *    Mean completion length, iterations 1–10 → 11–end: seed 0 grpo 15.7 → 15.4, dapo 16.0 →
+ *    14.5, dr_grpo 15.7 → 14.8; seed 1 grpo 19.1 → 20.0, dapo 18.8 → 17.6, dr_grpo 18.6 → 18.7.
+ *    Each iteration has the same 4 prompts under every loss type (one seeded order), so the
+ *    paired difference per iteration is the measure; over iterations 11–end, grpo − dapo /
+ *    grpo − dr_grpo (mean ± naive s.e. over iterations, which are autocorrelated):
+ *      length      seed 0 +1.00 ± 0.41 / +0.64 ± 0.28;  seed 1 +2.40 ± 0.36 / +1.25 ± 0.42
+ *      failing     seed 0 +1.40 ± 0.44 / +0.77 ± 0.52;  seed 1 +3.25 ± 0.63 / +1.87 ± 0.63
+ *      truncated   seed 0 +0.05 ± 0.02 / +0.03 ± 0.02;  seed 1 +0.21 ± 0.03 / +0.11 ± 0.03
+ *    and ≈ 0 over iterations 1–10 (−0.33 … +0.52). The direction is Liu et al.'s (grpo's wrong
+ *    answers get longer); the size is a token or two in 30–45 iterations, smaller than the
+ *    iteration-to-iteration noise (±2–3 tokens), so the overlay shows it as a gap in the
+ *    averages, not a clean split of the lines. Commands:
+ *      npx tsx scripts/experiments/verifiable.ts --scenario static/scenarios/grpo/length-bias-lab.json \
+ *        --loss-types grpo,dapo,dr_grpo --eval-samples 8 [--seeds 1 --iterations 45]
  *
  * Writes `<out>/<scenario>-seed<k>[-<lossType>].jsonl` (TRL-named metrics per iteration) and
  * `<out>/<scenario>-summary.json`.

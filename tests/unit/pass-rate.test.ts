@@ -219,8 +219,15 @@ describe('shipped GRPO scenarios', () => {
         [' dull.', false],
         [' it was a great movie indeed.', false],
       ],
+      'length-bias-lab': [
+        [' met a kind old man.', true],
+        [' and a big dog ran home through the woods.', true],
+        [' lived in a castle.', false],
+        [' met a lonely robot.', false],
+        [' ran home.', false],
+      ],
     };
-    const id = s.kind === 'length-lab' ? 'mention-word' : s.id;
+    const id = s.id;
     expect(cases[id], `no test cases for ${id}`).toBeDefined();
     const got = score(
       s,
