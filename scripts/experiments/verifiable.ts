@@ -48,7 +48,7 @@
  *      seed 0, 30 iterations: 46.9 / 43.8 / 45.3 %; zero-spread groups 0.55–0.58;
  *      seed 1, 45 iterations: 53.1 / 53.1 / 46.9 %; zero-spread 0.56–0.62.
  *    Mean completion length, iterations 1–10 → 11–end: seed 0 grpo 15.7 → 15.4, dapo 16.0 →
- *    14.5, dr_grpo 15.7 → 14.8; seed 1 grpo 19.1 → 20.0, dapo 18.8 → 17.6, dr_grpo 18.6 → 18.7.
+ *    14.4, dr_grpo 15.7 → 14.8; seed 1 grpo 19.1 → 19.9, dapo 18.8 → 17.5, dr_grpo 18.6 → 18.7.
  *    Each iteration has the same 4 prompts under every loss type (one seeded order), so the
  *    paired difference per iteration is the measure; over iterations 11–end, grpo − dapo /
  *    grpo − dr_grpo (mean ± naive s.e. over iterations, which are autocorrelated):
