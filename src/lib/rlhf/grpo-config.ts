@@ -154,7 +154,7 @@ export function groupFields(d: GroupDefaults): TableSpec<GroupConfig> {
       kind: 'boolean',
       live: true,
       default: false,
-      help: 'Leave completions that never emit end-of-text out of the loss (DAPO recommends it); a batch where none ends skips its update (counted as skipped_updates). TRL default off.',
+      help: 'Leave completions that never emit end-of-text out of the loss (DAPO recommends it). TRL default off.',
     },
     learningRate: {
       label: 'learning rate',
