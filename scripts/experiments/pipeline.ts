@@ -39,6 +39,20 @@
  * RLOO alone, 100 iterations with its defaults (`--algo rloo --iterations 100 --seed S`): gold
  * +1.58 / +1.35 / +1.31 base std at KL 3.84 / 2.30 / 2.77 nats (seeds 0 / 1 / 2; 433–477 s of
  * training for seeds 1–2 at load 8–15 on 2 cores).
+ * GRPO against PPO's wall-clock (2026-12-03, `--algo ppo,grpo --seconds ppo`, wasm, shared 2-core
+ * machine at load 8–21): seed 0: PPO 100 iterations in 2039 s, gold +1.79 base std at KL 4.11 nats
+ * (PASS); GRPO with its defaults in the same 2041 s runs 823 iterations (2.48 s/it) to gold +2.55
+ * std at KL 56.9 nats (FAIL): the policy writes "… It was the best part was the best part was the"
+ * to the length limit. GRPO passes the bar early and then leaves it: 100 iterations (274 s, 13 % of
+ * PPO's time) give +1.25 std at 2.7 nats (the `--iterations 100` run below the table in
+ * grpo-config.ts); its training KL (k3 per token × mean length, 10-iteration mean) passes 6 nats at
+ * iteration 152 (470 s) and keeps rising (9 nats at 300, 13 at 400, 34 at 500, 82 at 800) while
+ * the proxy reward rises (1.28 → 2.02), the completions run to the limit (13.8 → 22.8 tokens, 90 %
+ * truncated) and the entropy falls 1.0 → 0.41. Why: β = 0.04 (TRL's default) is a fixed, weak
+ * leash where PPO's adaptive KL controller (target 4 nats) tightens as KL grows, and a GRPO
+ * iteration is one gradient step against PPO's 8, so the same seconds buy ~8× the updates; nothing
+ * in the defaults stops a long run. Seed 1 at 100 iterations (`--algo grpo --seed 1`, rerun): +1.30
+ * std at 2.89 nats, as before.
  *
  * `--reward-fn FILE.js[=WEIGHT]` (repeatable): a reward function in JavaScript with TRL's shape,
  * `function reward(prompts, completions) { return completions.map(…) }`, as the app's (checked and
