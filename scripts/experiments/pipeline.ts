@@ -64,7 +64,8 @@
  * A probe, not a defaults change (that needs all 3 seeds): seed 0 with β 0.3 (`--config
  * '{"beta":0.3}'`, otherwise seed 1's command) holds the KL; every 50 iterations +0.53 / 0.29,
  * 150: +0.87 / 0.96, 300: +1.24 / 1.48, 650: +1.20 / 2.26, 1050: +1.30 / 1.99 (between +0.73 and
- * +1.39 from iteration 250 on, KL ≤ 2.5; its end was not in by the deadline).
+ * +1.39 from iteration 250 on, KL ≤ 2.5); at the end 2103 iterations (0.97 s/it), +1.33 std at
+ * 2.63 nats (PASS; 128 samples).
  *
  * `--reward-fn FILE.js[=WEIGHT]` (repeatable): a reward function in JavaScript with TRL's shape,
  * `function reward(prompts, completions) { return completions.map(…) }`, as the app's (checked and
