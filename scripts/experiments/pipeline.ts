@@ -39,6 +39,33 @@
  * RLOO alone, 100 iterations with its defaults (`--algo rloo --iterations 100 --seed S`): gold
  * +1.58 / +1.35 / +1.31 base std at KL 3.84 / 2.30 / 2.77 nats (seeds 0 / 1 / 2; 433–477 s of
  * training for seeds 1–2 at load 8–15 on 2 cores).
+ * GRPO against PPO's wall-clock (2026-12-03, `--algo ppo,grpo --seconds ppo`, wasm, shared 2-core
+ * machine at load 8–21): seed 0: PPO 100 iterations in 2039 s, gold +1.79 base std at KL 4.11 nats
+ * (PASS); GRPO with its defaults in the same 2041 s runs 823 iterations (2.48 s/it) to gold +2.55
+ * std at KL 56.9 nats (FAIL): the policy writes "… It was the best part was the best part was the"
+ * to the length limit. GRPO passes the bar early and then leaves it: 100 iterations (274 s, 13 % of
+ * PPO's time) give +1.25 std at 2.7 nats (`--algo grpo,rloo --iterations 100`, grpo-config.ts's
+ * header); its training KL (k3 per token × mean length, 10-iteration mean) passes 6 nats at
+ * iteration 152 (470 s) and keeps rising (9 nats at 300, 13 at 400, 34 at 500, 82 at 800) while
+ * the proxy reward rises (1.28 → 2.02), the completions run to the limit (13.8 → 22.8 tokens, 90 %
+ * truncated) and the entropy falls 1.0 → 0.41. Why: β = 0.04 (TRL's default) is a fixed, weak
+ * leash where PPO's adaptive KL controller (target 4 nats) tightens as KL grows, and a GRPO
+ * iteration is one gradient step against PPO's 8, so the same seconds buy ~8× the updates; nothing
+ * in the defaults stops a long run. Seed 1 at 100 iterations (`--algo grpo --seed 1`, rerun): +1.30
+ * std at 2.89 nats, as before. Seed 1 for PPO's seconds (`--algo grpo --iterations 100000
+ * --seconds 2039 --eval-every 50 --seed 1`, seed 0's PPO time: the PPO + GRPO run of seed 1 was
+ * stopped to free a slot; the load fell to 3–4 meanwhile, so 0.5–1.7 s/it, more iterations than
+ * PPO's load would allow); held-out gold (std) / KL (nats) every 50 iterations on 32 samples:
+ * 50: +0.52 / 0.57, 100: +1.13 / 2.22, 150: +1.63 / 5.52 (inside the bar), 200: +2.31 / 11.2,
+ * 400: +2.97 / 25.9, 800: +3.31 / 65.3, 1250: +3.39 / 73.0; at the end 1539 iterations
+ * (1.32 s/it), +3.41 std at 81.7 nats (FAIL; 128 samples). Seed 2 was not run (time). So with its
+ * defaults GRPO reaches the bar within PPO's time on seeds 0 and 1 (at 100–150 iterations, ≤ 15 %
+ * of it) but does not stay in it: run for PPO's whole time it ends at 57 and 82 nats.
+ * A probe, not a defaults change (that needs all 3 seeds): seed 0 with β 0.3 (`--config
+ * '{"beta":0.3}'`, otherwise seed 1's command) holds the KL; every 50 iterations +0.53 / 0.29,
+ * 150: +0.87 / 0.96, 300: +1.24 / 1.48, 650: +1.20 / 2.26, 1050: +1.30 / 1.99 (between +0.73 and
+ * +1.39 from iteration 250 on, KL ≤ 2.5); at the end 2103 iterations (0.97 s/it), +1.33 std at
+ * 2.63 nats (PASS; 128 samples).
  *
  * `--reward-fn FILE.js[=WEIGHT]` (repeatable): a reward function in JavaScript with TRL's shape,
  * `function reward(prompts, completions) { return completions.map(…) }`, as the app's (checked and

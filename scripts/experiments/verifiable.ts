@@ -80,6 +80,29 @@
  *    solved within 3 iterations (zero-spread groups ≈ 1, held-out pass 33.6 % → 98.4 %), so nothing
  *    drives the length (17.5 → 17.3 tokens, first → last 10 iterations). A neutral reward that stays
  *    hard for 30 iterations is still to be found; dapo and dr_grpo were not run with it.
+ *  - length-bias lab, 2026-12-03 (load 14–21 on 2 cores, 6–11 s/it). Base rates from 512 samples
+ *    of the bundled model on the training prompts (scripts/experiments/length-probe.ts, shorter vs
+ *    longer half at the median 15 tokens): the old "friend" reward is length-biased (0.4 % vs
+ *    5.9 %); "in" among the first four words 14.7 % vs 14.6 % but learnt at once, like "lived";
+ *    each of the first three words at most four letters 6.7 % vs 6.6 % (passing 16.5 tokens,
+ *    failing 16.4), now the scenario's reward. With it (lr 2e-4, β 0.04, G 8, batch 32,
+ *    `--eval-samples 8`), held-out pass 7.8 % → grpo / dapo / dr_grpo:
+ *      seed 0, 30 iterations: 46.9 / 43.8 / 45.3 %; zero-spread groups 0.55–0.58;
+ *      seed 1, 45 iterations: 53.1 / 53.1 / 46.9 %; zero-spread 0.56–0.62.
+ *    Mean completion length, iterations 1–10 → 11–end: seed 0 grpo 15.7 → 15.4, dapo 16.0 →
+ *    14.4, dr_grpo 15.7 → 14.8; seed 1 grpo 19.1 → 19.9, dapo 18.8 → 17.5, dr_grpo 18.6 → 18.7.
+ *    Each iteration has the same 4 prompts under every loss type (one seeded order), so the
+ *    paired difference per iteration is the measure; over iterations 11–end, grpo − dapo /
+ *    grpo − dr_grpo (mean ± naive s.e. over iterations, which are autocorrelated):
+ *      length      seed 0 +1.00 ± 0.41 / +0.64 ± 0.28;  seed 1 +2.40 ± 0.36 / +1.25 ± 0.42
+ *      failing     seed 0 +1.40 ± 0.44 / +0.77 ± 0.52;  seed 1 +3.25 ± 0.63 / +1.87 ± 0.63
+ *      truncated   seed 0 +0.05 ± 0.02 / +0.03 ± 0.02;  seed 1 +0.21 ± 0.03 / +0.11 ± 0.03
+ *    and ≈ 0 over iterations 1–10 (−0.33 … +0.52). The direction is Liu et al.'s (grpo's wrong
+ *    answers get longer); the size is a token or two in 30–45 iterations, smaller than the
+ *    iteration-to-iteration noise (±2–3 tokens), so the overlay shows it as a gap in the
+ *    averages, not a clean split of the lines. Commands:
+ *      npx tsx scripts/experiments/verifiable.ts --scenario static/scenarios/grpo/length-bias-lab.json \
+ *        --loss-types grpo,dapo,dr_grpo --eval-samples 8 [--seeds 1 --iterations 45]
  *
  * Writes `<out>/<scenario>-seed<k>[-<lossType>].jsonl` (TRL-named metrics per iteration) and
  * `<out>/<scenario>-summary.json`.
@@ -116,6 +139,13 @@ const { values: a } = parseArgs({
 });
 
 const OUT = resolve(a.out!);
+
+/** Mean of the numbers among `xs` (null where there are none). */
+const meanOf = (xs: (number | null)[]): number | null => {
+  const v = xs.filter((x): x is number => x !== null);
+  return v.length ? stats(v).mean : null;
+};
+const fmt = (x: unknown, digits = 1) => (typeof x === 'number' ? x.toFixed(digits) : '–');
 
 async function main(): Promise<void> {
   if (!a.scenario) throw new Error('--scenario static/scenarios/<id>.json is required');
@@ -178,9 +208,18 @@ async function main(): Promise<void> {
       show('base', before);
       const t0 = performance.now();
       const curve: { iteration: number; passRate: number }[] = [];
+      const passLengths: Record<'lab/length_passing' | 'lab/length_failing', number | null>[] = [];
       for (let i = 0; i < iterations; i++) {
-        const { metrics: m } = await trainer.iteration();
-        appendFileSync(logFile, JSON.stringify(m) + '\n');
+        const { metrics: m, rollout, score } = await trainer.iteration();
+        // Mean length (tokens) of the passing and the failing completions: Liu et al. 2025 show
+        // GRPO's per-sequence normalisation lengthening the wrong answers.
+        const lengthOf = (pass: boolean) => {
+          const l = rollout.responseIds.filter((_, k) => score.rewards[k] >= threshold === pass).map((r) => r.length);
+          return l.length ? stats(l).mean : null;
+        };
+        const lab = { 'lab/length_passing': lengthOf(true), 'lab/length_failing': lengthOf(false) };
+        passLengths.push(lab);
+        appendFileSync(logFile, JSON.stringify({ ...m, ...lab }) + '\n');
         if ((i + 1) % 5 === 0 || i === 0)
           console.log(
             `[${tag}] it ${String(i + 1).padStart(3)} reward ${m.reward.toFixed(2)} zero-std ${m.frac_reward_zero_std.toFixed(2)} len ${m['completions/mean_length'].toFixed(1)} clipped ${m['completions/clipped_ratio'].toFixed(2)} kl ${m.kl === null ? '-' : m.kl.toFixed(3)} ent ${m.entropy.toFixed(2)} | ${m['time/iteration_s'].toFixed(2)} s/it`,
@@ -209,6 +248,13 @@ async function main(): Promise<void> {
         lengthFirst10: stats(lengths.slice(0, 10)).mean,
         lengthLast10: stats(lengths.slice(-10)).mean,
         klLast10: stats(trainer.history.slice(-10).map((m) => m.kl ?? 0)).mean,
+        failingLengthFirst10: meanOf(passLengths.slice(0, 10).map((x) => x['lab/length_failing'])),
+        failingLengthLast10: meanOf(passLengths.slice(-10).map((x) => x['lab/length_failing'])),
+        passingLengthFirst10: meanOf(passLengths.slice(0, 10).map((x) => x['lab/length_passing'])),
+        passingLengthLast10: meanOf(passLengths.slice(-10).map((x) => x['lab/length_passing'])),
+        clippedFirst10: stats(trainer.history.slice(0, 10).map((m) => m['completions/clipped_ratio'])).mean,
+        clippedLast10: stats(trainer.history.slice(-10).map((m) => m['completions/clipped_ratio'])).mean,
+        zeroStdMean: stats(trainer.history.map((m) => m.frac_reward_zero_std)).mean,
         examplesAfter: after.examples,
       });
       trainer.dispose();
@@ -216,7 +262,7 @@ async function main(): Promise<void> {
   console.log(`\n${sc.id} (${iterations} iterations, ${evalSamples} samples × ${heldOut.length} held-out prompts):`);
   for (const r of summary)
     console.log(
-      `  seed ${r.seed}${sc.kind === 'length-lab' ? ` ${String(r.lossType).padEnd(8)}` : ''}: base ${((r.basePassRate as number) * 100).toFixed(1)}% → final ${((r.finalPassRate as number) * 100).toFixed(1)}%, length ${(r.lengthFirst10 as number).toFixed(1)} → ${(r.lengthLast10 as number).toFixed(1)}, ${(r.seconds as number).toFixed(0)} s`,
+      `  seed ${r.seed}${sc.kind === 'length-lab' ? ` ${String(r.lossType).padEnd(8)}` : ''}: base ${((r.basePassRate as number) * 100).toFixed(1)}% → final ${((r.finalPassRate as number) * 100).toFixed(1)}%, length ${(r.lengthFirst10 as number).toFixed(1)} → ${(r.lengthLast10 as number).toFixed(1)} (failing ${fmt(r.failingLengthFirst10)} → ${fmt(r.failingLengthLast10)}, passing ${fmt(r.passingLengthFirst10)} → ${fmt(r.passingLengthLast10)}; truncated ${fmt(r.clippedFirst10, 2)} → ${fmt(r.clippedLast10, 2)}; zero-spread ${fmt(r.zeroStdMean, 2)}), ${(r.seconds as number).toFixed(0)} s`,
     );
   writeFileSync(
     join(

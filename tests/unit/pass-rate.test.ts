@@ -302,8 +302,15 @@ describe('shipped GRPO scenarios', () => {
         [' one star, and', false],
         [' what a film! What a cast!', false, true], // the length limit cut it right after a "!"
       ],
+      'length-bias-lab': [
+        [' met a kind old man.', true],
+        [' and a big dog ran home through the woods.', true],
+        [' lived in a castle.', false],
+        [' met a lonely robot.', false],
+        [' ran home.', false],
+      ],
     };
-    const id = s.kind === 'length-lab' ? 'mention-word' : s.id;
+    const id = s.id;
     expect(cases[id], `no test cases for ${id}`).toBeDefined();
     const got = score(
       s,

@@ -94,6 +94,9 @@ export interface GroupMetrics {
   grad_norm: number;
   learning_rate: number;
   beta: number;
+  /** Updates skipped so far in the run (this one included): batches where every completion was
+   *  masked out (maskTruncatedCompletions, none ended), so the loss had no token to learn from. */
+  skipped_updates: number;
   'time/iteration_s': number;
   /** Mean and Bessel std of each reward function's (or the one source's) scores, TRL's
    *  `rewards/<name>/mean|std`: the parts before weighting, so each rule's progress shows. */
@@ -161,7 +164,10 @@ export interface GroupUpdateStep {
 }
 
 export interface GroupUpdateResult {
+  /** The μ gradient steps; empty when the update was skipped. */
   steps: GroupUpdateStep[];
+  /** No gradient step was taken: every completion was masked out (see `update`). */
+  skipped: boolean;
   metrics: GroupMetrics;
   seconds: number;
 }
@@ -252,6 +258,8 @@ abstract class GroupTrainer<C extends GroupConfig> {
    *  LoRA it is the policy itself, run with its adapters off (`referenceForward`). */
   readonly reference: GPT | null;
   completedIterations = 0;
+  /** Updates skipped for want of any unmasked token (`skipped_updates`). */
+  skippedUpdates = 0;
   readonly history: GroupMetrics[] = [];
 
   private readonly ownsReference: boolean;
@@ -579,12 +587,20 @@ abstract class GroupTrainer<C extends GroupConfig> {
   /**
    * μ = numIterations gradient steps over the whole batch. Throws GroupDivergedError (weights
    * and Adam moments as before the update) on a non-finite loss or gradient.
+   *
+   * Skipped when every completion is masked out (maskTruncatedCompletions on and none reached
+   * end-of-text): the loss has no token, so its gradient is 0 and its masked means 0/0. No step
+   * is taken (weights, Adam moments and step as before), the iteration still counts, and the
+   * metrics log it: loss, gradient norm and clip ratios 0, `skipped_updates` + 1, entropy and
+   * KL of the completions' own tokens (the truncated ones, which the loss would have masked).
    */
   async update(): Promise<GroupUpdateResult> {
     this.expect('update');
     const t0 = performance.now();
     const b = this.batch!;
     const c = this.cfg;
+    const skipped = b.mask.every((row) => row.every((m) => m === 0));
+    if (skipped) return this.finishUpdate(b, [], await this.skippedStep(b), t0);
     const weightsBefore = this.vars.map((x) => tf.clone(x.v));
     const adamBefore = this.adam.snapshot();
     const steps: GroupUpdateStep[] = [];
@@ -603,7 +619,19 @@ abstract class GroupTrainer<C extends GroupConfig> {
     } finally {
       tf.dispose([...weightsBefore, ...adamBefore.m, ...adamBefore.v]);
     }
-    const avg = (k: keyof GroupUpdateStep) => mean(steps.map((s) => s[k]));
+    return this.finishUpdate(b, steps, null, t0);
+  }
+
+  /** The metrics of an update (its steps', or the skipped update's `skip` stats) and the next phase. */
+  private finishUpdate(
+    b: Batch,
+    steps: GroupUpdateStep[],
+    skip: GroupUpdateStep | null,
+    t0: number,
+  ): GroupUpdateResult {
+    const c = this.cfg;
+    if (skip) this.skippedUpdates++;
+    const avg = (k: keyof GroupUpdateStep) => (skip ? skip[k] : mean(steps.map((s) => s[k])));
     const lengths = b.responses.map((r) => r.length);
     const seconds = (performance.now() - t0) / 1000;
     const metrics: GroupMetrics = {
@@ -623,13 +651,50 @@ abstract class GroupTrainer<C extends GroupConfig> {
       grad_norm: avg('gradNorm'),
       learning_rate: c.learningRate,
       beta: c.beta,
+      skipped_updates: this.skippedUpdates,
       'time/iteration_s': b.seconds + seconds,
     };
     this.history.push(metrics);
     this.completedIterations++;
     this.batch = null;
     this.phase = 'rollout';
-    return { steps, metrics, seconds };
+    return { steps, skipped: skip !== null, metrics, seconds };
+  }
+
+  /**
+   * The stats of a skipped update: no loss, gradient or clipping; the entropy of the policy and
+   * (GRPO, β ≠ 0) the k3 KL to the reference over every completion token, truncated ones
+   * included, by one forward pass without gradients.
+   */
+  private async skippedStep(b: Batch): Promise<GroupUpdateStep> {
+    const c = this.cfg;
+    const B = b.responses.length;
+    const lengthMask = b.responses.map((r) => Array.from({ length: b.R }, (_, j) => (j < r.length ? 1 : 0)));
+    const entropyT = tf.tidy(() => {
+      const t = this.rowTensors(
+        { ...b, mask: lengthMask },
+        Array.from({ length: B }, (_, i) => i),
+      );
+      const { logits } = this.policy.forward(t.seq);
+      return logprobsAndEntropyT(logits, t.targets, c.temperature, t.posMask).entropy.mean;
+    });
+    const entropy = (await entropyT.data())[0];
+    entropyT.dispose();
+    let kl = 0;
+    if (this.algo === 'grpo' && b.refLogprobs) {
+      let sum = 0;
+      let n = 0;
+      lengthMask.forEach((row, i) =>
+        row.forEach((m, j) => {
+          if (!m) return;
+          const logr = b.refLogprobs![i][j] - b.oldLogprobs[i][j];
+          sum += Math.exp(logr) - logr - 1;
+          n++;
+        }),
+      );
+      kl = sum / Math.max(n, 1);
+    }
+    return { loss: 0, entropy, kl, clipRatio: 0, clipRatioLow: 0, clipRatioHigh: 0, gradNorm: 0 };
   }
 
   /** rollout → score → advantages → update. */
@@ -719,6 +784,8 @@ abstract class GroupTrainer<C extends GroupConfig> {
     this.promptCursor = state.promptCursor;
     this.history.length = 0;
     this.history.push(...state.history.map((m) => ({ ...m })));
+    // Histories saved before `skipped_updates` existed had none skipped.
+    this.skippedUpdates = state.history.at(-1)?.skipped_updates ?? 0;
     this.batch = null;
   }
 
