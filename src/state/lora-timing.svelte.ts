@@ -9,16 +9,66 @@ import type { ModelInfo } from '../lib/engine/types';
 import { JobCancelledError } from '../lib/engine/errors';
 import { DEFAULT_GRPO_CONFIG } from '../lib/rlhf/grpo-config';
 import { DEFAULT_PPO_CONFIG } from '../lib/rlhf/ppo-config';
-import { grpoIterationSeconds, ppoIterationSeconds, type LoraTimings } from '../lib/rlhf/iteration-estimate';
+import {
+  grpoIterationSeconds,
+  largestBatchThatFits,
+  ppoIterationSeconds,
+  stepBytesAtBatch,
+  type LoraTimings,
+} from '../lib/rlhf/iteration-estimate';
 import { engineState } from './engine.svelte';
 
 /** Prompt length the estimate assumes: the app's prompts are a sentence opening of a few words. */
 export const ESTIMATE_PROMPT_TOKENS = 8;
 
+/** A training step's bytes at a trainer's default rows per step, against one backend's budget. */
+export interface MemoryFit {
+  trainer: 'GRPO' | 'PPO';
+  /** Rows in one training step at the trainer's defaults. */
+  batch: number;
+  bytes: number;
+  backend: string;
+  budgetBytes: number | null;
+  fits: boolean;
+  /** The largest batch whose bytes fit the budget (with MEMORY_MARGIN). */
+  maxBatch: number;
+}
+
 export interface IterationEstimate {
   timings: LoraTimings;
   grpo: number;
   ppo: number;
+  /** Per trainer and backend; empty when the timing had no memory measurement. */
+  memory: MemoryFit[];
+}
+
+/** Rows of one training step at the defaults: GRPO's whole batch; PPO's mini-batch. */
+export const STEP_ROWS = {
+  GRPO: DEFAULT_GRPO_CONFIG.batchSize,
+  PPO: Math.ceil(DEFAULT_PPO_CONFIG.batchSize / DEFAULT_PPO_CONFIG.miniBatches),
+};
+
+/** The memory lines of `t`: each trainer's default step against each budget the timing carried. */
+export function memoryFits(t: LoraTimings): MemoryFit[] {
+  const m = t.memory;
+  if (!m) return [];
+  const out: MemoryFit[] = [];
+  for (const trainer of ['GRPO', 'PPO'] as const)
+    for (const b of m.budgets) {
+      const batch = STEP_ROWS[trainer];
+      const bytes = stepBytesAtBatch(m, t.rows, batch);
+      const maxBatch = largestBatchThatFits(m, t.rows, b.totalBytes);
+      out.push({
+        trainer,
+        batch,
+        bytes,
+        backend: b.name,
+        budgetBytes: b.totalBytes,
+        fits: maxBatch >= batch,
+        maxBatch,
+      });
+    }
+  return out;
 }
 
 let jobCounter = 0;
@@ -43,6 +93,7 @@ export class LoraTimingState {
       timings,
       grpo: grpoIterationSeconds(timings, DEFAULT_GRPO_CONFIG),
       ppo: ppoIterationSeconds(timings, DEFAULT_PPO_CONFIG),
+      memory: memoryFits(timings),
     };
   }
 

@@ -43,6 +43,21 @@ describe('model card speed estimate', () => {
       assert.ok(p, ppo);
       assert.ok(Number(p[1]) > 0, ppo);
       assert.match((await page.textContent('[data-testid="model-speed"]'))!, /a LoRA training step [\d.]+ m?s/);
+      // The training step's memory at the defaults' step rows, against the backend's budget (wasm here).
+      const mem = (await page.locator('[data-testid="model-speed-memory"]').allTextContents()).map((t) =>
+        t.replace(/\s+/g, ' '),
+      );
+      assert.equal(mem.length, 2, mem.join(' | '));
+      for (const [i, who] of [
+        [0, 'GRPO needs about [\\d.]+ GiB at batch 16'],
+        [1, 'PPO needs about [\\d.]+ GiB at batch 8'],
+      ] as const) {
+        const r = new RegExp(`^${who}: (fits|does not fit) wasm's 4\\.0 GiB heap — batch ≤ (\\d+) fits$`).exec(mem[i]);
+        assert.ok(r, mem[i]);
+        // The tiny fixture fits at the default batch, and more rows than that.
+        assert.equal(r[1], 'fits', mem[i]);
+        assert.ok(Number(r[2]) >= (i === 0 ? 16 : 8), mem[i]);
+      }
       // The loaded model is untouched and still samples.
       await page.waitForSelector('[data-testid="generate"]:not([disabled])', { timeout: 30_000 });
       await page.click('[data-testid="generate"]');

@@ -12,6 +12,10 @@ import {
   formatAbout,
   grpoIterationSeconds,
   ppoIterationSeconds,
+  largestBatchThatFits,
+  MEMORY_MARGIN,
+  stepBytesAtBatch,
+  type LoraStepMemory,
   type LoraTimings,
 } from '../../src/lib/rlhf/iteration-estimate';
 import { DEFAULT_GRPO_CONFIG } from '../../src/lib/rlhf/grpo-config';
@@ -115,6 +119,12 @@ describe('timing the pieces (worker side)', () => {
       expect(t[k], k).toBeGreaterThan(0);
     }
     expect(steps).toEqual(Array.from({ length: LORA_TIMING_STEPS }, (_, i) => i + 1));
+    // The step's peak bytes grow with the rows; held: the loaded model and the policy clone at least.
+    const mem = t.memory!;
+    expect(mem.stepBytesOneRow).toBeGreaterThan(0);
+    expect(mem.stepBytes).toBeGreaterThan(mem.stepBytesOneRow);
+    expect(mem.heldBytes).toBeGreaterThanOrEqual(2 * model.numParams() * 4);
+    expect(mem.budgets).toEqual([]);
     expect(model.lora).toBeNull();
     [...model.params.values()].forEach((v, i) => expect(v.dataSync()).toEqual(before[i]));
     expect(tf.memory().numTensors).toBe(tensors);
@@ -157,6 +167,38 @@ describe('timing the pieces (worker side)', () => {
     );
     expect(tf.memory().numTensors).toBe(tensors);
     model.dispose();
+  });
+});
+
+describe('memory of the training step at the batch', () => {
+  const MiB = 2 ** 20;
+  const m: LoraStepMemory = {
+    stepBytes: 400 * MiB, // 4 rows
+    stepBytesOneRow: 160 * MiB, // 80 MiB a row beyond the first
+    heldBytes: 700 * MiB,
+    budgets: [],
+  };
+  test('the line through one row and the timed rows, plus what is held', () => {
+    expect(stepBytesAtBatch(m, 4, 1)).toBe(860 * MiB);
+    expect(stepBytesAtBatch(m, 4, 4)).toBe(1100 * MiB);
+    expect(stepBytesAtBatch(m, 4, 16)).toBe((700 + 160 + 15 * 80) * MiB);
+    // Timed on one row only: that row × batch.
+    expect(stepBytesAtBatch({ ...m, stepBytes: 100 * MiB }, 1, 8)).toBe(1500 * MiB);
+    // Noise that makes more rows look cheaper: no negative slope.
+    expect(stepBytesAtBatch({ ...m, stepBytes: 100 * MiB }, 4, 16)).toBe(860 * MiB);
+  });
+
+  test('the largest batch that fits the budget with the margin', () => {
+    const budget = 4096 * MiB; // room 0.9 × 4096 = 3686.4 MiB: 860 + (b − 1)·80 ≤ 3686.4 → b ≤ 36.33
+    expect(MEMORY_MARGIN).toBe(0.9);
+    expect(largestBatchThatFits(m, 4, budget)).toBe(36);
+    expect(stepBytesAtBatch(m, 4, 36)).toBeLessThanOrEqual(budget * MEMORY_MARGIN);
+    expect(stepBytesAtBatch(m, 4, 37)).toBeGreaterThan(budget * MEMORY_MARGIN);
+    expect(largestBatchThatFits(m, 4, 800 * MiB)).toBe(0);
+    expect(largestBatchThatFits(m, 4, null)).toBe(1024);
+    expect(largestBatchThatFits({ ...m, stepBytes: 160 * MiB }, 4, budget)).toBe(1024);
+    expect(largestBatchThatFits(m, 4, budget, 20)).toBe(20);
+    expect(largestBatchThatFits(m, 4, budget, 1024, 1)).toBe(41); // 860 + 40·80 = 4060 ≤ 4096
   });
 });
 

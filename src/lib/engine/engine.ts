@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { activeWebGPUDevice, backendLimits, chooseBackend, configureWasm, resetBackend, smokeTest } from './backend';
+import { budgets } from '../model/memory';
 import { BackendInitError, DeviceLostError, EngineError, InvalidInputError } from './errors';
 import { NotReadyError } from './errors';
 import { ModelLoadError, WeightsFormatError } from '../model/errors';
@@ -832,7 +833,13 @@ export class LocalEngine implements Engine, EngineTestHooks {
     const cached = cache.get(key);
     if (cached) return cached;
     const t = await this.runJob(jobId, (checkpoint) =>
-      timeLoraPieces(model, req, checkpoint, (done) => onProgress?.({ jobId, step: done, total: LORA_TIMING_STEPS })),
+      timeLoraPieces(
+        model,
+        req,
+        checkpoint,
+        (done) => onProgress?.({ jobId, step: done, total: LORA_TIMING_STEPS }),
+        budgets(backendLimits(this.info!.name)),
+      ),
     );
     cache.set(key, t);
     return t;

@@ -12,6 +12,9 @@
  *    (`logprobsAndEntropyT`), gradients of the adapters only and one Adam step (`Adam`, PPO_ADAM);
  *  forward and training step on a few of the batch's rows ({@link timingRows}): the estimate
  *  scales them to the batch, and the timing stays within memory where a whole batch would not.
+ *  The training step's peak bytes over what was held before it (`tf.profile`'s peakBytes) are
+ *  taken on the warm-ups at the same row counts, for "needs about X GiB at batch N" (the timed
+ *  steps run unprofiled).
  * Each after a warm-up at the same shape (kernels compile per shape on WebGPU; the wasm heap
  * grows on the first big step), as the Pretrain page times its presets.
  */
@@ -22,7 +25,7 @@ import { Rng } from '../model/rng';
 import { generate } from '../model/sampling';
 import { Adam } from '../rlhf/adam';
 import { logprobsAndEntropyT, logprobsOfTokens } from '../rlhf/entropy';
-import type { LoraTimings } from '../rlhf/iteration-estimate';
+import type { LoraStepMemory, LoraTimings } from '../rlhf/iteration-estimate';
 import { PPO_ADAM } from '../rlhf/ppo';
 import { InvalidInputError } from './errors';
 
@@ -79,6 +82,7 @@ export async function timeLoraPieces(
   req: LoraTimingRequest,
   checkpoint: () => Promise<void> = async () => {},
   onStep?: (done: number) => void,
+  budgets: LoraStepMemory['budgets'] = [],
 ): Promise<LoraTimings> {
   checkTimingRequest(model, req);
   const { batch: B, promptTokens: P, newTokens: T } = req;
@@ -179,11 +183,21 @@ export async function timeLoraPieces(
       await vars[0].data(); // the update has run
       return (performance.now() - t0) / 1000;
     };
-    await train();
+    // Peak bytes of a step over what is held before it, on the warm-ups (profiling slows kernels).
+    const peakOf = async (run: () => Promise<number>) => {
+      const before = tf.memory().numBytes;
+      const info = await tf.profile(async () => {
+        await run();
+        return [];
+      });
+      return Math.max(0, info.peakBytes - before);
+    };
+    const stepBytes = await peakOf(() => train());
     await step();
     const trainStep = await train();
     await step();
     const mask1 = tf.ones([1, L]) as tf.Tensor2D;
+    const stepBytesOneRow = await peakOf(() => train(one.seq, one.targets, mask1));
     const trainStep1 = await train(one.seq, one.targets, mask1);
     tf.dispose([one.seq, one.targets, mask1]);
     await step();
@@ -198,6 +212,14 @@ export async function timeLoraPieces(
       trainStep,
       forwardOneRow: fwd1,
       trainStepOneRow: trainStep1,
+      memory: {
+        stepBytes,
+        stepBytesOneRow,
+        // The loaded model and the trainer's policy clone (grpo.ts / ppo.ts clone it under LoRA
+        // too), and the adapters with Adam's moments and the rollback snapshot of both.
+        heldBytes: 2 * model.numParams() * 4 + 6 * vars.reduce((n, v) => n + v.size * 4, 0),
+        budgets,
+      },
     };
   } finally {
     tf.dispose([seq, targets, mask]);

@@ -15,7 +15,14 @@
  * the frozen trunk, so the weights are there once and only the adapters A are trained:
  * W + k·A with the same counts on A. A uses PEFT's default target modules per architecture
  * (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`: GPT-2 `c_attn`, Llama `q_proj`, `v_proj`)
- * at rank 8. Activations grow with the batch and are not counted; the numbers are a floor.
+ * at rank 8.
+ * These are weights-only floors, not the whole story: activations, gradients of the activations
+ * and the logits (B × L × vocabulary floats) grow with the batch and are not counted, and with
+ * LoRA they dominate. Measured on wasm (scripts/bench/hf-shapes.ts): distilgpt2 GRPO with LoRA,
+ * a floor of a few hundred MiB here, peaked at 2863 MiB at 8 rows and ran out of the 4 GB heap at
+ * the default 16; SmolLM2-135M ran out at 4 rows. The model card's Measure
+ * (`../engine/lora-timing.ts`) measures a LoRA training step's bytes on the loaded model and says
+ * which batch fits.
  */
 import { archOf, type GPTConfig } from './config';
 import { parameterShapes } from './gpt';
@@ -34,7 +41,7 @@ export const LORA_DEFAULT_RANK = 8;
 export interface MemoryUse {
   key: string;
   label: string;
-  /** How the number is made, in copies of W (weights) and A (adapters). */
+  /** How the number is made, in copies of W (weights) and A (adapters); activations are not counted. */
   copies: string;
   bytes: number;
 }
@@ -69,10 +76,10 @@ export function memoryUses(plan: ModelPlan, rank = LORA_DEFAULT_RANK): MemoryUse
     { key: 'reward-full', label: 'Reward model, full', copies: '5 W', bytes: full(5) },
     { key: 'grpo-full', label: 'GRPO, full', copies: '10 W', bytes: full(10) },
     { key: 'ppo-full', label: 'PPO, full', copies: '17 W', bytes: full(17) },
-    { key: 'sft-lora', label: `SFT / DPO, LoRA r=${rank}`, copies: 'W + 4 A', bytes: lora(4) },
-    { key: 'reward-lora', label: `Reward model, LoRA r=${rank}`, copies: 'W + 4 A', bytes: lora(4) },
-    { key: 'grpo-lora', label: `GRPO, LoRA r=${rank}`, copies: 'W + 8 A', bytes: lora(8) },
-    { key: 'ppo-lora', label: `PPO, LoRA r=${rank}`, copies: 'W + 15 A', bytes: lora(15) },
+    { key: 'sft-lora', label: `SFT / DPO, LoRA r=${rank} (weights only)`, copies: 'W + 4 A', bytes: lora(4) },
+    { key: 'reward-lora', label: `Reward model, LoRA r=${rank} (weights only)`, copies: 'W + 4 A', bytes: lora(4) },
+    { key: 'grpo-lora', label: `GRPO, LoRA r=${rank} (weights only)`, copies: 'W + 8 A', bytes: lora(8) },
+    { key: 'ppo-lora', label: `PPO, LoRA r=${rank} (weights only)`, copies: 'W + 15 A', bytes: lora(15) },
   ];
 }
 

@@ -51,6 +51,52 @@ export interface LoraTimings {
   /** The forward and the training step on one row. */
   forwardOneRow: number;
   trainStepOneRow: number;
+  /** Peak bytes of the LoRA training step (tf.profile) and what a trainer holds besides, when measured. */
+  memory?: LoraStepMemory;
+}
+
+/**
+ * Bytes of a LoRA training step, measured with the timings: the step's peak over what was held
+ * before it (activations, gradients, Adam's temporaries) on `rows` rows and on one row, what a
+ * trainer holds besides (the loaded model, the trainer's policy clone, adapters and their Adam
+ * state), and the backends' budgets (`../model/memory.ts` `budgets`).
+ */
+export interface LoraStepMemory {
+  stepBytes: number;
+  stepBytesOneRow: number;
+  heldBytes: number;
+  budgets: { name: string; totalBytes: number | null }[];
+}
+
+/** Share of a budget the estimate may fill, the same for every backend (fragmentation, the sampler's cache). */
+export const MEMORY_MARGIN = 0.9;
+
+/** Bytes of a training step over `batch` rows: the line through one row and `rows` rows (as {@link batchTimes}), plus `held`. */
+export function stepBytesAtBatch(m: LoraStepMemory, rows: number, batch: number): number {
+  if (rows === 1) return m.heldBytes + batch * m.stepBytes;
+  const perRow = Math.max(0, (m.stepBytes - m.stepBytesOneRow) / (rows - 1));
+  return m.heldBytes + m.stepBytesOneRow + (batch - 1) * perRow;
+}
+
+/**
+ * The largest batch (≤ `cap`) whose {@link stepBytesAtBatch} fits `margin` of `budget`: 0 when
+ * not even one row fits, `cap` when the budget is unstated or the bytes do not grow with the rows.
+ */
+export function largestBatchThatFits(
+  m: LoraStepMemory,
+  rows: number,
+  budget: number | null,
+  cap = 1024,
+  margin = MEMORY_MARGIN,
+): number {
+  if (budget === null) return cap;
+  const room = budget * margin;
+  if (stepBytesAtBatch(m, rows, 1) > room) return 0;
+  const perRow = rows === 1 ? m.stepBytes : Math.max(0, (m.stepBytes - m.stepBytesOneRow) / (rows - 1));
+  if (perRow === 0) return cap;
+  let b = Math.min(cap, 1 + Math.floor((room - stepBytesAtBatch(m, rows, 1)) / perRow));
+  while (b > 1 && stepBytesAtBatch(m, rows, b) > room) b--; // floating-point edge
+  return b;
 }
 
 export interface GrpoEstimateSettings {
