@@ -17,6 +17,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ADAM_WASM_BASE64 } from './adam-wasm';
 import { f32Values } from './tensor-view';
+import { instantiateSync } from './wasm-module';
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -30,22 +31,11 @@ let exportsCache: Exports | null = null;
 let loadFailed = false;
 let forcedOff = false;
 
-function decodeBase64(s: string): Uint8Array {
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
 function kernel(): Exports | null {
   if (forcedOff || loadFailed) return null;
   if (exportsCache) return exportsCache;
-  try {
-    const mod = new WebAssembly.Module(decodeBase64(ADAM_WASM_BASE64) as BufferSource);
-    exportsCache = new WebAssembly.Instance(mod, {}).exports as unknown as Exports;
-  } catch {
-    loadFailed = true; // e.g. no wasm SIMD: the TF.js ops stay in use
-  }
+  exportsCache = instantiateSync<Exports>(ADAM_WASM_BASE64);
+  loadFailed = exportsCache === null; // e.g. no wasm SIMD: the TF.js ops stay in use
   return exportsCache;
 }
 

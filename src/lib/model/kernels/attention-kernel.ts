@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ATTENTION_WASM_BASE64 } from './attention-wasm';
 import { f32Values } from './tensor-view';
+import { decodeBase64, instantiateSync } from './wasm-module';
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -28,23 +29,12 @@ let exportsCache: Exports | null = null;
 let loadFailed = false;
 let forcedOff = false;
 
-function decodeBase64(s: string): Uint8Array {
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
 /** The instantiated kernel (compiled synchronously on first use unless prepared), or null where it cannot run (e.g. no wasm SIMD). */
 function kernel(): Exports | null {
   if (forcedOff || loadFailed) return null;
   if (exportsCache) return exportsCache;
-  try {
-    const mod = new WebAssembly.Module(decodeBase64(ATTENTION_WASM_BASE64) as BufferSource);
-    exportsCache = new WebAssembly.Instance(mod, {}).exports as unknown as Exports;
-  } catch {
-    loadFailed = true; // e.g. no wasm SIMD: the TF.js ops stay in use
-  }
+  exportsCache = instantiateSync<Exports>(ATTENTION_WASM_BASE64);
+  loadFailed = exportsCache === null; // e.g. no wasm SIMD: the TF.js ops stay in use
   return exportsCache;
 }
 

@@ -15,6 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GEMM_RELAXED_WASM_BASE64 } from './gemm-relaxed-wasm';
 import { GEMM_SIMD_WASM_BASE64 } from './gemm-simd-wasm';
+import { decodeBase64 } from './wasm-module';
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -29,13 +30,6 @@ export type GemmBuild = 'relaxed' | 'simd';
 
 const loaded: Partial<Record<GemmBuild, Exports | null>> = {};
 let forced: GemmBuild | 'off' | null = null;
-
-function decodeBase64(s: string): Uint8Array {
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
 
 function load(build: GemmBuild): Exports | null {
   if (build in loaded) return loaded[build]!;

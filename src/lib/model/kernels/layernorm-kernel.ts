@@ -17,6 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { LAYERNORM_WASM_BASE64 } from './layernorm-wasm';
 import { f32Values } from './tensor-view';
 import { GELU_TANH } from '../ops';
+import { instantiateSync } from './wasm-module';
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -31,22 +32,11 @@ let exportsCache: Exports | null = null;
 let loadFailed = false;
 let forcedOff = false;
 
-function decodeBase64(s: string): Uint8Array {
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
 function kernel(): Exports | null {
   if (forcedOff || loadFailed) return null;
   if (exportsCache) return exportsCache;
-  try {
-    const mod = new WebAssembly.Module(decodeBase64(LAYERNORM_WASM_BASE64) as BufferSource);
-    exportsCache = new WebAssembly.Instance(mod, {}).exports as unknown as Exports;
-  } catch {
-    loadFailed = true;
-  }
+  exportsCache = instantiateSync<Exports>(LAYERNORM_WASM_BASE64);
+  loadFailed = exportsCache === null;
   return exportsCache;
 }
 
